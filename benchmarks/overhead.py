@@ -1,0 +1,194 @@
+"""Worker overhead: trivial tasks end to end on the real Redis, hooked vs unhooked.
+
+Each mode has its own prefork worker and its own long-lived client process,
+each pair on its own queue and key prefix; in the hooked mode both the worker and
+the client call ``stemtrace.init`` (once, at start, as a real deployment does).
+Runs alternate between the modes; a run makes the client send ``--tasks`` ``add``
+tasks and wait for every result. Target: <= 1.03x.
+
+Reported per mode: the median wall time and the median CPU seconds spent by the
+worker (main process and pool children), the client (publisher thread included)
+and the local ``redis-server``. On a 2-core machine the run saturates both cores,
+so total CPU is what throughput pays for; it is also far steadier than wall time
+when other jobs share the box.
+
+    python benchmarks/overhead.py [--tasks 2000] [--runs 7] [--pool prefork] [--concurrency 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+
+import redis  # noqa: E402
+from tests.support import AppSettings, WorkerProcess, make_app  # noqa: E402
+from tests.support.app import SETTINGS_ENV  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+PARTS = ("worker", "client", "redis")
+
+
+def cpu_of(pid: int) -> float:
+    """User + system CPU seconds of one process (all its threads), 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def process_tree(pid: int) -> list[int]:
+    out = [pid]
+    for thread in Path(f"/proc/{pid}/task").iterdir():
+        for child in (thread / "children").read_text().split():
+            out += process_tree(int(child))
+    return out
+
+
+def redis_pid() -> int | None:
+    found = subprocess.run(["pgrep", "-x", "redis-server"], capture_output=True, text=True, check=False)
+    pids = found.stdout.split()
+    return int(pids[0]) if len(pids) == 1 else None
+
+
+def client_main() -> None:
+    """The client process: ``stemtrace.init`` once when hooked, then one run per stdin line."""
+    settings = AppSettings.from_env()
+    tasks = make_app(settings)  # calls stemtrace.init when settings.instrument
+    for line in sys.stdin:
+        count = int(line)
+        start = time.perf_counter()
+        results = [tasks.add.delay(i, i) for i in range(count)]
+        for result in results:
+            result.get(timeout=120)
+        wall = time.perf_counter() - start
+        if settings.instrument:
+            from stemtrace.capture import state
+
+            st = state.current()
+            assert st is not None
+            st.emitter().flush(5.0)  # this run's events are paid for in this run
+        print(json.dumps({"wall": wall}), flush=True)
+
+
+class Client:
+    def __init__(self, settings: AppSettings) -> None:
+        env = dict(os.environ, **{SETTINGS_ENV: settings.to_env()})
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--client"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, count: int) -> float:
+        stdin, stdout = self.proc.stdin, self.proc.stdout
+        assert stdin is not None and stdout is not None
+        stdin.write(f"{count}\n")
+        stdin.flush()
+        return float(json.loads(stdout.readline())["wall"])
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def run(client: Client, count: int, worker_pid: int, server: int | None) -> dict[str, float]:
+    pids = process_tree(worker_pid)
+    before = {p: cpu_of(p) for p in pids}
+    redis_before = cpu_of(server) if server else 0.0
+    client_before = cpu_of(client.proc.pid)
+    wall = client.run(count)
+    return {
+        "wall": wall,
+        "worker": sum(cpu_of(p) - before[p] for p in pids),
+        "client": cpu_of(client.proc.pid) - client_before,
+        "redis": (cpu_of(server) - redis_before) if server else 0.0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--pool", default="prefork")
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        client_main()
+        return
+    modes = {
+        "unhooked": AppSettings(broker_url=args.redis, backend_url=args.redis, instrument=False),
+        "hooked": AppSettings(broker_url=args.redis, backend_url=args.redis, instrument=True),
+    }
+    workers = {m: WorkerProcess(s, args.pool, concurrency=args.concurrency) for m, s in modes.items()}
+    server = redis_pid() if "127.0.0.1" in args.redis or "localhost" in args.redis else None
+    samples: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
+    clients: dict[str, Client] = {}
+    try:
+        for worker in workers.values():
+            worker.start()
+        clients = {m: Client(s) for m, s in modes.items()}
+        for i in range(args.runs + 1):
+            for mode in modes:
+                proc = workers[mode].proc
+                assert proc is not None
+                sample = run(clients[mode], args.tasks, proc.pid, server)
+                if i > 0:  # the first round warms workers and clients up
+                    samples[mode].append(sample)
+    finally:
+        for c in clients.values():
+            c.close()
+        for worker in workers.values():
+            worker.stop()
+        client = redis.Redis.from_url(args.redis)
+        for settings in modes.values():
+            keys = list(client.scan_iter(match=f"{settings.prefix}*"))
+            if keys:
+                client.delete(*keys)
+    report(samples, args)
+
+
+def report(samples: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> None:
+    def med(mode: str, key: str) -> float:
+        return statistics.median(s[key] for s in samples[mode])
+
+    def total(s: dict[str, float]) -> float:
+        return sum(s[p] for p in PARTS)
+
+    print(
+        f"{args.tasks} tasks per run, {args.runs} interleaved runs per mode, "
+        f"{args.pool} -c {args.concurrency}, Redis {args.redis}"
+    )
+    for mode, runs in samples.items():
+        walls = " ".join(f"{s['wall']:.3f}" for s in runs)
+        cpu = "  ".join(f"{p} {med(mode, p):.3f}" for p in PARTS)
+        total_cpu = statistics.median(total(s) for s in runs)
+        print(f"{mode:9s}: wall median {med(mode, 'wall'):.3f} s (runs {walls})")
+        print(f"{'':9s}  CPU s median: {cpu}  total {total_cpu:.3f}")
+    base, hooked = samples["unhooked"], samples["hooked"]
+    print(f"ratio hooked/unhooked, wall (medians): {med('hooked', 'wall') / med('unhooked', 'wall'):.3f}x")
+    pairs = [h["wall"] / u["wall"] for h, u in zip(hooked, base, strict=True)]
+    print(f"ratio hooked/unhooked, wall (median of per-round ratios): {statistics.median(pairs):.3f}x")
+    cpu_hooked = statistics.median(total(s) for s in hooked)
+    cpu_base = statistics.median(total(s) for s in base)
+    print(f"ratio hooked/unhooked, total CPU (medians): {cpu_hooked / cpu_base:.3f}x")
+    per_task = (cpu_hooked - cpu_base) / args.tasks
+    print(f"added CPU per task, all processes: {per_task * 1e6:.1f} us")
+
+
+if __name__ == "__main__":
+    main()

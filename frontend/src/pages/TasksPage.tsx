@@ -1,0 +1,270 @@
+// Tasks: a dense, virtualized, server-paged table with filters and search in the URL.
+import { keepPreviousData, useInfiniteQuery, useQuery } from '@tanstack/react-query';
+import { useVirtualizer } from '@tanstack/react-virtual';
+import { useEffect, useMemo, useRef, useState } from 'react';
+import { Link, useNavigate } from 'react-router';
+import { api, type TaskFilters } from '../api/client';
+import type { TaskSummary } from '../api/types';
+import { useLive } from '../app/live';
+import { useDebouncedParam, useUrlState } from '../app/urlstate';
+import { Duration, Empty, ErrorBanner, NoEventsHint, StateBadge, Time } from '../components/common';
+import { TASK_STATES } from '../domain/states';
+import { rangeFilter, TimeRange } from '../components/TimeRange';
+import { rangeToSince } from '../domain/time';
+import { exceptionName, findTaskId } from '../domain/values';
+
+const PAGE = 200;
+/** 10,000 rows: past that, narrowing the filters beats scrolling. */
+const MAX_PAGES = 50;
+export const ROW_HEIGHT = 25;
+
+export function TasksPage() {
+  const [params, set] = useUrlState();
+  const navigate = useNavigate();
+  const live = useLive();
+  const states = params.getAll('state');
+  const range = params.get('range');
+  const filters: TaskFilters = {
+    name: params.get('name') ?? undefined,
+    state: states,
+    exception_type: params.getAll('exception_type'),
+    worker: params.get('worker') ?? undefined,
+    queue: params.get('queue') ?? undefined,
+    q: params.get('q') ?? undefined,
+    ...rangeFilter(params),
+    workflow: params.get('workflow') ?? undefined,
+  };
+  // `since` moves with the clock; key the cache on the preset, not the instant.
+  const key = ['tasks', { ...filters, since: range === 'custom' ? filters.since : range }];
+
+  const query = useInfiniteQuery({
+    queryKey: key,
+    queryFn: ({ pageParam, signal }) => api.tasks(filters, pageParam, PAGE, signal),
+    initialPageParam: null as string | null,
+    getNextPageParam: (last) => last.next_cursor,
+    placeholderData: keepPreviousData,
+    refetchInterval: live.pollMs,
+  });
+  const names = useQuery({ queryKey: ['task-names'], queryFn: ({ signal }) => api.taskNames(signal), staleTime: 30_000 });
+  const workers = useQuery({ queryKey: ['workers'], queryFn: ({ signal }) => api.workers(signal), staleTime: 30_000 });
+
+  const rows = useMemo(() => query.data?.pages.flatMap((p) => p.items) ?? [], [query.data]);
+  const hasFilters = [...params.keys()].length > 0;
+
+  return (
+    <div className="page tasks-page">
+      <div className="page-head">
+        <h1>Tasks</h1>
+        <span className="muted">{rows.length ? `${rows.length.toLocaleString()}${query.hasNextPage ? '+' : ''} shown` : ''}</span>
+      </div>
+      <Filters
+        params={params}
+        set={set}
+        names={names.data?.items.map((n) => n.name) ?? []}
+        workers={workers.data?.items.map((w) => w.hostname) ?? []}
+        queues={[...new Set(workers.data?.items.flatMap((w) => w.queues) ?? [])]}
+        onJump={(id) => navigate(`/tasks/${id}`)}
+      />
+      <ErrorBanner error={query.error} what="tasks" />
+      <ErrorBanner error={names.error} what="task names" />
+      {query.isPending ? (
+        <div className="loading">Loading tasks…</div>
+      ) : rows.length === 0 && !query.error ? (
+        hasFilters ? (
+          <Empty title="No task matches these filters">
+            <button type="button" className="btn" onClick={() => navigate('/tasks')}>Clear filters</button>
+          </Empty>
+        ) : (
+          <Empty title="No events yet">
+            <NoEventsHint />
+          </Empty>
+        )
+      ) : (
+        <TaskTable
+          rows={rows}
+          onEnd={() => {
+            if (query.hasNextPage && !query.isFetchingNextPage && (query.data?.pages.length ?? 0) < MAX_PAGES) void query.fetchNextPage();
+          }}
+          loadingMore={query.isFetchingNextPage}
+          capped={!!query.hasNextPage && (query.data?.pages.length ?? 0) >= MAX_PAGES}
+        />
+      )}
+    </div>
+  );
+}
+
+function Filters(props: {
+  params: URLSearchParams;
+  set: (u: Record<string, string | string[] | null>) => void;
+  names: string[];
+  workers: string[];
+  queues: string[];
+  onJump: (id: string) => void;
+}) {
+  const { params, set } = props;
+  const states = params.getAll('state');
+  const commitQ = useMemo(() => (v: string) => set({ q: v }), [set]);
+  const commitName = useMemo(() => (v: string) => set({ name: v }), [set]);
+  const commitWorker = useMemo(() => (v: string) => set({ worker: v }), [set]);
+  const commitQueue = useMemo(() => (v: string) => set({ queue: v }), [set]);
+  // The box edits the first exception type; more (from a link or the API) stay as removable chips.
+  const excTypes = params.getAll('exception_type');
+  const excKey = excTypes.join('\n');
+  const commitExc = useMemo(
+    () => (v: string) => set({ exception_type: [v.trim(), ...(excKey ? excKey.split('\n') : []).slice(1)].filter(Boolean) }),
+    [set, excKey],
+  );
+  const [q, setQ] = useDebouncedParam(params.get('q') ?? '', commitQ);
+  const [name, setName] = useDebouncedParam(params.get('name') ?? '', commitName);
+  const [worker, setWorker] = useDebouncedParam(params.get('worker') ?? '', commitWorker);
+  const [queue, setQueue] = useDebouncedParam(params.get('queue') ?? '', commitQueue);
+  const [excType, setExcType] = useDebouncedParam(excTypes[0] ?? '', commitExc);
+  // Exact types are long (`builtins.ValueError`): suggest the ones that failed lately, once asked.
+  const [suggestExc, setSuggestExc] = useState(false);
+  const failures = useQuery({
+    queryKey: ['failures', 'exception-types'],
+    queryFn: ({ signal }) => api.failures({ since: rangeToSince('7d') }, signal),
+    enabled: suggestExc,
+    staleTime: 60_000,
+  });
+  const knownExc = [...new Set((failures.data?.items ?? []).flatMap((f) => (f.exception_type ? [f.exception_type] : [])))].sort();
+
+  return (
+    <div className="filters" role="group" aria-label="Filters">
+      <input
+        type="search"
+        data-page-search
+        className="search"
+        placeholder="Search task-id prefix or argument text  ( / )"
+        aria-label="Search tasks"
+        value={q}
+        onChange={(e) => setQ(e.target.value)}
+        onKeyDown={(e) => {
+          const id = e.key === 'Enter' ? findTaskId(q) : null;
+          if (id) props.onJump(id);
+        }}
+      />
+      <input list="task-names" placeholder="Task name" aria-label="Task name" value={name} onChange={(e) => setName(e.target.value)} />
+      <datalist id="task-names">
+        {props.names.map((n) => <option key={n} value={n} />)}
+      </datalist>
+      <input list="worker-names" placeholder="Worker" aria-label="Worker" value={worker} onChange={(e) => setWorker(e.target.value)} />
+      <datalist id="worker-names">
+        {props.workers.map((n) => <option key={n} value={n} />)}
+      </datalist>
+      <input list="queue-names" placeholder="Queue" aria-label="Queue" value={queue} onChange={(e) => setQueue(e.target.value)} className="narrow" />
+      <datalist id="queue-names">
+        {props.queues.map((n) => <option key={n} value={n} />)}
+      </datalist>
+      <input
+        list="exception-types"
+        placeholder="Exception type"
+        aria-label="Exception type"
+        title="Exact exception type, e.g. builtins.ValueError"
+        value={excType}
+        onFocus={() => setSuggestExc(true)}
+        onChange={(e) => setExcType(e.target.value)}
+      />
+      <datalist id="exception-types">
+        {knownExc.map((n) => <option key={n} value={n} />)}
+      </datalist>
+      {excTypes.slice(1).map((t, i) => (
+        <button
+          key={t}
+          type="button"
+          className="chip on exc-chip"
+          title={t}
+          aria-label={`Remove exception type filter ${t}`}
+          onClick={() => set({ exception_type: excTypes.filter((_, j) => j !== i + 1) })}
+        >
+          {exceptionName(t)} ×
+        </button>
+      ))}
+      <TimeRange params={params} set={set} />
+      <div className="chips" role="group" aria-label="States">
+        {TASK_STATES.map((s) => {
+          const on = states.includes(s);
+          return (
+            <button
+              key={s}
+              type="button"
+              className={`chip ${on ? `on st-${s.toLowerCase()}` : ''}`}
+              aria-pressed={on}
+              onClick={() => set({ state: on ? states.filter((x) => x !== s) : [...states, s] })}
+            >
+              {s}
+            </button>
+          );
+        })}
+      </div>
+    </div>
+  );
+}
+
+const COLUMNS = ['State', 'Name', 'Args', 'Worker', 'Queue', 'Received', 'Runtime', 'Retries', 'Exception'];
+
+function TaskTable({ rows, onEnd, loadingMore, capped }: { rows: TaskSummary[]; onEnd: () => void; loadingMore: boolean; capped: boolean }) {
+  const scrollRef = useRef<HTMLDivElement>(null);
+  const navigate = useNavigate();
+  const [cursor, setCursor] = useState(-1);
+  const virt = useVirtualizer({ count: rows.length, getScrollElement: () => scrollRef.current, estimateSize: () => ROW_HEIGHT, overscan: 12 });
+  const items = virt.getVirtualItems();
+  const lastIndex = items.at(-1)?.index ?? 0;
+  useEffect(() => {
+    if (lastIndex >= rows.length - 40) onEnd();
+  }, [lastIndex, rows.length, onEnd]);
+
+  const onKey = (e: React.KeyboardEvent) => {
+    if (e.key === 'ArrowDown' || e.key === 'j') {
+      e.preventDefault();
+      const n = Math.min(rows.length - 1, cursor + 1);
+      setCursor(n);
+      virt.scrollToIndex(n);
+    } else if (e.key === 'ArrowUp' || e.key === 'k') {
+      e.preventDefault();
+      const n = Math.max(0, cursor - 1);
+      setCursor(n);
+      virt.scrollToIndex(n);
+    } else if (e.key === 'Enter' && rows[cursor]) navigate(`/tasks/${rows[cursor].id}`);
+  };
+
+  return (
+    <div className="table tasks-table" role="table" aria-label="Tasks" aria-rowcount={rows.length}>
+      <div className="tr th" role="row">
+        {COLUMNS.map((c) => <div key={c} role="columnheader" className={`td c-${c.toLowerCase()}`}>{c}</div>)}
+      </div>
+      <div className="tbody" ref={scrollRef} tabIndex={0} onKeyDown={onKey} aria-label="Task rows">
+        <div style={{ height: virt.getTotalSize(), position: 'relative' }}>
+          {items.map((vi) => {
+            const t = rows[vi.index];
+            if (!t) return null;
+            return (
+              <div
+                key={t.id}
+                role="row"
+                className={`tr${vi.index === cursor ? ' cursor' : ''}${t.exception_type ? ' failed' : ''}`}
+                style={{ transform: `translateY(${vi.start}px)`, height: ROW_HEIGHT }}
+                data-task-id={t.id}
+                onClick={() => setCursor(vi.index)}
+              >
+                <div role="cell" className="td c-state"><StateBadge state={t.state} /></div>
+                <div role="cell" className="td c-name">
+                  <Link to={`/tasks/${t.id}`} title={`${t.name ?? '?'} · ${t.id}`}>{t.name ?? <em>unknown</em>}</Link>
+                </div>
+                <div role="cell" className="td c-args mono" title={t.args_preview ?? ''}>{t.args_preview ?? ''}</div>
+                <div role="cell" className="td c-worker" title={t.worker ?? ''}>{t.worker ?? '—'}</div>
+                <div role="cell" className="td c-queue">{t.queue ?? '—'}</div>
+                <div role="cell" className="td c-received"><Time ts={t.received_at ?? t.sent_at} /></div>
+                <div role="cell" className="td c-runtime num"><Duration ms={t.runtime_ms} /></div>
+                <div role="cell" className="td c-retries num">{t.retries || ''}</div>
+                <div role="cell" className="td c-exception" title={t.exception_type ?? ''}>{exceptionName(t.exception_type)}</div>
+              </div>
+            );
+          })}
+        </div>
+        {loadingMore && <div className="loading-more">Loading more…</div>}
+        {capped && <div className="loading-more">Showing the first {rows.length.toLocaleString()} matches: narrow the filters or the time range to see older tasks.</div>}
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,97 @@
+// Workers: online state, heartbeat, running and registered tasks; per task name: throughput,
+// failure rate and runtime p50/p95.
+import { useQuery } from '@tanstack/react-query';
+import { Link } from 'react-router';
+import { api } from '../api/client';
+import { useLive } from '../app/live';
+import { useUrlState } from '../app/urlstate';
+import { Duration, Empty, ErrorBanner, Loading, NoEventsHint, Time } from '../components/common';
+import { Sparkline } from '../components/Sparkline';
+import { RANGE_PRESETS, rangeToSince } from '../domain/time';
+
+export function WorkersPage() {
+  const [params, set] = useUrlState();
+  const live = useLive();
+  const range = params.get('range') ?? '1h';
+  const workers = useQuery({ queryKey: ['workers'], queryFn: ({ signal }) => api.workers(signal), refetchInterval: live.pollMs || 15_000 });
+  const stats = useQuery({
+    queryKey: ['stats', range],
+    queryFn: ({ signal }) => api.stats({ since: rangeToSince(range) }, signal),
+    refetchInterval: live.pollMs,
+  });
+  const ws = workers.data?.items ?? [];
+  const st = stats.data?.items ?? [];
+  const maxP95 = Math.max(1, ...st.map((s) => s.runtime_p95_ms ?? 0));
+
+  return (
+    <div className="page">
+      <div className="page-head"><h1>Workers</h1></div>
+      <ErrorBanner error={workers.error} what="workers" />
+      {workers.isPending ? <Loading what="workers" /> : ws.length === 0 && !workers.error ? (
+        <Empty title="No worker has been seen"><NoEventsHint /></Empty>
+      ) : (
+        <div className="worker-cards">
+          {[...ws].sort((a, b) => Number(b.online) - Number(a.online) || a.hostname.localeCompare(b.hostname)).map((w) => (
+            <article key={w.hostname} className={`card worker ${w.online ? 'online' : 'offline'}`} data-worker={w.hostname}>
+              <header>
+                <span className={`dot ${w.online ? 'on' : 'off'}`} aria-hidden="true" />
+                <h2>{w.hostname}</h2>
+                <span className="muted">{w.online ? 'online' : 'offline'}</span>
+              </header>
+              <dl className="facts">
+                <dt>Heartbeat</dt><dd><Time ts={w.last_heartbeat} /></dd>
+                <dt>Pool</dt><dd>{w.pool ?? '—'}{w.concurrency ? ` × ${w.concurrency}` : ''}{w.pid ? ` · pid ${w.pid}` : ''}</dd>
+                <dt>Queues</dt><dd>{w.queues.join(', ') || '—'}</dd>
+                <dt>Processed</dt><dd>{w.processed?.toLocaleString() ?? '—'}</dd>
+                <dt>Running</dt>
+                <dd>
+                  {w.active} {w.active_tasks.slice(0, 5).map((t) => <Link key={t} to={`/tasks/${t}`} className="mono small">{t.slice(0, 8)}</Link>)}
+                </dd>
+              </dl>
+              <details>
+                <summary>{w.registered.length} registered tasks</summary>
+                <ul className="registered">{w.registered.map((r) => <li key={r}><Link to={`/tasks?name=${encodeURIComponent(r)}`}>{r}</Link></li>)}</ul>
+              </details>
+            </article>
+          ))}
+        </div>
+      )}
+      <div className="page-head">
+        <h2>Per task</h2>
+        <select aria-label="Time range" value={range} onChange={(e) => set({ range: e.target.value })}>
+          {Object.keys(RANGE_PRESETS).map((r) => <option key={r} value={r}>Last {r}</option>)}
+        </select>
+      </div>
+      <ErrorBanner error={stats.error} what="task statistics" />
+      {stats.isPending ? <Loading what="statistics" /> : st.length === 0 && !stats.error ? (
+        <Empty title="No task finished in this period" />
+      ) : (
+        <table className="grid stats">
+          <thead>
+            <tr><th>Task</th><th className="num">Total</th><th>Throughput</th><th>Failure rate</th><th>Runtime p50 / p95</th></tr>
+          </thead>
+          <tbody>
+            {st.map((s) => (
+              <tr key={s.name}>
+                <td><Link to={`/tasks?name=${encodeURIComponent(s.name)}`}>{s.name}</Link></td>
+                <td className="num">{s.total.toLocaleString()}</td>
+                <td><Sparkline series={s.series} /></td>
+                <td>
+                  <span className="hbar"><span className="bg-failure" style={{ width: `${Math.min(100, s.failure_rate * 100)}%` }} /></span>
+                  <span className="num small"> {(s.failure_rate * 100).toFixed(1)}%</span>
+                </td>
+                <td>
+                  <span className="hbar two" title="p50 (dark) and p95 (light)">
+                    <span className="p95" style={{ width: `${(100 * (s.runtime_p95_ms ?? 0)) / maxP95}%` }} />
+                    <span className="p50" style={{ width: `${(100 * (s.runtime_p50_ms ?? 0)) / maxP95}%` }} />
+                  </span>
+                  <span className="small"> <Duration ms={s.runtime_p50_ms} /> / <Duration ms={s.runtime_p95_ms} /></span>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,85 @@
+// Workflows: roll-up state, counts per state, duration and root task name, with filters in the URL.
+import { keepPreviousData, useInfiniteQuery, useQuery } from '@tanstack/react-query';
+import { useMemo } from 'react';
+import { Link, useNavigate } from 'react-router';
+import { api } from '../api/client';
+import { useLive } from '../app/live';
+import { useDebouncedParam, useUrlState } from '../app/urlstate';
+import { CountsBar, Duration, Empty, ErrorBanner, Loading, NoEventsHint, StateBadge, Time } from '../components/common';
+import { sortedCounts } from '../domain/states';
+import { durationBetween } from '../domain/time';
+import { rangeFilter, TimeRange } from '../components/TimeRange';
+
+const WF_STATES = ['RUNNING', 'SUCCESS', 'FAILURE', 'REVOKED'];
+
+export function WorkflowsPage() {
+  const [params, set] = useUrlState();
+  const live = useLive();
+  const navigate = useNavigate();
+  const filters = { state: params.get('state') ?? undefined, name: params.get('name') ?? undefined, ...rangeFilter(params) };
+  const q = useInfiniteQuery({
+    queryKey: ['workflows', { ...filters, since: params.get('range') === 'custom' ? filters.since : params.get('range') }],
+    queryFn: ({ pageParam, signal }) => api.workflows(filters, pageParam, 100, signal),
+    initialPageParam: null as string | null,
+    getNextPageParam: (p) => p.next_cursor,
+    placeholderData: keepPreviousData,
+    refetchInterval: live.pollMs,
+  });
+  const names = useQuery({ queryKey: ['task-names'], queryFn: ({ signal }) => api.taskNames(signal), staleTime: 30_000 });
+  const commitName = useMemo(() => (v: string) => set({ name: v }), [set]);
+  const [name, setName] = useDebouncedParam(params.get('name') ?? '', commitName);
+  const rows = q.data?.pages.flatMap((p) => p.items) ?? [];
+
+  return (
+    <div className="page">
+      <div className="page-head"><h1>Workflows</h1></div>
+      <div className="filters" role="group" aria-label="Filters">
+        <input data-page-search list="wf-names" placeholder="Root task name  ( / )" aria-label="Root task name" value={name} onChange={(e) => setName(e.target.value)} />
+        <datalist id="wf-names">{names.data?.items.map((n) => <option key={n.name} value={n.name} />)}</datalist>
+        <TimeRange params={params} set={set} />
+        <div className="chips" role="group" aria-label="State">
+          {WF_STATES.map((s) => (
+            <button key={s} type="button" className={`chip${params.get('state') === s ? ` on st-${s.toLowerCase()}` : ''}`} aria-pressed={params.get('state') === s}
+              onClick={() => set({ state: params.get('state') === s ? null : s })}>{s}</button>
+          ))}
+        </div>
+      </div>
+      <ErrorBanner error={q.error} what="workflows" />
+      {q.isPending ? <Loading what="workflows" /> : rows.length === 0 && !q.error ? (
+        [...params.keys()].length ? (
+          <Empty title="No workflow matches these filters"><button type="button" className="btn" onClick={() => navigate('/workflows')}>Clear filters</button></Empty>
+        ) : (
+          <Empty title="No workflows yet"><NoEventsHint /></Empty>
+        )
+      ) : (
+        <table className="grid workflows">
+          <thead>
+            <tr><th>State</th><th>Root task</th><th>Tasks</th><th>Counts</th><th>Started</th><th>Duration</th></tr>
+          </thead>
+          <tbody>
+            {rows.map((w) => (
+              <tr key={w.id} data-workflow-id={w.id}>
+                <td><StateBadge state={w.state} /></td>
+                <td><Link to={`/workflows/${w.id}`}>{w.name ?? w.id}</Link></td>
+                <td className="num">{w.task_count.toLocaleString()}</td>
+                <td>
+                  <div className="counts-cell">
+                    <CountsBar counts={w.counts} total={w.task_count} />
+                    <span className="small">{sortedCounts(w.counts).map(([s, n]) => `${n} ${s.toLowerCase()}`).join(' · ')}</span>
+                  </div>
+                </td>
+                <td><Time ts={w.started_at} /></td>
+                <td className="num"><Duration ms={durationBetween(w.started_at, w.finished_at)} /></td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {q.hasNextPage && (
+        <button type="button" className="btn" disabled={q.isFetchingNextPage} onClick={() => void q.fetchNextPage()}>
+          {q.isFetchingNextPage ? 'Loading…' : 'Load more'}
+        </button>
+      )}
+    </div>
+  );
+}

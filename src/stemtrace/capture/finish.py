@@ -1,0 +1,110 @@
+"""Finishing events in the publisher thread, off Celery's hot path.
+
+Handlers enqueue an envelope plus ``raw``: references to live values (args,
+kwargs, result, embed, exception text). Here they become captured values:
+redacted, bounded, JSON-able. Celery's ``argsrepr``/``kwargsrepr`` replace the
+live arguments when the user set them (they differ from Celery's own
+``saferepr``), which is Celery's documented way to hide arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stemtrace.capture.canvas import summarize
+from stemtrace.capture.config import CaptureConfig
+from stemtrace.capture.payload import capture_sized, capture_text, fit_event
+from stemtrace.capture.redact import Redactor
+
+_CAPTURED = ("args", "kwargs", "result", "exception", "traceback", "args_repr", "kwargs_repr")
+
+
+_PLAIN = (int, float, bool, type(None))
+
+
+def _plain(value: Any) -> bool:
+    """Small containers of numbers, ``None`` and short strings: their ``repr`` is cheap and bounded."""
+    if isinstance(value, (list, tuple)):
+        items: Any = value
+    elif isinstance(value, dict):
+        items = value.values()
+        if not all(isinstance(k, str) and len(k) < 64 for k in value):
+            return False
+    else:
+        return False
+    return len(value) <= 16 and all(
+        isinstance(v, _PLAIN) or (isinstance(v, str) and len(v) < 64) for v in items
+    )
+
+
+def _user_repr(given: Any, live: Any) -> bool:
+    """True when ``given`` was set by the user, not computed by Celery from ``live``."""
+    if not isinstance(given, str):
+        return False
+    try:
+        # Fast path: Celery's saferepr of plain values is their repr; an argsrepr equal to
+        # the repr hides nothing either way, so the live values may be captured.
+        if _plain(live):
+            if given == repr(live):
+                return False
+            if isinstance(live, list) and given == repr(tuple(live)):  # a tuple in Celery's hands
+                return False
+        from celery.utils.saferepr import saferepr
+
+        if given == saferepr(live, 1024):
+            return False
+        # The body may carry a list where Celery saw a tuple (or the reverse).
+        if isinstance(live, (list, tuple)):
+            other = tuple(live) if isinstance(live, list) else list(live)
+            return bool(given != saferepr(other, 1024))
+        return True
+    except Exception:
+        return False
+
+
+class Finisher:
+    """Callable the emitter applies to each event before encoding it."""
+
+    def __init__(self, config: CaptureConfig, redactor: Redactor) -> None:
+        self.config = config
+        self.redactor = redactor
+
+    def _value(self, name: str | None, field: str, value: Any, sizes: dict[str, int]) -> Any:
+        value = self.redactor.apply_hook(name, field, value)
+        out, sizes[field] = capture_sized(value, self.redactor, self.config.max_field_bytes)
+        return out
+
+    def _text(self, name: str | None, field: str, value: Any, *, tail: bool = False) -> Any:
+        value = self.redactor.apply_hook(name, field, value)
+        return capture_text(value, self.redactor, self.config.max_field_bytes, keep_tail=tail)
+
+    def __call__(self, event: dict[str, Any], raw: Any) -> None:
+        if not raw:
+            return
+        data: dict[str, Any] = event["data"]
+        name = (event.get("task") or {}).get("name")
+        cfg = self.config
+        sizes: dict[str, int] = {}
+        if "embed" in raw:
+            canvas = summarize(raw["embed"])
+            if canvas is not None:
+                data["canvas"] = canvas
+        if cfg.capture_args and "args" in raw:
+            args, kwargs = raw["args"], raw["kwargs"]
+            args_repr, kwargs_repr = raw.get("argsrepr"), raw.get("kwargsrepr")
+            if _user_repr(args_repr, args):
+                data["args_repr"] = self._text(name, "args_repr", args_repr)
+            else:
+                live = self.redactor.args(name, args) if isinstance(args, (list, tuple)) else args
+                data["args"] = self._value(name, "args", live, sizes)
+            if _user_repr(kwargs_repr, kwargs):
+                data["kwargs_repr"] = self._text(name, "kwargs_repr", kwargs_repr)
+            else:
+                data["kwargs"] = self._value(name, "kwargs", kwargs, sizes)
+        if cfg.capture_result and "result" in raw:
+            data["result"] = self._value(name, "result", raw["result"], sizes)
+        if "exception" in raw:
+            data["exception"] = self._text(name, "exception", raw["exception"])
+        if cfg.capture_traceback and raw.get("traceback"):
+            data["traceback"] = self._text(name, "traceback", raw["traceback"], tail=True)
+        fit_event(data, _CAPTURED, cfg.max_event_bytes, sizes)

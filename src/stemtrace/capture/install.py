@@ -1,0 +1,94 @@
+"""``stemtrace.init`` lives here: connect the handlers once, symmetric with ``uninstall``.
+
+Handlers are connected with ``weak=False`` and a ``dispatch_uid``, so a second
+``init`` (a module imported twice, a Django autoreload) connects nothing new.
+Safe before or after a worker forks: the emitter is per process and lazy.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+from typing import Any
+
+from stemtrace.capture import state as _state
+from stemtrace.capture.config import CaptureConfig, load
+from stemtrace.capture.signals import TASK_HANDLERS
+from stemtrace.capture.worker import WORKER_HANDLERS
+from stemtrace.transport import TransportConfig, config_from_app, mask_url
+
+logger = logging.getLogger("stemtrace.capture")
+_UID = "stemtrace.capture"
+_atexit_registered = False
+
+
+def transport_config(app: Any, config: CaptureConfig) -> TransportConfig:
+    """Where this process sends: the app's broker (with its options), unless ``url`` says otherwise."""
+    limits: dict[str, Any] = {
+        "name": config.name,
+        "retention_s": config.retention,
+        "max_length": config.max_length,
+        "connect_timeout_s": config.connect_timeout,
+    }
+    if config.url:
+        # An explicit URL is another broker: the app's SSL and transport options don't apply.
+        return TransportConfig(url=config.url, **limits)
+    return config_from_app(app, **limits)
+
+
+def _signals() -> dict[str, Any]:
+    from celery import signals
+
+    names = {**TASK_HANDLERS, **WORKER_HANDLERS}
+    return {name: (getattr(signals, name), handler) for name, handler in names.items()}
+
+
+def _flush_at_exit() -> None:
+    st = _state.current()
+    if st is not None and st.has_emitter:
+        try:
+            st.emitter().flush(final=True)
+        except Exception:
+            pass
+
+
+def install(app: Any, **options: Any) -> None:
+    """Instrument ``app`` in this process (and processes it forks). Idempotent."""
+    global _atexit_registered
+    config = load(options)
+    if not config.enabled:
+        return
+    existing = _state.current()
+    if existing is not None:
+        if existing.app is not app:
+            logger.warning("stemtrace.init called for a second app; events keep going to the first")
+        return
+    _state.set_current(_state.State(config, lambda: transport_config(app, config), app))
+    for name, (signal, handler) in _signals().items():
+        signal.connect(handler, weak=False, dispatch_uid=f"{_UID}.{name}")
+    if not _atexit_registered:
+        atexit.register(_flush_at_exit)
+        _atexit_registered = True
+    logger.debug(
+        "stemtrace installed (events to %s)", mask_url(config.url) if config.url else "the app's broker"
+    )
+
+
+def uninstall(flush_timeout_s: float = 2.0) -> None:
+    """Disconnect every handler, flush and forget the process state (tests use it)."""
+    st = _state.current()
+    for name, (signal, _handler) in _signals().items():
+        signal.disconnect(dispatch_uid=f"{_UID}.{name}")
+    if st is not None and st.has_emitter:
+        emitter = st.emitter()
+        emitter.flush(flush_timeout_s, final=True)
+        emitter.close()
+    _state.set_current(None)
+
+
+def flush(timeout_s: float = 2.0) -> bool:
+    """Send what this process has buffered, waiting at most ``timeout_s``."""
+    st = _state.current()
+    if st is None or not st.has_emitter:
+        return True
+    return st.emitter().flush(timeout_s)

@@ -1,0 +1,182 @@
+"""Captured values: structured JSON when possible, always bounded, never raising.
+
+:func:`capture_value` turns anything (args, kwargs, a result) into JSON-able
+data: redacted keys masked, each string cut to a preview with a visible marker,
+long containers cut, and everything without a JSON form (custom objects, sets,
+bytes, non-UTF-8 text) replaced by a bounded ``repr``. A field that is still
+over ``max_field_bytes`` is shrunk leaf by leaf, so a small ``user_id`` next to a
+1 MB blob survives; only as a last resort does the whole field become a preview.
+:func:`fit_event` then keeps the event under ``max_event_bytes`` by shrinking the
+largest captured fields first.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import reprlib
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from stemtrace.capture.redact import Redactor
+from stemtrace.core.events import REDACTED, REPR_KEY, TRUNCATED_KEY
+
+MAX_DEPTH = 12
+MAX_ITEMS = 200
+_REPR = reprlib.Repr()
+_REPR.maxstring = 200
+_REPR.maxother = 200
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxdict = 20
+
+
+def truncated(preview: str, size: int) -> dict[str, Any]:
+    return {TRUNCATED_KEY: True, "preview": preview, "size": size}
+
+
+def type_name(value: Any) -> str:
+    cls = type(value)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def safe_repr(value: Any, limit: int = 400) -> dict[str, Any]:
+    """A bounded repr that survives a ``__repr__`` that raises."""
+    try:
+        text = _REPR.repr(value)
+    except Exception as exc:
+        text = f"<unrepresentable {type_name(value)}: {type(exc).__name__}>"
+    return {REPR_KEY: text[:limit], "type": type_name(value)}
+
+
+def utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+
+
+class _Converter:
+    def __init__(self, redactor: Redactor, leaf_bytes: int) -> None:
+        self.redactor = redactor
+        self.leaf = max(16, leaf_bytes)
+
+    def string(self, text: str) -> Any:
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # lone surrogates from undecodable bytes
+                return safe_repr(text)
+        size = utf8_size(text)
+        if size <= self.leaf:
+            return self.redactor.text(text) if self.redactor.has_patterns else text
+        # Cut before matching patterns: only the preview leaves, and regexes stay cheap.
+        preview = text[: self.leaf]
+        return truncated(self.redactor.text(preview) if self.redactor.has_patterns else preview, size)
+
+    def convert(self, value: Any, depth: int = 0) -> Any:
+        if value is None or isinstance(value, (bool, int)):
+            return value
+        if isinstance(value, float):
+            return value if math.isfinite(value) else repr(value)
+        if isinstance(value, str):
+            return self.string(value)
+        if depth >= MAX_DEPTH:
+            return safe_repr(value)
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            for i, (key, item) in enumerate(value.items()):
+                if i >= MAX_ITEMS:
+                    out[TRUNCATED_KEY] = True
+                    out["size"] = len(value)
+                    break
+                skey = key if isinstance(key, str) else str(key)
+                if self.redactor.is_sensitive_key(skey):
+                    out[skey] = REDACTED
+                else:
+                    out[skey] = self.convert(item, depth + 1)
+            return out
+        if isinstance(value, (list, tuple)):
+            items = [self.convert(item, depth + 1) for item in value[:MAX_ITEMS]]
+            if len(value) > MAX_ITEMS:
+                items.append(truncated(f"{len(value) - MAX_ITEMS} more items", len(value)))
+            return items
+        if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+            return value.isoformat()
+        if isinstance(value, (uuid.UUID, Decimal)):
+            return str(value)
+        return safe_repr(value)
+
+
+# One encoder for every measurement: ``json.dumps`` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=repr, ensure_ascii=False)
+
+
+def encoded_size(value: Any) -> int:
+    return utf8_size(_ENCODER.encode(value))
+
+
+def capture_value(value: Any, redactor: Redactor, max_field_bytes: int) -> Any:
+    """``value`` as bounded, redacted JSON-able data. Never raises."""
+    return capture_sized(value, redactor, max_field_bytes)[0]
+
+
+def capture_sized(value: Any, redactor: Redactor, max_field_bytes: int) -> tuple[Any, int]:
+    """:func:`capture_value` and the encoded size of its result, which :func:`fit_event` reuses."""
+    if value is None:  # the commonest results: no converter, no encoding
+        return None, 4
+    if type(value) is int:
+        return value, len(str(value))
+    try:
+        leaf = max_field_bytes
+        for _ in range(4):
+            out = _Converter(redactor, leaf).convert(value)
+            size = encoded_size(out)
+            if size <= max_field_bytes:
+                return out, size
+            leaf = int(leaf * max_field_bytes / size / 1.5)  # shrink leaves, keep the structure
+            if leaf < 32:
+                break
+        cut = truncated(_ENCODER.encode(out)[: max(16, max_field_bytes // 2)], size)
+        return cut, encoded_size(cut)
+    except Exception as exc:  # a converter bug must not lose the event
+        failed = {REPR_KEY: f"<capture failed: {type(exc).__name__}>", "type": type_name(value)}
+        return failed, encoded_size(failed)
+
+
+def capture_text(text: str | None, redactor: Redactor, max_bytes: int, *, keep_tail: bool = False) -> Any:
+    """Free text (exception messages, tracebacks, reprs): redacted, then cut."""
+    if text is None:
+        return None
+    try:
+        text = str(text)
+        size = utf8_size(text)
+        if size <= max_bytes:
+            return redactor.text(text)
+        cut = text[-max_bytes:] if keep_tail else text[:max_bytes]
+        return truncated(redactor.text(cut), size)
+    except Exception as exc:
+        return f"<unrepresentable text: {type(exc).__name__}>"
+
+
+def fit_event(
+    data: dict[str, Any],
+    fields: tuple[str, ...],
+    max_event_bytes: int,
+    known: dict[str, int] | None = None,
+) -> None:
+    """Shrink the largest of ``fields`` in ``data`` until the captured values fit the budget.
+
+    ``known`` holds sizes already measured (by :func:`capture_sized`), so they aren't re-encoded.
+    """
+    known = known or {}
+    sizes = {
+        name: known[name] if name in known else encoded_size(data[name])
+        for name in fields
+        if data.get(name) is not None
+    }
+    total = sum(sizes.values())
+    for name in sorted(sizes, key=sizes.__getitem__, reverse=True):
+        if total <= max_event_bytes:
+            return
+        other = total - sizes[name]
+        room = max(64, (max_event_bytes - other) // 2)
+        data[name] = truncated(_ENCODER.encode(data[name])[:room], sizes[name])
+        total = other + encoded_size(data[name])

@@ -1,0 +1,231 @@
+"""The per-process emitter: a bounded buffer and one background publisher thread.
+
+Signal handlers call :meth:`Emitter.emit`, which only stamps the event's source,
+appends it to a deque and returns: no I/O, no lock any I/O holds, so a hung or
+unreachable broker never slows ``.delay()`` or a task. The publisher thread
+(a greenlet under gevent's monkey-patching) finishes the events (captured values
+are serialized and redacted there, off the hot path), batches them, and sends
+through its *own* transport connection, created lazily in the thread. On a
+broker error it drops the batch, counts it, and backs off up to 30 s.
+
+The emitter belongs to one process: after ``fork`` the child builds a new one
+(new ``inst``, sequence, buffer, thread and connection); see ``install``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from stemtrace.capture.config import CaptureConfig
+from stemtrace.core.events import LIBRARY_HEALTH, SCHEMA_VERSION, encode_batch
+from stemtrace.transport import Publisher, TransportConfig, mask_url, resolve
+
+logger = logging.getLogger("stemtrace.capture")
+
+Finisher = Callable[[dict[str, Any], Any], None]
+PeriodicSource = Callable[[], list[dict[str, Any]]]
+MAX_BACKOFF_S = 30.0
+_MESSAGES_PER_SEND = 20
+
+
+class Emitter:
+    """Buffer, identity and publisher thread of one process."""
+
+    def __init__(self, config: CaptureConfig, transport: TransportConfig, finish: Finisher) -> None:
+        self.config = config
+        self.transport = transport
+        self._finish = finish
+        self.pid = os.getpid()
+        self.host = socket.gethostname()
+        self.inst = uuid.uuid4().hex
+        self._seq = itertools.count(1)
+        self.buffer: deque[tuple[dict[str, Any], Any]] = deque()
+        self.limit = max(1, config.buffer_size)
+        self.sent = 0
+        self.dropped = 0
+        self.errors = 0
+        self.proc = "client"
+        self.node: str | None = None
+        self.periodic: list[tuple[float, PeriodicSource]] = []
+        self._publisher: Publisher | None = None
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._cond = threading.Condition()
+        self._inflight = 0  # events taken from the buffer but not yet sent or dropped
+        self._stopping = False
+        self._backoff = 0.0
+        self._retry_at = 0.0
+
+    # -- hot path -------------------------------------------------------------
+    def emit(
+        self, event: dict[str, Any], raw: Any = None, proc: str | None = None, *, force: bool = False
+    ) -> None:
+        """Stamp and enqueue; the sequence number is taken even when dropped, so gaps show.
+
+        ``force`` (health reports only) bypasses the limit: the report of drops must not be dropped.
+        """
+        event["v"] = SCHEMA_VERSION
+        event["src"] = {
+            "host": self.host,
+            "pid": self.pid,
+            "inst": self.inst,
+            "seq": next(self._seq),
+            "proc": proc or self.proc,
+            "node": self.node,
+        }
+        if len(self.buffer) >= self.limit and not force:
+            self.dropped += 1
+            return
+        self.buffer.append((event, raw))
+        if self._thread is None:
+            self._start()
+
+    def _start(self) -> None:
+        with self._cond:
+            if self._thread is not None:
+                return
+            thread = threading.Thread(target=self._run, name="stemtrace-publisher", daemon=True)
+            self._thread = thread
+        thread.start()
+
+    # -- publisher thread -----------------------------------------------------
+    def _run(self) -> None:
+        due = {i: time.monotonic() + interval for i, (interval, _) in enumerate(self.periodic)}
+        while True:
+            self._wake.wait(self.config.flush_interval)
+            self._wake.clear()
+            now = time.monotonic()
+            for i, (interval, source) in enumerate(list(self.periodic)):
+                if now >= due.get(i, now):
+                    due[i] = now + interval
+                    self._run_periodic(source)
+            self._drain()
+            with self._cond:
+                self._cond.notify_all()
+                if self._stopping and not self.buffer:
+                    # Later events (an atexit flush after worker_shutdown) start a new thread.
+                    self._thread = None
+                    self._stopping = False
+                    return
+
+    def _run_periodic(self, source: PeriodicSource) -> None:
+        try:
+            for event in source():
+                self.emit(event, force=event.get("type") == LIBRARY_HEALTH)
+        except Exception:
+            self.errors += 1
+            logger.debug("stemtrace periodic event failed", exc_info=True)
+
+    def _drain(self) -> None:
+        while self.buffer:
+            if time.monotonic() < self._retry_at and not self._stopping:
+                return
+            batches, count = self._take()
+            if not batches:
+                continue
+            self._inflight = count
+            try:
+                if self._publisher is None:
+                    self._publisher = resolve(self.transport).publisher()
+                self._publisher.send(batches)
+            except Exception as exc:
+                self._failed(exc, count)
+                if self._stopping:
+                    return
+                continue
+            finally:
+                self._inflight = 0
+            self.sent += count
+            self._backoff = 0.0
+
+    def _take(self) -> tuple[list[bytes], int]:
+        batches: list[bytes] = []
+        count = 0
+        size = max(1, self.config.batch_size)
+        while self.buffer and len(batches) < _MESSAGES_PER_SEND:
+            events: list[dict[str, Any]] = []
+            while self.buffer and len(events) < size:
+                event, raw = self.buffer.popleft()
+                self._inflight += 1
+                try:
+                    self._finish(event, raw)
+                except Exception:
+                    self.errors += 1  # keep the envelope: an event without data beats none
+                    logger.debug("stemtrace could not finish an event", exc_info=True)
+                events.append(event)
+            count += len(events)
+            batches.append(encode_batch(events))
+        return batches, count
+
+    def _failed(self, exc: Exception, count: int) -> None:
+        self.dropped += count
+        self.errors += 1
+        if self._publisher is not None:
+            try:
+                self._publisher.close()
+            except Exception:
+                pass
+            self._publisher = None
+        self._backoff = min(MAX_BACKOFF_S, self._backoff * 2 or 0.5)
+        self._retry_at = time.monotonic() + self._backoff
+        logger.warning(
+            "stemtrace could not send %d event(s) to %s: %s; retrying in %.1fs",
+            count,
+            mask_url(self.transport.url),
+            exc,
+            self._backoff,
+        )
+
+    # -- control --------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return {
+            "type": LIBRARY_HEALTH,
+            "ts": time.time(),
+            "data": {
+                "sent": self.sent,
+                "dropped": self.dropped,
+                "buffer_depth": len(self.buffer),
+                "buffer_size": self.limit,
+                "errors": self.errors,
+            },
+        }
+
+    def flush(self, timeout_s: float | None = None, *, final: bool = False) -> bool:
+        """Send what is buffered, waiting at most ``timeout_s``; True when all went out."""
+        deadline = time.monotonic() + (self.config.flush_timeout if timeout_s is None else timeout_s)
+        if final:
+            self.emit(self.health(), force=True)
+        if not self.buffer and not self._inflight:
+            return True
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = None
+            self._start()
+        if final:
+            self._stopping = True
+        self._retry_at = 0.0  # a final flush tries once more, whatever the backoff
+        with self._cond:
+            while self.buffer or self._inflight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._wake.set()
+                self._cond.wait(min(remaining, 0.05))
+        return True
+
+    def close(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._publisher is not None:
+            try:
+                self._publisher.close()
+            except Exception:
+                pass

@@ -1,0 +1,342 @@
+"""Task signal handlers: each builds a small envelope and hands it to the emitter.
+
+Every handler runs under :func:`guarded`, so a bug here is counted and logged
+once, never raised into Celery. Heavy work (serializing args, results and the
+embedded canvas) is deferred to the publisher thread through ``raw``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from stemtrace.capture import state as _state
+from stemtrace.core import events as ev
+
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def guarded(fn: F) -> F:
+    """Never let a handler raise into Celery; count and log once per error type."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        st = _state.current()
+        if st is None:
+            return
+        try:
+            fn(st, *args, **kwargs)
+        except Exception as exc:
+            if st.has_emitter:
+                st.emitter().errors += 1
+            st.log_once(f"{fn.__name__}:{type(exc).__name__}", exc)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, _dt.datetime):
+        return value.isoformat()
+    if isinstance(value, (int, float)):  # a countdown in seconds
+        return _dt.datetime.fromtimestamp(time.time() + value, _dt.timezone.utc).isoformat()
+    return str(value)
+
+
+def _task_event(etype: str, task_id: Any, name: Any, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": etype, "ts": time.time(), "task": {"id": str(task_id), "name": name}, "data": data}
+
+
+def _exc(exc: Any) -> tuple[str, str]:
+    cls = type(exc)
+    try:
+        text = str(exc)
+    except Exception:
+        text = f"<unprintable {cls.__name__}>"
+    return f"{cls.__module__}.{cls.__qualname__}", text
+
+
+_current_worker_task: Callable[[], Any] | None = None
+
+
+def _current_task_id() -> str | None:
+    global _current_worker_task
+    if _current_worker_task is None:  # resolved once: an import statement per send costs ~1 µs
+        from celery._state import get_current_worker_task
+
+        _current_worker_task = get_current_worker_task
+    task = _current_worker_task()
+    request = getattr(task, "request", None) if task is not None else None
+    return getattr(request, "id", None)
+
+
+def _name(value: Any) -> Any:
+    return getattr(value, "name", value)
+
+
+# -- publish side: any process that sends ------------------------------------
+_SENT_AT: dict[str, float] = {}  # task id -> time the send began, read back after the publish
+
+
+@guarded
+def on_before_task_publish(st: _state.State, sender: Any = None, *, headers: Any = None, **_: Any) -> None:
+    """Remember when the send began: by ``after_task_publish`` a worker may already run the task."""
+    task_id = headers.get("id") if isinstance(headers, dict) else None
+    if task_id is None:
+        return
+    if len(_SENT_AT) > 10_000:  # sends that failed never reach after_task_publish; keep this bounded
+        _SENT_AT.clear()
+    _SENT_AT[task_id] = time.time()
+
+
+@guarded
+def on_after_task_publish(
+    st: _state.State,
+    sender: Any = None,
+    *,
+    body: Any = None,
+    exchange: Any = None,
+    routing_key: Any = None,
+    headers: Any = None,
+    **_: Any,
+) -> None:
+    h = headers if isinstance(headers, dict) else {}
+    if "id" in h:
+        args, kwargs, embed = body if isinstance(body, (list, tuple)) and len(body) == 3 else ((), {}, None)
+        task_id, name = h["id"], h.get("task", sender)
+    else:  # protocol 1: everything is in the body
+        b = body if isinstance(body, dict) else {}
+        h, args, kwargs = b, b.get("args", ()), b.get("kwargs", {})
+        embed = {k: b.get(k) for k in ("chord", "callbacks", "errbacks")}
+        task_id, name = b.get("id"), b.get("task", sender)
+    data = {
+        "root_id": h.get("root_id"),
+        "parent_id": h.get("parent_id"),
+        "group_id": h.get("group"),
+        "group_index": h.get("group_index"),
+        "retries": h.get("retries", 0),
+        "eta": h.get("eta"),
+        "expires": h.get("expires"),
+        "queue": routing_key,
+        "exchange": _name(exchange),
+        "routing_key": routing_key,
+        "replaced_task_nesting": h.get("replaced_task_nesting", 0),
+        "publisher_task_id": _current_task_id(),
+        "shadow": h.get("shadow"),
+        "ignore_result": h.get("ignore_result", False),
+    }
+    raw = {"args": args, "kwargs": kwargs, "embed": embed}
+    raw["argsrepr"], raw["kwargsrepr"] = h.get("argsrepr"), h.get("kwargsrepr")
+    event = _task_event(ev.TASK_PUBLISHED, task_id, name, data)
+    sent_at = _SENT_AT.pop(task_id, None) if isinstance(task_id, str) else None
+    if sent_at is not None:
+        event["ts"] = sent_at
+    st.emitter().emit(event, raw)
+
+
+# -- worker main process -------------------------------------------------------
+@guarded
+def on_task_received(st: _state.State, sender: Any = None, request: Any = None, **_: Any) -> None:
+    rd = getattr(request, "request_dict", None) or {}
+    delivery = getattr(request, "delivery_info", None) or {}
+    data = {
+        "root_id": rd.get("root_id"),
+        "parent_id": rd.get("parent_id"),
+        "group_id": rd.get("group"),
+        "group_index": rd.get("group_index"),
+        "retries": rd.get("retries", 0),
+        "eta": rd.get("eta"),
+        "expires": rd.get("expires"),
+        "replaced_task_nesting": rd.get("replaced_task_nesting", 0),
+        "redelivered": bool(delivery.get("redelivered", False)),
+        "exchange": delivery.get("exchange"),
+        "routing_key": delivery.get("routing_key"),
+        "queue": delivery.get("routing_key"),
+    }
+    payload = getattr(request, "_payload", None)
+    raw = {"embed": payload[2]} if isinstance(payload, (list, tuple)) and len(payload) == 3 else None
+    event = _task_event(ev.TASK_RECEIVED, request.id, getattr(request, "name", None), data)
+    st.emitter().emit(event, raw, st.main_proc())
+
+
+@guarded
+def on_task_revoked(
+    st: _state.State,
+    sender: Any = None,
+    *,
+    request: Any = None,
+    terminated: Any = False,
+    signum: Any = None,
+    expired: Any = False,
+    **_: Any,
+) -> None:
+    name = getattr(request, "name", None) or getattr(sender, "name", None)
+    data = {
+        "terminated": bool(terminated),
+        "signum": int(signum) if signum is not None else None,
+        "expired": bool(expired),
+    }
+    st.emitter().emit(_task_event(ev.TASK_REVOKED, request.id, name, data), None, st.main_proc())
+
+
+@guarded
+def on_task_rejected(
+    st: _state.State, sender: Any = None, message: Any = None, exc: Any = None, **_: Any
+) -> None:
+    headers = getattr(message, "headers", None) or {}
+    props = getattr(message, "properties", None) or {}
+    task_id = headers.get("id") or props.get("correlation_id") or f"unidentified-{time.time_ns()}"
+    exc_type, text = _exc(exc)
+    data = {"exception_type": exc_type, "requeue": False}
+    event = _task_event(ev.TASK_REJECTED, task_id, headers.get("task"), data)
+    st.emitter().emit(event, {"exception": text}, st.main_proc())
+
+
+@guarded
+def on_task_unknown(
+    st: _state.State,
+    sender: Any = None,
+    *,
+    message: Any = None,
+    exc: Any = None,
+    name: Any = None,
+    id: Any = None,
+    **_: Any,
+) -> None:
+    exc_type, text = _exc(exc)
+    event = _task_event(ev.TASK_UNKNOWN, id, name, {"exception_type": exc_type})
+    st.emitter().emit(event, {"exception": text}, st.main_proc())
+
+
+# -- executing process -----------------------------------------------------------
+@guarded
+def on_task_prerun(
+    st: _state.State, sender: Any = None, task_id: Any = None, task: Any = None, **_: Any
+) -> None:
+    st.starts[task_id] = time.monotonic()
+    req = getattr(task, "request", None)
+    data = {
+        "retries": getattr(req, "retries", 0) or 0,
+        "worker_pid": st.emitter().pid,
+        "root_id": getattr(req, "root_id", None),
+        "parent_id": getattr(req, "parent_id", None),
+        "group_id": getattr(req, "group", None),
+        "group_index": getattr(req, "group_index", None),
+    }
+    event = _task_event(ev.TASK_STARTED, task_id, getattr(task, "name", None), data)
+    st.emitter().emit(event, None, st.exec_proc())
+
+
+def _runtime(st: _state.State, task_id: Any, *, pop: bool = False) -> float | None:
+    start = st.starts.pop(task_id, None) if pop else st.starts.get(task_id)
+    return None if start is None else time.monotonic() - start
+
+
+@guarded
+def on_task_success(st: _state.State, sender: Any = None, result: Any = None, **_: Any) -> None:
+    req = sender.request
+    data = {"retries": req.retries or 0, "runtime": _runtime(st, req.id)}
+    event = _task_event(ev.TASK_SUCCEEDED, req.id, sender.name, data)
+    st.emitter().emit(event, {"result": result}, st.exec_proc())
+
+
+@guarded
+def on_task_failure(
+    st: _state.State,
+    sender: Any = None,
+    *,
+    task_id: Any = None,
+    exception: Any = None,
+    einfo: Any = None,
+    **_: Any,
+) -> None:
+    req = getattr(sender, "request", None)
+    proc = st.exec_proc()
+    # The worker main process reports deaths it saw (lost child, hard time limit);
+    # Celery 5.7 sends that signal twice there, so the main process reports each id once.
+    in_body = proc != "main"
+    if not in_body:
+        if task_id in st.main_failures:
+            return
+        st.main_failures.append(task_id)
+    exc_type, text = _exc(exception)
+    data: dict[str, Any] = {"exception_type": exc_type, "origin": "child" if in_body else "main"}
+    if in_body:
+        data["retries"] = getattr(req, "retries", 0) or 0
+        data["runtime"] = _runtime(st, task_id)
+    event = _task_event(ev.TASK_FAILED, task_id, getattr(sender, "name", None), data)
+    raw = {"exception": text, "traceback": getattr(einfo, "traceback", None)}
+    st.emitter().emit(event, raw, proc)
+
+
+@guarded
+def on_task_retry(
+    st: _state.State, sender: Any = None, request: Any = None, reason: Any = None, einfo: Any = None, **_: Any
+) -> None:
+    cause = getattr(reason, "exc", None) or reason
+    exc_type, text = _exc(cause)
+    data = {
+        "retries": getattr(request, "retries", 0) or 0,
+        "exception_type": exc_type,
+        "eta": _iso(getattr(reason, "when", None)),
+    }
+    name = getattr(sender, "name", None) or getattr(request, "task", None)
+    event = _task_event(ev.TASK_RETRIED, request.id, name, data)
+    raw = {"exception": text, "traceback": getattr(einfo, "traceback", None)}
+    st.emitter().emit(event, raw, st.exec_proc())
+
+
+# Outcomes with a signal of their own; postrun adds news only for IGNORED, REJECTED and
+# None (the child is being killed: hard time limit, revoke with terminate).
+_REPORTED_ELSEWHERE = frozenset({"SUCCESS", "FAILURE", "RETRY"})
+
+
+@guarded
+def on_task_postrun(
+    st: _state.State, sender: Any = None, task_id: Any = None, task: Any = None, state: Any = None, **_: Any
+) -> None:
+    runtime = _runtime(st, task_id, pop=True)
+    if state in _REPORTED_ELSEWHERE:
+        return  # task_success / task_failure / task_retry already said it: one event fewer per task
+    req = getattr(task, "request", None)
+    data = {"retries": getattr(req, "retries", 0) or 0, "state": state, "runtime": runtime}
+    event = _task_event(ev.TASK_POSTRUN, task_id, getattr(task, "name", None), data)
+    st.emitter().emit(event, None, st.exec_proc())
+
+
+@guarded
+def on_task_internal_error(
+    st: _state.State,
+    sender: Any = None,
+    *,
+    task_id: Any = None,
+    exception: Any = None,
+    einfo: Any = None,
+    **_: Any,
+) -> None:
+    exc_type, text = _exc(exception)
+    event = _task_event(
+        ev.TASK_INTERNAL_ERROR, task_id, getattr(sender, "name", None), {"exception_type": exc_type}
+    )
+    raw = {"exception": text, "traceback": getattr(einfo, "traceback", None)}
+    st.emitter().emit(event, raw, st.exec_proc())
+
+
+TASK_HANDLERS: dict[str, Callable[..., None]] = {
+    "before_task_publish": on_before_task_publish,
+    "after_task_publish": on_after_task_publish,
+    "task_received": on_task_received,
+    "task_revoked": on_task_revoked,
+    "task_rejected": on_task_rejected,
+    "task_unknown": on_task_unknown,
+    "task_prerun": on_task_prerun,
+    "task_success": on_task_success,
+    "task_failure": on_task_failure,
+    "task_retry": on_task_retry,
+    "task_postrun": on_task_postrun,
+    "task_internal_error": on_task_internal_error,
+}

@@ -1,0 +1,252 @@
+"""Split one task id's events into attempts and decide each attempt's state.
+
+Celery reuses a task id for every retry (``retries`` goes up), for a redelivery
+after a lost worker (same ``retries``, ``redelivered=True``) and for
+``task.replace()`` (``replaced_task_nesting`` goes up, maybe another name). So an
+attempt is keyed by ``(generation, retries, delivery)``. Events arrive in any
+order and more than once; every decision here depends only on the *set* of
+events, never on arrival order, and a state is chosen by event-type precedence,
+never by comparing clocks of different hosts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from stemtrace.core import events as ev
+from stemtrace.core.events import Event
+from stemtrace.core.model import Attempt
+from stemtrace.core.slots import slot_builder
+from stemtrace.core.states import TaskState
+
+# Within one attempt the strongest outcome wins, whatever order its events came in:
+# a revoke beats the killed child's postrun(None), a lost worker beats a missing
+# success, any outcome beats "started".
+PRECEDENCE: dict[TaskState, int] = {
+    TaskState.PENDING: 0,
+    TaskState.RECEIVED: 1,
+    TaskState.STARTED: 2,
+    TaskState.SUCCESS: 3,
+    TaskState.IGNORED: 4,
+    TaskState.RETRY: 5,
+    TaskState.REJECTED: 6,
+    TaskState.FAILURE: 7,
+    TaskState.LOST: 8,
+    TaskState.REVOKED: 9,
+}
+_POSTRUN_STATES = {s.value: s for s in (TaskState.SUCCESS, TaskState.FAILURE, TaskState.RETRY)} | {
+    "IGNORED": TaskState.IGNORED,
+    "REJECTED": TaskState.REJECTED,
+}
+# Events from the executing process; one run of a task body produces them.
+EXEC_TYPES = frozenset(
+    {
+        ev.TASK_STARTED,
+        ev.TASK_SUCCEEDED,
+        ev.TASK_FAILED,
+        ev.TASK_RETRIED,
+        ev.TASK_POSTRUN,
+        ev.TASK_INTERNAL_ERROR,
+    }
+)
+REDELIVERED_LOST = "redelivered: worker lost"
+_new_attempt = slot_builder(Attempt)  # Attempt(**fields), faster
+
+
+def exception_class(name: str | None) -> str:
+    """``billiard.exceptions.WorkerLostError`` -> ``WorkerLostError``."""
+    return (name or "").rsplit(".", 1)[-1]
+
+
+def is_worker_lost(exception_type: str | None) -> bool:
+    """Failures that mean the process died under the task, not that the task failed."""
+    return exception_class(exception_type) in {"WorkerLostError", "TimeLimitExceeded"}
+
+
+@dataclass(slots=True)
+class Draft:
+    """A mutable attempt while it is being folded; frozen into :class:`Attempt`."""
+
+    order: tuple[int, int, float, int]  # (generation, retries, delivery ts, tie-break)
+    received: Event | None = None
+    run: list[Event] = field(default_factory=list)
+    late: list[Event] = field(default_factory=list)  # attempt-less events (main failure, revoke)
+    state: TaskState = TaskState.PENDING
+    forced_lost: str | None = None
+    forced_state: TaskState | None = None
+
+    def started(self) -> Event | None:
+        return next((e for e in self.run if e.type == ev.TASK_STARTED), None)
+
+    def outcome(self) -> tuple[TaskState, Event | None, str | None]:
+        """The attempt's state, the event that decided it, and a lost reason."""
+        best, decider, reason = TaskState.PENDING, None, None
+        if self.received is not None:
+            best, decider = TaskState.RECEIVED, None
+        current = PRECEDENCE[best]
+        simple = _SIMPLE_STATES
+        for events in (self.run, self.late):
+            for event in events:
+                state, why = simple.get(event.type) or _event_state(event)
+                if state is None:
+                    continue
+                rank = PRECEDENCE[state]
+                # Ties go to the earliest event so finished_at does not depend on arrival.
+                if rank > current or (rank == current and decider is not None and _before(event, decider)):
+                    best, decider, reason, current = state, event, why, rank
+        unfinished = best in (TaskState.PENDING, TaskState.RECEIVED, TaskState.STARTED)
+        if self.forced_lost is not None and best is TaskState.STARTED:
+            return TaskState.LOST, None, self.forced_lost
+        if self.forced_state is not None and unfinished:
+            return self.forced_state, None, None
+        return best, decider, reason
+
+    def freeze(self, number: int) -> Attempt:
+        state, decider, reason = self.outcome()
+        run, late, received = self.run, self.late, self.received
+        # One pass for the run's first start and first retry (``started()``).
+        start = retry = None
+        for event in run:
+            etype = event.type
+            if etype == ev.TASK_STARTED:
+                if start is None:
+                    start = event
+            elif etype == ev.TASK_RETRIED and retry is None:
+                retry = event
+        # The first node of (start, received, *run, *late).
+        worker = None
+        if start is not None and start.src.node:
+            worker = start.src.node
+        elif received is not None and received.src.node:
+            worker = received.src.node
+        else:
+            for events in (run, late):
+                for event in events:
+                    if event.src.node:
+                        worker = event.src.node
+                        break
+                if worker is not None:
+                    break
+        exc_event = None
+        if state not in _NO_EXCEPTION:
+            exc_event = _exception_event([*run, *late], state)
+        runtime = _runtime(decider) if decider is not None else None
+        if runtime is None:
+            runtime = next((r for r in map(_runtime, run) if r is not None), None)
+        exc_type = exception = traceback = None
+        if exc_event is not None:
+            exc_type = _str(exc_event, "exception_type")
+            exception = _str(exc_event, "exception")
+            traceback = _str(exc_event, "traceback")
+        if exc_type is None and late and any(e.type == ev.TASK_UNKNOWN for e in late):
+            exc_type = "NotRegistered"  # what Celery stores as the result
+        final = state not in _UNFINISHED
+        finished_at = None
+        if final:
+            finished_at = decider.ts if decider is not None else _last_ts(self)
+        return _new_attempt(
+            number=number,
+            state=state,
+            worker=worker,
+            received_at=received.ts if received is not None else None,
+            started_at=start.ts if start is not None else None,
+            finished_at=finished_at,
+            runtime_ms=runtime * 1000.0 if runtime is not None else None,
+            exception_type=exc_type,
+            exception=exception,
+            traceback=traceback,
+            lost_reason=reason if state is TaskState.LOST else None,
+            retry_eta=_str(retry, "eta"),
+            redelivered=bool(received is not None and received.data.get("redelivered")),
+        )
+
+
+_UNFINISHED = frozenset({TaskState.PENDING, TaskState.RECEIVED, TaskState.STARTED})
+# States whose attempt shows no exception (see _exception_event).
+_NO_EXCEPTION = frozenset({TaskState.SUCCESS, TaskState.PENDING, TaskState.RECEIVED, TaskState.STARTED})
+
+
+def _before(a: Event, b: Event) -> bool:
+    return (a.ts, (a.src.inst, a.src.seq)) < (b.ts, (b.src.inst, b.src.seq))
+
+
+def _last_ts(draft: Draft) -> float | None:
+    stamps = [e.ts for e in (*draft.run, *draft.late)]
+    if draft.received is not None:
+        stamps.append(draft.received.ts)
+    return max(stamps) if stamps else None
+
+
+def _str(event: Event | None, key: str) -> str | None:
+    if event is None:
+        return None
+    value = event.data.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _runtime(event: Event | None) -> float | None:
+    value = event.data.get("runtime") if event is not None else None
+    if type(value) is float:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _exception_event(events: Sequence[Event], state: TaskState) -> Event | None:
+    # The failure's own event carries the traceback; postrun never does.
+    if state in (TaskState.SUCCESS, TaskState.PENDING, TaskState.RECEIVED, TaskState.STARTED):
+        return None
+    ranked = sorted(
+        (e for e in events if e.data.get("exception_type") or e.data.get("exception")),
+        key=lambda e: (e.type != ev.TASK_FAILED, e.ts, (e.src.inst, e.src.seq)),
+    )
+    return ranked[0] if ranked else None
+
+
+# _event_state for the types whose state does not depend on the event's data.
+_SIMPLE_STATES: dict[str, tuple[TaskState, None]] = {
+    ev.TASK_STARTED: (TaskState.STARTED, None),
+    ev.TASK_SUCCEEDED: (TaskState.SUCCESS, None),
+    ev.TASK_RETRIED: (TaskState.RETRY, None),
+    ev.TASK_REVOKED: (TaskState.REVOKED, None),
+    ev.TASK_REJECTED: (TaskState.REJECTED, None),
+    ev.TASK_UNKNOWN: (TaskState.FAILURE, None),
+    ev.TASK_INTERNAL_ERROR: (TaskState.FAILURE, None),
+    ev.TASK_RECEIVED: (TaskState.RECEIVED, None),
+}
+
+
+def _event_state(event: Event) -> tuple[TaskState | None, str | None]:
+    """The state one event says its attempt reached, and why it was lost."""
+    etype = event.type
+    if etype == ev.TASK_STARTED:
+        return TaskState.STARTED, None
+    if etype == ev.TASK_SUCCEEDED:
+        return TaskState.SUCCESS, None
+    if etype == ev.TASK_RETRIED:
+        return TaskState.RETRY, None
+    if etype == ev.TASK_FAILED:
+        data = event.data
+        exc_type = data.get("exception_type")
+        if data.get("origin") == "main" and is_worker_lost(exc_type):
+            if exception_class(exc_type) == "TimeLimitExceeded":
+                return TaskState.LOST, "hard time limit exceeded"
+            message = data.get("exception")
+            return TaskState.LOST, f"worker lost: {message}" if message else "worker lost"
+        return TaskState.FAILURE, None
+    if etype == ev.TASK_POSTRUN:
+        raw = event.data.get("state")
+        if raw is None:
+            return TaskState.LOST, "process killed (hard time limit or terminate)"
+        return _POSTRUN_STATES.get(str(raw)), None
+    if etype == ev.TASK_REVOKED:
+        return TaskState.REVOKED, None
+    if etype == ev.TASK_REJECTED:
+        return TaskState.REJECTED, None
+    if etype in (ev.TASK_UNKNOWN, ev.TASK_INTERNAL_ERROR):
+        return TaskState.FAILURE, None
+    if etype == ev.TASK_RECEIVED:
+        return TaskState.RECEIVED, None
+    return None, None

@@ -1,0 +1,221 @@
+"""Read models the core produces from events: tasks, attempts, workflow graphs.
+
+These are the only shapes the server stores and the API maps to JSON, so they are
+plain frozen dataclasses with a lossless ``to_dict``/``from_dict`` round trip.
+Timestamps are epoch seconds (floats) from the events; the API renders ISO-8601.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Protocol
+
+from stemtrace.core.states import TaskState, WorkflowState
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One execution of a task id: a retry or a redelivery starts a new one."""
+
+    number: int  # 1-based: Celery's ``retries`` + 1 (+ redeliveries)
+    state: TaskState
+    worker: str | None = None
+    received_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    runtime_ms: float | None = None
+    exception_type: str | None = None
+    exception: str | None = None
+    traceback: str | None = None
+    lost_reason: str | None = None  # why the attempt became LOST
+    retry_eta: str | None = None  # when the retry this attempt asked for is due
+    redelivered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """A task id's current state, folded from all its events in any order.
+
+    ``canvas``/``publisher_task_id`` and the structural ids come from the publish (or,
+    for tasks sent by uninstrumented processes, the receive) so the workflow builder
+    needs nothing but records. ``names`` keeps every name the id carried
+    (``task.replace()`` reuses an id for another task).
+    """
+
+    id: str
+    name: str | None
+    state: TaskState
+    root_id: str | None = None
+    parent_id: str | None = None
+    group_id: str | None = None
+    group_index: int | None = None
+    publisher_task_id: str | None = None
+    replaced_task_nesting: int = 0
+    names: tuple[str, ...] = ()
+    worker: str | None = None
+    queue: str | None = None
+    routing_key: str | None = None
+    exchange: str | None = None
+    retries: int = 0
+    eta: str | None = None
+    expires: str | None = None
+    sent_at: float | None = None
+    received_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    runtime_ms: float | None = None
+    exception_type: str | None = None
+    exception: str | None = None
+    traceback: str | None = None
+    args: Any = None
+    kwargs: Any = None
+    result: Any = None
+    # Every distinct canvas summary seen on this id's messages, oldest first
+    # (a replaced id carries the replacement's canvas too).
+    canvases: tuple[Mapping[str, Any], ...] = ()
+    attempts: tuple[Attempt, ...] = ()
+    updated_at: float | None = None  # latest event ts; drives retention and "changed since"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["state"] = self.state.value
+        out["names"] = list(self.names)
+        out["canvases"] = [dict(c) for c in self.canvases]
+        out["attempts"] = [{**asdict(a), "state": a.state.value} for a in self.attempts]
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> TaskRecord:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in raw.items() if k in known}
+        values["state"] = TaskState(values.get("state", TaskState.PENDING.value))
+        values["names"] = tuple(values.get("names") or ())
+        values["canvases"] = tuple(values.get("canvases") or ())
+        attempt_fields = {f.name for f in fields(Attempt)}
+        values["attempts"] = tuple(
+            Attempt(**{**{k: v for k, v in a.items() if k in attempt_fields}, "state": TaskState(a["state"])})
+            for a in values.get("attempts") or ()
+        )
+        return cls(**values)
+
+
+class GraphRecord(Protocol):
+    """What a workflow graph reads from a task (``core.workflow.build_workflow``).
+
+    A :class:`TaskRecord` has all of it; a store can hand over lighter objects that carry
+    just these attributes, so a 10,000-task graph never builds 10,000 full records.
+    ``attempts`` only needs the right count, unless the graph should show attempt spans.
+    """
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def state(self) -> TaskState: ...
+    @property
+    def parent_id(self) -> str | None: ...
+    @property
+    def group_id(self) -> str | None: ...
+    @property
+    def group_index(self) -> int | None: ...
+    @property
+    def replaced_task_nesting(self) -> int: ...
+    @property
+    def worker(self) -> str | None: ...
+    @property
+    def queue(self) -> str | None: ...
+    @property
+    def sent_at(self) -> float | None: ...
+    @property
+    def received_at(self) -> float | None: ...
+    @property
+    def started_at(self) -> float | None: ...
+    @property
+    def finished_at(self) -> float | None: ...
+    @property
+    def runtime_ms(self) -> float | None: ...
+    @property
+    def exception_type(self) -> str | None: ...
+    @property
+    def args(self) -> Any: ...  # read for ``celery.chord_unlock`` only
+    @property
+    def canvases(self) -> Sequence[Mapping[str, Any]]: ...
+    @property
+    def attempts(self) -> Sequence[Attempt]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptSpan:
+    """When and where one attempt of a task ran: one bar of a timeline."""
+
+    number: int
+    state: TaskState
+    worker: str | None = None
+    received_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A task in a workflow graph, real or ``PLANNED``/``SKIPPED``."""
+
+    id: str
+    name: str | None
+    state: TaskState
+    attempts: int = 0
+    worker: str | None = None
+    queue: str | None = None
+    sent_at: float | None = None
+    received_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    runtime_ms: float | None = None
+    exception_type: str | None = None
+    parent_id: str | None = None
+    group_id: str | None = None
+    group_index: int | None = None
+    plumbing: bool = False  # celery.chord_unlock and similar infrastructure
+    # One span per attempt, oldest first, for a task that ran more than once (a retry
+    # or a redelivery); ``None`` for a single attempt, whose span is the node's own, and
+    # when no attempt has a time (attempts known only by count: nothing to draw).
+    attempt_spans: tuple[AttemptSpan, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    source: str
+    target: str
+    kind: str  # spawn | chain | chord | link | errback | replace
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """A group or chord: members in ``group_index`` order, plus a chord's callback."""
+
+    id: str
+    kind: str  # group | chord
+    members: tuple[str, ...]  # every task drawn inside, branch by branch in group_index order
+    callback: str | None = None
+    # Per group_index, the tasks of that branch in run order: a chain's head and
+    # tail, or a nested chord's header and callback. Nested containers' members
+    # are a subset of their parent's, which is how a UI can nest the boxes.
+    branches: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowGraph:
+    id: str
+    state: WorkflowState
+    task_count: int
+    counts: Mapping[str, int]
+    started_at: float | None
+    finished_at: float | None
+    root_id: str | None = None
+    name: str | None = None  # the display root's task name
+    nodes: tuple[Node, ...] = ()
+    edges: tuple[Edge, ...] = ()
+    groups: tuple[Container, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)

@@ -1,0 +1,141 @@
+"""``/api/tasks`` and ``/api/workflows``: lists with keyset pagination, details, graphs.
+
+Routes are plain ``def``: FastAPI runs them in its threadpool, so blocking database
+calls never stall the event loop that serves the live stream.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from stemtrace.core.workflow import build_workflow
+from stemtrace.server.api import schemas as s
+from stemtrace.server.api.deps import server
+from stemtrace.server.api.errors import ApiError
+from stemtrace.server.api.graph_json import workflow_graph_json
+from stemtrace.server.api.params import (
+    check_cursor,
+    parse_exception_types,
+    parse_states,
+    parse_time,
+    parse_workflow_states,
+)
+from stemtrace.server.context import ServerContext
+from stemtrace.server.graph_cache import gc_paused
+from stemtrace.server.store import TaskQuery, WorkflowQuery
+
+router = APIRouter(prefix="/api")
+Ctx = Annotated[ServerContext, Depends(server)]
+Limit = Annotated[int, Query(ge=1, le=1000, description="page size (default 50, at most 1000)")]
+Time = Annotated[
+    str | None, Query(description="ISO-8601 time (UTC unless an offset is given) or epoch seconds")
+]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": s.ErrorBody, "description": "unknown id"}}
+BAD_INPUT: dict[int | str, dict[str, Any]] = {422: {"model": s.ErrorBody, "description": "invalid parameter"}}
+# A graph of at least this many tasks is built with the cyclic GC paused (see ``gc_paused``).
+GC_PAUSE_TASKS = 1_000
+
+
+@router.get("/tasks", response_model=s.TaskPage, responses=BAD_INPUT, summary="List tasks, newest first")
+def list_tasks(  # noqa: PLR0917
+    ctx: Ctx,
+    name: str | None = None,
+    state: Annotated[list[str] | None, Query(description="task state; may be repeated")] = None,
+    exception_type: Annotated[
+        list[str] | None,
+        Query(description="exact exception type, as in TaskSummary.exception_type; may be repeated"),
+    ] = None,
+    worker: str | None = None,
+    queue: str | None = None,
+    q: Annotated[str | None, Query(description="task-id prefix or text in the captured arguments")] = None,
+    since: Time = None,
+    until: Time = None,
+    workflow: Annotated[str | None, Query(description="workflow id or any member task id")] = None,
+    limit: Limit = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> s.TaskPage:
+    query = TaskQuery(
+        name=name,
+        states=parse_states(state),
+        worker=worker,
+        queue=queue,
+        q=q or None,
+        since=parse_time("since", since),
+        until=parse_time("until", until),
+        workflow=workflow,
+        limit=limit,
+        cursor=check_cursor(cursor),
+        exception_types=parse_exception_types(exception_type),
+    )
+    page = ctx.store.list_tasks(query)
+    return s.TaskPage(items=[s.task_summary(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/tasks/{task_id}", response_model=s.TaskDetail, responses=NOT_FOUND, summary="One task")
+def get_task(ctx: Ctx, task_id: str) -> s.TaskDetail:
+    detail = ctx.store.get_task(task_id)
+    if detail is None:
+        raise ApiError(404, f"no task with id {task_id[:80]!r}")
+    return s.task_detail(detail)
+
+
+@router.get(
+    "/workflows", response_model=s.WorkflowPage, responses=BAD_INPUT, summary="List workflows, newest first"
+)
+def list_workflows(  # noqa: PLR0917
+    ctx: Ctx,
+    state: Annotated[
+        list[str] | None, Query(description="RUNNING, SUCCESS, FAILURE or REVOKED; may be repeated")
+    ] = None,
+    name: Annotated[str | None, Query(description="the root task's name")] = None,
+    since: Time = None,
+    until: Time = None,
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> s.WorkflowPage:
+    query = WorkflowQuery(
+        states=parse_workflow_states(state),
+        name=name,
+        since=parse_time("since", since),
+        until=parse_time("until", until),
+        limit=limit,
+        cursor=check_cursor(cursor),
+    )
+    page = ctx.store.list_workflows(query)
+    return s.WorkflowPage(items=[s.workflow_summary(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+@router.get(
+    "/workflows/{workflow_id}",
+    response_model=s.WorkflowGraphOut,
+    responses=NOT_FOUND,
+    summary="A workflow's graph",
+)
+def get_workflow(
+    ctx: Ctx,
+    workflow_id: str,
+    plumbing: Annotated[
+        bool, Query(description="include infrastructure tasks such as celery.chord_unlock")
+    ] = False,
+) -> s.WorkflowGraphOut:
+    store = ctx.store
+    resolved = store.resolve_workflow(workflow_id)
+    row = store.get_workflow(resolved) if resolved else None
+    key = (resolved, row.version, plumbing) if resolved and row is not None else None
+    cached = ctx.graphs.get(key) if key is not None else None
+    if cached is not None:
+        return Response(cached, media_type="application/json")  # type: ignore[return-value]
+    big = row is not None and row.task_count >= GC_PAUSE_TASKS
+    with gc_paused() if big else nullcontext():
+        records = store.workflow_skeletons(resolved) if resolved else []
+        if not records or resolved is None:
+            raise ApiError(404, f"no workflow or task with id {workflow_id[:80]!r}")
+        # What ``WorkflowGraphOut`` would serialise, written without building the models.
+        encoded = workflow_graph_json(build_workflow(resolved, records, show_plumbing=plumbing))
+        del records  # freed before the collector is back, so it never walks them
+    if key is not None:
+        ctx.graphs.put(key, encoded)
+    return Response(encoded, media_type="application/json")  # type: ignore[return-value]

@@ -1,0 +1,139 @@
+"""``stemtrace server``: options from the settings table, friendly startup and failure messages.
+
+Kept apart from ``stemtrace/cli.py`` so the top-level CLI imports nothing from the
+server extra until this command actually runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from stemtrace.server.settings import SETTINGS, ServerSettings, Setting, is_loopback
+
+INSTALL_HINT = 'The server is not installed. Install it with:  pip install "stemtrace[server]"'
+CLI_EXCLUDED = {"auth_password"}  # secrets in clear never go on a command line (visible in `ps`)
+
+
+def _option(setting: Setting) -> Any:
+    help_text = f"{setting.help} [env: {setting.env}"
+    if setting.default not in (None, (), "", False) and not setting.secret:
+        help_text += f"; default: {setting.default}"
+    help_text += "]"
+    if setting.type == "bool":
+        if setting.default is True:
+            return click.option(
+                f"{setting.flag}/--no-{setting.flag[2:]}", setting.name, default=None, help=help_text
+            )
+        return click.option(setting.flag, setting.name, is_flag=True, default=None, help=help_text)
+    kind: Any = click.INT if setting.type == "int" else click.STRING
+    return click.option(setting.flag, setting.name, type=kind, default=None, help=help_text)
+
+
+def server_options(fn: Any) -> Any:
+    for setting in reversed(SETTINGS):
+        if setting.name not in CLI_EXCLUDED:
+            fn = _option(setting)(fn)
+    return fn
+
+
+def fail(message: str) -> None:
+    click.echo(f"stemtrace: {message}", err=True)
+    sys.exit(2)
+
+
+def run_server(**given: Any) -> None:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError:
+        click.echo(INSTALL_HINT, err=True)
+        sys.exit(1)
+    try:
+        settings = ServerSettings.build(**{k: v for k, v in given.items() if v is not None})
+    except ValueError as exc:
+        fail(str(exc))
+        return
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if not is_loopback(settings.host) and not settings.auth_enabled:
+        if not settings.insecure_no_auth:
+            fail(
+                f"refusing to listen on {settings.host} without authentication: set --auth-user with "
+                "--auth-password-hash (or STEMTRACE_AUTH_PASSWORD), or --auth-tokens; or pass --insecure-no-auth"  # noqa: E501
+            )
+        click.echo(
+            f"WARNING: listening on {settings.host} with NO authentication: anyone who can reach it sees your task "  # noqa: E501
+            "arguments and results.",
+            err=True,
+        )
+    from stemtrace.server.app import create_app
+    from stemtrace.server.source import SourceError, transport_config
+    from stemtrace.server.store import StoreError, open_store
+    from stemtrace.transport import mask_url, resolve
+
+    try:
+        store = open_store(settings.store_url)
+    except StoreError as exc:
+        fail(str(exc))
+        return
+    events = None
+    if settings.ingest:
+        try:
+            events = transport_config(settings)
+        except SourceError as exc:
+            fail(str(exc))
+        if events is None:
+            fail("no event source: pass --app MODULE:APP, --broker URL or --events-url URL (or --no-ingest)")
+        assert events is not None
+        try:
+            resolve(events).consumer(settings.consumer_group, "stemtrace-startup-check").close()
+        except Exception as exc:
+            fail(
+                f"cannot reach the event broker {mask_url(events.url)} ({type(exc).__name__}: "
+                f"{mask_url(str(exc))[:120]}); check it is running and the URL is right"
+            )
+    app = create_app(settings, store=store, events=events)
+    root = settings.root
+    click.echo(f"stemtrace {_version()} listening on http://{_host(settings.host)}:{settings.port}{root}/")
+    click.echo(
+        f"  events:    {mask_url(events.url) + ' (' + events.name + ')' if events else 'not consumed (--no-ingest)'}"  # noqa: E501
+    )
+    click.echo(f"  store:     {store.description}")
+    click.echo(
+        f"  retention: {_days(settings.retention)} ({_days(settings.failure_retention)} for workflows with a failure)"  # noqa: E501
+    )
+    click.echo(f"  auth:      {'on' if settings.auth_enabled else 'off'}")
+    try:
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=False,
+            root_path=root,
+            proxy_headers=True,
+        )
+    finally:
+        store.close()
+
+
+def _version() -> str:
+    from stemtrace import __version__
+
+    return __version__
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _days(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

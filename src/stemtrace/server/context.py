@@ -1,0 +1,113 @@
+"""Everything one server instance owns: settings, store, ingest, maintenance, live hub.
+
+Started by the app's lifespan, or lazily on the first request when the app is mounted
+inside another ASGI app (Starlette does not run a mounted app's lifespan).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Any
+
+from stemtrace.server.graph_cache import GraphCache
+from stemtrace.server.ingest import Ingestor, Maintenance
+from stemtrace.server.live import Hub
+from stemtrace.server.settings import ServerSettings
+from stemtrace.server.source import transport_config
+from stemtrace.server.store import Store, open_store
+from stemtrace.transport import TransportConfig, mask_url
+
+logger = logging.getLogger("stemtrace.server")
+
+
+class ServerContext:
+    def __init__(
+        self,
+        settings: ServerSettings,
+        *,
+        store: Store | None = None,
+        events: TransportConfig | None = None,
+    ) -> None:
+        self.settings = settings
+        self._given_store = store
+        self._store: Store | None = store
+        self._events = events
+        self.ingestor: Ingestor | None = None
+        self.maintenance: Maintenance | None = None
+        self.hub: Hub | None = None
+        self.graphs = GraphCache()
+        self.started_at = time.time()
+        self._lock = threading.Lock()
+        self._running = False
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self.start()
+        assert self._store is not None
+        return self._store
+
+    @property
+    def events_config(self) -> TransportConfig | None:
+        if self._events is None and self.settings.ingest:
+            self._events = transport_config(self.settings)
+        return self._events
+
+    @property
+    def source_description(self) -> str | None:
+        cfg = self._events
+        return mask_url(cfg.url) if cfg is not None else None
+
+    def start(self) -> None:
+        with self._lock:
+            if self._running:
+                return
+            if self._store is None:
+                self._store = open_store(self.settings.store_url)
+            store = self._store
+            self.hub = Hub(store)
+            self.hub.start()
+            if self.settings.ingest:
+                cfg = self.events_config
+                if cfg is not None:
+                    self.ingestor = Ingestor(
+                        store,
+                        cfg,
+                        group=self.settings.consumer_group,
+                        batch_size=self.settings.batch_size,
+                        consumer_name=self.settings.consumer_name
+                        or f"{socket.gethostname()}-{self.settings.port}",
+                        on_commit=self.hub.publish,
+                    )
+                    self.ingestor.start()
+                self.maintenance = Maintenance(
+                    store,
+                    retention=self.settings.retention,
+                    failure_retention=self.settings.failure_retention,
+                    heartbeat_interval=self.settings.heartbeat_interval,
+                )
+                self.maintenance.start()
+            self._running = True
+
+    def stop(self) -> None:
+        with self._lock:
+            if not self._running:
+                return
+            for part in (self.ingestor, self.maintenance, self.hub):
+                if part is not None:
+                    part.stop()
+            if self._store is not None and self._given_store is None:
+                self._store.close()
+                self._store = None
+            self._running = False
+
+    def ensure(self) -> ServerContext:
+        if not self._running:
+            self.start()
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        return {"store": getattr(self._store, "description", None), "events": self.source_description}

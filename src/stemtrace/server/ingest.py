@@ -1,0 +1,232 @@
+"""The ingest loop: poll the transport, decode, commit one transaction, then acknowledge.
+
+Acknowledging only after the commit gives at-least-once delivery; the store's
+``(inst, seq)`` key turns that into an exactly-once effect. A broker or store that
+goes away is retried with backoff in this thread while the API keeps serving and
+``/api/health`` says ``degraded``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from stemtrace.server.jsonfast import decode_payload
+from stemtrace.server.store import Changes, Store
+from stemtrace.transport import Consumer, TransportConfig, mask_url, resolve
+
+logger = logging.getLogger("stemtrace.server.ingest")
+
+MAX_BACKOFF_S = 10.0
+EVENTS_PER_MESSAGE_GUESS = 50  # the library batches events; poll enough messages to fill a transaction
+
+
+@dataclass
+class IngestStats:
+    """What ``/api/health`` and ``/metrics`` report about this replica's ingest."""
+
+    status: str = "starting"  # starting | ok | degraded | disabled
+    error: str | None = None
+    events: int = 0  # decoded events committed (duplicates included)
+    stored: int = 0  # events new to the store
+    messages: int = 0
+    batches: int = 0
+    malformed: Counter[str] = field(default_factory=Counter)
+    lag: int | None = None
+    last_commit_at: float | None = None
+    rate: float = 0.0  # events per second, smoothed
+    _window: list[tuple[float, int]] = field(default_factory=list)
+
+    def record(self, now: float, events: int) -> None:
+        self._window.append((now, events))
+        cutoff = now - 10.0
+        while self._window and self._window[0][0] < cutoff:
+            self._window.pop(0)
+        span = max(now - self._window[0][0], 1.0) if self._window else 1.0
+        self.rate = sum(n for _, n in self._window) / span
+
+
+class Ingestor:
+    """One background thread that moves events from the transport into the store."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: TransportConfig,
+        *,
+        group: str = "stemtrace-server",
+        consumer_name: str | None = None,
+        batch_size: int = 1000,
+        on_commit: Callable[[Changes], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.group = group
+        self.consumer_name = consumer_name or f"{socket.gethostname()}-{os.getpid()}"
+        self.max_messages = max(1, batch_size // EVENTS_PER_MESSAGE_GUESS)
+        self.on_commit = on_commit
+        self.clock = clock
+        self.stats = IngestStats()
+        self._logged_kinds: set[str] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._consumer: Consumer | None = None
+        self._fault: str | None = None  # "broker" | "store" while degraded
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="stemtrace-ingest", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._drop_consumer()
+
+    def _drop_consumer(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            consumer.close()
+
+    def _degraded(self, what: str, exc: BaseException) -> None:
+        self._fault = what.split(" ", 1)[0]
+        message = f"{what}: {type(exc).__name__}: {mask_url(str(exc))[:200]}"
+        if self.stats.status != "degraded" or self.stats.error != message:
+            logger.warning("ingest degraded, retrying in the background (%s)", message)
+        self.stats.status = "degraded"
+        self.stats.error = message
+
+    def _run(self) -> None:
+        backoff = 0.5
+        last_lag = 0.0
+        while not self._stop.is_set():
+            try:
+                if self._consumer is None:
+                    self._consumer = resolve(self.config).consumer(self.group, self.consumer_name)
+                deliveries = self._consumer.poll(self.max_messages, 0.2)
+            except Exception as exc:
+                self._degraded(f"broker {mask_url(self.config.url)}", exc)
+                self._drop_consumer()
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                continue
+            if self.stats.status == "starting" or self._fault == "broker":
+                self._recovered()
+            now = self.clock()
+            if now - last_lag > 2.0:
+                last_lag = now
+                self.stats.lag = self._consumer.lag()
+            if not deliveries:
+                continue
+            if self._commit(deliveries):
+                backoff = 0.5
+            else:
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    def _recovered(self) -> None:
+        if self.stats.status == "degraded":
+            logger.info("ingest recovered")
+        self._fault = None
+        self.stats.status = "ok"
+        self.stats.error = None
+
+    def _commit(self, deliveries: list[Any]) -> bool:
+        """Apply then acknowledge; on a store error nothing is acknowledged (redelivered later)."""
+        events = []
+        malformed: Counter[str] = Counter()
+        for delivery in deliveries:
+            good, bad = decode_payload(delivery.payload)
+            events.extend(good)
+            for err in bad:
+                malformed[err.kind] += 1
+                if err.kind not in self._logged_kinds:
+                    self._logged_kinds.add(err.kind)
+                    logger.warning(
+                        "skipping malformed event (%s); further ones of this kind are only counted", err
+                    )
+        try:
+            result = self.store.apply(events, malformed, self.clock())
+        except Exception as exc:
+            self._degraded("store", exc)
+            return False
+        assert self._consumer is not None
+        try:
+            self._consumer.ack(deliveries)
+        except Exception as exc:
+            # Committed but not acknowledged: redelivery is harmless (the store de-duplicates).
+            self._degraded(f"broker {mask_url(self.config.url)}", exc)
+            self._drop_consumer()
+            return False
+        now = self.clock()
+        s = self.stats
+        s.events += len(events)
+        s.stored += result.stored
+        s.messages += len(deliveries)
+        s.batches += 1
+        s.malformed.update(malformed)
+        s.last_commit_at = now
+        s.record(now, len(events))
+        if s.status != "ok":
+            self._recovered()
+        if self.on_commit is not None and result.changes:
+            self.on_commit(result.changes)
+        return True
+
+
+class Maintenance:
+    """Retention and LOST detection, in small transactions that never hold up ingest for long."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        retention: float,
+        failure_retention: float,
+        heartbeat_interval: float,
+        every_s: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.retention = retention
+        self.failure_retention = failure_retention
+        self.offline_after = 3 * heartbeat_interval
+        self.every_s = every_s
+        self.clock = clock
+        self.expired = 0
+        self.lost = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="stemtrace-maintenance", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run_once(self, budget_s: float = 5.0) -> None:
+        deadline = time.monotonic() + budget_s
+        self.lost += self.store.mark_lost(self.clock(), self.offline_after)
+        while time.monotonic() < deadline:
+            n = self.store.expire(self.clock(), self.retention, self.failure_retention)
+            self.expired += n
+            if n == 0:
+                break
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                self.run_once()
+            except Exception as exc:
+                logger.warning("maintenance failed, will retry: %s: %s", type(exc).__name__, str(exc)[:200])

@@ -1,0 +1,107 @@
+"""``/metrics`` in the Prometheus text exposition format (no client library needed)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import PlainTextResponse
+
+from stemtrace.server.api.deps import server
+from stemtrace.server.context import ServerContext
+
+router = APIRouter(include_in_schema=False)
+
+
+def _label(value: Any) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render(ctx: ServerContext) -> str:
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+        lines.extend(f"{name}{labels} {value:g}" for labels, value in samples)
+
+    st = ctx.ingestor.stats if ctx.ingestor is not None else None
+    try:
+        counters = ctx.store.counters()
+        store_up = 1.0
+    except Exception:
+        counters, store_up = {}, 0.0
+    metric("stemtrace_store_up", "gauge", "1 when the store answers.", [("", store_up)])
+    metric(
+        "stemtrace_ingest_up",
+        "gauge",
+        "1 when ingest is consuming normally.",
+        [("", 1.0 if st is not None and st.status == "ok" else 0.0)],
+    )
+    metric(
+        "stemtrace_ingest_events_total",
+        "counter",
+        "Events applied by this replica (redeliveries included).",
+        [("", float(st.events if st else 0))],
+    )
+    metric(
+        "stemtrace_ingest_stored_events_total",
+        "counter",
+        "Events new to the store, by this replica.",
+        [("", float(st.stored if st else 0))],
+    )
+    metric(
+        "stemtrace_ingest_batches_total",
+        "counter",
+        "Transactions committed by this replica.",
+        [("", float(st.batches if st else 0))],
+    )
+    metric(
+        "stemtrace_ingest_rate",
+        "gauge",
+        "Events per second over the last 10 s.",
+        [("", st.rate if st else 0.0)],
+    )
+    if st is not None and st.lag is not None:
+        metric("stemtrace_ingest_lag", "gauge", "Messages waiting in the broker.", [("", float(st.lag))])
+    malformed = counters.get("malformed", {})
+    metric(
+        "stemtrace_malformed_events_total",
+        "counter",
+        "Events skipped as malformed, by kind (all replicas).",
+        [(f'{{kind="{_label(k)}"}}', float(v)) for k, v in sorted(malformed.items())],
+    )
+    library = counters.get("library", [])
+    for field, help_text in (
+        ("sent", "Events the library sent"),
+        ("dropped", "Events the library dropped"),
+        ("errors", "Errors the library counted"),
+    ):
+        metric(
+            f"stemtrace_library_{field}_total",
+            "counter",
+            f"{help_text}, by process (latest report).",
+            [
+                (
+                    f'{{host="{_label(x.get("host"))}",pid="{_label(x.get("pid"))}",inst="{_label(x.get("inst"))}"}}',
+                    float(x.get(field) or 0),
+                )
+                for x in library
+            ],
+        )
+    metric(
+        "stemtrace_workflows", "gauge", "Workflows stored.", [("", float(counters.get("workflows", 0) or 0))]
+    )
+    metric(
+        "stemtrace_up_seconds",
+        "gauge",
+        "Seconds since this server started.",
+        [("", time.time() - ctx.started_at)],
+    )
+    return "\n".join(lines) + "\n"
+
+
+@router.get("/metrics")
+def metrics(ctx: ServerContext = Depends(server)) -> PlainTextResponse:  # noqa: B008
+    return PlainTextResponse(render(ctx), media_type="text/plain; version=0.0.4")

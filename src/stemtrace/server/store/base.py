@@ -1,0 +1,236 @@
+"""The ``Store`` interface: what ingest writes and the API reads, independent of the database.
+
+Rows cross this boundary as plain dataclasses and core models, never as pydantic
+objects, so the API layer owns the JSON shape and the store owns the SQL.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from stemtrace.core.events import Event
+from stemtrace.core.model import GraphRecord, TaskRecord
+from stemtrace.core.states import TaskState, WorkflowState
+
+
+class StoreError(RuntimeError):
+    """The store cannot be reached or used; the message says what to check."""
+
+
+class BadCursor(ValueError):
+    """A pagination cursor that this server did not produce."""
+
+
+def encode_cursor(sort_ts: float, key: str) -> str:
+    raw = json.dumps([sort_ts, key], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        ts, key = json.loads(raw)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise BadCursor(f"malformed cursor {cursor[:40]!r}; pass back a next_cursor unchanged") from None
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not isinstance(key, str):
+        raise BadCursor(f"malformed cursor {cursor[:40]!r}; pass back a next_cursor unchanged")
+    return float(ts), key
+
+
+@dataclass(frozen=True, slots=True)
+class TaskQuery:
+    name: str | None = None
+    states: tuple[TaskState, ...] = ()
+    worker: str | None = None
+    queue: str | None = None
+    q: str | None = None
+    since: float | None = None
+    until: float | None = None
+    workflow: str | None = None
+    limit: int = 50
+    cursor: str | None = None
+    exception_types: tuple[str, ...] = ()  # exact matches, any of
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowQuery:
+    states: tuple[WorkflowState, ...] = ()
+    name: str | None = None
+    since: float | None = None
+    until: float | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    """A task-list row: the filterable columns (TaskSummary)."""
+
+    id: str
+    name: str | None
+    state: str
+    workflow_id: str | None
+    parent_id: str | None
+    root_id: str | None
+    group_id: str | None
+    worker: str | None
+    queue: str | None
+    retries: int
+    sent_at: float | None
+    received_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    runtime_ms: float | None
+    exception_type: str | None
+    args_preview: str | None
+    sort_ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChildRow:
+    """A child task as the task detail lists it."""
+
+    id: str
+    name: str | None
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDetail:
+    row: TaskRow
+    record: TaskRecord
+    extra: Mapping[str, Any]  # args_repr / kwargs_repr when the sender set them
+    events: list[dict[str, Any]]
+    children: list[str]
+    # The first ``read.CHILD_TASKS_MAX`` children, in ``children`` order, with name and state.
+    child_tasks: list[ChildRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRow:
+    id: str
+    name: str | None
+    root_id: str | None
+    state: str
+    task_count: int
+    counts: dict[str, int]
+    started_at: float | None
+    finished_at: float | None
+    has_failure: bool
+    sort_ts: float
+    version: int = 0  # changes whenever any of the workflow's tasks does (keys graph caches)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Any]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What one committed batch (or a poll of the store) changed, for the live stream."""
+
+    tasks: frozenset[str] = frozenset()
+    workflows: frozenset[str] = frozenset()
+    workers: frozenset[str] = frozenset()
+    task_workflows: Mapping[str, str] = field(default_factory=dict)  # task id -> workflow id, when known
+
+    def __bool__(self) -> bool:
+        return bool(self.tasks or self.workflows or self.workers)
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    stored: int = 0  # events new to the store (a redelivery stores 0)
+    changes: Changes = field(default_factory=Changes)
+
+
+class Store(ABC):
+    """Persistent state. Every method is safe to call from several threads."""
+
+    url: str
+
+    @abstractmethod
+    def migrate(self) -> int:
+        """Create or upgrade the schema; returns the schema version."""
+
+    @abstractmethod
+    def apply(self, events: Sequence[Event], malformed: Mapping[str, int], now: float) -> ApplyResult:
+        """Apply a batch in one transaction. Applying the same events again changes nothing."""
+
+    @abstractmethod
+    def list_tasks(self, query: TaskQuery) -> Page: ...
+
+    @abstractmethod
+    def get_task(self, task_id: str) -> TaskDetail | None: ...
+
+    @abstractmethod
+    def resolve_workflow(self, any_id: str) -> str | None:
+        """The workflow id for a workflow id, a member task id or a merged-away id."""
+
+    @abstractmethod
+    def workflow_records(self, workflow_id: str) -> list[TaskRecord]: ...
+
+    @abstractmethod
+    def workflow_skeletons(self, workflow_id: str) -> list[GraphRecord]:
+        """The workflow's tasks with only what ``build_workflow`` reads.
+
+        Arguments, results, exceptions and attempt details are left out (``attempts``
+        holds placeholders of the right count, or the spans of a task that ran more than
+        once), which makes a 10,000-task graph cheap.
+        """
+
+    @abstractmethod
+    def get_workflow(self, workflow_id: str) -> WorkflowRow | None: ...
+
+    @abstractmethod
+    def list_workflows(self, query: WorkflowQuery) -> Page: ...
+
+    @abstractmethod
+    def list_workers(self) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def task_names(self) -> list[tuple[str, int]]: ...
+
+    @abstractmethod
+    def failures(
+        self, since: float | None, until: float | None, name: str | None, limit: int
+    ) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def task_stats(
+        self, since: float, until: float, name: str | None, buckets: int
+    ) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def stale_tasks(self, states: Sequence[TaskState], older_than: float, limit: int) -> list[TaskRow]: ...
+
+    @abstractmethod
+    def changes_since(self, after: float) -> tuple[Changes, float]:
+        """Ids written after server time ``after``, and the time to poll from next."""
+
+    @abstractmethod
+    def counters(self) -> dict[str, Any]:
+        """Malformed-event counts by kind and the library's health counters by process."""
+
+    @abstractmethod
+    def mark_lost(self, now: float, offline_after: float) -> int:
+        """Turn STARTED tasks of workers that went offline into LOST; returns how many."""
+
+    @abstractmethod
+    def expire(self, now: float, retention: float, failure_retention: float, batch: int = 50) -> int:
+        """Delete up to ``batch`` expired workflows with everything in them; returns how many."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise :class:`StoreError` when the database is unreachable."""
+
+    @abstractmethod
+    def close(self) -> None: ...

@@ -1,0 +1,281 @@
+"""Database connections for the two supported engines, behind one small ``Dialect``.
+
+The SQL in this package is written once, with ``?`` placeholders and ``{float}``-style
+type slots; the dialect turns it into what SQLite or PostgreSQL expects. Connections
+come from a tiny pool so the API's threadpool and the ingest thread never share one.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from stemtrace.server.store.base import StoreError
+
+
+class Dialect:
+    """What differs between the engines: connecting, placeholders, a few types and functions."""
+
+    name = "base"
+    types: dict[str, str] = {}
+    like = "LIKE"
+
+    def connect(self) -> Any:
+        raise NotImplementedError
+
+    def sql(self, text: str) -> str:
+        return text.format(**self.types)
+
+    def bucket(self, column: str) -> str:
+        raise NotImplementedError
+
+    def begin_write(self, conn: Any) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def insert_rows(
+        self,
+        conn: Any,
+        head: str,
+        types: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        tail: str = "",
+        constants: str = "",
+    ) -> int:
+        """``{head} VALUES (?, ..., ?{constants}) {tail}`` for every row; returns the rows changed.
+
+        ``head`` is ``INSERT INTO table (columns)``, ``types`` the PostgreSQL type of each
+        bound column and ``constants`` SQL for trailing columns every row shares (``, 1``).
+        """
+        if not rows:
+            return 0
+        cur = conn.cursor()
+        cur.executemany(self.sql(f"{head} VALUES ({','.join('?' * len(types))}{constants}) {tail}"), rows)
+        return max(int(cur.rowcount), 0)
+
+
+class SqliteDialect(Dialect):
+    name = "sqlite"
+    types = {"float": "REAL", "text_c": "TEXT", "bigint": "INTEGER", "bool": "INTEGER"}
+
+    def __init__(self, url: str) -> None:
+        path = url.split("sqlite://", 1)[1]
+        self.path = path[1:] if path.startswith("/") else path
+        if not self.path:
+            raise StoreError("sqlite store URL needs a path: sqlite:///path/to/stemtrace.db")
+
+    def connect(self) -> sqlite3.Connection:
+        parent = Path(self.path).expanduser().parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                str(Path(self.path).expanduser()), isolation_level=None, check_same_thread=False, timeout=30
+            )
+            # 16 KiB pages for a new database (a no-op on an existing one, which keeps its own):
+            # every batch inserts random task ids into several indexes, so a commit writes
+            # hundreds of scattered pages to the WAL, and per page, not per byte, is what it
+            # costs: SQLite's share of a batch drops ~25%, ingest gains 10-12% over 4 KiB;
+            # list queries pay ~0.25 ms (see docs/benchmarks-server.md, "Ingest").
+            conn.execute("PRAGMA page_size=16384")
+            # WAL lets the API read while ingest writes; NORMAL sync is durable across app crashes.
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=OFF")
+            conn.execute("PRAGMA cache_size=-65536")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(
+                f"cannot open SQLite store {self.path}: {exc}; check the path is writable"
+            ) from exc
+        return conn
+
+    def bucket(self, column: str) -> str:
+        return f"CAST({column} / ? AS INTEGER)"
+
+    def begin_write(self, conn: Any) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+
+    def describe(self) -> str:
+        return f"sqlite:///{self.path}"
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+    types = {"float": "DOUBLE PRECISION", "text_c": 'TEXT COLLATE "C"', "bigint": "BIGINT", "bool": "BOOLEAN"}
+    like = "ILIKE"
+    # One lock key for every writer: replicas serialise their batches, so folding a task
+    # always sees the events another replica committed first.
+    LOCK_KEY = 0x57E37ACE
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url.replace("postgres://", "postgresql://", 1))
+        params = dict(parse_qsl(parts.query))
+        self.schema = params.pop("schema", None)
+        self.dsn = urlunsplit(parts._replace(query=urlencode(params)))
+        self.url = url
+
+    def connect(self) -> Any:
+        import psycopg
+
+        try:
+            conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
+            if self.schema:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                conn.execute(f'SET search_path TO "{self.schema}"')
+        except psycopg.Error as exc:
+            from stemtrace.transport import mask_url
+
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreError(
+                f"cannot connect to PostgreSQL store {mask_url(self.url)}: {first}; "
+                "check the server is running and the URL, user and database are right"
+            ) from exc
+        return conn
+
+    def sql(self, text: str) -> str:
+        return super().sql(text).replace("?", "%s")
+
+    def bucket(self, column: str) -> str:
+        return f"CAST(floor({column} / ?) AS BIGINT)"
+
+    def begin_write(self, conn: Any) -> None:
+        conn.execute("BEGIN")
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.LOCK_KEY,))
+
+    def insert_rows(
+        self,
+        conn: Any,
+        head: str,
+        types: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        tail: str = "",
+        constants: str = "",
+    ) -> int:
+        """One statement per batch: each column travels as one binary array and ``unnest``
+        turns the arrays back into rows. ``executemany`` adapts and runs a statement per
+        row: ~10x this client CPU for a batch of events (and psycopg's *text* array format
+        escapes item by item in Python, slower still, hence ``%b``)."""
+        if not rows:
+            return 0
+        columns = _columns(rows, types)
+        if columns is None:  # a column mixing Python types: arrays cannot carry it
+            return super().insert_rows(conn, head, types, rows, tail=tail, constants=constants)
+        arrays = ", ".join(f"%b::{t}[]" for t in types)
+        cur = conn.execute(f"{head} SELECT *{constants} FROM unnest({arrays}) {tail}", columns)
+        return max(int(cur.rowcount), 0)
+
+    def describe(self) -> str:
+        from stemtrace.transport import mask_url
+
+        return mask_url(self.url)
+
+
+_FLOAT_TYPES = frozenset({"float8", "double precision"})
+
+
+def _columns(rows: Sequence[Sequence[Any]], types: Sequence[str]) -> list[list[Any]] | None:
+    """The rows as one list per column, or ``None`` when a column holds more than one Python
+    type (a list parameter must be homogeneous). Integers in a float column become floats,
+    the conversion PostgreSQL would apply to each row's parameter anyway."""
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    if len(columns) != len(types):
+        raise ValueError(f"{len(types)} column types for rows of {len(columns)} values")
+    for i, (column, pg_type) in enumerate(zip(columns, types, strict=True)):
+        kinds = {type(v) for v in column}
+        kinds.discard(type(None))
+        if len(kinds) <= 1:
+            continue
+        if pg_type in _FLOAT_TYPES and kinds <= {int, float}:
+            columns[i] = [float(v) if type(v) is int else v for v in column]
+            continue
+        return None
+    return columns
+
+
+def dialect_for(url: str) -> Dialect:
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "sqlite":
+        return SqliteDialect(url)
+    if scheme in {"postgresql", "postgres", "postgresql+psycopg"}:
+        return PostgresDialect(url.replace("postgresql+psycopg", "postgresql", 1))
+    raise StoreError(f"unsupported store URL scheme {scheme!r}; use sqlite:///PATH or postgresql://…")
+
+
+class Pool:
+    """At most ``size`` connections, each used by one thread at a time."""
+
+    def __init__(self, dialect: Dialect, size: int = 8) -> None:
+        self.dialect = dialect
+        self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._sem = threading.BoundedSemaphore(size)
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        self._sem.acquire()
+        try:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = self.dialect.connect()
+                with self._lock:
+                    self._all.append(conn)
+            broken = False
+            try:
+                yield conn
+            except BaseException:
+                broken = _rollback(conn)
+                raise
+            finally:
+                if broken:
+                    _close(conn)
+                    with self._lock:
+                        self._all.remove(conn)
+                else:
+                    self._idle.put(conn)
+        finally:
+            self._sem.release()
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            _close(conn)
+
+
+def _rollback(conn: Any) -> bool:
+    """Roll back after an error; True when the connection itself is unusable."""
+    try:
+        if isinstance(conn, sqlite3.Connection):
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return False
+        if conn.closed or conn.broken:
+            return True
+        if conn.info.transaction_status != 0:  # not IDLE: inside or failed transaction
+            conn.execute("ROLLBACK")
+        return False
+    except Exception:
+        return True
+
+
+def _close(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception:
+        pass
+
+
+def rows(conn: Any, dialect: Dialect, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    cur = conn.execute(dialect.sql(text), tuple(params))
+    return list(cur.fetchall())

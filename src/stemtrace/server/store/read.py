@@ -1,0 +1,453 @@
+"""The queries behind the API: keyset-paginated lists, details and aggregates.
+
+Every list is newest first on ``(sort_ts, id)`` and continues strictly below the
+cursor, so rows inserted while a client pages never shift or repeat a page.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from stemtrace.core.model import Attempt, GraphRecord, TaskRecord
+from stemtrace.core.states import TaskState
+from stemtrace.server.store.base import (
+    ChildRow,
+    Page,
+    TaskDetail,
+    TaskQuery,
+    TaskRow,
+    WorkflowQuery,
+    WorkflowRow,
+    decode_cursor,
+    encode_cursor,
+)
+from stemtrace.server.store.db import Dialect
+from stemtrace.server.store.write import marks
+
+ROW_COLUMNS = (
+    "id, name, state, workflow_id, parent_id, root_id, group_id, worker, queue, retries, sent_at, received_at, "  # noqa: E501
+    "started_at, finished_at, runtime_ms, exception_type, args_preview, sort_ts"
+)
+WF_COLUMNS = (
+    "id, name, root_id, state, task_count, counts, started_at, finished_at, has_failure, sort_ts, version"
+)
+# Only what ``core.workflow.build_workflow`` reads: every column costs ~10 ms on a 10,000-task graph.
+SKELETON_COLUMNS = (
+    "id, name, state, parent_id, group_id, worker, queue, sent_at, received_at, started_at, finished_at, "
+    "runtime_ms, exception_type, graph, CASE WHEN graph IS NULL THEN detail END"
+)
+_ID_PREFIX = re.compile(r"^[0-9A-Za-z_.:-]+$")
+# ``q`` looks for argument text in at most this many tasks (newest first, below the cursor)
+# per request; the page's next_cursor continues the scan. An id prefix is searched in full.
+TEXT_SCAN_ROWS = 5_000
+# A task detail lists every child id but names and states only this many (a fan-out parent can
+# have hundreds of thousands of children; the workflow graph is the place to browse those).
+CHILD_TASKS_MAX = 1_000
+_PLACEHOLDERS: dict[tuple[int, TaskState], tuple[Attempt, ...]] = {}
+_STATES = {s.value: s for s in TaskState}
+
+
+class Reader:
+    def __init__(self, conn: Any, dialect: Dialect) -> None:
+        self.conn = conn
+        self.d = dialect
+
+    def q(self, text: str, params: list[Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return list(self.conn.execute(self.d.sql(text), tuple(params)).fetchall())
+
+    # -- tasks ----------------------------------------------------------------------------------
+
+    def list_tasks(self, query: TaskQuery) -> Page:
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (("name", query.name), ("worker", query.worker), ("queue", query.queue)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if query.workflow is not None:
+            where.append("workflow_id = ?")
+            params.append(self.resolve_workflow(query.workflow) or query.workflow)
+        if query.states:
+            where.append(f"state IN ({marks(len(query.states))})")
+            params.extend(s.value for s in query.states)
+        if query.exception_types:
+            # Served by the partial index tasks_exception (schema v3).
+            where.append(f"exception_type IN ({marks(len(query.exception_types))})")
+            params.extend(query.exception_types)
+        _time_range(where, params, query.since, query.until)
+        if query.q:
+            return self._search(query, where, params)
+        rows = self._page(f"SELECT {ROW_COLUMNS} FROM tasks", where, params, query.cursor, query.limit)
+        items = [TaskRow(*r) for r in rows[: query.limit]]
+        nxt = encode_cursor(items[-1].sort_ts, items[-1].id) if len(rows) > query.limit else None
+        return Page(items, nxt)
+
+    def _search(self, query: TaskQuery, where: list[str], params: list[Any]) -> Page:
+        """``q``: an id-prefix range UNION a bounded argument-text scan, merged newest first.
+
+        One OR-ed condition cannot use an index, so each half runs on its own: the id
+        prefix as a primary-key range, the text as a ``LIKE`` over at most
+        ``TEXT_SCAN_ROWS`` rows read newest first through the sort index. When that
+        window ends before the page fills, the page ends at the window's last row and
+        ``next_cursor`` continues from there, so every request stays bounded.
+        """
+        assert query.q is not None
+        limit = query.limit
+        found: dict[str, tuple[Any, ...]] = {}
+        if _ID_PREFIX.match(query.q):
+            where_id, params_id = self._below(
+                [*where, "id >= ?", "id < ?"], [*params, query.q, query.q + "\U0010ffff"], query.cursor
+            )
+            # A prefix of 3+ characters is selective: read its primary-key range and sort it
+            # (``sort_ts + 0`` keeps the planner off the sort index, which would walk every
+            # task newest first looking for a rare id). A shorter prefix matches densely, so
+            # walking newest first finds a page quickly.
+            order = "sort_ts + 0 DESC, id DESC" if len(query.q) >= 3 else "sort_ts DESC, id DESC"
+            for r in self.q(
+                f"SELECT {ROW_COLUMNS} FROM tasks WHERE {' AND '.join(where_id)} ORDER BY {order} LIMIT ?",
+                [*params_id, limit + 1],
+            ):
+                found[r[0]] = r
+        scan_where, scan_params = self._below(where, params, query.cursor)
+        clause = f" WHERE {' AND '.join(scan_where)}" if scan_where else ""
+        floor = self.q(
+            f"SELECT sort_ts, id FROM tasks{clause} ORDER BY sort_ts DESC, id DESC LIMIT 1 OFFSET ?",
+            [*scan_params, TEXT_SCAN_ROWS - 1],
+        )
+        window_end = (floor[0][0], floor[0][1]) if floor else None
+        text = "%" + query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        text_where = [*where, f"args_text {self.d.like} ? ESCAPE '\\'"]
+        text_params = [*params, text]
+        if window_end is not None:
+            # The plain ``sort_ts >= ?`` is what lets the planner bound its index range.
+            text_where += ["sort_ts >= ?", "(sort_ts > ? OR (sort_ts = ? AND id >= ?))"]
+            text_params += [window_end[0], window_end[0], window_end[0], window_end[1]]
+        for r in self._page(f"SELECT {ROW_COLUMNS} FROM tasks", text_where, text_params, query.cursor, limit):
+            found[r[0]] = r
+        rows = sorted(found.values(), key=lambda r: (r[-1], r[0]), reverse=True)
+        if window_end is not None:
+            rows = [r for r in rows if (r[-1], r[0]) >= window_end]
+        items = [TaskRow(*r) for r in rows[:limit]]
+        if len(rows) > limit:
+            nxt: str | None = encode_cursor(items[-1].sort_ts, items[-1].id)
+        elif window_end is not None:
+            nxt = encode_cursor(*window_end)
+        else:
+            nxt = None
+        return Page(items, nxt)
+
+    @staticmethod
+    def _below(where: list[str], params: list[Any], cursor: str | None) -> tuple[list[str], list[Any]]:
+        if not cursor:
+            return where, params
+        ts, key = decode_cursor(cursor)
+        # ``sort_ts <= ?`` alone bounds the index range; the OR breaks ties on id.
+        return [*where, "sort_ts <= ?", "(sort_ts < ? OR (sort_ts = ? AND id < ?))"], [
+            *params,
+            ts,
+            ts,
+            ts,
+            key,
+        ]
+
+    def _page(
+        self, select: str, where: list[str], params: list[Any], cursor: str | None, limit: int
+    ) -> list[Any]:
+        where, params = self._below(where, params, cursor)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        return self.q(f"{select}{clause} ORDER BY sort_ts DESC, id DESC LIMIT ?", [*params, limit + 1])
+
+    def get_task(self, task_id: str) -> TaskDetail | None:
+        found = self.q(f"SELECT {ROW_COLUMNS}, detail FROM tasks WHERE id = ?", [task_id])
+        if not found:
+            return None
+        row = TaskRow(*found[0][:-1])
+        detail = json.loads(found[0][-1])
+        extra = detail.pop("_extra", {}) or {}
+        events = [
+            json.loads(body)
+            for (body,) in self.q(
+                "SELECT body FROM events WHERE task_id = ? ORDER BY ts, inst, seq", [task_id]
+            )
+        ]
+        found_children = self.q(
+            "SELECT id, name, state FROM tasks WHERE parent_id = ? ORDER BY sort_ts, id", [task_id]
+        )
+        return TaskDetail(
+            row=row,
+            record=TaskRecord.from_dict(detail),
+            extra=extra,
+            events=events,
+            children=[c[0] for c in found_children],
+            child_tasks=[ChildRow(*c) for c in found_children[:CHILD_TASKS_MAX]],
+        )
+
+    def stale_tasks(self, states: list[TaskState], older_than: float, limit: int) -> list[TaskRow]:
+        rows = self.q(
+            f"SELECT {ROW_COLUMNS} FROM tasks WHERE state IN ({marks(len(states))}) AND updated_at < ? "
+            "ORDER BY updated_at LIMIT ?",
+            [*(s.value for s in states), older_than, limit],
+        )
+        return [TaskRow(*r) for r in rows]
+
+    # -- workflows --------------------------------------------------------------------------------
+
+    def resolve_workflow(self, any_id: str) -> str | None:
+        found = self.q("SELECT workflow_id FROM aliases WHERE id = ?", [any_id])
+        if found:
+            return str(found[0][0])
+        found = self.q("SELECT id FROM workflows WHERE id = ?", [any_id])
+        return str(found[0][0]) if found else None
+
+    def workflow_records(self, workflow_id: str) -> list[TaskRecord]:
+        out = []
+        for (detail,) in self.q("SELECT detail FROM tasks WHERE workflow_id = ?", [workflow_id]):
+            raw = json.loads(detail)
+            raw.pop("_extra", None)
+            out.append(TaskRecord.from_dict(raw))
+        return out
+
+    def workflow_skeletons(self, workflow_id: str) -> list[GraphRecord]:
+        rows = self.q(f"SELECT {SKELETON_COLUMNS} FROM tasks WHERE workflow_id = ?", [workflow_id])
+        with_graph = [row for row in rows if row[13] is not None]
+        # One ``json.loads`` for every ``graph`` value: per-row calls cost more than the parsing.
+        extras = json.loads(f"[{','.join([row[13] for row in with_graph])}]")
+        out: list[GraphRecord] = [skeleton(row, extra) for row, extra in zip(with_graph, extras, strict=True)]
+        for row in rows:
+            if row[13] is None:  # written before schema v2: decode the full detail
+                raw = json.loads(row[14])
+                raw.pop("_extra", None)
+                out.append(TaskRecord.from_dict(raw))
+        return out
+
+    def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
+        found = self.q(f"SELECT {WF_COLUMNS} FROM workflows WHERE id = ?", [workflow_id])
+        return _wf_row(found[0]) if found else None
+
+    def list_workflows(self, query: WorkflowQuery) -> Page:
+        where: list[str] = []
+        params: list[Any] = []
+        if query.name is not None:
+            where.append("name = ?")
+            params.append(query.name)
+        if query.states:
+            where.append(f"state IN ({marks(len(query.states))})")
+            params.extend(s.value for s in query.states)
+        _time_range(where, params, query.since, query.until)
+        rows = self._page(f"SELECT {WF_COLUMNS} FROM workflows", where, params, query.cursor, query.limit)
+        items = [_wf_row(r) for r in rows[: query.limit]]
+        nxt = encode_cursor(items[-1].sort_ts, items[-1].id) if len(rows) > query.limit else None
+        return Page(items, nxt)
+
+    # -- aggregates -------------------------------------------------------------------------------
+
+    def task_names(self) -> list[tuple[str, int]]:
+        rows = self.q("SELECT name, COUNT(*) FROM tasks WHERE name IS NOT NULL GROUP BY name ORDER BY name")
+        return [(str(n), int(c)) for n, c in rows]
+
+    def failures(
+        self, since: float | None, until: float | None, name: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        where = ["state = ?"]
+        params: list[Any] = [TaskState.FAILURE.value]
+        _time_range(where, params, since, until)
+        if name is not None:
+            where.append("name = ?")
+            params.append(name)
+        clause = " AND ".join(where)
+        groups = self.q(
+            f"SELECT name, exception_type, COUNT(*), MAX(sort_ts) FROM tasks WHERE {clause} "
+            "GROUP BY name, exception_type ORDER BY COUNT(*) DESC, MAX(sort_ts) DESC LIMIT ?",
+            [*params, limit],
+        )
+        out = []
+        for gname, etype, count, _last in groups:
+            etype_cond = "exception_type = ?" if etype is not None else "exception_type IS NULL"
+            extra = [etype] if etype is not None else []
+            sample = self.q(
+                f"SELECT id, COALESCE(finished_at, sort_ts), detail FROM tasks WHERE {clause} AND name "
+                + ("= ?" if gname is not None else "IS NULL")
+                + f" AND {etype_cond} ORDER BY sort_ts DESC, id DESC LIMIT 1",
+                [*params, *([gname] if gname is not None else []), *extra],
+            )
+            tid, seen, detail = sample[0]
+            message = json.loads(detail).get("exception")
+            out.append(
+                {
+                    "name": gname,
+                    "exception_type": etype,
+                    "count": int(count),
+                    "last_seen": float(seen),
+                    "last_task_id": tid,
+                    "sample_message": str(message)[:500] if message is not None else None,
+                }
+            )
+        return out
+
+    def task_stats(self, since: float, until: float, name: str | None, buckets: int) -> list[dict[str, Any]]:
+        step = max((until - since) / max(buckets, 1), 1.0)
+        where = ["sort_ts >= ?", "sort_ts < ?"]
+        params: list[Any] = [since, until]
+        if name is not None:
+            where.append("name = ?")
+            params.append(name)
+        clause = " AND ".join(where)
+        series: dict[str, dict[int, list[int]]] = defaultdict(dict)
+        totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        for tname, bucket, state, n in self.q(
+            f"SELECT name, {self.d.bucket('(sort_ts - ?)')}, state, COUNT(*) FROM tasks WHERE {clause} "
+            "AND name IS NOT NULL GROUP BY 1, 2, 3",
+            [since, step, *params],
+        ):
+            cell = series[tname].setdefault(int(bucket), [0, 0])
+            tot = totals[tname]
+            tot[0] += int(n)
+            if state == TaskState.SUCCESS.value:
+                cell[0] += int(n)
+                tot[1] += int(n)
+            elif state in (TaskState.FAILURE.value, TaskState.LOST.value):
+                cell[1] += int(n)
+                tot[2] += int(n)
+        out = []
+        for tname in sorted(totals):
+            runtimes = sorted(
+                float(r)
+                for (r,) in self.q(
+                    "SELECT runtime_ms FROM tasks WHERE name = ? AND sort_ts >= ? AND sort_ts < ? "
+                    "AND runtime_ms IS NOT NULL ORDER BY sort_ts DESC LIMIT 50000",
+                    [tname, since, until],
+                )
+            )
+            total, ok, failed = totals[tname]
+            done = ok + failed
+            out.append(
+                {
+                    "name": tname,
+                    "total": total,
+                    "succeeded": ok,
+                    "failed": failed,
+                    "failure_rate": failed / done if done else 0.0,
+                    "runtime_p50_ms": _pct(runtimes, 0.50),
+                    "runtime_p95_ms": _pct(runtimes, 0.95),
+                    "series": [
+                        {"t": since + b * step, "succeeded": c[0], "failed": c[1]}
+                        for b, c in sorted(series[tname].items())
+                    ],
+                }
+            )
+        return out
+
+
+class Skeleton(NamedTuple):
+    """A task as the workflow graph reads it (``core.model.GraphRecord``), from one skeleton row.
+
+    A tuple, not a 31-field ``TaskRecord``: a 10,000-task graph builds 10,000 of these.
+    """
+
+    id: str
+    name: str | None
+    state: TaskState
+    parent_id: str | None
+    group_id: str | None
+    worker: str | None
+    queue: str | None
+    sent_at: float | None
+    received_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    runtime_ms: float | None
+    exception_type: str | None
+    group_index: int | None
+    replaced_task_nesting: int
+    canvases: Sequence[Mapping[str, Any]]
+    attempts: tuple[Attempt, ...]
+    args: Any = None  # never stored in ``graph``; the graph reads it of chord_unlock only
+
+
+def skeleton(row: tuple[Any, ...], extra: list[Any]) -> Skeleton:
+    """A task from ``SKELETON_COLUMNS`` and the decoded ``write.graph_extra``: what the graph reads.
+
+    Attempts are placeholders (number and the task's state) unless the row kept their spans
+    (a task that ran more than once, written since spans were kept).
+    """
+    tid, name, state, parent, group, worker, queue, sent, received, started, finished, runtime, exc = row[:13]
+    group_index, nesting, n_attempts, _names, _publisher, canvases = extra[:6]
+    task_state = _STATES.get(state) or TaskState(state)
+    if len(extra) > 6:
+        attempts = tuple(
+            Attempt(
+                number=number,
+                state=_STATES.get(st) or TaskState(st),
+                worker=a_worker,
+                received_at=a_received,
+                started_at=a_started,
+                finished_at=a_finished,
+            )
+            for number, st, a_worker, a_received, a_started, a_finished in extra[6]
+        )
+    else:
+        attempts = _placeholders(int(n_attempts), task_state)
+    return Skeleton(
+        tid,
+        name,
+        task_state,
+        parent,
+        group,
+        worker,
+        queue,
+        sent,
+        received,
+        started,
+        finished,
+        runtime,
+        exc,
+        group_index,
+        int(nesting),
+        canvases,
+        attempts,
+    )
+
+
+def _placeholders(n: int, state: TaskState) -> tuple[Attempt, ...]:
+    """``n`` attempts that know only their number and the task's state (shared, immutable)."""
+    attempts = _PLACEHOLDERS.get((n, state))
+    if attempts is None:
+        attempts = tuple(Attempt(number=i, state=state) for i in range(1, n + 1))
+        if len(_PLACEHOLDERS) < 1000:
+            _PLACEHOLDERS[(n, state)] = attempts
+    return attempts
+
+
+def _pct(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    return values[min(len(values) - 1, round(p * (len(values) - 1)))]
+
+
+def _time_range(where: list[str], params: list[Any], since: float | None, until: float | None) -> None:
+    if since is not None:
+        where.append("sort_ts >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("sort_ts < ?")
+        params.append(until)
+
+
+def _wf_row(r: tuple[Any, ...]) -> WorkflowRow:
+    return WorkflowRow(
+        id=r[0],
+        name=r[1],
+        root_id=r[2],
+        state=r[3],
+        task_count=int(r[4]),
+        counts=json.loads(r[5]),
+        started_at=r[6],
+        finished_at=r[7],
+        has_failure=bool(r[8]),
+        sort_ts=float(r[9]),
+        version=int(r[10]),
+    )

@@ -1,0 +1,155 @@
+"""The versioned schema. Migrations run at startup, in order, each in its own transaction.
+
+Timestamps are epoch seconds (double precision). Every list the API pages through has an
+index that ends in ``(sort_ts, id)`` so newest-first keyset pagination is a range scan.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stemtrace.server.store.db import Dialect
+
+_V1 = """
+CREATE TABLE IF NOT EXISTS events (
+    inst {text_c} NOT NULL,
+    seq {bigint} NOT NULL,
+    task_id {text_c},
+    type TEXT NOT NULL,
+    ts {float} NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (inst, seq)
+);
+CREATE INDEX IF NOT EXISTS events_task ON events (task_id);
+CREATE TABLE IF NOT EXISTS tasks (
+    id {text_c} PRIMARY KEY,
+    name TEXT,
+    state TEXT NOT NULL,
+    workflow_id {text_c},
+    parent_id {text_c},
+    root_id {text_c},
+    group_id {text_c},
+    worker TEXT,
+    queue TEXT,
+    retries INTEGER NOT NULL DEFAULT 0,
+    sort_ts {float} NOT NULL,
+    sent_at {float},
+    received_at {float},
+    started_at {float},
+    finished_at {float},
+    runtime_ms {float},
+    exception_type TEXT,
+    args_text TEXT,
+    args_preview TEXT,
+    updated_at {float},
+    ingested_at {float} NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_sort ON tasks (sort_ts, id);
+CREATE INDEX IF NOT EXISTS tasks_name ON tasks (name, sort_ts, id);
+CREATE INDEX IF NOT EXISTS tasks_state ON tasks (state, sort_ts, id);
+CREATE INDEX IF NOT EXISTS tasks_worker ON tasks (worker, sort_ts, id);
+CREATE INDEX IF NOT EXISTS tasks_queue ON tasks (queue, sort_ts, id);
+CREATE INDEX IF NOT EXISTS tasks_workflow ON tasks (workflow_id, sort_ts, id);
+CREATE INDEX IF NOT EXISTS tasks_parent ON tasks (parent_id);
+CREATE INDEX IF NOT EXISTS tasks_ingested ON tasks (ingested_at);
+CREATE TABLE IF NOT EXISTS attempts (
+    task_id {text_c} NOT NULL,
+    number INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    worker TEXT,
+    started_at {float},
+    finished_at {float},
+    runtime_ms {float},
+    exception_type TEXT,
+    PRIMARY KEY (task_id, number)
+);
+CREATE TABLE IF NOT EXISTS aliases (
+    id {text_c} PRIMARY KEY,
+    workflow_id {text_c} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS aliases_workflow ON aliases (workflow_id);
+CREATE TABLE IF NOT EXISTS workflows (
+    id {text_c} PRIMARY KEY,
+    name TEXT,
+    root_id {text_c},
+    state TEXT NOT NULL,
+    task_count INTEGER NOT NULL,
+    counts TEXT NOT NULL,
+    sort_ts {float} NOT NULL,
+    started_at {float},
+    finished_at {float},
+    has_failure {bool} NOT NULL,
+    updated_at {float},
+    ingested_at {float} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS workflows_sort ON workflows (sort_ts, id);
+CREATE INDEX IF NOT EXISTS workflows_state ON workflows (state, sort_ts, id);
+CREATE INDEX IF NOT EXISTS workflows_name ON workflows (name, sort_ts, id);
+CREATE INDEX IF NOT EXISTS workflows_ingested ON workflows (ingested_at);
+CREATE TABLE IF NOT EXISTS workers (
+    hostname TEXT PRIMARY KEY,
+    last_seen {float} NOT NULL,
+    offline {bool} NOT NULL,
+    ingested_at {float} NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS malformed (
+    kind TEXT PRIMARY KEY,
+    count {bigint} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS library_health (
+    inst TEXT PRIMARY KEY,
+    host TEXT,
+    pid INTEGER,
+    seq {bigint} NOT NULL,
+    ts {float} NOT NULL,
+    detail TEXT NOT NULL
+)
+"""
+
+# v2: the attempts table was never read (attempts live in the task's detail) and cost a
+# delete and an insert per task on every batch; ``graph`` holds what the workflow graph
+# needs beyond the columns, so a 10,000-task graph never decodes 10,000 full details;
+# ``version`` changes whenever a workflow's tasks do, which keys the server's graph cache.
+_V2 = """
+DROP TABLE IF EXISTS attempts;
+ALTER TABLE tasks ADD COLUMN graph TEXT;
+ALTER TABLE workflows ADD COLUMN version {bigint} NOT NULL DEFAULT 0
+"""
+
+# v3: the task list filters on ``exception_type`` (the Failures page's drill-down). The index is
+# partial: most tasks have no exception, so it stays small and writes of those tasks skip it.
+_V3 = """
+CREATE INDEX IF NOT EXISTS tasks_exception ON tasks (exception_type, sort_ts, id)
+WHERE exception_type IS NOT NULL
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+LATEST = len(MIGRATIONS)
+
+
+def migrate(conn: Any, dialect: Dialect) -> int:
+    """Bring the schema to :data:`LATEST`; safe when several replicas start at once."""
+    conn.execute(dialect.sql("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"))
+    dialect.begin_write(conn)
+    try:
+        found = conn.execute("SELECT version FROM schema_version").fetchall()
+        current = int(found[0][0]) if found else 0
+        if current > LATEST:
+            raise RuntimeError(
+                f"the store has schema version {current}, newer than this server's {LATEST}; upgrade stemtrace"  # noqa: E501
+            )
+        for version in range(current + 1, LATEST + 1):
+            for statement in MIGRATIONS[version - 1].split(";"):
+                if statement.strip():
+                    conn.execute(dialect.sql(statement))
+        if not found:
+            conn.execute(dialect.sql("INSERT INTO schema_version (version) VALUES (?)"), (LATEST,))
+        elif current != LATEST:
+            conn.execute(dialect.sql("UPDATE schema_version SET version = ?"), (LATEST,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return LATEST

@@ -1,0 +1,261 @@
+"""``SqlStore``: the one :class:`Store` implementation, on SQLite or PostgreSQL.
+
+The engines differ only in the :class:`~stemtrace.server.store.db.Dialect`; the SQL,
+and therefore the behaviour, is shared. The contract suite runs on both to keep it so.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from stemtrace.core.events import Event
+from stemtrace.core.model import GraphRecord, TaskRecord
+from stemtrace.core.states import TaskState
+from stemtrace.core.task import mark_lost
+from stemtrace.core.workers import WorkerRecord
+from stemtrace.server.jsonfast import loads
+from stemtrace.server.store import schema
+from stemtrace.server.store.base import (
+    ApplyResult,
+    Changes,
+    Page,
+    Store,
+    StoreError,
+    TaskDetail,
+    TaskQuery,
+    TaskRow,
+    WorkflowQuery,
+    WorkflowRow,
+)
+from stemtrace.server.store.db import Pool, dialect_for
+from stemtrace.server.store.read import Reader
+from stemtrace.server.store.write import BatchWriter, chunks, marks, roll_up, task_row, write_tasks
+
+
+class SqlStore(Store):
+    def __init__(self, url: str, pool_size: int = 8) -> None:
+        self.url = url
+        self.dialect = dialect_for(url)
+        self.pool = Pool(self.dialect, pool_size)
+
+    @property
+    def description(self) -> str:
+        """The URL with any password masked."""
+        return self.dialect.describe()
+
+    def _read(self) -> Any:
+        return _ReaderContext(self)
+
+    def _write(self, fn: Any, *args: Any) -> Any:
+        with self.pool.connection() as conn:
+            self.dialect.begin_write(conn)
+            try:
+                out = fn(conn, *args)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return out
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        with self.pool.connection() as conn:
+            return schema.migrate(conn, self.dialect)
+
+    def ping(self) -> None:
+        try:
+            with self.pool.connection() as conn:
+                conn.execute("SELECT 1").fetchall()
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"store {self.description} is unreachable: {type(exc).__name__}") from exc
+
+    def close(self) -> None:
+        self.pool.close()
+
+    # -- writes ---------------------------------------------------------------------------------------
+
+    def apply(self, events: Sequence[Event], malformed: Mapping[str, int], now: float) -> ApplyResult:
+        return self._write(lambda conn: BatchWriter(conn, self.dialect, now).apply(events, malformed))  # type: ignore[no-any-return]
+
+    def mark_lost(self, now: float, offline_after: float) -> int:
+        def run(conn: Any) -> int:
+            w = BatchWriter(conn, self.dialect, now)
+            gone: dict[str, float] = {}
+            for hostname, detail in w.q("SELECT hostname, detail FROM workers"):
+                rec = WorkerRecord.from_dict(loads(detail))
+                if not rec.is_online(now, offline_after / 3):
+                    gone[hostname] = rec.offline_at if rec.shut_down and rec.offline_at else rec.last_seen
+            if not gone:
+                return 0
+            names = sorted(gone)
+            found = w.q(
+                f"SELECT id, workflow_id, sort_ts, worker, detail FROM tasks WHERE state = ? "
+                f"AND worker IN ({marks(len(names))}) LIMIT 500",
+                [TaskState.STARTED.value, *names],
+            )
+            rows = []
+            for _tid, wf, sort_ts, worker, detail in found:
+                raw = loads(detail)
+                extra = raw.pop("_extra", {})
+                record = mark_lost(TaskRecord.from_dict(raw), f"worker {worker} went offline", gone[worker])
+                row = list(task_row(record, [], wf, sort_ts, now))
+                row[-2] = json.dumps({**record.to_dict(), "_extra": extra}, default=repr)
+                rows.append(tuple(row))
+            write_tasks(w, rows)
+            wfs = sorted({r[3] for r in rows})
+            for part in chunks(wfs):
+                roll_up(w, part)
+            return len(rows)
+
+        return self._write(run)  # type: ignore[no-any-return]
+
+    def expire(self, now: float, retention: float, failure_retention: float, batch: int = 50) -> int:
+        def run(conn: Any) -> int:
+            w = BatchWriter(conn, self.dialect, now)
+            ids = [
+                wid
+                for (wid,) in w.q(
+                    "SELECT id FROM workflows WHERE (ingested_at < ? AND NOT has_failure) OR ingested_at < ? "
+                    "ORDER BY ingested_at LIMIT ?",
+                    [now - retention, now - failure_retention, batch],
+                )
+            ]
+            for wid in ids:
+                sub = "SELECT id FROM tasks WHERE workflow_id = ?"
+                w.q(f"DELETE FROM events WHERE task_id IN ({sub})", [wid])
+                w.q("DELETE FROM tasks WHERE workflow_id = ?", [wid])
+                w.q("DELETE FROM aliases WHERE workflow_id = ?", [wid])
+                w.q("DELETE FROM workflows WHERE id = ?", [wid])
+            return len(ids)
+
+        return self._write(run)  # type: ignore[no-any-return]
+
+    # -- reads ------------------------------------------------------------------------------------------
+
+    def list_tasks(self, query: TaskQuery) -> Page:
+        with self._read() as r:
+            return r.list_tasks(query)  # type: ignore[no-any-return]
+
+    def get_task(self, task_id: str) -> TaskDetail | None:
+        with self._read() as r:
+            return r.get_task(task_id)  # type: ignore[no-any-return]
+
+    def resolve_workflow(self, any_id: str) -> str | None:
+        with self._read() as r:
+            return r.resolve_workflow(any_id)  # type: ignore[no-any-return]
+
+    def workflow_records(self, workflow_id: str) -> list[TaskRecord]:
+        with self._read() as r:
+            return r.workflow_records(workflow_id)  # type: ignore[no-any-return]
+
+    def workflow_skeletons(self, workflow_id: str) -> list[GraphRecord]:
+        with self._read() as r:
+            return r.workflow_skeletons(workflow_id)  # type: ignore[no-any-return]
+
+    def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
+        with self._read() as r:
+            return r.get_workflow(workflow_id)  # type: ignore[no-any-return]
+
+    def list_workflows(self, query: WorkflowQuery) -> Page:
+        with self._read() as r:
+            return r.list_workflows(query)  # type: ignore[no-any-return]
+
+    def task_names(self) -> list[tuple[str, int]]:
+        with self._read() as r:
+            return r.task_names()  # type: ignore[no-any-return]
+
+    def failures(
+        self, since: float | None, until: float | None, name: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        with self._read() as r:
+            return r.failures(since, until, name, limit)  # type: ignore[no-any-return]
+
+    def task_stats(self, since: float, until: float, name: str | None, buckets: int) -> list[dict[str, Any]]:
+        with self._read() as r:
+            return r.task_stats(since, until, name, buckets)  # type: ignore[no-any-return]
+
+    def stale_tasks(self, states: Sequence[TaskState], older_than: float, limit: int) -> list[TaskRow]:
+        with self._read() as r:
+            return r.stale_tasks(list(states), older_than, limit)  # type: ignore[no-any-return]
+
+    def list_workers(self) -> list[dict[str, Any]]:
+        with self._read() as r:
+            rows = r.q("SELECT detail FROM workers ORDER BY hostname")
+        return [json.loads(d) for (d,) in rows]
+
+    def changes_since(self, after: float) -> tuple[Changes, float]:
+        with self._read() as r:
+            tasks = r.q(
+                "SELECT id, ingested_at, workflow_id FROM tasks WHERE ingested_at > ? ORDER BY ingested_at LIMIT 5000",  # noqa: E501
+                [after],
+            )
+            wfs = r.q("SELECT id, ingested_at FROM workflows WHERE ingested_at > ? LIMIT 5000", [after])
+            workers = r.q("SELECT hostname, ingested_at FROM workers WHERE ingested_at > ?", [after])
+        latest = max(
+            [
+                after,
+                *(float(t) for _, t, _ in tasks),
+                *(float(t) for _, t in wfs),
+                *(float(t) for _, t in workers),
+            ]
+        )
+        changes = Changes(
+            tasks=frozenset(i for i, _, _ in tasks),
+            workflows=frozenset(i for i, _ in wfs),
+            workers=frozenset(i for i, _ in workers),
+            task_workflows={i: w for i, _, w in tasks if w},
+        )
+        return changes, latest
+
+    def counters(self) -> dict[str, Any]:
+        with self._read() as r:
+            malformed = {str(k): int(n) for k, n in r.q("SELECT kind, count FROM malformed ORDER BY kind")}
+            health = [
+                {
+                    "inst": inst,
+                    "host": host,
+                    "pid": pid,
+                    "seq": int(seq),
+                    "ts": float(ts),
+                    **json.loads(detail),
+                }
+                for inst, host, pid, seq, ts, detail in r.q(
+                    "SELECT inst, host, pid, seq, ts, detail FROM library_health ORDER BY ts DESC LIMIT 1000"
+                )
+            ]
+            stored = r.q("SELECT COUNT(*) FROM workflows")[0][0]
+        return {"malformed": malformed, "library": health, "workflows": int(stored)}
+
+
+class _ReaderContext:
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+        self._cm: Any = None
+
+    def __enter__(self) -> Reader:
+        self._cm = self.store.pool.connection()
+        conn = self._cm.__enter__()
+        return Reader(conn, self.store.dialect)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._cm.__exit__(*exc)
+
+
+def open_store(url: str, *, migrate: bool = True) -> SqlStore:
+    """Open (and by default migrate) the store at ``url``."""
+    store = SqlStore(url)
+    if migrate:
+        try:
+            store.migrate()
+        except StoreError:
+            store.close()
+            raise
+        except Exception as exc:
+            store.close()
+            raise StoreError(f"cannot prepare store {store.description}: {exc}") from exc
+    return store

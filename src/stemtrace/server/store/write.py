@@ -1,0 +1,697 @@
+"""Applying one batch of events inside one transaction.
+
+The effect must not depend on delivery order or on duplicates, so nothing here is
+incremental: events are stored append-only under their ``(inst, seq)`` identity, and
+every task a batch touches is re-folded by ``core.task.fold_task`` from *all* of its
+stored events. Workflow membership is a union-find kept in the ``aliases`` table:
+ids linked by an event share a workflow, and when two workflows turn out to be one
+the oldest id survives and the others keep resolving to it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import fields
+from operator import attrgetter
+from typing import Any
+
+from stemtrace.core.events import LIBRARY_HEALTH, WORKER_EVENT_TYPES, Event, decode_event
+from stemtrace.core.identity import CHORD_UNLOCK, linked_ids
+from stemtrace.core.model import Attempt, TaskRecord
+from stemtrace.core.rollup import rollup
+from stemtrace.core.states import TaskState, WorkflowState
+from stemtrace.core.task import fold_task
+from stemtrace.core.workers import WorkerRecord, fold_worker, worker_name
+from stemtrace.server.jsonfast import fast_dumps, loads
+from stemtrace.server.store.base import ApplyResult, Changes
+from stemtrace.server.store.db import Dialect
+
+CHUNK = 500
+ARGS_TEXT_MAX = 4000
+PREVIEW_MAX = 120
+_FAILED = {TaskState.FAILURE.value, TaskState.LOST.value}
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+# One encoder for every write: ``json.dumps`` with options builds a new encoder per call,
+# which costs as much as encoding a small event.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=repr, ensure_ascii=False, check_circular=False)
+# ``JSONEncoder.encode`` still builds the C encoder on every call; build it once with the
+# very arguments ``_ENCODER.iterencode`` passes (the same on 3.10-3.13), so the output is
+# byte for byte what ``_ENCODER.encode`` gives. Without the C accelerator, use ``_ENCODER``.
+_C_MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE: Any = (
+    _C_MAKE_ENCODER(None, repr, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+    if _C_MAKE_ENCODER is not None
+    else None
+)
+
+
+def std_dumps(value: Any) -> str:
+    """The standard-library encoding, for what orjson cannot encode exactly."""
+    if _C_ENCODE is None:
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODE(value, 0))
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON: orjson's, else (non-str keys, big ints, non-finite floats, ...) ``json``'s.
+
+    The two texts can differ in spelling (``1e-7`` for ``1e-07``) but parse to the same value.
+    """
+    text = fast_dumps(value)
+    return std_dumps(value) if text is None else text
+
+
+def event_body(e: Event) -> str:
+    """``dumps(e.to_dict())``, the stored body, as one orjson call on the same dict."""
+    src = e.src
+    ts = e.ts
+    out: dict[str, Any] = {
+        "v": e.v,
+        "type": e.type,
+        "ts": ts,
+        "src": {
+            "host": src.host,
+            "pid": src.pid,
+            "inst": src.inst,
+            "seq": src.seq,
+            "proc": src.proc,
+            "node": src.node,
+        },
+        "data": e.data,
+    }
+    if e.task_id is not None:
+        out["task"] = {"id": e.task_id, "name": e.task_name}
+    # A decoded event's ts is always finite; orjson would write null for one that is not.
+    text = fast_dumps(out) if ts - ts == 0.0 else None
+    return std_dumps(e.to_dict()) if text is None else text
+
+
+class BatchWriter:
+    """One batch, one connection already inside a write transaction."""
+
+    def __init__(self, conn: Any, dialect: Dialect, now: float) -> None:
+        self.conn = conn
+        self.d = dialect
+        self.now = now
+
+    def q(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cur = self.conn.execute(self.d.sql(text), tuple(params))
+        return list(cur.fetchall()) if cur.description else []
+
+    def many(self, text: str, rows: Sequence[Sequence[Any]]) -> int:
+        if not rows:
+            return 0
+        cur = self.conn.cursor()
+        cur.executemany(self.d.sql(text), rows)
+        return max(int(cur.rowcount), 0)
+
+    # -- entry point --------------------------------------------------------------------------
+
+    def apply(self, events: Sequence[Event], malformed: Mapping[str, int]) -> ApplyResult:
+        unique: dict[tuple[str, int], Event] = {}
+        for e in events:
+            src = e.src
+            unique[(src.inst, src.seq)] = e  # Event.key, without the property call
+        # Each task's events in batch order (the order ``_assign_workflows`` relies on).
+        by_task: dict[str, list[Event]] = {}
+        event_rows = []
+        worker_events = []
+        health = []
+        for (inst, seq), e in unique.items():
+            tid = e.task_id
+            etype = e.type
+            if tid is not None:
+                found = by_task.get(tid)
+                if found is None:
+                    by_task[tid] = [e]
+                else:
+                    found.append(e)
+                event_rows.append((inst, seq, tid, etype, e.ts, event_body(e)))
+            if etype in WORKER_EVENT_TYPES:
+                worker_events.append(e)
+            elif etype == LIBRARY_HEALTH:
+                health.append(e)
+        stored = self.d.insert_rows(
+            self.conn,
+            "INSERT INTO events (inst, seq, task_id, type, ts, body)",
+            ("text", "bigint", "text", "text", "float8", "text"),
+            event_rows,
+            tail="ON CONFLICT (inst, seq) DO NOTHING",
+        )
+        self._count_malformed(malformed)
+        self._health(health)
+        workers = self._workers(worker_events)
+        task_wf, merged, aliased, fresh = self._assign_workflows(by_task)
+        rows = self._fold_tasks(by_task, unique, task_wf, aliased)
+        touched_wf = set(task_wf.values())
+        self._roll_up(sorted(touched_wf), fresh, rows)
+        changes = Changes(
+            tasks=frozenset(task_wf),
+            workflows=frozenset(touched_wf | merged),
+            workers=frozenset(workers),
+            task_workflows=dict(task_wf),
+        )
+        return ApplyResult(stored=stored, changes=changes)
+
+    # -- counters -----------------------------------------------------------------------------
+
+    def _count_malformed(self, malformed: Mapping[str, int]) -> None:
+        self.many(
+            "INSERT INTO malformed (kind, count) VALUES (?, ?) "
+            "ON CONFLICT (kind) DO UPDATE SET count = malformed.count + excluded.count",
+            [(k, n) for k, n in sorted(malformed.items()) if n],
+        )
+
+    def _health(self, events: list[Event]) -> None:
+        latest: dict[str, Event] = {}
+        for e in events:
+            if e.src.inst not in latest or e.src.seq > latest[e.src.inst].src.seq:
+                latest[e.src.inst] = e
+        self.many(
+            "INSERT INTO library_health (inst, host, pid, seq, ts, detail) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (inst) DO UPDATE SET host = excluded.host, pid = excluded.pid, seq = excluded.seq, "
+            "ts = excluded.ts, detail = excluded.detail WHERE excluded.seq > library_health.seq",
+            [
+                (e.src.inst, e.src.host, e.src.pid, e.src.seq, e.ts, dumps({**e.data, "proc": e.src.proc}))
+                for e in latest.values()
+            ],
+        )
+
+    def _workers(self, events: list[Event]) -> set[str]:
+        by_name: dict[str, list[Event]] = defaultdict(list)
+        for e in events:
+            name = worker_name(e)
+            if name:
+                by_name[name].append(e)
+        if not by_name:
+            return set()
+        names = sorted(by_name)
+        current: dict[str, WorkerRecord] = {}
+        for part in chunks(names):
+            for hostname, detail in self.q(
+                f"SELECT hostname, detail FROM workers WHERE hostname IN ({marks(len(part))})", part
+            ):
+                current[hostname] = WorkerRecord.from_dict(loads(detail))
+        rows = []
+        for name in names:
+            rec: WorkerRecord | None = current.get(name)
+            for e in sorted(by_name[name], key=lambda ev: ev.ts):
+                rec = fold_worker(rec, e)
+            if rec is not None:
+                rows.append((name, rec.last_seen, rec.shut_down, self.now, dumps(rec.to_dict())))
+        self.many(
+            "INSERT INTO workers (hostname, last_seen, offline, ingested_at, detail) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (hostname) DO UPDATE SET last_seen = excluded.last_seen, offline = excluded.offline, "  # noqa: E501
+            "ingested_at = excluded.ingested_at, detail = excluded.detail",
+            rows,
+        )
+        return set(names)
+
+    # -- workflow membership (union-find) ------------------------------------------------------
+
+    def _assign_workflows(
+        self, by_task: Mapping[str, list[Event]]
+    ) -> tuple[dict[str, str], set[str], set[str], set[str]]:
+        """Returns each task's workflow, the workflows merged away, the ids that already had
+        an alias, and the workflows this batch creates (none of their ids was known)."""
+        parent: dict[str, str] = {}
+
+        def find(x: str) -> str:
+            up = parent.get(x)
+            if up is None:
+                parent[x] = x
+                return x
+            while up != x:  # path halving
+                grand = parent[up]
+                parent[x] = grand
+                x = grand
+                up = parent[x]
+            return x
+
+        first_ts: dict[str, float] = {}
+        root_hint: dict[str, str] = {}
+        # Tasks in order of their first event, each task's events in batch order: components
+        # come out in the order of their first event, and the last root_id stated wins, as
+        # when walking the batch event by event.
+        for tid, evs in by_task.items():
+            if tid not in parent:
+                parent[tid] = tid
+            first = evs[0].ts
+            for e in evs:
+                first = min(first, e.ts)
+                data = e.data
+                root = data.get("root_id")
+                if isinstance(root, str) and root:
+                    root_hint[tid] = root
+                # ``linked_ids`` is just {tid} unless one of these says otherwise.
+                if (
+                    root
+                    or data.get("parent_id")
+                    or data.get("group_id")
+                    or data.get("canvas")
+                    or e.task_name == CHORD_UNLOCK
+                ):
+                    for other in linked_ids(e):
+                        if other:
+                            parent[find(other)] = find(tid)
+            first_ts[tid] = first
+        components: dict[str, set[str]] = defaultdict(set)
+        for x in list(parent):
+            components[find(x)].add(x)
+        all_ids = sorted(parent)
+        existing: dict[str, str] = {}
+        for part in chunks(all_ids):
+            existing.update(
+                self.q(f"SELECT id, workflow_id FROM aliases WHERE id IN ({marks(len(part))})", part)
+            )
+        plans: list[tuple[set[str], set[str], str | None]] = []
+        for members in components.values():
+            found = {existing[m] for m in members if m in existing}
+            new_id = None if found else self._new_workflow_id(members, first_ts, root_hint)
+            plans.append((members, found, new_id))
+        # New ids are looked up too: one that somehow has a workflow row already is rolled
+        # up from the database like any existing workflow, never from this batch alone.
+        new_ids = {keep for _, _, keep in plans if keep is not None}
+        wf_age: dict[str, float] = {}
+        for part in chunks(sorted(set(existing.values()) | new_ids)):
+            wf_age.update(self.q(f"SELECT id, sort_ts FROM workflows WHERE id IN ({marks(len(part))})", part))
+        fresh = {keep for keep in new_ids if keep not in wf_age}
+        task_wf: dict[str, str] = {}
+        merged: set[str] = set()
+        alias_rows: list[tuple[str, str]] = []
+        for members, found, new_id in plans:
+            if new_id is None:
+                keep = min(found, key=lambda w: (wf_age.get(w, float("inf")), w))
+                others = sorted(found - {keep})
+                if others:
+                    self._merge(keep, others)
+                    merged.update(others)
+            else:
+                keep = new_id
+            alias_rows.extend((m, keep) for m in sorted(members) if existing.get(m) != keep)
+            for m in members:
+                if m in first_ts:
+                    task_wf[m] = keep
+        self.d.insert_rows(
+            self.conn,
+            "INSERT INTO aliases (id, workflow_id)",
+            ("text", "text"),
+            alias_rows,
+            tail="ON CONFLICT (id) DO UPDATE SET workflow_id = excluded.workflow_id",
+        )
+        return task_wf, merged, set(existing), fresh
+
+    @staticmethod
+    def _new_workflow_id(members: set[str], first_ts: dict[str, float], hints: dict[str, str]) -> str:
+        roots = sorted({hints[m] for m in members if m in hints} & members)
+        if roots:
+            return roots[0]
+        return min((m for m in members if m in first_ts), key=lambda m: (first_ts[m], m))
+
+    def _merge(self, keep: str, others: Sequence[str]) -> None:
+        ph = marks(len(others))
+        self.q(f"UPDATE aliases SET workflow_id = ? WHERE workflow_id IN ({ph})", [keep, *others])
+        self.q(f"UPDATE tasks SET workflow_id = ? WHERE workflow_id IN ({ph})", [keep, *others])
+        self.q(f"DELETE FROM workflows WHERE id IN ({ph})", list(others))
+
+    # -- tasks ------------------------------------------------------------------------------------
+
+    def _fold_tasks(
+        self,
+        by_task: dict[str, list[Event]],
+        batch: Mapping[tuple[str, int], Event],
+        task_wf: Mapping[str, str],
+        aliased: set[str],
+    ) -> dict[str, tuple[Any, ...]]:
+        """Fold and write every task the batch touches; returns the rows written, by id."""
+        ids = sorted(task_wf)
+        # Only tasks stored before need their earlier events read back. A task's events,
+        # row and alias are always written in one transaction, so a task without an alias
+        # has none; in a steady stream most tasks are new and fold from the batch alone.
+        known = [tid for tid in ids if tid in aliased]
+        for part in chunks(known):
+            for tid, inst, seq, body in self.q(
+                f"SELECT task_id, inst, seq, body FROM events WHERE task_id IN ({marks(len(part))})", part
+            ):
+                if (inst, seq) not in batch:
+                    by_task[tid].append(decode_event(loads(body)))
+        now = self.now
+        rows: dict[str, tuple[Any, ...]] = {}
+        for tid in ids:
+            evs = by_task[tid]
+            first_seen = evs[0].ts
+            for e in evs:
+                first_seen = min(first_seen, e.ts)
+            rows[tid] = task_row(fold_task(tid, evs), evs, task_wf[tid], first_seen, now)
+        write_tasks(self, list(rows.values()))
+        return rows
+
+    # -- workflows -------------------------------------------------------------------------------
+
+    def _roll_up(
+        self, workflow_ids: Sequence[str], fresh: set[str], rows: Mapping[str, tuple[Any, ...]]
+    ) -> None:
+        """Recompute the touched workflows' summaries.
+
+        A workflow created by this batch has no tasks but the batch's, whose rows are at hand:
+        its summary is computed from them. Any other is aggregated in the database.
+        """
+        stored = [wf for wf in workflow_ids if wf not in fresh]
+        for part in chunks(stored):
+            roll_up(self, part)
+        new = [wf for wf in workflow_ids if wf in fresh]
+        if new:
+            _roll_up_rows(self, new, rows)
+
+
+TASK_COLUMNS = (
+    "id, name, state, workflow_id, parent_id, root_id, group_id, worker, queue, retries, sort_ts, sent_at, "
+    "received_at, started_at, finished_at, runtime_ms, exception_type, args_text, args_preview, updated_at, "
+    "ingested_at, detail, graph"
+)
+# The PostgreSQL type of each of ``TASK_COLUMNS`` (see ``Dialect.insert_rows``).
+TASK_TYPES = (
+    *("text",) * 9,  # id .. queue
+    "integer",  # retries
+    *("float8",) * 6,  # sort_ts .. runtime_ms
+    *("text",) * 3,  # exception_type, args_text, args_preview
+    *("float8",) * 2,  # updated_at, ingested_at
+    *("text",) * 2,  # detail, graph
+)
+
+
+def write_tasks(w: BatchWriter, rows: list[tuple[Any, ...]]) -> None:
+    cols = [c.strip() for c in TASK_COLUMNS.split(",")]
+    assert len(cols) == len(TASK_TYPES)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
+    w.d.insert_rows(
+        w.conn,
+        f"INSERT INTO tasks ({TASK_COLUMNS})",
+        TASK_TYPES,
+        rows,
+        tail=f"ON CONFLICT (id) DO UPDATE SET {updates}",
+    )
+
+
+def _extra(events: Sequence[Event]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for e in events:
+        data = e.data
+        if "args_repr" in data or "kwargs_repr" in data:
+            break
+    else:
+        return out  # the common case: nobody set a repr, no need to sort
+    for e in sorted(events, key=lambda ev: ev.ts):
+        for key in ("args_repr", "kwargs_repr"):
+            if e.get(key) is not None and key not in out:
+                out[key] = e.get(key)
+    return out
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(TaskRecord))
+_ATTEMPT_FIELDS = tuple(f.name for f in fields(Attempt))
+
+
+_record_values = attrgetter(*_RECORD_FIELDS)
+_attempt_values = attrgetter(*_ATTEMPT_FIELDS)
+
+
+def record_dict(record: TaskRecord) -> dict[str, Any]:
+    """``TaskRecord.to_dict`` without ``asdict``'s deep copies (the hot path of ingest).
+
+    Same keys in the same order, so the same JSON text.
+    """
+    out = dict(zip(_RECORD_FIELDS, _record_values(record), strict=True))
+    out["state"] = record.state._value_
+    out["names"] = list(record.names)
+    out["canvases"] = [dict(c) for c in record.canvases]
+    attempts = []
+    for a in record.attempts:
+        item = dict(zip(_ATTEMPT_FIELDS, _attempt_values(a), strict=True))
+        item["state"] = a.state._value_
+        attempts.append(item)
+    out["attempts"] = attempts
+    return out
+
+
+def task_row(
+    record: TaskRecord, events: Sequence[Event], workflow_id: str, first_seen: float, now: float
+) -> tuple[Any, ...]:
+    extra = _extra(events)
+    if "args_repr" in extra or "kwargs_repr" in extra:
+        text = f"{extra.get('args_repr') or ''} {extra.get('kwargs_repr') or ''}".strip()
+    elif record.args is None and record.kwargs is None:
+        text = ""
+    else:
+        text = dumps([record.args, record.kwargs])
+    detail = record_dict(record)
+    detail["_extra"] = extra
+    encode = dumps if _finite_runtimes(record) else std_dumps
+    return (
+        record.id,
+        record.name,
+        record.state.value,
+        workflow_id,
+        record.parent_id,
+        record.root_id,
+        record.group_id,
+        record.worker,
+        record.queue,
+        record.retries,
+        record.sent_at if record.sent_at is not None else first_seen,
+        record.sent_at,
+        record.received_at,
+        record.started_at,
+        record.finished_at,
+        record.runtime_ms,
+        record.exception_type,
+        text[:ARGS_TEXT_MAX] or None,
+        text[:PREVIEW_MAX] or None,
+        record.updated_at,
+        now,
+        encode(detail),
+        encode(graph_extra(record)),
+    )
+
+
+def _finite_runtimes(record: TaskRecord) -> bool:
+    """False when a computed runtime overflowed (orjson would write ``null`` for it)."""
+    runtime = record.runtime_ms
+    if runtime is not None and runtime - runtime != 0.0:
+        return False
+    return all(a.runtime_ms is None or a.runtime_ms - a.runtime_ms == 0.0 for a in record.attempts)
+
+
+def graph_extra(record: TaskRecord) -> list[Any]:
+    """What a workflow graph reads from a record beyond the task columns (see ``read.skeleton``).
+
+    A task that ran more than once also gets its attempts' spans, ``[number, state, worker,
+    received_at, started_at, finished_at]`` each; rows written before spans were kept have
+    six items, and their graph nodes show no spans.
+    """
+    attempts = record.attempts
+    out: list[Any] = [
+        record.group_index,
+        record.replaced_task_nesting,
+        len(attempts),
+        list(record.names),
+        record.publisher_task_id,
+        [dict(c) for c in record.canvases],
+    ]
+    if len(attempts) > 1:
+        out.append(
+            [
+                [a.number, a.state.value, a.worker, a.received_at, a.started_at, a.finished_at]
+                for a in attempts
+            ]
+        )
+    return out
+
+
+def roll_up(w: BatchWriter, workflow_ids: Sequence[str]) -> None:
+    """Recompute the summary rows of these workflows from their tasks."""
+    ph = marks(len(workflow_ids))
+    stats: dict[str, dict[str, Any]] = {}
+    for wf, state, n, started, finished, first, updated in w.q(
+        "SELECT workflow_id, state, COUNT(*), MIN(COALESCE(started_at, received_at, sent_at)), MAX(finished_at), "  # noqa: E501
+        f"MIN(sort_ts), MAX(updated_at) FROM tasks WHERE workflow_id IN ({ph}) GROUP BY workflow_id, state",
+        workflow_ids,
+    ):
+        _aggregate(stats, wf, state, int(n), started=started, finished=finished, first=first, updated=updated)
+    names: dict[str, str | None] = dict(w.q(f"SELECT id, name FROM tasks WHERE id IN ({ph})", workflow_ids))
+
+    def name_of(wf: str) -> str | None:
+        if wf in names:
+            return names[wf]
+        found = w.q("SELECT name FROM tasks WHERE workflow_id = ? ORDER BY sort_ts, id LIMIT 1", [wf])
+        name: str | None = found[0][0] if found else None
+        return name
+
+    _write_summaries(w, workflow_ids, stats, name_of)
+
+
+def _aggregate(
+    stats: dict[str, dict[str, Any]],
+    wf: str,
+    state: str,
+    n: int,
+    *,
+    started: float | None,
+    finished: float | None,
+    first: float | None,
+    updated: float | None,
+) -> None:
+    """Add ``n`` tasks in ``state`` to workflow ``wf``'s aggregates (MIN/MAX skip NULLs, as SQL's)."""
+    s = stats.get(wf)
+    if s is None:
+        s = stats[wf] = {"states": {}, "started": None, "finished": None, "first": None, "updated": None}
+    states = s["states"]
+    states[state] = states.get(state, 0) + n
+    s["started"] = _min(s["started"], started)
+    s["finished"] = _max(s["finished"], finished)
+    s["first"] = _min(s["first"], first)
+    s["updated"] = _max(s["updated"], updated)
+
+
+def _write_summaries(
+    w: BatchWriter,
+    workflow_ids: Sequence[str],
+    stats: Mapping[str, dict[str, Any]],
+    name_of: Callable[[str], str | None],
+) -> None:
+    """One summary row per workflow that still has tasks; a workflow without any is deleted."""
+    rows = []
+    for wf in workflow_ids:
+        agg = stats.get(wf)
+        if agg is None:
+            w.q("DELETE FROM workflows WHERE id = ?", [wf])
+            continue
+        rows.append(_workflow_row(w, wf, agg, name_of(wf)))
+    _write_workflows(w, rows)
+
+
+# Task row columns the roll-up reads (see ``TASK_COLUMNS``).
+_NAME, _STATE, _WORKFLOW = 1, 2, 3
+_SORT_TS, _SENT, _RECEIVED, _STARTED, _FINISHED = 10, 11, 12, 13, 14
+_UPDATED = 19
+
+
+def _roll_up_rows(
+    w: BatchWriter, workflow_ids: Sequence[str], task_rows: Mapping[str, tuple[Any, ...]]
+) -> None:
+    """``roll_up`` for workflows whose every task is in ``task_rows``: the same aggregates
+    (SQL's MIN/MAX skip NULLs, as ``_min``/``_max`` do), computed without a query."""
+    wanted = set(workflow_ids)
+    stats: dict[str, dict[str, Any]] = {}
+    first_task: dict[str, tuple[Any, ...]] = {}
+    for row in task_rows.values():
+        wf = row[_WORKFLOW]
+        if wf not in wanted:
+            continue
+        began = row[_STARTED]
+        if began is None:
+            began = row[_RECEIVED]
+            if began is None:
+                began = row[_SENT]
+        _aggregate(
+            stats,
+            wf,
+            row[_STATE],
+            1,
+            started=began,
+            finished=row[_FINISHED],
+            first=row[_SORT_TS],
+            updated=row[_UPDATED],
+        )
+        # ORDER BY sort_ts, id LIMIT 1 (ids compare the same in SQL and Python: by code point)
+        best = first_task.get(wf)
+        if best is None or (row[_SORT_TS], row[0]) < (best[_SORT_TS], best[0]):
+            first_task[wf] = row
+
+    def name_of(wf: str) -> str | None:
+        named = task_rows.get(wf)  # the task whose id is the workflow's, else the first one
+        name: str | None = (named if named is not None else first_task[wf])[_NAME]
+        return name
+
+    _write_summaries(w, workflow_ids, stats, name_of)
+
+
+_TASK_STATES = {state.value: state for state in TaskState}
+# What a workflow's summary derives from its per-state task counts alone, by those counts:
+# most workflows share a handful of shapes (one SUCCESS, three SUCCESS and a FAILURE...).
+_SUMMARIES: dict[tuple[tuple[str, int], ...], tuple[str, int, str, bool]] = {}
+_SUMMARIES_MAX = 4096
+
+
+def _summary(state_counts: Mapping[str, int]) -> tuple[str, int, str, bool]:
+    """(workflow state, task count, counts as JSON, has_failure) for these task counts."""
+    key = tuple(sorted(state_counts.items()))
+    found = _SUMMARIES.get(key)
+    if found is not None:
+        return found
+    states: list[TaskState] = []
+    for st, n in key:
+        states += [_TASK_STATES.get(st) or TaskState(st)] * n
+    wf_state, counts = rollup(states)
+    state_value = wf_state.value if isinstance(wf_state, WorkflowState) else str(wf_state)
+    has_failure = any(st in _FAILED for st, _ in key) or state_value == WorkflowState.FAILURE.value
+    found = (state_value, sum(n for _, n in key), dumps(dict(counts)), has_failure)
+    if len(_SUMMARIES) >= _SUMMARIES_MAX:
+        _SUMMARIES.clear()
+    _SUMMARIES[key] = found
+    return found
+
+
+def _workflow_row(w: BatchWriter, wf: str, agg: Mapping[str, Any], name: str | None) -> tuple[Any, ...]:
+    state_value, total, counts, has_failure = _summary(agg["states"])
+    finished = agg["finished"] if state_value != WorkflowState.RUNNING.value else None
+    return (
+        wf,
+        name,
+        wf,
+        state_value,
+        total,
+        counts,
+        agg["first"],
+        agg["started"],
+        finished,
+        has_failure,
+        agg["updated"],
+        w.now,
+    )
+
+
+def _write_workflows(w: BatchWriter, rows: list[tuple[Any, ...]]) -> None:
+    w.d.insert_rows(
+        w.conn,
+        "INSERT INTO workflows (id, name, root_id, state, task_count, counts, sort_ts, started_at, finished_at, "  # noqa: E501
+        "has_failure, updated_at, ingested_at, version)",
+        ("text", "text", "text", "text", "integer", "text", *("float8",) * 3, "boolean", "float8", "float8"),
+        rows,
+        constants=", 1",
+        tail="ON CONFLICT (id) DO UPDATE SET version = workflows.version + 1, name = excluded.name, "
+        "state = excluded.state, "
+        "task_count = excluded.task_count, counts = excluded.counts, sort_ts = excluded.sort_ts, "
+        "started_at = excluded.started_at, finished_at = excluded.finished_at, has_failure = excluded.has_failure, "  # noqa: E501
+        "updated_at = excluded.updated_at, ingested_at = excluded.ingested_at",
+    )
+
+
+def _min(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)

@@ -1,0 +1,164 @@
+"""The emitter against the real Redis: completeness, overflow, broken brokers, fork, exit."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from tests.support import AppSettings, make_app, read_stream
+
+import stemtrace.capture.install as capture
+from stemtrace.capture import state
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _events(settings: AppSettings) -> list[dict]:  # type: ignore[type-arg]
+    return read_stream(settings.broker_url, settings.stream_key)[0]
+
+
+def _published(settings: AppSettings) -> list[dict]:  # type: ignore[type-arg]
+    return [e for e in _events(settings) if e["type"] == "task.published"]
+
+
+def test_ten_thousand_events_at_normal_rate_arrive_complete(settings: AppSettings) -> None:
+    tasks = make_app(settings)
+    ids = [tasks.add.delay(i, i).id for i in range(10_000)]
+    assert capture.flush(10.0)
+    events = _published(settings)
+    assert [e["task"]["id"] for e in events] == ids
+    seqs = [e["src"]["seq"] for e in events]
+    assert seqs == list(range(seqs[0], seqs[0] + 10_000))
+    st = state.current()
+    assert st is not None and st.emitter().dropped == 0
+
+
+def test_overflow_drops_are_counted_and_reported(settings: AppSettings) -> None:
+    tuned = dataclasses.replace(settings, options={"buffer_size": 50, "flush_interval": 30})
+    tasks = make_app(tuned)
+    for i in range(500):  # the publisher sleeps 30 s between rounds: only 50 fit
+        tasks.add.delay(i, i)
+    emitter = state.current().emitter()  # type: ignore[union-attr]
+    assert emitter.dropped == 450
+    capture.uninstall(5.0)  # final flush sends the buffer and a health event
+    events = _events(tuned)
+    assert len([e for e in events if e["type"] == "task.published"]) == 50
+    health = [e for e in events if e["type"] == "library.health"]
+    assert health[-1]["data"]["dropped"] == 450
+    assert health[-1]["data"]["buffer_size"] == 50
+
+
+@pytest.fixture
+def hung_broker() -> Iterator[str]:
+    """A TCP port that accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    server.close()
+
+
+def _queue_length(settings: AppSettings) -> int:
+    client = redis.Redis.from_url(settings.broker_url)
+    try:
+        return int(client.llen(settings.prefix + settings.queue))
+    finally:
+        client.close()
+
+
+def test_hung_event_broker_does_not_stall_delay(settings: AppSettings, hung_broker: str) -> None:
+    tuned = dataclasses.replace(settings, options={"url": hung_broker, "connect_timeout": 10})
+    tasks = make_app(tuned)
+    tasks.add.delay(0, 0)
+    time.sleep(0.5)  # the publisher is now blocked waiting for the hung broker's reply
+    emitter = state.current().emitter()  # type: ignore[union-attr]
+    for i in range(300):
+        tasks.add.delay(i, i)
+    # All sends returned while the publisher was still stuck in its first attempt.
+    assert emitter.sent == 0 and emitter.dropped == 0
+    assert _queue_length(tuned) == 301
+    started = time.monotonic()
+    assert capture.flush(1.0) is False  # nothing could go out, and flush kept its deadline
+    assert time.monotonic() - started < 3.0
+
+
+def test_refused_event_broker_drops_and_counts(settings: AppSettings) -> None:
+    tuned = dataclasses.replace(settings, options={"url": "redis://127.0.0.1:1/0", "flush_interval": 0.05})
+    tasks = make_app(tuned)
+    for i in range(200):
+        tasks.add.delay(i, i)
+    assert _queue_length(tuned) == 200  # every task was sent to the real broker
+    emitter = state.current().emitter()  # type: ignore[union-attr]
+    deadline = time.monotonic() + 5
+    while emitter.dropped < 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert emitter.dropped >= 1 and emitter.errors >= 1 and emitter.sent == 0
+
+
+def test_unresolvable_event_broker_is_harmless(settings: AppSettings) -> None:
+    tuned = dataclasses.replace(settings, options={"url": "redis://no-such-host.invalid:6379/0"})
+    tasks = make_app(tuned)
+    for i in range(50):
+        tasks.add.delay(i, i)
+    assert _queue_length(tuned) == 50
+    assert capture.flush(0.5) in (True, False)
+
+
+def test_forked_child_publishes_through_its_own_connection(settings: AppSettings) -> None:
+    tasks = make_app(settings)
+    tasks.add.delay(1, 1)
+    assert capture.flush(5.0)
+    parent = state.current().emitter()  # type: ignore[union-attr]
+    parent_client = parent._publisher._client.client_id()  # type: ignore[union-attr]
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: publish, report the connection it used, exit without atexit
+        code = 1
+        try:
+            for i in range(3):
+                tasks.add.delay(i, 100)
+            capture.flush(5.0)
+            child = state.current().emitter()  # type: ignore[union-attr]
+            os.write(write_fd, str(child._publisher._client.client_id()).encode())  # type: ignore[union-attr]
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    _, status = os.waitpid(pid, 0)
+    child_client = int(os.read(read_fd, 100).decode())
+    os.close(read_fd)
+    assert status == 0
+    assert child_client != parent_client
+    events = _published(settings)
+    by_pid = {e["src"]["pid"]: e for e in events}
+    assert set(by_pid) == {os.getpid(), pid}
+    child_events = [e for e in events if e["src"]["pid"] == pid]
+    assert [e["src"]["seq"] for e in child_events] == [1, 2, 3]
+    assert child_events[0]["src"]["inst"] != by_pid[os.getpid()]["src"]["inst"]
+
+
+def test_exit_flush_delivers_the_last_events(settings: AppSettings) -> None:
+    tuned = dataclasses.replace(settings, options={"flush_interval": 60})
+    script = textwrap.dedent(
+        """
+        from tests.support.app import AppSettings, make_app
+        tasks = make_app(AppSettings.from_env())
+        for i in range(500):
+            tasks.add.delay(i, i)
+        """
+    )
+    env = dict(os.environ, STEMTRACE_TEST_APP=tuned.to_env(), PYTHONPATH=f"{ROOT / 'src'}:{ROOT}")
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, cwd=ROOT, timeout=60)
+    events = _events(tuned)
+    assert len([e for e in events if e["type"] == "task.published"]) == 500
+    assert events[-1]["type"] == "library.health"

@@ -1,0 +1,145 @@
+"""A Celery app factory with the tasks the capture tests and recordings need.
+
+The same function builds the app in the test process (to send tasks) and in the
+worker subprocess (``tests.support.worker_app`` reads :class:`AppSettings` from the
+environment), so both sides agree on broker, queue and key prefix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+from celery import Celery
+from celery.exceptions import Ignore, Reject
+
+REDIS_URL = os.environ.get("STEMTRACE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+SETTINGS_ENV = "STEMTRACE_TEST_APP"
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Everything that makes one test's app unique and isolated."""
+
+    broker_url: str = REDIS_URL
+    backend_url: str = REDIS_URL
+    prefix: str = field(default_factory=lambda: f"st_{uuid.uuid4().hex[:10]}:")
+    queue: str = field(default_factory=lambda: f"st_q_{uuid.uuid4().hex[:10]}")
+    instrument: bool = True
+    options: dict[str, Any] = field(default_factory=dict)  # stemtrace.init(**options)
+    conf: dict[str, Any] = field(default_factory=dict)  # extra Celery settings
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> AppSettings:
+        return cls(**json.loads(os.environ[SETTINGS_ENV]))
+
+    @property
+    def stream_key(self) -> str:
+        """Where the zero-config Redis path puts events (the app's key prefix + name)."""
+        return self.prefix + str(self.options.get("name", "stemtrace.events"))
+
+
+class TaskKit(SimpleNamespace):
+    """The app and its tasks, passed to scenario callables."""
+
+    app: Celery
+
+
+def make_app(settings: AppSettings, *, init: bool | None = None) -> TaskKit:
+    """Build the app; ``init`` (default ``settings.instrument``) calls ``stemtrace.init``."""
+    app = Celery(f"st_{settings.queue}", broker=settings.broker_url, backend=settings.backend_url)
+    conf: dict[str, Any] = {
+        "task_default_queue": settings.queue,
+        "result_backend_transport_options": {"global_keyprefix": settings.prefix},
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "result_expires": 600,
+    }
+    if settings.broker_url.startswith(("redis", "rediss")):
+        conf["broker_transport_options"] = {"global_keyprefix": settings.prefix}
+    conf.update(settings.conf)
+    app.conf.update(conf)
+
+    @app.task(name="t.add")
+    def add(x: int, y: int = 0) -> int:
+        return x + y
+
+    @app.task(name="t.tsum")
+    def tsum(values: list[int]) -> int:
+        return sum(values)
+
+    @app.task(name="t.flaky", bind=True, max_retries=5)
+    def flaky(self: Any, fail_times: int) -> str:
+        if self.request.retries < fail_times:
+            raise self.retry(exc=ValueError(f"attempt {self.request.retries} failed"), countdown=0.1)
+        return "ok"
+
+    @app.task(name="t.fail")
+    def fail(message: str) -> None:
+        raise ValueError(message)
+
+    @app.task(name="t.sleeper")
+    def sleeper(seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
+    @app.task(name="t.rejector")
+    def rejector() -> None:
+        raise Reject("not for me", requeue=False)
+
+    @app.task(name="t.ignorer")
+    def ignorer() -> None:
+        raise Ignore()
+
+    @app.task(name="t.spawner")
+    def spawner(n: int) -> list[str]:
+        return [add.delay(i, i).id for i in range(n)]
+
+    @app.task(name="t.replacer", bind=True)
+    def replacer(self: Any, x: int) -> Any:
+        return self.replace(add.s(x, 1))
+
+    @app.task(name="t.hard_limited", time_limit=1)
+    def hard_limited(seconds: float) -> None:
+        time.sleep(seconds)
+
+    @app.task(name="t.killer")
+    def killer() -> None:
+        os._exit(3)
+
+    @app.task(name="t.echo")
+    def echo(*args: Any, **kwargs: Any) -> Any:
+        return {"args": list(args), "kwargs": sorted(kwargs)}
+
+    @app.task(name="t.big_result")
+    def big_result(n: int) -> str:
+        return "x" * n
+
+    if settings.instrument if init is None else init:
+        import stemtrace
+
+        stemtrace.init(app, **settings.options)
+    return TaskKit(
+        app=app,
+        add=add,
+        tsum=tsum,
+        flaky=flaky,
+        fail=fail,
+        sleeper=sleeper,
+        rejector=rejector,
+        ignorer=ignorer,
+        spawner=spawner,
+        replacer=replacer,
+        hard_limited=hard_limited,
+        killer=killer,
+        echo=echo,
+        big_result=big_result,
+    )

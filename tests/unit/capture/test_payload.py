@@ -1,0 +1,147 @@
+"""Captured values: bounded, redacted, JSON-able, never raising."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from stemtrace.capture.config import DEFAULT_REDACT_KEYS, CaptureConfig
+from stemtrace.capture.finish import Finisher
+from stemtrace.capture.payload import capture_text, capture_value, encoded_size
+from stemtrace.capture.redact import Redactor
+from stemtrace.core.events import REDACTED, REPR_KEY, TRUNCATED_KEY
+
+R = Redactor(DEFAULT_REDACT_KEYS)
+
+
+class Opaque:
+    def __repr__(self) -> str:
+        return "Opaque()"
+
+
+class Hostile:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+
+def test_json_values_pass_through_unchanged() -> None:
+    value = {"a": [1, 2.5, None, True, "x"], "b": {"c": "d"}}
+    assert capture_value(value, R, 4096) == value
+
+
+def test_huge_string_keeps_its_beginning_and_small_neighbours_survive() -> None:
+    blob = "abc" + "x" * 1_000_000
+    out = capture_value({"user_id": 42, "blob": blob}, R, 4096)
+    assert out["user_id"] == 42
+    marker = out["blob"]
+    assert marker[TRUNCATED_KEY] is True
+    assert marker["size"] == len(blob)
+    assert marker["preview"].startswith("abcxxx")
+    assert encoded_size(out) <= 4096
+
+
+def test_many_medium_strings_are_shrunk_leaf_by_leaf() -> None:
+    value = {f"k{i}": "y" * 1000 for i in range(30)} | {"user_id": 7}
+    out = capture_value(value, R, 4096)
+    assert out["user_id"] == 7
+    assert encoded_size(out) <= 4096
+    assert all(out[f"k{i}"][TRUNCATED_KEY] for i in range(30))
+
+
+def test_non_json_values_fall_back_to_a_bounded_repr() -> None:
+    out = capture_value(
+        {"set": {1, 2}, "bytes": b"\xff\xfe", "obj": Opaque(), "bad": "\udcff", "huge": Opaque()}, R, 4096
+    )
+    assert out["set"][REPR_KEY] == "{1, 2}"
+    assert out["set"]["type"] == "builtins.set"
+    assert out["bytes"]["type"] == "builtins.bytes"
+    assert out["obj"][REPR_KEY] == "Opaque()"
+    assert out["bad"]["type"] == "builtins.str"
+    json.dumps(out)  # plain JSON now
+
+
+def test_a_raising_repr_does_not_raise() -> None:
+    out = capture_value([Hostile(), {Hostile()}], R, 4096)
+    assert out[0]["type"].endswith("Hostile") and "Hostile" in out[0][REPR_KEY]
+    assert out[1]["type"] == "builtins.set"
+
+
+def test_long_list_and_deep_nesting_are_bounded() -> None:
+    deep: Any = []
+    cursor = deep
+    for _ in range(100):
+        cursor.append([])
+        cursor = cursor[0]
+    out = capture_value({"many": list(range(5000)), "deep": deep}, R, 100_000)
+    assert len(out["many"]) == 201 and out["many"][-1][TRUNCATED_KEY]
+    assert REPR_KEY in json.dumps(out["deep"])
+
+
+def test_sensitive_keys_are_redacted_at_any_depth_and_marked() -> None:
+    value = {"user": {"Password": "p", "profile": {"api_key": "k", "X-Auth-Token": "t"}}, "name": "ann"}
+    out = capture_value(value, R, 4096)
+    assert out["user"]["Password"] == REDACTED
+    assert out["user"]["profile"]["api_key"] == REDACTED
+    assert out["user"]["profile"]["X-Auth-Token"] == REDACTED
+    assert out["name"] == "ann"
+
+
+def test_extra_keys_patterns_positional_args_and_hook() -> None:
+    def hook(task: str | None, field: str, value: Any) -> Any:
+        return "HOOKED" if field == "result" and task == "t.login" else value
+
+    redactor = Redactor(
+        (*DEFAULT_REDACT_KEYS, "pin"), [r"\b\d{4}-\d{4}-\d{4}-\d{4}\b"], {"t.login": [1]}, hook
+    )
+    cfg = CaptureConfig()
+    finisher = Finisher(cfg, redactor)
+    event: dict[str, Any] = {"task": {"id": "1", "name": "t.login"}, "data": {}}
+    finisher(event, {"args": ["ann", "hunter2", "card 4111-1111-1111-1111"], "kwargs": {"pin": 1234}})
+    assert event["data"]["args"] == ["ann", REDACTED, f"card {REDACTED}"]
+    assert event["data"]["kwargs"] == {"pin": REDACTED}
+    event = {"task": {"id": "1", "name": "t.login"}, "data": {}}
+    finisher(event, {"result": {"ok": True}})
+    assert event["data"]["result"] == "HOOKED"
+
+
+def test_exception_messages_follow_the_same_rules() -> None:
+    redactor = Redactor(DEFAULT_REDACT_KEYS, [r"sk_live_\w+"])
+    text = "login failed: password=hunter2, {'token': 'abc'} key sk_live_123"
+    out = capture_text(text, redactor, 4096)
+    assert "hunter2" not in out and "abc" not in out and "sk_live_123" not in out
+    assert out.count(REDACTED) == 3
+    assert out.startswith("login failed: password=")
+
+
+def test_tracebacks_keep_their_tail() -> None:
+    tb = "Traceback\n" + "frame\n" * 5000 + "ValueError: boom"
+    out = capture_text(tb, R, 1000, keep_tail=True)
+    assert out[TRUNCATED_KEY] and out["preview"].endswith("ValueError: boom")
+
+
+def test_celery_argsrepr_is_honoured_only_when_the_user_set_it() -> None:
+    finisher = Finisher(CaptureConfig(), R)
+    event: dict[str, Any] = {"task": {"id": "1", "name": "t"}, "data": {}}
+    finisher(event, {"args": [1, 2], "kwargs": {}, "argsrepr": "(1, 2)", "kwargsrepr": "{}"})
+    assert event["data"]["args"] == [1, 2] and "args_repr" not in event["data"]
+    event = {"task": {"id": "1", "name": "t"}, "data": {}}
+    finisher(event, {"args": ["secret"], "kwargs": {}, "argsrepr": "(<hidden>,)", "kwargsrepr": "{}"})
+    assert event["data"]["args_repr"] == "(<hidden>,)" and "args" not in event["data"]
+
+
+def test_event_budget_shrinks_the_largest_field_first() -> None:
+    cfg = CaptureConfig(max_field_bytes=10_000, max_event_bytes=12_000)
+    finisher = Finisher(cfg, R)
+    event: dict[str, Any] = {"task": {"id": "1", "name": "t"}, "data": {}}
+    finisher(event, {"args": ["a" * 9000], "kwargs": {"user_id": 5, "note": "b" * 6000}})
+    data = event["data"]
+    assert data["args"][TRUNCATED_KEY] is True
+    assert data["kwargs"]["user_id"] == 5
+    assert encoded_size(data["args"]) + encoded_size(data["kwargs"]) <= 12_000
+
+
+def test_capture_switches() -> None:
+    finisher = Finisher(CaptureConfig(capture_args=False, capture_result=False, capture_traceback=False), R)
+    event: dict[str, Any] = {"task": {"id": "1", "name": "t"}, "data": {}}
+    finisher(event, {"args": [1], "kwargs": {}, "result": 3, "exception": "e", "traceback": "tb"})
+    assert event["data"] == {"exception": "e"}

@@ -1,0 +1,76 @@
+"""The server's orjson decoding accepts and refuses exactly what ``core.events.decode_batch`` does."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from stemtrace.core.events import decode_batch
+from stemtrace.server.jsonfast import NonFinite, decode_payload, loads
+
+FIXTURES = sorted((Path(__file__).parents[2] / "golden" / "fixtures").glob("*.json"))
+
+EVENT = (
+    '{"v":1,"type":"task.started","ts":1.5,"src":{"host":"h","pid":1,"inst":"i","seq":%d},'
+    '"task":{"id":"t"},"data":%s}'
+)
+
+
+def batch(*datas: str) -> str:
+    return "[" + ",".join(EVENT % (seq, data) for seq, data in enumerate(datas, 1)) + "]"
+
+
+PAYLOADS: list[bytes | str] = [
+    batch("{}", '{"x":1e-7}').encode(),
+    (EVENT % (3, "{}")).encode(),  # one event, not a list
+    batch('{"n":NaN,"i":-Infinity}').encode(),  # orjson refuses the literals
+    batch('{"big":123456789012345678901234567890}').encode(),  # > 64 bits: orjson gives a float
+    batch('{"a":-9223372036854775809,"b":18446744073709551616,"c":1e400}').encode(),
+    batch('{"a":-9223372036854775808,"b":18446744073709551615,"c":1.0000000000000000000001}').encode(),
+    b"\xef\xbb\xbf" + batch("{}").encode(),  # a UTF-8 BOM
+    batch('{"s":"\\ud800"}').encode(),  # a lone surrogate escape
+    batch("{}").encode("utf-16"),  # json detects the encoding
+    batch('{"é":"\u2028"}'),  # str payload
+    b'[1, {"v": 1}, ' + (EVENT % (9, "{}")).encode() + b"]",  # bad elements among good ones
+    b'[{"v":1,"type":"task.started","ts":NaN}]',
+    b"not json",
+    b"[1,",
+    b"\xff\xfe\xfd",
+    b"",
+    b"42",
+    b"null",
+    *(path.read_bytes() for path in FIXTURES),
+]
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_decode_payload_is_decode_batch(payload: bytes | str) -> None:
+    events, errors = decode_payload(payload)
+    want_events, want_errors = decode_batch(payload)
+    assert [e.kind for e in errors] == [e.kind for e in want_errors]
+    assert [str(e) for e in errors] == [str(e) for e in want_errors]
+    enc = json.JSONEncoder(separators=(",", ":"))  # NaN compares through its text
+    assert [enc.encode(e.to_dict()) for e in events] == [enc.encode(e.to_dict()) for e in want_events]
+    assert events == want_events or any("NaN" in enc.encode(e.to_dict()) for e in events)
+
+
+def test_non_finite_numbers_are_marked() -> None:
+    value = loads(b'{"a":[NaN,Infinity,-Infinity,1.5,1e400]}')
+    assert [type(x) for x in value["a"]] == [NonFinite, NonFinite, NonFinite, float, NonFinite]
+    assert math.isnan(value["a"][0]) and value["a"][1] == math.inf and value["a"][2] == -math.inf
+    assert type(loads(b"[1.5]")[0]) is float
+
+
+def test_loads_keeps_big_integers_exact() -> None:
+    for text in ("[123456789012345678901234567890]", "[-9223372036854775809]"):
+        assert loads(text) == loads(text.encode()) == json.loads(text)
+        assert type(loads(text)[0]) is int
+
+
+def test_loads_raises_like_json() -> None:
+    for bad in (b"[1,", b"\xff", b""):
+        with pytest.raises(ValueError):
+            loads(bad)

@@ -1,0 +1,105 @@
+"""The ingest writer's encodings store what ``json`` would have stored.
+
+``write.event_body`` and ``write.dumps`` encode with orjson (falling back to ``json`` for
+what orjson cannot encode exactly) and ``write.record_dict`` skips ``asdict``. orjson's
+text may spell a number differently (``1e-7``), so these check that the stored text parses
+to the value ``json``'s text parses to (compared by re-encoding, so ``NaN`` compares), and
+that non-finite numbers, big integers and non-string keys still come out as ``json`` wrote them.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stemtrace.core.events import Event, Source, decode_event
+from stemtrace.core.model import Attempt
+from stemtrace.core.states import TaskState
+from stemtrace.core.task import fold_task
+from stemtrace.server.jsonfast import NonFinite, loads
+from stemtrace.server.store.write import dumps, event_body, record_dict, task_row
+
+FIXTURES = sorted((Path(__file__).parents[2] / "golden" / "fixtures").glob("*.json"))
+REFERENCE = json.JSONEncoder(separators=(",", ":"), default=repr, ensure_ascii=False, check_circular=False)
+
+
+def same_value(stored: str, value: Any) -> bool:
+    """``stored`` parses to what ``json`` encodes ``value`` as (re-encoded: ``NaN`` compares)."""
+    return REFERENCE.encode(json.loads(stored)) == REFERENCE.encode(value)
+
+
+def fixture_events() -> list[Event]:
+    return [decode_event(raw) for path in FIXTURES for raw in json.loads(path.read_text())]
+
+
+def odd_events() -> list[Event]:
+    src = Source('h\u00e9\n"q\\', 7, "inst\u2028", 3, "child", None)
+    # A NaN in data arrives as the json fallback reads it (orjson refuses the literal).
+    nan = loads(b"NaN")
+    return [
+        Event("task.started", 1.5, src, "t\x00", None, {"a": [1, 2.5, None, {"é": "\x01"}], "n": nan}),
+        Event("task.started", 1.5, src, "t", None, {"big": 10**30, "s": "\ud800", 1: "int key", "f": 1e-7}),
+        Event("worker.heartbeat", 2.0, Source("h", 1, "i", 1), None, None, {}),
+        Event("task.started", float("inf"), Source("h", 1, "i", 2), "t", "n", {}),  # not repr's spelling
+        Event("task.started", 3, Source("h", True, "i", 4), "t", "n", {"x": 1}),  # int ts, bool pid
+        Event("task.started", 4.0, Source("h", 1, "i", 5), "t", "n", types.MappingProxyType({"x": 1})),
+        Event("task.started", 5.0, Source("h", 1, "i", 6, "main", "w@h"), "t", "", {"k": (1, 2)}),
+    ]
+
+
+@pytest.mark.parametrize("source", ["fixtures", "odd"])
+def test_event_body_is_the_encoded_dict(source: str) -> None:
+    events = fixture_events() if source == "fixtures" else odd_events()
+    assert events
+    for e in events:
+        assert same_value(event_body(e), e.to_dict()), e
+    if source == "odd":  # what orjson cannot encode exactly is json's text, byte for byte
+        assert event_body(events[0]) == REFERENCE.encode(events[0].to_dict())
+        assert event_body(events[1]) == REFERENCE.encode(events[1].to_dict())
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        *(None, "é\n", 1.5, 1e-7, NonFinite("-inf"), [NonFinite("nan")], 10**30, True, [1, (2, 3)]),
+        *({"a": {"b": None}}, {1: "int key"}, object, "\ud800", {"nan": loads(b"[NaN]")}),
+    ],
+)
+def test_dumps_stores_the_reference_value(value: Any) -> None:
+    assert same_value(dumps(value), value)
+    exact = isinstance(value, NonFinite) or value in ({1: "int key"}, "\ud800")
+    if exact or not isinstance(value, (str, float, list, dict)):  # what orjson leaves to json
+        assert dumps(value) == REFERENCE.encode(value)
+
+
+def test_dumps_never_turns_non_finite_into_null() -> None:
+    assert dumps([NonFinite("nan"), {"x": NonFinite("inf")}]) == '[NaN,{"x":Infinity}]'
+    assert dumps(loads(b'{"a":[-Infinity]}')) == '{"a":[-Infinity]}'
+
+
+def test_record_dict_encodes_like_to_dict() -> None:
+    by_task: dict[str, list[Event]] = defaultdict(list)
+    for e in fixture_events():
+        if e.task_id:
+            by_task[e.task_id].append(e)
+    records = [fold_task(tid, evs) for tid, evs in by_task.items()]
+    base = records[0]
+    records += [
+        replace(base, name="n\u00e9", runtime_ms=float("nan"), args=(1, None), result={"r": [1.5]}),
+        replace(base, canvases=({"a": 1},), root_id=5, names=("a", "b")),
+        replace(base, attempts=(Attempt(1, TaskState.LOST, lost_reason="x"), Attempt(2, TaskState.SUCCESS))),
+        replace(base, attempts=()),
+    ]
+    for record in records:
+        if record.runtime_ms is None or record.runtime_ms == record.runtime_ms:
+            assert same_value(dumps(record_dict(record)), record.to_dict()), record.id
+        # The stored column; a computed non-finite runtime (a plain float: orjson would write
+        # null for it) is json's text there.
+        detail = task_row(record, [], "wf", 1.0, 2.0)[-2]
+        assert REFERENCE.encode(json.loads(detail)) == REFERENCE.encode({**record.to_dict(), "_extra": {}})

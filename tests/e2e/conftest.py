@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.results import wait as wait_result
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -214,8 +215,8 @@ def scenarios(tasks_module: Any, worker: Any, server_url: str) -> dict[str, Any]
     out["picky_key"] = t.picky.delay("key").id
     out["picky_value"] = [t.picky.delay("value").id for _ in range(2)]
 
-    assert c.get(timeout=60) == sum(2 * i for i in range(5))
-    big.get(timeout=180)
+    assert wait_result(c, 60) == sum(2 * i for i in range(5))
+    wait_result(big, 180)
 
     wait_for(lambda: _state(server_url, steps[2]) == "FAILURE", "the failing chain step", 60)
     wait_for(lambda: _state(server_url, out["chord_callback"]) == "SUCCESS", "the chord callback", 60)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import expect
+from tests.support.results import wait as wait_result
 
 pytestmark = pytest.mark.e2e
 
@@ -303,13 +304,13 @@ def test_live_updates_and_pause(page: Any, scenarios: dict[str, Any], tasks_modu
     page.goto("/tasks?name=e2e.add")
     rows(page).first.wait_for()
     page.get_by_role("button", name="Live").wait_for()
-    tasks_module.add.delay(1000, 1).get(timeout=30)
+    wait_result(tasks_module.add.delay(1000, 1), 30)
     # Arrives through the SSE stream, without a reload.
     page.locator(".tasks-table .c-args", has_text="[[1000,1]").wait_for(timeout=15_000)
 
     page.get_by_role("button", name="Live").click()
     page.get_by_role("button", name="Paused").wait_for()
-    tasks_module.add.delay(2000, 2).get(timeout=30)
+    wait_result(tasks_module.add.delay(2000, 2), 30)
     page.wait_for_timeout(3000)
     expect(page.locator(".tasks-table .c-args", has_text="[[2000,2]")).to_have_count(0)
     page.get_by_role("button", name="Paused").click()

@@ -13,6 +13,7 @@ from typing import Any
 
 import redis
 from tests.support.app import AppSettings, TaskKit, make_app
+from tests.support.results import wait
 from tests.support.worker import WorkerProcess
 
 Scenario = Callable[[TaskKit], Any]
@@ -35,10 +36,10 @@ def read_stream(url: str, key: str, after: str = "-") -> tuple[list[dict[str, An
 
 
 def _wait(result: Any, timeout_s: float) -> None:
-    if result is None or not hasattr(result, "get"):
+    if result is None or not hasattr(result, "ready"):
         return
     try:
-        result.get(timeout=timeout_s, propagate=False, disable_sync_subtasks=False)
+        wait(result, timeout_s, propagate=False)
     except Exception:
         pass  # a timeout or a failure is part of what we record
 

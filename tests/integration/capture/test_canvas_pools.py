@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from celery import chain, chord, group
 from tests.support import Recorder
+from tests.support.results import wait as wait_result
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +116,7 @@ def test_links_errbacks_and_spawned_tasks(rec: Recorder) -> None:
     def scenario(t: Any) -> Any:
         holder["linked"] = t.add.apply_async((1, 1), link=t.add.s(10), link_error=t.echo.si("err"))
         holder["spawner"] = t.spawner.delay(2)
-        holder["spawner"].get(timeout=20)
+        wait_result(holder["spawner"], 20)
         return holder["linked"]
 
     seen = Seen(rec.record(scenario))

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from tests.support import AppSettings, Recorder
+from tests.support.results import wait as wait_result
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +101,7 @@ def test_hard_time_limit_and_killed_child_fail_in_the_main_process(rec: Recorder
     def scenario(t: Any) -> Any:
         holder["limited"] = t.hard_limited.delay(10)
         holder["killed"] = t.killer.delay()
-        holder["limited"].get(timeout=30, propagate=False)
+        wait_result(holder["limited"], 30, propagate=False)
         return holder["killed"]
 
     events = rec.record(scenario, settle_s=2.0)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from kombu import Connection
 from tests.support import AppSettings, WorkerProcess, make_app, read_stream
+from tests.support.results import wait as wait_result
 
 import stemtrace
 import stemtrace.capture.install as capture
@@ -101,7 +102,7 @@ def amqp_settings(amqp_url: str, redis_url: str, unique_name: str) -> Iterator[A
 def test_rabbitmq_zero_config_worker(amqp_settings: AppSettings) -> None:
     tasks = make_app(amqp_settings)
     with WorkerProcess(amqp_settings, "threads"):
-        assert tasks.add.delay(2, 2).get(timeout=20) == 4
+        assert wait_result(tasks.add.delay(2, 2), 20) == 4
     capture.flush(5.0)
     config = TransportConfig(url=amqp_settings.broker_url, name=amqp_settings.options["name"])
     consumer = resolve(config).consumer("servers", "one")
@@ -141,7 +142,7 @@ def test_tasks_run_when_the_event_broker_is_broken(settings: AppSettings, broken
     tasks = make_app(tuned)
     with WorkerProcess(tuned, "prefork", concurrency=2) as worker:
         results = [tasks.add.delay(i, 1) for i in range(20)]
-        assert [r.get(timeout=20) for r in results] == [i + 1 for i in range(20)]
+        assert [wait_result(r, 20) for r in results] == [i + 1 for i in range(20)]
         code = worker.stop(timeout_s=10)
     assert code == 0  # warm shutdown finished despite the final flush having nowhere to go
 
@@ -151,7 +152,7 @@ def test_worker_heartbeat_lists_running_tasks_and_offline_is_last(settings: AppS
     env = {"STEMTRACE_HEARTBEAT_INTERVAL": "0.3", "STEMTRACE_HEALTH_INTERVAL": "0.5"}
     with WorkerProcess(settings, "prefork", concurrency=1, env=env) as worker:
         running = tasks.sleeper.delay(1.5)
-        assert running.get(timeout=20) == 1.5
+        assert wait_result(running, 20) == 1.5
         worker.stop()
     events, _ = read_stream(settings.broker_url, settings.stream_key)
     main = [e for e in events if e["src"]["proc"] == "main"]

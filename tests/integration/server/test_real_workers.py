@@ -17,6 +17,7 @@ from celery import chain, chord
 from server_events import TestClient
 from server_harness import ServerProcess, cleanup_source, wait_for
 from tests.support import AppSettings, TaskKit, WorkerProcess, make_app
+from tests.support.results import wait as wait_result
 
 from stemtrace.server import create_app
 from stemtrace.transport import TransportConfig
@@ -67,11 +68,11 @@ def run_canvases(t: TaskKit) -> dict[str, str]:
     cd = chord([t.add.s(i, i) for i in range(3)], t.tsum.s()).apply_async()
     bad = t.fail.delay("boom")
     flaky = t.flaky.delay(1)
-    assert ch.get(timeout=30) == 6
-    assert cd.get(timeout=30) == 6
-    assert flaky.get(timeout=30) == "ok"
+    assert wait_result(ch, 30) == 6
+    assert wait_result(cd, 30) == 6
+    assert wait_result(flaky, 30) == "ok"
     with pytest.raises(ValueError, match="boom"):
-        bad.get(timeout=30)
+        wait_result(bad, 30)
     return {
         "chain_head": ch.parent.id,
         "chain_tail": ch.id,
@@ -174,7 +175,7 @@ def test_server_down_while_1000_tasks_run(tmp_path: Path, redis_url: str) -> Non
             assert running.tasks is not None
             results = [running.tasks.add.delay(i, i) for i in range(1000)]
             for r in results:
-                r.get(timeout=60)
+                wait_result(r, 60)
             running.flush()
         server = ServerProcess(
             "--broker",

@@ -16,6 +16,8 @@ from tests.support.app import AppSettings, TaskKit, make_app
 from tests.support.results import wait
 from tests.support.worker import WorkerProcess
 
+from stemtrace.core.events import expand
+
 Scenario = Callable[[TaskKit], Any]
 
 
@@ -27,8 +29,7 @@ def read_stream(url: str, key: str, after: str = "-") -> tuple[list[dict[str, An
         events: list[dict[str, Any]] = []
         last = after
         for entry_id, fields in client.xrange(key, min=start):
-            batch = json.loads(fields[b"b"])
-            events.extend(batch if isinstance(batch, list) else [batch])
+            events.extend(expand(json.loads(fields[b"b"])))
             last = entry_id.decode()
         return events, last
     finally:

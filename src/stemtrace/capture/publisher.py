@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stemtrace.capture.config import CaptureConfig
-from stemtrace.core.events import LIBRARY_HEALTH, SCHEMA_VERSION, encode_batch
+from stemtrace.core.events import LIBRARY_HEALTH, encode_batch
 from stemtrace.transport import Publisher, TransportConfig, mask_url, resolve
 
 logger = logging.getLogger("stemtrace.capture")
@@ -48,7 +48,8 @@ class Emitter:
         self.host = socket.gethostname()
         self.inst = uuid.uuid4().hex
         self._seq = itertools.count(1)
-        self.buffer: deque[tuple[dict[str, Any], Any]] = deque()
+        # (event, raw, proc, node): raw is finished off the hot path, proc/node go in the batch header
+        self.buffer: deque[tuple[dict[str, Any], Any, str, str | None]] = deque()
         self.limit = max(1, config.buffer_size)
         self.sent = 0
         self.dropped = 0
@@ -72,20 +73,13 @@ class Emitter:
         """Stamp and enqueue; the sequence number is taken even when dropped, so gaps show.
 
         ``force`` (health reports only) bypasses the limit: the report of drops must not be dropped.
+        The process's role and node are kept beside the event, not in it: the batch states them once.
         """
-        event["v"] = SCHEMA_VERSION
-        event["src"] = {
-            "host": self.host,
-            "pid": self.pid,
-            "inst": self.inst,
-            "seq": next(self._seq),
-            "proc": proc or self.proc,
-            "node": self.node,
-        }
+        event["seq"] = next(self._seq)
         if len(self.buffer) >= self.limit and not force:
             self.dropped += 1
             return
-        self.buffer.append((event, raw))
+        self.buffer.append((event, raw, proc or self.proc, self.node))
         if self._thread is None:
             self._start()
 
@@ -129,13 +123,21 @@ class Emitter:
         while self.buffer:
             if time.monotonic() < self._retry_at and not self._stopping:
                 return
+            if self._publisher is None:
+                # Connect before finishing anything: with the broker down, events are
+                # dropped (and counted) without paying for their serialization.
+                try:
+                    self._publisher = resolve(self.transport).publisher()
+                except Exception as exc:
+                    self._failed(exc, self._discard())
+                    if self._stopping:
+                        return
+                    continue
             batches, count = self._take()
             if not batches:
                 continue
             self._inflight = count
             try:
-                if self._publisher is None:
-                    self._publisher = resolve(self.transport).publisher()
                 self._publisher.send(batches)
             except Exception as exc:
                 self._failed(exc, count)
@@ -147,23 +149,49 @@ class Emitter:
             self.sent += count
             self._backoff = 0.0
 
+    def _discard(self) -> int:
+        """Drop what one send would have taken; returns how many events that was."""
+        count = 0
+        for _ in range(_MESSAGES_PER_SEND * max(1, self.config.batch_size)):
+            if not self.buffer:
+                break
+            self.buffer.popleft()
+            count += 1
+        return count
+
     def _take(self) -> tuple[list[bytes], int]:
         batches: list[bytes] = []
         count = 0
         size = max(1, self.config.batch_size)
-        while self.buffer and len(batches) < _MESSAGES_PER_SEND:
+        finish = self._finish
+        buffer = self.buffer
+        while buffer and len(batches) < _MESSAGES_PER_SEND:
             events: list[dict[str, Any]] = []
-            while self.buffer and len(events) < size:
-                event, raw = self.buffer.popleft()
+            header: dict[str, Any] | None = None
+            while buffer and len(events) < size:
+                event, raw, proc, node = buffer.popleft()
                 self._inflight += 1
+                if header is None:
+                    header = {
+                        "host": self.host,
+                        "pid": self.pid,
+                        "inst": self.inst,
+                        "proc": proc,
+                        "node": node,
+                    }
+                else:  # rare: the main process and a pool thread share this emitter
+                    if proc != header["proc"]:
+                        event["proc"] = proc
+                    if node != header["node"]:
+                        event["node"] = node
                 try:
-                    self._finish(event, raw)
+                    finish(event, raw)
                 except Exception:
                     self.errors += 1  # keep the envelope: an event without data beats none
                     logger.debug("stemtrace could not finish an event", exc_info=True)
                 events.append(event)
             count += len(events)
-            batches.append(encode_batch(events))
+            batches.append(encode_batch(events, header))
         return batches, count
 
     def _failed(self, exc: Exception, count: int) -> None:

@@ -1,9 +1,17 @@
 """The event schema: what the library sends and the server folds into state.
 
 One schema, shared by both halves, so they cannot drift. Events are plain JSON
-objects on the wire (a batch is a JSON array); :func:`decode_event` turns one into
-an immutable :class:`Event` or raises :class:`MalformedEvent` with a reason the
-server counts and logs once per kind.
+objects; :func:`decode_event` turns one into an immutable :class:`Event` or raises
+:class:`MalformedEvent` with a reason the server counts and logs once per kind.
+
+On the wire a transport message is one batch, from one process. The library sends the
+compact form (batch version 2), which states the process once instead of in every event::
+
+    {"v": 2, "src": {"host": "vm", "pid": 6159, "inst": "9f0c…", "proc": "child", "node": "w1@vm"},
+     "events": [{"type": "task.started", "ts": …, "seq": 17, "task": {…}, "data": {…}}, …]}
+
+An event there carries its own ``seq``, and ``proc``/``node`` only where they differ from the
+batch's. A JSON array of full envelopes (below) and a single envelope are accepted too.
 
 Envelope (schema version 1)::
 
@@ -30,6 +38,7 @@ from typing import Any, Final
 from stemtrace.core.slots import slot_setters
 
 SCHEMA_VERSION: Final = 1
+BATCH_VERSION: Final = 2  # the compact batch: {"v": 2, "src": {...}, "events": [...]}
 
 # Event types, named after the Celery signal or lifecycle step they report.
 TASK_PUBLISHED: Final = "task.published"  # after_task_publish, any process that sends
@@ -169,14 +178,18 @@ _SET_TYPE, _SET_TS, _SET_SRC, _SET_TASK_ID, _SET_TASK_NAME, _SET_DATA, _SET_V = 
 )
 
 
-def decode_event(raw: Any) -> Event:
-    """Validate one wire object (already JSON-decoded) and return an :class:`Event`."""
+def decode_event(raw: Any, batch_src: Mapping[str, Any] | None = None) -> Event:
+    """Validate one wire object (already JSON-decoded) and return an :class:`Event`.
+
+    ``batch_src`` is a compact batch's ``src``: the event then states only its ``seq``
+    (and ``proc``/``node`` where they differ) and its schema version is the batch's.
+    """
     # This runs once per ingested event: exact-type checks (what JSON produces) come
     # first, the general ``isinstance`` checks only for anything else.
     if type(raw) is not dict and not isinstance(raw, Mapping):
         raise MalformedEvent("not_an_object", type(raw).__name__)
     get = raw.get
-    version = get("v")
+    version = get("v") if batch_src is None else SCHEMA_VERSION
     if type(version) is not int and (isinstance(version, bool) or not isinstance(version, int)):
         raise MalformedEvent("bad_version", repr(version)[:40])
     if version > SCHEMA_VERSION:
@@ -191,7 +204,7 @@ def decode_event(raw: Any) -> Event:
         raise MalformedEvent("bad_timestamp", repr(ts)[:40])
     if not math.isfinite(ts) or ts <= 0:
         raise MalformedEvent("bad_timestamp", repr(ts)[:40])
-    src = get("src")
+    src = get("src") if batch_src is None else _merged_src(raw, batch_src)
     if type(src) is not dict and not isinstance(src, Mapping):
         raise MalformedEvent("bad_source", "'src' must be an object")
     src_get = src.get
@@ -262,20 +275,88 @@ def decode_items(parsed: Any) -> tuple[list[Event], list[MalformedEvent]]:
     A list is a batch, anything else one event; a broken element is skipped and
     reported on its own. Never raises.
     """
-    items = parsed if isinstance(parsed, list) else [parsed]
+    batch_src: Mapping[str, Any] | None = None
+    if isinstance(parsed, list):
+        items = parsed
+    elif isinstance(parsed, dict) and "events" in parsed:
+        try:
+            items, batch_src = _compact(parsed)
+        except MalformedEvent as exc:
+            return [], [exc]
+    else:
+        items = [parsed]
     events: list[Event] = []
     errors: list[MalformedEvent] = []
     for item in items:
         try:
-            events.append(decode_event(item))
+            events.append(decode_event(item, batch_src))
         except MalformedEvent as exc:
             errors.append(exc)
     return events, errors
 
 
-def encode_batch(events: list[dict[str, Any]]) -> bytes:
-    """Encode already-primitive events compactly. ``default=repr`` means it never raises."""
+def _compact(batch: Mapping[str, Any]) -> tuple[list[Any], Mapping[str, Any]]:
+    """The events and the shared ``src`` of a compact batch, or why it is unusable as a whole."""
+    version = batch.get("v")
+    if type(version) is not int:
+        raise MalformedEvent("bad_version", repr(version)[:40])
+    if version > BATCH_VERSION:
+        raise MalformedEvent("newer_schema", f"batch v={version}, this server understands v<={BATCH_VERSION}")
+    if version != BATCH_VERSION:
+        raise MalformedEvent("bad_version", f"a batch object needs v={BATCH_VERSION}, got {version}")
+    items, src = batch.get("events"), batch.get("src")
+    if not isinstance(items, list):
+        raise MalformedEvent("bad_batch", "'events' must be an array")
+    if not isinstance(src, dict):
+        raise MalformedEvent("bad_source", "the batch's 'src' must be an object")
+    return items, src
+
+
+def _merged_src(item: Any, batch_src: Mapping[str, Any]) -> Any:
+    """The full ``src`` of one event of a compact batch: the batch's, with the event's own parts."""
+    if type(item) is not dict and not isinstance(item, Mapping):
+        return None  # decode_event reports the item itself as not_an_object
+    get = item.get
+    src = dict(batch_src)
+    src["seq"] = get("seq")
+    if "proc" in item:
+        src["proc"] = get("proc")
+    if "node" in item:
+        src["node"] = get("node")
+    return src
+
+
+def expand(parsed: Any) -> list[Any]:
+    """Any accepted message shape as a list of full envelopes (v1 dicts), for readers of raw
+    events such as tests and tools; elements it cannot expand are passed through as they are."""
+    if isinstance(parsed, list):
+        return parsed
+    if not (isinstance(parsed, dict) and "events" in parsed):
+        return [parsed]
+    items, src = parsed.get("events"), parsed.get("src")
+    if not isinstance(items, list) or not isinstance(src, dict):
+        return [parsed]
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, dict):
+            full = {k: v for k, v in item.items() if k not in ("seq", "proc", "node")}
+            full["v"] = SCHEMA_VERSION
+            full["src"] = _merged_src(item, src)
+            out.append(full)
+        else:
+            out.append(item)
+    return out
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=repr, ensure_ascii=False)
+
+
+def encode_batch(events: list[dict[str, Any]], src: Mapping[str, Any] | None = None) -> bytes:
+    """Encode already-primitive events. ``default=repr`` means it never raises.
+
+    With ``src`` (host, pid, inst, proc, node) it is the compact batch, whose events carry
+    ``seq`` instead of ``src``; without, a JSON array of full envelopes.
+    """
+    value: Any = events if src is None else {"v": BATCH_VERSION, "src": src, "events": events}
     # "replace" turns a lone surrogate (from undecodable bytes) into "?" instead of raising.
-    return json.dumps(events, separators=(",", ":"), default=repr, ensure_ascii=False).encode(
-        "utf-8", "replace"
-    )
+    return _ENCODER.encode(value).encode("utf-8", "replace")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
 import subprocess
@@ -41,6 +42,11 @@ def test_ten_thousand_events_at_normal_rate_arrive_complete(settings: AppSetting
     assert seqs == list(range(seqs[0], seqs[0] + 10_000))
     st = state.current()
     assert st is not None and st.emitter().dropped == 0
+    # On the wire each message is a compact batch: the process is stated once, not per event.
+    raw = redis.Redis.from_url(settings.broker_url).xrange(settings.stream_key, count=1)
+    body = json.loads(raw[0][1][b"b"])
+    assert body["v"] == 2 and body["src"]["inst"] == st.emitter().inst
+    assert body["src"]["proc"] == "client" and all("src" not in e for e in body["events"])
 
 
 def test_overflow_drops_are_counted_and_reported(settings: AppSettings) -> None:

@@ -42,6 +42,12 @@ PAYLOADS: list[bytes | str] = [
     b"",
     b"42",
     b"null",
+    # compact batches (v2): the process stated once, events with their own seq
+    b'{"v":2,"src":{"host":"h","pid":1,"inst":"i","proc":"main"},"events":[{"type":"task.started",'
+    b'"ts":1.5,"seq":1,"task":{"id":"t"},"data":{"n":NaN}},{"type":"task.started","ts":2.5,"seq":2,'
+    b'"proc":"thread","task":{"id":"t"},"data":{}},3]}',
+    b'{"v":3,"src":{},"events":[]}',
+    b'{"v":2,"src":{"host":"h"},"events":"x"}',
     *(path.read_bytes() for path in FIXTURES),
 ]
 

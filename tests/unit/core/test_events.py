@@ -1,0 +1,91 @@
+"""The wire format: compact batches (v2) decode to the same events as full envelopes (v1)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from stemtrace.core.events import BATCH_VERSION, decode_batch, encode_batch, expand
+
+SRC = {"host": "h", "pid": 7, "inst": "i1", "proc": "main", "node": "w1@h"}
+
+
+def compact_events() -> list[dict[str, Any]]:
+    return [
+        {"type": "task.received", "ts": 10.0, "seq": 1, "task": {"id": "t1", "name": "a"}, "data": {}},
+        {
+            "type": "task.started",
+            "ts": 10.5,
+            "seq": 2,
+            "proc": "thread",  # a pool thread shares the main process's emitter
+            "task": {"id": "t1", "name": "a"},
+            "data": {"retries": 0},
+        },
+        {"type": "worker.heartbeat", "ts": 11.0, "seq": 3, "node": "w2@h", "data": {"hostname": "w2@h"}},
+    ]
+
+
+def full(event: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in event.items() if k not in ("seq", "proc", "node")}
+    src = dict(SRC, seq=event["seq"])
+    src.update({k: event[k] for k in ("proc", "node") if k in event})
+    return {"v": 1, **out, "src": src}
+
+
+def test_compact_batch_decodes_like_full_envelopes() -> None:
+    compact, errors = decode_batch(encode_batch(compact_events(), SRC))
+    assert errors == []
+    legacy, _ = decode_batch(encode_batch([full(e) for e in compact_events()]))
+    assert compact == legacy
+    assert [(e.src.seq, e.src.proc, e.src.node) for e in compact] == [
+        (1, "main", "w1@h"),
+        (2, "thread", "w1@h"),
+        (3, "main", "w2@h"),
+    ]
+    assert {e.v for e in compact} == {1} and {e.src.inst for e in compact} == {"i1"}
+
+
+def test_the_batch_states_the_process_once() -> None:
+    body = json.loads(encode_batch(compact_events(), SRC))
+    assert body["v"] == BATCH_VERSION and body["src"] == SRC
+    assert all("src" not in e and "v" not in e for e in body["events"])
+
+
+def test_expand_gives_full_envelopes_for_every_shape() -> None:
+    events = compact_events()
+    assert expand(json.loads(encode_batch(events, SRC))) == [full(e) for e in events]
+    legacy = [full(e) for e in events]
+    assert expand(legacy) == legacy
+    assert expand(legacy[0]) == [legacy[0]]
+
+
+@pytest.mark.parametrize(
+    ("batch", "kind"),
+    [
+        ({"v": 3, "src": SRC, "events": []}, "newer_schema"),
+        ({"v": 1, "src": SRC, "events": []}, "bad_version"),
+        ({"v": "2", "src": SRC, "events": []}, "bad_version"),
+        ({"v": 2, "src": SRC, "events": {}}, "bad_batch"),
+        ({"v": 2, "src": "h", "events": []}, "bad_source"),
+    ],
+)
+def test_an_unusable_batch_is_one_malformed_report(batch: dict[str, Any], kind: str) -> None:
+    events, errors = decode_batch(json.dumps(batch))
+    assert events == [] and [e.kind for e in errors] == [kind]
+
+
+def test_a_broken_event_is_skipped_alone() -> None:
+    good = compact_events()[0]
+    items: list[Any] = [7, {**good, "seq": "x"}, {**good, "type": "nope"}, {**good, "seq": 9}]
+    events, errors = decode_batch(json.dumps({"v": 2, "src": SRC, "events": items}))
+    assert [e.src.seq for e in events] == [9]
+    assert [e.kind for e in errors] == ["not_an_object", "bad_source", "unknown_type"]
+
+
+def test_a_batch_without_a_host_is_refused_per_event() -> None:
+    events, errors = decode_batch(
+        json.dumps({"v": 2, "src": {"pid": 1, "inst": "i"}, "events": compact_events()})
+    )
+    assert events == [] and {e.kind for e in errors} == {"bad_source"}

@@ -1,7 +1,8 @@
 """Ingest throughput: events/s applied by one process into SQLite or PostgreSQL.
 
-A realistic mix: ~70% single tasks (published/received/started/succeeded/postrun),
-20% failures, 10% retried twice, children spawned by parents, plus worker heartbeats.
+A realistic mix, with the fields the library really sends for each event type: ~70% tasks
+that succeed (published/received/started/succeeded), 20% failures, 10% retried twice, children
+spawned by parents, plus worker heartbeats.
 Decoding from JSON is included (the server receives bytes). Optionally measures
 catch-up: the time to drain a backlog of queued events from a real Redis stream.
 
@@ -70,14 +71,26 @@ class Gen:
         tid, r = str(uuid.uuid4()), self.rnd.random()
         name = self.rnd.choice(["proj.add", "proj.fetch", "proj.resize", "proj.email", "proj.report"])
         root = parent or tid
+        # The fields the library really sends for each type (capture/signals.py).
         pub = {
             "root_id": root,
             "parent_id": parent,
+            "group_id": None,
+            "group_index": None,
+            "retries": 0,
+            "eta": None,
+            "expires": None,
             "queue": "celery",
+            "exchange": "",
+            "routing_key": "celery",
+            "replaced_task_nesting": 0,
+            "publisher_task_id": parent,
+            "shadow": None,
+            "ignore_result": False,
             "args": [self.rnd.randint(0, 99), "x"],
             "kwargs": {"user_id": self.rnd.randint(1, 10**6)},
-            "retries": 0,
         }
+        lineage = {"root_id": root, "parent_id": parent, "group_id": None, "group_index": None}
         # A child task is published by its parent's pool process; a root by a client.
         sender = self.rnd.choice([c for cs in self.children.values() for c in cs] if parent else self.clients)
         out = [self.ev("task.published", tid, name, inst=sender, proc="client", node=None, **pub)]
@@ -95,18 +108,32 @@ class Gen:
                     proc="main",
                     node=node,
                     retries=n,
+                    eta=None,
+                    expires=None,
+                    replaced_task_nesting=0,
+                    redelivered=False,
+                    exchange="",
+                    routing_key="celery",
                     queue="celery",
+                    **lineage,
                 )
             )
-            out.append(self.ev("task.started", tid, name, retries=n, **run))
+            out.append(self.ev("task.started", tid, name, retries=n, worker_pid=100 + n, **lineage, **run))
             if n < attempts - 1:
                 out.append(
                     self.ev(
                         "task.retried", tid, name, retries=n, exception_type="IOError", exception="x", **run
                     )
                 )
-                out.append(self.ev("task.published", tid, name, **{**pub, "retries": n + 1}, **run))
-                state = "RETRY"
+                out.append(
+                    self.ev(
+                        "task.published",
+                        tid,
+                        name,
+                        **{**pub, "retries": n + 1, "publisher_task_id": tid},
+                        **run,
+                    )
+                )
             elif r < 0.2:
                 out.append(
                     self.ev(
@@ -118,16 +145,15 @@ class Gen:
                         exception="ValueError('bad input')",
                         traceback="Traceback...",
                         runtime=0.01,
+                        origin="child",
                         **run,
                     )
                 )
-                state = "FAILURE"
             else:
                 out.append(
                     self.ev("task.succeeded", tid, name, retries=n, runtime=0.01, result={"ok": True}, **run)
                 )
-                state = "SUCCESS"
-            out.append(self.ev("task.postrun", tid, name, retries=n, state=state, **run))
+            # No task.postrun: the library sends one only for IGNORED, REJECTED and killed runs.
         return out
 
     def stream(self, total: int) -> list[dict[str, Any]]:
@@ -162,20 +188,47 @@ class Gen:
         return out[:total]
 
 
+def messages(events: list[dict[str, Any]], size: int = 100) -> list[bytes]:
+    """Transport messages as the library sends them: each one process's compact batch.
+
+    Every window of ``size`` interleaved events becomes one message per process in it.
+    """
+    out: list[bytes] = []
+    for window in _chunks(events, size):
+        by_inst: dict[str, list[dict[str, Any]]] = {}
+        for e in window:
+            by_inst.setdefault(e["src"]["inst"], []).append(e)
+        for evs in by_inst.values():
+            src = {k: v for k, v in evs[0]["src"].items() if k != "seq"}
+            compact = []
+            for e in evs:
+                item = {k: v for k, v in e.items() if k not in ("v", "src")}
+                item["seq"] = e["src"]["seq"]
+                for key in ("proc", "node"):
+                    if e["src"][key] != src[key]:
+                        item[key] = e["src"][key]
+                compact.append(item)
+            out.append(encode_batch(compact, src))
+    return out
+
+
 def bench_apply(store_url: str, total: int, batch: int) -> float:
     from stemtrace.server.jsonfast import decode_payload  # what the ingest loop decodes with
     from stemtrace.server.store import open_store
 
-    payloads = [encode_batch(chunk) for chunk in _chunks(Gen().stream(total), 100)]
+    payloads = messages(Gen().stream(total))
     store = open_store(store_url)
-    per_txn = max(1, batch // 100)
     t0 = time.perf_counter()
     cpu0 = time.process_time()
     applied = 0
-    for i in range(0, len(payloads), per_txn):
-        events = []
-        for p in payloads[i : i + per_txn]:
-            events.extend(decode_payload(p)[0])
+    events: list[Any] = []
+    for p in payloads:  # like the ingest loop: whole messages until a transaction holds ``batch``
+        events.extend(decode_payload(p)[0])
+        if len(events) >= batch:
+            store.apply(events, {}, time.time())
+            applied += len(events)
+            events = []
+    if events:
         store.apply(events, {}, time.time())
         applied += len(events)
     elapsed = time.perf_counter() - t0
@@ -206,7 +259,7 @@ def bench_catch_up(broker: str, total: int, store_url: str) -> float:
 
     config = TransportConfig(url=broker, name=f"bench.{uuid.uuid4().hex[:8]}")
     pub = resolve(config).publisher()
-    payloads = [encode_batch(chunk) for chunk in _chunks(Gen(2).stream(total), 100)]
+    payloads = messages(Gen(2).stream(total))
     for i in range(0, len(payloads), 100):
         pub.send(payloads[i : i + 100])
     pub.close()

@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument(
         "--events-url",
-        help="STEMTRACE_URL for the hooked pair, e.g. a black hole: redis://127.0.0.1:9/0 (default: the broker)",
+        help="STEMTRACE_URL for the hooked pair, e.g. a black hole redis://127.0.0.1:9/0 (default: broker)",
     )
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -22,7 +22,7 @@ import time
 import uuid
 from typing import Any
 
-from stemtrace.core.events import encode_batch
+from stemtrace.core.events import compact, encode_batch
 
 
 class Gen:
@@ -198,17 +198,7 @@ def messages(events: list[dict[str, Any]], size: int = 100) -> list[bytes]:
         by_inst: dict[str, list[dict[str, Any]]] = {}
         for e in window:
             by_inst.setdefault(e["src"]["inst"], []).append(e)
-        for evs in by_inst.values():
-            src = {k: v for k, v in evs[0]["src"].items() if k != "seq"}
-            compact = []
-            for e in evs:
-                item = {k: v for k, v in e.items() if k not in ("v", "src")}
-                item["seq"] = e["src"]["seq"]
-                for key in ("proc", "node"):
-                    if e["src"][key] != src[key]:
-                        item[key] = e["src"][key]
-                compact.append(item)
-            out.append(encode_batch(compact, src))
+        out.extend(encode_batch(*compact(evs)) for evs in by_inst.values())
     return out
 
 

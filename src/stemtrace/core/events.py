@@ -333,8 +333,9 @@ def expand(parsed: Any) -> list[Any]:
         return parsed
     if not (isinstance(parsed, dict) and "events" in parsed):
         return [parsed]
-    items, src = parsed.get("events"), parsed.get("src")
-    if not isinstance(items, list) or not isinstance(src, dict):
+    try:
+        items, src = _compact(parsed)
+    except MalformedEvent:
         return [parsed]
     out: list[Any] = []
     for item in items:
@@ -346,6 +347,22 @@ def expand(parsed: Any) -> list[Any]:
         else:
             out.append(item)
     return out
+
+
+def compact(envelopes: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The inverse of :func:`expand` for one process's full envelopes: ``(events, src)`` for
+    ``encode_batch(events, src)``. The library builds the same shape as it sends."""
+    src = {k: v for k, v in envelopes[0]["src"].items() if k != "seq"}
+    events = []
+    for e in envelopes:
+        item = {k: v for k, v in e.items() if k not in ("v", "src")}
+        own = e["src"]
+        item["seq"] = own["seq"]
+        for key in ("proc", "node"):
+            if own.get(key) != src.get(key):
+                item[key] = own.get(key)
+        events.append(item)
+    return events, src
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=repr, ensure_ascii=False)

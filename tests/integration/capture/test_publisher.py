@@ -43,7 +43,11 @@ def test_ten_thousand_events_at_normal_rate_arrive_complete(settings: AppSetting
     st = state.current()
     assert st is not None and st.emitter().dropped == 0
     # On the wire each message is a compact batch: the process is stated once, not per event.
-    raw = redis.Redis.from_url(settings.broker_url).xrange(settings.stream_key, count=1)
+    client = redis.Redis.from_url(settings.broker_url)
+    try:
+        raw = client.xrange(settings.stream_key, count=1)
+    finally:
+        client.close()
     body = json.loads(raw[0][1][b"b"])
     assert body["v"] == 2 and body["src"]["inst"] == st.emitter().inst
     assert body["src"]["proc"] == "client" and all("src" not in e for e in body["events"])

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from stemtrace.core.events import BATCH_VERSION, decode_batch, encode_batch, expand
+from stemtrace.core.events import BATCH_VERSION, compact, decode_batch, encode_batch, expand
 
 SRC = {"host": "h", "pid": 7, "inst": "i1", "proc": "main", "node": "w1@h"}
 
@@ -51,6 +51,13 @@ def test_the_batch_states_the_process_once() -> None:
     body = json.loads(encode_batch(compact_events(), SRC))
     assert body["v"] == BATCH_VERSION and body["src"] == SRC
     assert all("src" not in e and "v" not in e for e in body["events"])
+
+
+def test_compact_is_the_inverse_of_expand() -> None:
+    envelopes = [full(e) for e in compact_events()]
+    events, src = compact(envelopes)
+    assert src == SRC and events == compact_events()
+    assert expand(json.loads(encode_batch(events, src))) == envelopes
 
 
 def test_expand_gives_full_envelopes_for_every_shape() -> None:

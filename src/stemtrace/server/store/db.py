@@ -93,7 +93,7 @@ class SqliteDialect(Dialect):
             conn.execute("PRAGMA cache_size=-65536")
             # Checkpoint every 8,192 WAL pages instead of SQLite's 1,000: a page that ingest
             # rewrites in many batches (a hot index page) is copied back once per checkpoint,
-            # not once every other batch. Ingest +10-15%; the WAL peaks at ~128 MiB.
+            # not once every other batch. Ingest +13% (docs/benchmarks-server.md); the WAL peaks at ~145 MB.
             conn.execute("PRAGMA wal_autocheckpoint=8192")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(

@@ -1,5 +1,9 @@
 """The ingest loop: poll the transport, decode, commit one transaction, then acknowledge.
 
+The loop is pipelined one batch deep: while a batch commits (the database holds no
+GIL then), the next one is polled and decoded; it is applied only once that commit
+is done, and each batch is acknowledged only after its own commit.
+
 Acknowledging only after the commit gives at-least-once delivery; the store's
 ``(inst, seq)`` key turns that into an exactly-once effect. A broker or store that
 goes away is retried with backoff in this thread while the API keeps serving and
@@ -19,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stemtrace.server.jsonfast import decode_payload
-from stemtrace.server.store import Changes, Store
+from stemtrace.server.store import Changes, PendingApply, Store
 from stemtrace.transport import Consumer, TransportConfig, mask_url, resolve
 
 logger = logging.getLogger("stemtrace.server.ingest")
@@ -63,7 +67,7 @@ class Ingestor:
         *,
         group: str = "stemtrace-server",
         consumer_name: str | None = None,
-        batch_size: int = 1000,
+        batch_size: int = 5000,
         on_commit: Callable[[Changes], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -107,12 +111,18 @@ class Ingestor:
     def _run(self) -> None:
         backoff = 0.5
         last_lag = 0.0
+        pending: _Batch | None = None  # applied, maybe still committing, not yet acknowledged
         while not self._stop.is_set():
             try:
                 if self._consumer is None:
                     self._consumer = resolve(self.config).consumer(self.group, self.consumer_name)
-                deliveries = self._consumer.poll(self.max_messages, 0.2)
+                # With a commit in flight, only look for what is already there: its
+                # acknowledgement and its changes must not wait for a quiet stream.
+                deliveries = self._consumer.poll(self.max_messages, 0.001 if pending else 0.2)
             except Exception as exc:
+                if pending is not None:
+                    self._finish(pending)  # its ack fails too, with the consumer gone: redelivered
+                    pending = None
                 self._degraded(f"broker {mask_url(self.config.url)}", exc)
                 self._drop_consumer()
                 self._stop.wait(backoff)
@@ -124,13 +134,24 @@ class Ingestor:
             if now - last_lag > 2.0:
                 last_lag = now
                 self.stats.lag = self._consumer.lag()
-            if not deliveries:
-                continue
-            if self._commit(deliveries):
+            batch = self._decode(deliveries) if deliveries else None
+            if pending is not None:  # decoding overlapped its commit; now wait for it
+                ok = self._finish(pending)
+                pending = None
+                if not ok:
+                    # Not acknowledged: redelivered later. Neither is what was just polled.
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+                    continue
                 backoff = 0.5
-            else:
+            if batch is None:
+                continue
+            pending = self._begin(batch)
+            if pending is None:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
+        if pending is not None:
+            self._finish(pending)
 
     def _recovered(self) -> None:
         if self.stats.status == "degraded":
@@ -139,28 +160,48 @@ class Ingestor:
         self.stats.status = "ok"
         self.stats.error = None
 
-    def _commit(self, deliveries: list[Any]) -> bool:
-        """Apply then acknowledge; on a store error nothing is acknowledged (redelivered later)."""
-        events = []
-        malformed: Counter[str] = Counter()
+    def _decode(self, deliveries: list[Any]) -> _Batch:
+        batch = _Batch(deliveries)
         for delivery in deliveries:
             good, bad = decode_payload(delivery.payload)
-            events.extend(good)
+            batch.events.extend(good)
             for err in bad:
-                malformed[err.kind] += 1
+                batch.malformed[err.kind] += 1
                 if err.kind not in self._logged_kinds:
                     self._logged_kinds.add(err.kind)
                     logger.warning(
                         "skipping malformed event (%s); further ones of this kind are only counted", err
                     )
+        return batch
+
+    def _begin(self, batch: _Batch) -> _Batch | None:
+        """Run the batch's statements; its commit goes on in the background."""
         try:
-            result = self.store.apply(events, malformed, self.clock())
+            batch.pending = self.store.apply_begin(batch.events, batch.malformed, self.clock())
         except Exception as exc:
-            self._degraded("store", exc)
-            return False
-        assert self._consumer is not None
+            self._store_failed(exc)
+            return None
+        return batch
+
+    def _store_failed(self, exc: Exception) -> None:
+        """Nothing of the batch is acknowledged. A new consumer gets it back at once: RabbitMQ
+        requeues a closed channel's unacknowledged messages, and a Redis consumer re-reads its
+        own pending entries first, instead of waiting for another replica to claim them."""
+        self._degraded("store", exc)
+        self._drop_consumer()
+
+    def _finish(self, batch: _Batch) -> bool:
+        """Wait for the commit, then acknowledge; on a store error nothing is acknowledged."""
+        assert batch.pending is not None
         try:
-            self._consumer.ack(deliveries)
+            result = batch.pending.result()
+        except Exception as exc:
+            self._store_failed(exc)
+            return False
+        try:
+            if self._consumer is None:
+                raise ConnectionError("the consumer was dropped before the acknowledgement")
+            self._consumer.ack(batch.deliveries)
         except Exception as exc:
             # Committed but not acknowledged: redelivery is harmless (the store de-duplicates).
             self._degraded(f"broker {mask_url(self.config.url)}", exc)
@@ -168,18 +209,28 @@ class Ingestor:
             return False
         now = self.clock()
         s = self.stats
-        s.events += len(events)
+        s.events += len(batch.events)
         s.stored += result.stored
-        s.messages += len(deliveries)
+        s.messages += len(batch.deliveries)
         s.batches += 1
-        s.malformed.update(malformed)
+        s.malformed.update(batch.malformed)
         s.last_commit_at = now
-        s.record(now, len(events))
+        s.record(now, len(batch.events))
         if s.status != "ok":
             self._recovered()
         if self.on_commit is not None and result.changes:
             self.on_commit(result.changes)
         return True
+
+
+@dataclass
+class _Batch:
+    """Polled messages on their way into the store."""
+
+    deliveries: list[Any]
+    events: list[Any] = field(default_factory=list)
+    malformed: Counter[str] = field(default_factory=Counter)
+    pending: PendingApply | None = None
 
 
 class Maintenance:

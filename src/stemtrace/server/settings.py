@@ -115,7 +115,7 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "This replica's name in the group (default HOST-PORT: stable, so a restart resumes its pending events).",  # noqa: E501
     ),
-    Setting("batch_size", "int", 1000, "Most events applied in one database transaction."),
+    Setting("batch_size", "int", 5000, "Most events applied in one database transaction."),
     Setting(
         "heartbeat_interval",
         "duration",
@@ -168,7 +168,7 @@ class ServerSettings:
     ingest: bool = True
     consumer_group: str = "stemtrace-server"
     consumer_name: str | None = None
-    batch_size: int = 1000
+    batch_size: int = 5000
     heartbeat_interval: float = 30.0
     log_level: str = "info"
     extra: dict[str, Any] = field(default_factory=dict)

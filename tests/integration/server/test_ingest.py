@@ -79,6 +79,57 @@ def test_two_replicas_store_every_event_once(redis_url: str, pg_dsn: str, unique
             conn.execute(f'DROP SCHEMA IF EXISTS "{unique_name}" CASCADE')
 
 
+@pytest.mark.parametrize("broker", ["redis", "amqp"], indirect=True)
+def test_a_failed_commit_is_not_acknowledged_and_comes_back_at_once(
+    source: TransportConfig, pg_dsn: str, unique_name: str
+) -> None:
+    """PostgreSQL refuses the first COMMIT (a deferred constraint trigger raises there, after
+    every statement of the batch succeeded). Ingest commits in the background, so this is the
+    path where the failure surfaces late: nothing may be acknowledged, the messages must come
+    back without waiting for another replica to claim them, and each event lands once."""
+    import psycopg
+
+    store = open_store(f"{pg_dsn}?schema={unique_name}")
+    store.migrate()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{unique_name}"')
+        conn.execute("CREATE SEQUENCE checks")  # sequences survive the rollback they cause
+        conn.execute(
+            """CREATE FUNCTION refuse_once() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF nextval('checks') = 1 THEN RAISE EXCEPTION 'commit refused by the test'; END IF;
+                RETURN NULL;
+            END $$"""
+        )
+        conn.execute(
+            "CREATE CONSTRAINT TRIGGER refuse AFTER INSERT ON events "
+            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_once()"
+        )
+    events = task_lives(300, "cf")
+    ingestor = Ingestor(store, source, consumer_name="only", batch_size=400)
+    try:
+        ingestor.start()
+        publish(source, events, per_message=50)
+        wait_for(lambda: ingestor.stats.stored >= len(events), timeout=60)
+        time.sleep(0.5)  # anything delivered twice would be counted by now
+        ingestor.stop()
+        assert ingestor.stats.stored == len(events)
+        assert ingestor.stats.status == "ok"
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(f'SET search_path TO "{unique_name}"')
+            checks = conn.execute("SELECT last_value FROM checks").fetchone()
+            assert checks is not None and checks[0] > len(events)  # the refused batch was checked again
+            assert conn.execute("SELECT COUNT(*) FROM events").fetchone() == (len(events),)
+        page = store.list_tasks(TaskQuery(limit=1000))
+        assert len(page.items) == 300 and {t.state for t in page.items} == {"SUCCESS", "FAILURE"}
+    finally:
+        ingestor.stop()
+        store.close()
+        cleanup_source(source)
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{unique_name}" CASCADE')
+
+
 def test_kill_9_mid_batch_then_restart_loses_and_duplicates_nothing(
     redis_url: str, unique_name: str, tmp_path: Path
 ) -> None:

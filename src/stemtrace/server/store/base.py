@@ -152,6 +152,20 @@ class ApplyResult:
     changes: Changes = field(default_factory=Changes)
 
 
+class PendingApply:
+    """A batch whose statements ran and whose commit may still be running.
+
+    ``result()`` waits for the commit and raises what it raised; only then may the
+    batch's messages be acknowledged. This one is already committed.
+    """
+
+    def __init__(self, result: ApplyResult) -> None:
+        self._result = result
+
+    def result(self) -> ApplyResult:
+        return self._result
+
+
 class Store(ABC):
     """Persistent state. Every method is safe to call from several threads."""
 
@@ -164,6 +178,14 @@ class Store(ABC):
     @abstractmethod
     def apply(self, events: Sequence[Event], malformed: Mapping[str, int], now: float) -> ApplyResult:
         """Apply a batch in one transaction. Applying the same events again changes nothing."""
+
+    def apply_begin(self, events: Sequence[Event], malformed: Mapping[str, int], now: float) -> PendingApply:
+        """:meth:`apply`, with the commit allowed to finish in the background.
+
+        Ingest decodes its next batch while this one commits; the next ``apply_begin``
+        must wait for ``result()`` of this one. This default commits before returning.
+        """
+        return PendingApply(self.apply(events, malformed, now))
 
     @abstractmethod
     def list_tasks(self, query: TaskQuery) -> Page: ...

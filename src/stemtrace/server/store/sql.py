@@ -7,6 +7,7 @@ and therefore the behaviour, is shared. The contract suite runs on both to keep 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from stemtrace.server.store.base import (
     ApplyResult,
     Changes,
     Page,
+    PendingApply,
     Store,
     StoreError,
     TaskDetail,
@@ -32,6 +34,33 @@ from stemtrace.server.store.base import (
 from stemtrace.server.store.db import Pool, dialect_for
 from stemtrace.server.store.read import Reader
 from stemtrace.server.store.write import BatchWriter, chunks, marks, roll_up, task_row, write_tasks
+
+
+class _Committing(PendingApply):
+    """A transaction whose ``COMMIT`` runs on its own thread; ``result()`` joins it."""
+
+    def __init__(self, lease: Any, conn: Any, result: ApplyResult) -> None:
+        super().__init__(result)
+        self._lease = lease
+        self._conn = conn
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._commit, name="stemtrace-commit", daemon=True)
+        self._thread.start()
+
+    def _commit(self) -> None:
+        try:
+            self._conn.execute("COMMIT")
+        except BaseException as exc:
+            self._error = exc
+            self._lease.__exit__(type(exc), exc, exc.__traceback__)  # rolls back, returns or drops conn
+            return
+        self._lease.__exit__(None, None, None)
+
+    def result(self) -> ApplyResult:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return super().result()
 
 
 class SqlStore(Store):
@@ -81,6 +110,23 @@ class SqlStore(Store):
 
     def apply(self, events: Sequence[Event], malformed: Mapping[str, int], now: float) -> ApplyResult:
         return self._write(lambda conn: BatchWriter(conn, self.dialect, now).apply(events, malformed))  # type: ignore[no-any-return]
+
+    def apply_begin(self, events: Sequence[Event], malformed: Mapping[str, int], now: float) -> PendingApply:
+        """The statements run here; ``COMMIT`` runs on a thread of its own.
+
+        Both engines release the GIL while they commit (SQLite writes its WAL frames,
+        PostgreSQL waits on the server), so the ingest thread meanwhile polls and
+        decodes the next batch. See docs/benchmarks-server.md, "Ingest".
+        """
+        lease = self.pool.connection()
+        conn = lease.__enter__()
+        try:
+            self.dialect.begin_write(conn)
+            result = BatchWriter(conn, self.dialect, now).apply(events, malformed)
+        except BaseException as exc:
+            lease.__exit__(type(exc), exc, exc.__traceback__)  # rolls back, returns or drops conn
+            raise
+        return _Committing(lease, conn, result)
 
     def mark_lost(self, now: float, offline_after: float) -> int:
         def run(conn: Any) -> int:

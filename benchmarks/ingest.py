@@ -258,7 +258,7 @@ def bench_catch_up(broker: str, total: int, store_url: str) -> float:
         pub.send(payloads[i : i + 100])
     pub.close()
     store = open_store(store_url)
-    ingestor = Ingestor(store, config, consumer_name="bench", batch_size=2000)
+    ingestor = Ingestor(store, config, consumer_name="bench")  # the server's default batch size
     t0 = time.perf_counter()
     ingestor.start()
     while ingestor.stats.events < total:
@@ -294,7 +294,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=5000, help="events per transaction (the server's default)")
+    parser.add_argument("--batch", type=int, default=5000, help="events per transaction (server default)")
     parser.add_argument("--store", default=None, help="store URL (default: a temporary SQLite file)")
     parser.add_argument(
         "--catch-up", type=int, default=0, help="also drain this many queued events from --broker"

@@ -29,7 +29,8 @@ from stemtrace.transport import Consumer, TransportConfig, mask_url, resolve
 logger = logging.getLogger("stemtrace.server.ingest")
 
 MAX_BACKOFF_S = 10.0
-EVENTS_PER_MESSAGE_GUESS = 50  # the library batches events; poll enough messages to fill a transaction
+EVENTS_PER_MESSAGE_GUESS = 50  # until messages have been seen: how many events one holds
+MAX_MESSAGES_PER_POLL = 1000
 
 
 @dataclass
@@ -75,7 +76,8 @@ class Ingestor:
         self.config = config
         self.group = group
         self.consumer_name = consumer_name or f"{socket.gethostname()}-{os.getpid()}"
-        self.max_messages = max(1, batch_size // EVENTS_PER_MESSAGE_GUESS)
+        self.batch_size = max(1, batch_size)
+        self.per_message = float(EVENTS_PER_MESSAGE_GUESS)  # smoothed events per message seen
         self.on_commit = on_commit
         self.clock = clock
         self.stats = IngestStats()
@@ -153,6 +155,13 @@ class Ingestor:
         if pending is not None:
             self._finish(pending)
 
+    @property
+    def max_messages(self) -> int:
+        """Messages per poll to fill a transaction: a library process sends one message per
+        flush, holding anything from one event (a quiet client) to ``batch_size`` (a busy worker)."""
+        wanted = round(self.batch_size / max(self.per_message, 1.0))
+        return max(1, min(MAX_MESSAGES_PER_POLL, wanted))
+
     def _recovered(self) -> None:
         if self.stats.status == "degraded":
             logger.info("ingest recovered")
@@ -172,6 +181,8 @@ class Ingestor:
                     logger.warning(
                         "skipping malformed event (%s); further ones of this kind are only counted", err
                     )
+        seen = (len(batch.events) + sum(batch.malformed.values())) / len(deliveries)
+        self.per_message += (seen - self.per_message) * 0.3
         return batch
 
     def _begin(self, batch: _Batch) -> _Batch | None:

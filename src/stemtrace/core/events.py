@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -196,6 +196,12 @@ def decode_event(raw: Any, batch_src: Mapping[str, Any] | None = None) -> Event:
         raise MalformedEvent("newer_schema", f"v={version}, this server understands v<={SCHEMA_VERSION}")
     if version < 1:
         raise MalformedEvent("bad_version", repr(version))
+    etype, ts = _type_and_ts(get)
+    src = get("src") if batch_src is None else _merged_src(raw, batch_src)
+    return _event(get, etype, ts, _source(src), version)
+
+
+def _type_and_ts(get: Callable[[str], Any]) -> tuple[str, float]:
     etype = get("type")
     if not isinstance(etype, str) or etype not in EVENT_TYPES:
         raise MalformedEvent("unknown_type", repr(etype)[:60])
@@ -204,7 +210,10 @@ def decode_event(raw: Any, batch_src: Mapping[str, Any] | None = None) -> Event:
         raise MalformedEvent("bad_timestamp", repr(ts)[:40])
     if not math.isfinite(ts) or ts <= 0:
         raise MalformedEvent("bad_timestamp", repr(ts)[:40])
-    src = get("src") if batch_src is None else _merged_src(raw, batch_src)
+    return etype, float(ts)
+
+
+def _source(src: Any) -> Source:
     if type(src) is not dict and not isinstance(src, Mapping):
         raise MalformedEvent("bad_source", "'src' must be an object")
     src_get = src.get
@@ -228,6 +237,11 @@ def decode_event(raw: Any, batch_src: Mapping[str, Any] | None = None) -> Event:
     _SET_SEQ(source, seq)
     _SET_PROC(source, str(src_get("proc") or "client"))
     _SET_NODE(source, node if isinstance(node, str) else None)
+    return source
+
+
+def _event(get: Callable[..., Any], etype: str, ts: float, source: Source, version: int) -> Event:
+    """The part of decoding after the source: ``data``, ``task`` and the event itself."""
     data = get("data", _NO_DATA)
     if type(data) is not dict:
         if data is _NO_DATA or data is None:
@@ -245,15 +259,42 @@ def decode_event(raw: Any, batch_src: Mapping[str, Any] | None = None) -> Event:
             task_id = _str(task, "id", "bad_task_id")
         name = task.get("name")
         task_name = name if isinstance(name, str) and name else None
-    event = _new(Event)  # Event(etype, float(ts), source, task_id, task_name, data, version)
+    event = _new(Event)  # Event(etype, ts, source, task_id, task_name, data, version)
     _SET_TYPE(event, etype)
-    _SET_TS(event, float(ts))
+    _SET_TS(event, ts)
     _SET_SRC(event, source)
     _SET_TASK_ID(event, task_id)
     _SET_TASK_NAME(event, task_name)
     _SET_DATA(event, data)
     _SET_V(event, version)
     return event
+
+
+def _batch_source(batch_src: Mapping[str, Any]) -> Source | None:
+    """The batch's source validated once (``seq`` 0), or None when it is unusable: every
+    event then goes through :func:`decode_event`, which reports it."""
+    try:
+        return _source({**batch_src, "seq": 0})
+    except MalformedEvent:
+        return None
+
+
+def _decode_compact(item: dict[str, Any], base: Source) -> Event:
+    """:func:`decode_event` for an item of a compact batch that states no ``proc``/``node``
+    of its own: the same checks in the same order, the source's other checks done once."""
+    get = item.get
+    etype, ts = _type_and_ts(get)
+    seq = get("seq")
+    if type(seq) is not int:
+        seq = _int(item, "seq", "bad_source")
+    source = _new(Source)
+    _SET_HOST(source, base.host)
+    _SET_PID(source, base.pid)
+    _SET_INST(source, base.inst)
+    _SET_SEQ(source, seq)
+    _SET_PROC(source, base.proc)
+    _SET_NODE(source, base.node)
+    return _event(get, etype, ts, source, SCHEMA_VERSION)
 
 
 def decode_batch(payload: bytes | str) -> tuple[list[Event], list[MalformedEvent]]:
@@ -287,9 +328,13 @@ def decode_items(parsed: Any) -> tuple[list[Event], list[MalformedEvent]]:
         items = [parsed]
     events: list[Event] = []
     errors: list[MalformedEvent] = []
+    base = _batch_source(batch_src) if batch_src is not None else None
     for item in items:
         try:
-            events.append(decode_event(item, batch_src))
+            if base is not None and type(item) is dict and "proc" not in item and "node" not in item:
+                events.append(_decode_compact(item, base))
+            else:
+                events.append(decode_event(item, batch_src))
         except MalformedEvent as exc:
             errors.append(exc)
     return events, errors

@@ -6,8 +6,19 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from stemtrace.core.events import BATCH_VERSION, compact, decode_batch, encode_batch, expand
+from stemtrace.core.events import (
+    BATCH_VERSION,
+    MalformedEvent,
+    compact,
+    decode_batch,
+    decode_event,
+    decode_items,
+    encode_batch,
+    expand,
+)
 
 SRC = {"host": "h", "pid": 7, "inst": "i1", "proc": "main", "node": "w1@h"}
 
@@ -96,3 +107,46 @@ def test_a_batch_without_a_host_is_refused_per_event() -> None:
         json.dumps({"v": 2, "src": {"pid": 1, "inst": "i"}, "events": compact_events()})
     )
     assert events == [] and {e.kind for e in errors} == {"bad_source"}
+
+
+_ANY = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=True), st.text(max_size=3), st.just({})
+)
+
+
+@st.composite
+def compact_items(draw: st.DrawFn) -> Any:
+    """Items of a compact batch: mostly sound, with any field swapped for any value."""
+    item: dict[str, Any] = {
+        "type": draw(st.sampled_from(["task.started", "task.succeeded", "worker.heartbeat", "nope"])),
+        "ts": draw(st.sampled_from([10.0, 11, 0, -1.0, True])),
+        "seq": draw(st.sampled_from([1, 2, 3, "4", None, False])),
+        "task": draw(st.sampled_from([{"id": "t1", "name": "a"}, {"id": ""}, {"name": "a"}, None, "t1"])),
+        "data": draw(st.sampled_from([{"retries": 0}, {}, None, [], "x"])),
+    }
+    for key in draw(st.lists(st.sampled_from([*item, "proc", "node"]), max_size=2)):
+        item[key] = draw(_ANY)
+    for key in draw(st.lists(st.sampled_from(list(item)), max_size=2)):
+        item.pop(key, None)
+    return draw(st.one_of(st.just(item), _ANY)) if draw(st.integers(0, 9)) == 0 else item
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    items=st.lists(compact_items(), max_size=6),
+    src=st.sampled_from([SRC, {**SRC, "node": None}, {"host": "h", "pid": 1, "inst": "i"}, {"pid": 1}]),
+)
+def test_compact_batches_decode_item_by_item_like_decode_event(items: list[Any], src: dict[str, Any]) -> None:
+    """The compact path checks the batch's source once; what it yields or refuses must be
+    exactly what decoding each item on its own against that source gives."""
+    events, errors = decode_items({"v": BATCH_VERSION, "src": src, "events": items})
+    expected: list[Any] = []
+    for item in items:
+        try:
+            expected.append(decode_event(item, src))
+        except MalformedEvent as exc:
+            expected.append(exc.kind)
+    got = iter(events)
+    kinds = iter(errors)
+    assert [next(got) if not isinstance(e, str) else next(kinds).kind for e in expected] == expected
+    assert next(got, None) is None and next(kinds, None) is None

@@ -237,14 +237,6 @@ def _runtime(st: _state.State, task_id: Any, *, pop: bool = False) -> float | No
 
 
 @guarded
-def on_task_success(st: _state.State, sender: Any = None, result: Any = None, **_: Any) -> None:
-    req = sender.request
-    data = {"retries": req.retries or 0, "runtime": _runtime(st, req.id)}
-    event = _task_event(ev.TASK_SUCCEEDED, req.id, sender.name, data)
-    st.emitter().emit(event, {"result": result}, st.exec_proc())
-
-
-@guarded
 def on_task_failure(
     st: _state.State,
     sender: Any = None,
@@ -290,22 +282,41 @@ def on_task_retry(
     st.emitter().emit(event, raw, st.exec_proc())
 
 
-# Outcomes with a signal of their own; postrun adds news only for IGNORED, REJECTED and
-# None (the child is being killed: hard time limit, revoke with terminate).
-_REPORTED_ELSEWHERE = frozenset({"SUCCESS", "FAILURE", "RETRY"})
+# Outcomes with a signal of their own: postrun adds nothing for them.
+_REPORTED_ELSEWHERE = frozenset({"FAILURE", "RETRY"})
 
 
 @guarded
 def on_task_postrun(
-    st: _state.State, sender: Any = None, task_id: Any = None, task: Any = None, state: Any = None, **_: Any
+    st: _state.State,
+    sender: Any = None,
+    *,
+    task_id: Any = None,
+    task: Any = None,
+    retval: Any = None,
+    state: Any = None,
+    **_: Any,
 ) -> None:
+    """Success, and the outcomes no other signal reports: IGNORED, REJECTED, and ``None``
+    (the child is being killed: hard time limit, revoke with terminate).
+
+    Success is reported here rather than from ``task_success``, which Celery sends just
+    before this with the same return value: one signal fewer to dispatch per task (see
+    docs/benchmarks-library.md). ``runtime`` then also covers ``on_success`` and
+    ``after_return`` handlers.
+    """
     runtime = _runtime(st, task_id, pop=True)
     if state in _REPORTED_ELSEWHERE:
-        return  # task_success / task_failure / task_retry already said it: one event fewer per task
+        return  # task_failure / task_retry already said it: one event fewer per task
     req = getattr(task, "request", None)
-    data = {"retries": getattr(req, "retries", 0) or 0, "state": state, "runtime": runtime}
-    event = _task_event(ev.TASK_POSTRUN, task_id, getattr(task, "name", None), data)
-    st.emitter().emit(event, None, st.exec_proc())
+    retries = getattr(req, "retries", 0) or 0
+    name = getattr(task, "name", None)
+    if state == "SUCCESS":
+        event = _task_event(ev.TASK_SUCCEEDED, task_id, name, {"retries": retries, "runtime": runtime})
+        st.emitter().emit(event, {"result": retval}, st.exec_proc())
+        return
+    data = {"retries": retries, "state": state, "runtime": runtime}
+    st.emitter().emit(_task_event(ev.TASK_POSTRUN, task_id, name, data), None, st.exec_proc())
 
 
 @guarded
@@ -334,7 +345,6 @@ TASK_HANDLERS: dict[str, Callable[..., None]] = {
     "task_rejected": on_task_rejected,
     "task_unknown": on_task_unknown,
     "task_prerun": on_task_prerun,
-    "task_success": on_task_success,
     "task_failure": on_task_failure,
     "task_retry": on_task_retry,
     "task_postrun": on_task_postrun,

@@ -45,7 +45,7 @@ class Seen:
 def _ran(seen: Seen, task_id: str, pool: str, result: Any) -> None:
     """The task went through received, started and succeeded in the right processes.
 
-    postrun(SUCCESS) repeats task_success, so the library does not send it.
+    postrun(SUCCESS) is sent as task.succeeded, never as a task.postrun of its own.
     """
     assert seen.one("task.received", task_id)["src"]["proc"] in ("main", "solo")
     started = seen.one("task.started", task_id)

@@ -13,7 +13,6 @@ largest captured fields first.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import reprlib
 import uuid
@@ -22,6 +21,7 @@ from typing import Any
 
 from stemtrace.capture.redact import Redactor
 from stemtrace.core.events import REDACTED, REPR_KEY, TRUNCATED_KEY
+from stemtrace.core.jsontext import dumps
 
 MAX_DEPTH = 12
 MAX_ITEMS = 200
@@ -105,12 +105,8 @@ class _Converter:
         return safe_repr(value)
 
 
-# One encoder for every measurement: ``json.dumps`` with options builds a new one per call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=repr, ensure_ascii=False)
-
-
 def encoded_size(value: Any) -> int:
-    return utf8_size(_ENCODER.encode(value))
+    return utf8_size(dumps(value))
 
 
 def capture_value(value: Any, redactor: Redactor, max_field_bytes: int) -> Any:
@@ -134,7 +130,7 @@ def capture_sized(value: Any, redactor: Redactor, max_field_bytes: int) -> tuple
             leaf = int(leaf * max_field_bytes / size / 1.5)  # shrink leaves, keep the structure
             if leaf < 32:
                 break
-        cut = truncated(_ENCODER.encode(out)[: max(16, max_field_bytes // 2)], size)
+        cut = truncated(dumps(out)[: max(16, max_field_bytes // 2)], size)
         return cut, encoded_size(cut)
     except Exception as exc:  # a converter bug must not lose the event
         failed = {REPR_KEY: f"<capture failed: {type(exc).__name__}>", "type": type_name(value)}
@@ -178,5 +174,5 @@ def fit_event(
             return
         other = total - sizes[name]
         room = max(64, (max_event_bytes - other) // 2)
-        data[name] = truncated(_ENCODER.encode(data[name])[:room], sizes[name])
+        data[name] = truncated(dumps(data[name])[:room], sizes[name])
         total = other + encoded_size(data[name])

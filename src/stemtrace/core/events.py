@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from stemtrace.core.jsontext import dumps
 from stemtrace.core.slots import slot_setters
 
 SCHEMA_VERSION: Final = 1
@@ -410,9 +411,6 @@ def compact(envelopes: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict
     return events, src
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=repr, ensure_ascii=False)
-
-
 def encode_batch(events: list[dict[str, Any]], src: Mapping[str, Any] | None = None) -> bytes:
     """Encode already-primitive events. ``default=repr`` means it never raises.
 
@@ -421,4 +419,4 @@ def encode_batch(events: list[dict[str, Any]], src: Mapping[str, Any] | None = N
     """
     value: Any = events if src is None else {"v": BATCH_VERSION, "src": src, "events": events}
     # "replace" turns a lone surrogate (from undecodable bytes) into "?" instead of raising.
-    return _ENCODER.encode(value).encode("utf-8", "replace")
+    return dumps(value).encode("utf-8", "replace")

@@ -10,7 +10,6 @@ the oldest id survives and the others keep resolving to it.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import fields
@@ -19,6 +18,7 @@ from typing import Any
 
 from stemtrace.core.events import LIBRARY_HEALTH, WORKER_EVENT_TYPES, Event, decode_event
 from stemtrace.core.identity import CHORD_UNLOCK, linked_ids
+from stemtrace.core.jsontext import dumps as compact_dumps
 from stemtrace.core.model import Attempt, TaskRecord
 from stemtrace.core.rollup import rollup
 from stemtrace.core.states import TaskState, WorkflowState
@@ -43,25 +43,9 @@ def marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-# One encoder for every write: ``json.dumps`` with options builds a new encoder per call,
-# which costs as much as encoding a small event.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=repr, ensure_ascii=False, check_circular=False)
-# ``JSONEncoder.encode`` still builds the C encoder on every call; build it once with the
-# very arguments ``_ENCODER.iterencode`` passes (the same on 3.10-3.13), so the output is
-# byte for byte what ``_ENCODER.encode`` gives. Without the C accelerator, use ``_ENCODER``.
-_C_MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
-_C_ENCODE: Any = (
-    _C_MAKE_ENCODER(None, repr, json.encoder.encode_basestring, None, ":", ",", False, False, True)
-    if _C_MAKE_ENCODER is not None
-    else None
-)
-
-
 def std_dumps(value: Any) -> str:
     """The standard-library encoding, for what orjson cannot encode exactly."""
-    if _C_ENCODE is None:
-        return _ENCODER.encode(value)
-    return "".join(_C_ENCODE(value, 0))
+    return compact_dumps(value)
 
 
 def dumps(value: Any) -> str:

@@ -9,6 +9,7 @@ catch-up: the time to drain a backlog of queued events from a real Redis stream.
     python benchmarks/ingest.py --events 200000 --store sqlite:///tmp/bench.db
     python benchmarks/ingest.py --events 100000 --store postgresql://postgres@127.0.0.1/test?schema=bench
     python benchmarks/ingest.py --catch-up 100000 --broker redis://127.0.0.1:6379/0
+    python benchmarks/ingest.py --events 0 --catch-up 100000 --broker amqp://guest:guest@127.0.0.1:5672//
 """
 
 from __future__ import annotations
@@ -270,6 +271,11 @@ def bench_catch_up(broker: str, total: int, store_url: str) -> float:
         import redis
 
         redis.Redis.from_url(broker).delete(config.name)
+    else:
+        from kombu import Connection
+
+        with Connection(broker) as conn:
+            conn.default_channel.queue_delete(config.name)
     print(
         json.dumps(
             {

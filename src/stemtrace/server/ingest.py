@@ -31,6 +31,7 @@ logger = logging.getLogger("stemtrace.server.ingest")
 MAX_BACKOFF_S = 10.0
 EVENTS_PER_MESSAGE_GUESS = 50  # until messages have been seen: how many events one holds
 MAX_MESSAGES_PER_POLL = 1000
+POLL_WHILE_COMMITTING_S = 0.05
 
 
 @dataclass
@@ -118,9 +119,11 @@ class Ingestor:
             try:
                 if self._consumer is None:
                     self._consumer = resolve(self.config).consumer(self.group, self.consumer_name)
-                # With a commit in flight, only look for what is already there: its
-                # acknowledgement and its changes must not wait for a quiet stream.
-                deliveries = self._consumer.poll(self.max_messages, 0.001 if pending else 0.2)
+                # With a commit in flight, wait briefly: long enough to fill the next batch from
+                # a backlog (a RabbitMQ consumer receives message by message), short enough that
+                # the commit's acknowledgement and changes do not wait for a quiet stream.
+                wanted = min(self.max_messages, self._consumer.max_poll or MAX_MESSAGES_PER_POLL)
+                deliveries = self._consumer.poll(wanted, POLL_WHILE_COMMITTING_S if pending else 0.2)
             except Exception as exc:
                 if pending is not None:
                     self._finish(pending)  # its ack fails too, with the consumer gone: redelivered

@@ -48,6 +48,9 @@ class Publisher(ABC):
 class Consumer(ABC):
     """Receives batches for the server; acknowledge only after they are committed."""
 
+    # Most messages one poll should ask for; None when only the caller's limit applies.
+    max_poll: int | None = None
+
     @abstractmethod
     def poll(self, max_messages: int, timeout_s: float) -> list[Delivery]: ...
 

@@ -86,7 +86,7 @@ class KombuTransport(Transport):
         return KombuPublisher(self)
 
     def consumer(self, group: str, consumer_name: str) -> Consumer:
-        return KombuConsumer(self, prefetch=200)
+        return KombuConsumer(self, prefetch=400)
 
 
 class KombuPublisher(Publisher):
@@ -134,6 +134,9 @@ class KombuConsumer(Consumer):
             on_message=self._on_message,
         )
         self._consumer.qos(prefetch_count=prefetch)
+        # Unacknowledged messages count against the prefetch: half of it for the batch being
+        # committed, half for the poll that overlaps it (asking for more would only wait).
+        self.max_poll = max(1, prefetch // 2)
         self._consumer.consume()
 
     def _on_message(self, message: Any) -> None:

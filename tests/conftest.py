@@ -7,6 +7,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from tests.support.results import never_unsubscribe_from_a_finalizer
+
+never_unsubscribe_from_a_finalizer()
 
 REDIS_URL = os.environ.get("STEMTRACE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 AMQP_URL = os.environ.get("STEMTRACE_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")

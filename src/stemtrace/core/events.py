@@ -231,13 +231,20 @@ def _source(src: Any) -> Source:
     if type(seq) is not int:
         seq = _int(src, "seq", "bad_source")
     node = src_get("node")
-    source = _new(Source)  # Source(host, pid, inst, seq, proc, node), see slot_setters
-    _SET_HOST(source, host or "")
+    proc = str(src_get("proc") or "client")
+    node = node if isinstance(node, str) else None
+    return _new_source(host or "", pid, inst or "", seq, proc=proc, node=node)
+
+
+def _new_source(host: str, pid: int, inst: str, seq: int, *, proc: str, node: str | None) -> Source:
+    """``Source(host, pid, inst, seq, proc, node)`` by filling its slots (see slot_setters)."""
+    source = _new(Source)
+    _SET_HOST(source, host)
     _SET_PID(source, pid)
-    _SET_INST(source, inst or "")
+    _SET_INST(source, inst)
     _SET_SEQ(source, seq)
-    _SET_PROC(source, str(src_get("proc") or "client"))
-    _SET_NODE(source, node if isinstance(node, str) else None)
+    _SET_PROC(source, proc)
+    _SET_NODE(source, node)
     return source
 
 
@@ -288,13 +295,7 @@ def _decode_compact(item: dict[str, Any], base: Source) -> Event:
     seq = get("seq")
     if type(seq) is not int:
         seq = _int(item, "seq", "bad_source")
-    source = _new(Source)
-    _SET_HOST(source, base.host)
-    _SET_PID(source, base.pid)
-    _SET_INST(source, base.inst)
-    _SET_SEQ(source, seq)
-    _SET_PROC(source, base.proc)
-    _SET_NODE(source, base.node)
+    source = _new_source(base.host, base.pid, base.inst, seq, proc=base.proc, node=base.node)
     return _event(get, etype, ts, source, SCHEMA_VERSION)
 
 

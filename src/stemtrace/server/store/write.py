@@ -18,7 +18,7 @@ from typing import Any
 
 from stemtrace.core.events import LIBRARY_HEALTH, WORKER_EVENT_TYPES, Event, decode_event
 from stemtrace.core.identity import CHORD_UNLOCK, linked_ids
-from stemtrace.core.jsontext import dumps as compact_dumps
+from stemtrace.core.jsontext import dumps as std_dumps  # json's text, where orjson's would differ
 from stemtrace.core.model import Attempt, TaskRecord
 from stemtrace.core.rollup import rollup
 from stemtrace.core.states import TaskState, WorkflowState
@@ -41,11 +41,6 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
 
 def marks(n: int) -> str:
     return ",".join("?" * n)
-
-
-def std_dumps(value: Any) -> str:
-    """The standard-library encoding, for what orjson cannot encode exactly."""
-    return compact_dumps(value)
 
 
 def dumps(value: Any) -> str:

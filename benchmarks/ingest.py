@@ -215,13 +215,14 @@ def bench_apply(store_url: str, total: int, batch: int) -> float:
     pending = None
     events: list[Any] = []
     # Like the ingest loop: whole messages until a transaction holds ``batch``; the next
-    # batch is decoded while the previous one commits (``Store.apply_begin``).
+    # batch is decoded and planned while the previous one is written (``Store.apply_begin``).
     for i, p in enumerate(payloads):
         events.extend(decode_payload(p)[0])
         if len(events) >= batch or i == len(payloads) - 1:
+            prepared = store.prepare(events)  # overlaps the previous batch's inserts and commit
             if pending is not None:
                 pending.result()
-            pending = store.apply_begin(events, {}, time.time())
+            pending = store.apply_begin(events, {}, time.time(), prepared=prepared)
             applied += len(events)
             events = []
     if pending is not None:

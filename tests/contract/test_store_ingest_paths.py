@@ -4,6 +4,9 @@
   any other is aggregated in the database (``write.roll_up``). Over any split of a
   real event stream into batches, every workflow row must equal what ``roll_up``
   computes from the stored tasks.
+* The ingest loop plans a batch (``Store.prepare``) while the previous one is still
+  being written, and reads what is stored only once that one committed: the result
+  must be the plain path's.
 * PostgreSQL inserts a batch as one ``unnest`` of column arrays; a column whose values
   mix Python types cannot travel as an array and falls back to one row at a time.
 """
@@ -19,6 +22,7 @@ from typing import Any
 import pytest
 
 from stemtrace.core.events import Event, Source, decode_event
+from stemtrace.core.task import fold_task
 from stemtrace.server.store import SqlStore, TaskQuery
 from stemtrace.server.store.write import BatchWriter, roll_up
 
@@ -120,3 +124,54 @@ def test_fresh_workflow_named_after_its_first_task_when_its_root_is_unseen(store
     row = store.get_workflow("ghost")
     assert row is not None and row.name == "proj.early" and row.task_count == 2
     assert_equal_to_sql_roll_up(store, "unseen root")
+
+
+@pytest.mark.parametrize("fixture", FIXTURES[:6], ids=lambda p: p.stem)
+def test_pipelined_ingest_equals_the_plain_path(store: SqlStore, fixture: Path) -> None:
+    """What the ingest loop does: batch N+1 is planned (``prepare``) while batch N is still
+    being written on the commit thread, then staged once N committed. Every task must equal
+    the full fold, every workflow the SQL roll-up, every event be stored exactly once."""
+    events = load(fixture)
+    rnd = random.Random(fixture.stem)
+    shuffled = events[:]
+    rnd.shuffle(shuffled)
+    batches = []
+    i = 0
+    while i < len(shuffled):
+        n = rnd.randint(1, max(1, len(shuffled) // 4))
+        batches.append(shuffled[i : i + n] + rnd.sample(events, min(2, len(events))))  # redeliveries
+        i += n
+    stored = 0
+    pending = None
+    for batch in batches:
+        prepared = store.prepare(batch)
+        if pending is not None:
+            stored += pending.result().stored
+        pending = store.apply_begin(batch, {}, NOW, prepared=prepared)
+    assert pending is not None
+    stored += pending.result().stored
+    assert stored == len({e.key for e in events})
+    for tid in {e.task_id for e in events if e.task_id}:
+        detail = store.get_task(tid)
+        assert detail is not None, tid
+        assert detail.record == fold_task(tid, [e for e in events if e.task_id == tid]), tid
+    assert_equal_to_sql_roll_up(store, f"{fixture.stem} pipelined")
+
+
+def test_stored_workflow_renamed_by_an_earlier_task_in_a_later_batch(store: SqlStore) -> None:
+    """The workflow's id is a root no event came from, so its name is its earliest task's:
+    a batch that brings an earlier task renames the stored workflow, one that brings a
+    later task does not."""
+
+    def child(seq: int, tid: str, name: str) -> Event:
+        e = _task_event(seq, tid, "task.published", root_id="ghost", parent_id="ghost", retries=0)
+        return dataclasses.replace(e, task_name=name)
+
+    store.apply([child(10, "middle", "proj.middle")], {}, NOW)
+    store.apply([child(20, "late", "proj.late")], {}, NOW)
+    row = store.get_workflow("ghost")
+    assert row is not None and row.name == "proj.middle" and row.task_count == 2
+    store.apply([child(1, "early", "proj.early")], {}, NOW)
+    row = store.get_workflow("ghost")
+    assert row is not None and row.name == "proj.early" and row.task_count == 3
+    assert_equal_to_sql_roll_up(store, "renamed by an earlier task")

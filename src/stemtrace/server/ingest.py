@@ -1,8 +1,9 @@
 """The ingest loop: poll the transport, decode, commit one transaction, then acknowledge.
 
-The loop is pipelined one batch deep: while a batch commits (the database holds no
-GIL then), the next one is polled and decoded; it is applied only once that commit
-is done, and each batch is acknowledged only after its own commit.
+The loop is pipelined one batch deep: while a batch's rows are inserted and committed
+(the database holds no GIL then), the next one is polled, decoded and planned
+(``Store.prepare``); it is applied only once that commit is done, and each batch is
+acknowledged only after its own commit.
 
 Acknowledging only after the commit gives at-least-once delivery; the store's
 ``(inst, seq)`` key turns that into an exactly-once effect. A broker or store that
@@ -186,12 +187,18 @@ class Ingestor:
                     )
         seen = (len(batch.events) + sum(batch.malformed.values())) / len(deliveries)
         self.per_message += (seen - self.per_message) * 0.3
+        try:
+            batch.prepared = self.store.prepare(batch.events)
+        except Exception:  # ``apply_begin`` prepares again, and reports what fails then
+            logger.debug("preparing a batch failed; it is prepared again when applied", exc_info=True)
         return batch
 
     def _begin(self, batch: _Batch) -> _Batch | None:
         """Run the batch's statements; its commit goes on in the background."""
         try:
-            batch.pending = self.store.apply_begin(batch.events, batch.malformed, self.clock())
+            batch.pending = self.store.apply_begin(
+                batch.events, batch.malformed, self.clock(), prepared=batch.prepared
+            )
         except Exception as exc:
             self._store_failed(exc)
             return None
@@ -244,6 +251,7 @@ class _Batch:
     deliveries: list[Any]
     events: list[Any] = field(default_factory=list)
     malformed: Counter[str] = field(default_factory=Counter)
+    prepared: object = None  # Store.prepare(events), worked out while the previous batch commits
     pending: PendingApply | None = None
 
 

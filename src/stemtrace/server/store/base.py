@@ -179,11 +179,22 @@ class Store(ABC):
     def apply(self, events: Sequence[Event], malformed: Mapping[str, int], now: float) -> ApplyResult:
         """Apply a batch in one transaction. Applying the same events again changes nothing."""
 
-    def apply_begin(self, events: Sequence[Event], malformed: Mapping[str, int], now: float) -> PendingApply:
-        """:meth:`apply`, with the commit allowed to finish in the background.
+    def prepare(self, events: Sequence[Event]) -> object:
+        """The part of a batch's work that reads nothing stored, done ahead of ``apply_begin``.
+
+        Ingest calls it while the previous batch still commits, and passes the result to
+        ``apply_begin`` as ``prepared``. This default prepares nothing.
+        """
+        return None
+
+    def apply_begin(
+        self, events: Sequence[Event], malformed: Mapping[str, int], now: float, prepared: object = None
+    ) -> PendingApply:
+        """:meth:`apply`, with the writes allowed to finish in the background.
 
         Ingest decodes its next batch while this one commits; the next ``apply_begin``
-        must wait for ``result()`` of this one. This default commits before returning.
+        must wait for ``result()`` of this one. ``prepared`` is what ``prepare(events)``
+        returned, if it was called. This default commits before returning.
         """
         return PendingApply(self.apply(events, malformed, now))
 

@@ -33,22 +33,39 @@ from stemtrace.server.store.base import (
 )
 from stemtrace.server.store.db import Pool, dialect_for
 from stemtrace.server.store.read import Reader
-from stemtrace.server.store.write import BatchWriter, chunks, marks, roll_up, task_row, write_tasks
+from stemtrace.server.store.write import (
+    BatchWriter,
+    Plan,
+    Staged,
+    chunks,
+    marks,
+    plan_batch,
+    roll_up,
+    task_row,
+    write_tasks,
+)
 
 
 class _Committing(PendingApply):
-    """A transaction whose ``COMMIT`` runs on its own thread; ``result()`` joins it."""
+    """A staged batch whose inserts and ``COMMIT`` run on a thread of their own.
 
-    def __init__(self, lease: Any, conn: Any, result: ApplyResult) -> None:
-        super().__init__(result)
+    ``result()`` joins the thread. Until then the ingest thread polls, decodes and plans
+    the next batch: both engines release the GIL while they insert and commit.
+    """
+
+    def __init__(self, lease: Any, conn: Any, staged: Staged) -> None:
+        super().__init__(ApplyResult(changes=staged.changes))
         self._lease = lease
         self._conn = conn
+        self._staged = staged
+        self._stored = 0
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._commit, name="stemtrace-commit", daemon=True)
         self._thread.start()
 
     def _commit(self) -> None:
         try:
+            self._stored = self._staged.write()
             self._conn.execute("COMMIT")
         except BaseException as exc:
             self._error = exc
@@ -60,7 +77,7 @@ class _Committing(PendingApply):
         self._thread.join()
         if self._error is not None:
             raise self._error
-        return super().result()
+        return ApplyResult(stored=self._stored, changes=self._staged.changes)
 
 
 class SqlStore(Store):
@@ -111,22 +128,29 @@ class SqlStore(Store):
     def apply(self, events: Sequence[Event], malformed: Mapping[str, int], now: float) -> ApplyResult:
         return self._write(lambda conn: BatchWriter(conn, self.dialect, now).apply(events, malformed))  # type: ignore[no-any-return]
 
-    def apply_begin(self, events: Sequence[Event], malformed: Mapping[str, int], now: float) -> PendingApply:
-        """The statements run here; ``COMMIT`` runs on a thread of its own.
+    def prepare(self, events: Sequence[Event]) -> Plan:
+        return plan_batch(events)
 
-        Both engines release the GIL while they commit (SQLite writes its WAL frames,
-        PostgreSQL waits on the server), so the ingest thread meanwhile polls and
-        decodes the next batch. See docs/benchmarks-server.md, "Ingest".
+    def apply_begin(
+        self, events: Sequence[Event], malformed: Mapping[str, int], now: float, prepared: object = None
+    ) -> PendingApply:
+        """The reads run here; the bulk inserts and ``COMMIT`` run on a thread of their own.
+
+        Both engines release the GIL while they insert and commit (SQLite in one multi-row
+        statement per table, PostgreSQL waiting on the server), so the ingest thread
+        meanwhile polls, decodes and plans the next batch. See docs/benchmarks-server.md,
+        "Ingest".
         """
+        plan = prepared if isinstance(prepared, Plan) else plan_batch(events)
         lease = self.pool.connection()
         conn = lease.__enter__()
         try:
             self.dialect.begin_write(conn)
-            result = BatchWriter(conn, self.dialect, now).apply(events, malformed)
+            staged = BatchWriter(conn, self.dialect, now).stage(plan, malformed)
         except BaseException as exc:
             lease.__exit__(type(exc), exc, exc.__traceback__)  # rolls back, returns or drops conn
             raise
-        return _Committing(lease, conn, result)
+        return _Committing(lease, conn, staged)
 
     def mark_lost(self, now: float, offline_after: float) -> int:
         def run(conn: Any) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import Any
 
@@ -77,6 +77,143 @@ def event_body(e: Event) -> str:
     return std_dumps(e.to_dict()) if text is None else text
 
 
+@dataclass(slots=True)
+class Plan:
+    """What a batch needs that no stored row can change, worked out ahead.
+
+    Ingest builds it while the previous batch still commits: de-duplication, the event
+    rows, which ids the batch links, and every task folded from the batch's events alone.
+    Most tasks of a steady stream are new, so their rows are final but for the workflow id
+    and ``ingested_at``; a task stored before is folded again with its stored events.
+    """
+
+    unique: dict[tuple[str, int], Event]
+    by_task: dict[str, list[Event]]  # each task's events, in batch order
+    event_rows: list[tuple[Any, ...]]
+    worker_events: list[Event]
+    health: list[Event]
+    components: list[set[str]]  # linked ids, in the order of their first event
+    first_ts: dict[str, float]  # each task's earliest event
+    root_hint: dict[str, str]  # the last root_id stated for each task
+    rows: dict[str, tuple[Any, ...]]  # task rows from the batch alone (see ``_final_row``)
+
+
+def plan_batch(events: Sequence[Event]) -> Plan:
+    unique: dict[tuple[str, int], Event] = {}
+    for e in events:
+        src = e.src
+        unique[(src.inst, src.seq)] = e  # Event.key, without the property call
+    by_task: dict[str, list[Event]] = {}
+    event_rows = []
+    worker_events = []
+    health = []
+    for (inst, seq), e in unique.items():
+        tid = e.task_id
+        etype = e.type
+        if tid is not None:
+            found = by_task.get(tid)
+            if found is None:
+                by_task[tid] = [e]
+            else:
+                found.append(e)
+            event_rows.append((inst, seq, tid, etype, e.ts, event_body(e)))
+        if etype in WORKER_EVENT_TYPES:
+            worker_events.append(e)
+        elif etype == LIBRARY_HEALTH:
+            health.append(e)
+    components, first_ts, root_hint = _link(by_task)
+    rows = {}
+    for tid, evs in by_task.items():
+        rows[tid] = task_row(fold_task(tid, evs), evs, "", first_ts[tid], 0.0)
+    return Plan(unique, by_task, event_rows, worker_events, health, components, first_ts, root_hint, rows)
+
+
+def _link(by_task: Mapping[str, list[Event]]) -> tuple[list[set[str]], dict[str, float], dict[str, str]]:
+    """Union-find over every id the batch's events link: one component per workflow."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        up = parent.get(x)
+        if up is None:
+            parent[x] = x
+            return x
+        while up != x:  # path halving
+            grand = parent[up]
+            parent[x] = grand
+            x = grand
+            up = parent[x]
+        return x
+
+    first_ts: dict[str, float] = {}
+    root_hint: dict[str, str] = {}
+    # Tasks in order of their first event, each task's events in batch order: components
+    # come out in the order of their first event, and the last root_id stated wins, as
+    # when walking the batch event by event.
+    for tid, evs in by_task.items():
+        if tid not in parent:
+            parent[tid] = tid
+        first = evs[0].ts
+        for e in evs:
+            first = min(first, e.ts)
+            data = e.data
+            root = data.get("root_id")
+            if isinstance(root, str) and root:
+                root_hint[tid] = root
+            # ``linked_ids`` is just {tid} unless one of these says otherwise.
+            if (
+                root
+                or data.get("parent_id")
+                or data.get("group_id")
+                or data.get("canvas")
+                or e.task_name == CHORD_UNLOCK
+            ):
+                for other in linked_ids(e):
+                    if other:
+                        parent[find(other)] = find(tid)
+        first_ts[tid] = first
+    components: dict[str, set[str]] = defaultdict(set)
+    for x in list(parent):
+        components[find(x)].add(x)
+    return list(components.values()), first_ts, root_hint
+
+
+@dataclass(slots=True)
+class Staged:
+    """A batch whose reads and decisions are done: ``write()`` runs its bulk inserts.
+
+    The inserts are all that is left, so they can run on the commit thread while the
+    ingest thread plans the next batch (see ``SqlStore.apply_begin``).
+    """
+
+    writer: BatchWriter
+    plan: Plan
+    alias_rows: list[tuple[str, str]]
+    task_rows: list[tuple[Any, ...]]
+    workflow_rows: list[tuple[Any, ...]]
+    changes: Changes
+
+    def write(self) -> int:
+        """Insert the rows; returns how many events were new to the store."""
+        w = self.writer
+        stored = w.d.insert_rows(
+            w.conn,
+            "INSERT INTO events (inst, seq, task_id, type, ts, body)",
+            ("text", "bigint", "text", "text", "float8", "text"),
+            self.plan.event_rows,
+            tail="ON CONFLICT (inst, seq) DO NOTHING",
+        )
+        w.d.insert_rows(
+            w.conn,
+            "INSERT INTO aliases (id, workflow_id)",
+            ("text", "text"),
+            self.alias_rows,
+            tail="ON CONFLICT (id) DO UPDATE SET workflow_id = excluded.workflow_id",
+        )
+        write_tasks(w, self.task_rows)
+        _write_workflows(w, self.workflow_rows)
+        return stored
+
+
 class BatchWriter:
     """One batch, one connection already inside a write transaction."""
 
@@ -96,53 +233,29 @@ class BatchWriter:
         cur.executemany(self.d.sql(text), rows)
         return max(int(cur.rowcount), 0)
 
-    # -- entry point --------------------------------------------------------------------------
+    # -- entry points ---------------------------------------------------------------------------
 
     def apply(self, events: Sequence[Event], malformed: Mapping[str, int]) -> ApplyResult:
-        unique: dict[tuple[str, int], Event] = {}
-        for e in events:
-            src = e.src
-            unique[(src.inst, src.seq)] = e  # Event.key, without the property call
-        # Each task's events in batch order (the order ``_assign_workflows`` relies on).
-        by_task: dict[str, list[Event]] = {}
-        event_rows = []
-        worker_events = []
-        health = []
-        for (inst, seq), e in unique.items():
-            tid = e.task_id
-            etype = e.type
-            if tid is not None:
-                found = by_task.get(tid)
-                if found is None:
-                    by_task[tid] = [e]
-                else:
-                    found.append(e)
-                event_rows.append((inst, seq, tid, etype, e.ts, event_body(e)))
-            if etype in WORKER_EVENT_TYPES:
-                worker_events.append(e)
-            elif etype == LIBRARY_HEALTH:
-                health.append(e)
-        stored = self.d.insert_rows(
-            self.conn,
-            "INSERT INTO events (inst, seq, task_id, type, ts, body)",
-            ("text", "bigint", "text", "text", "float8", "text"),
-            event_rows,
-            tail="ON CONFLICT (inst, seq) DO NOTHING",
-        )
+        staged = self.stage(plan_batch(events), malformed)
+        return ApplyResult(stored=staged.write(), changes=staged.changes)
+
+    def stage(self, plan: Plan, malformed: Mapping[str, int]) -> Staged:
+        """Every read and every decision; the bulk inserts are left to ``Staged.write``."""
         self._count_malformed(malformed)
-        self._health(health)
-        workers = self._workers(worker_events)
-        task_wf, merged, aliased, fresh = self._assign_workflows(by_task)
-        rows = self._fold_tasks(by_task, unique, task_wf, aliased)
+        self._health(plan.health)
+        workers = self._workers(plan.worker_events)
+        task_wf, merged, aliased, fresh, alias_rows = self._assign_workflows(plan)
+        rows = self._fold_tasks(plan, task_wf, aliased)
         touched_wf = set(task_wf.values())
-        self._roll_up(sorted(touched_wf), fresh, rows)
+        known = {tid for tid in rows if tid in aliased}
+        workflow_rows = self._roll_up(sorted(touched_wf), fresh, rows, known)
         changes = Changes(
             tasks=frozenset(task_wf),
             workflows=frozenset(touched_wf | merged),
             workers=frozenset(workers),
             task_workflows=dict(task_wf),
         )
-        return ApplyResult(stored=stored, changes=changes)
+        return Staged(self, plan, alias_rows, list(rows.values()), workflow_rows, changes)
 
     # -- counters -----------------------------------------------------------------------------
 
@@ -201,64 +314,22 @@ class BatchWriter:
     # -- workflow membership (union-find) ------------------------------------------------------
 
     def _assign_workflows(
-        self, by_task: Mapping[str, list[Event]]
-    ) -> tuple[dict[str, str], set[str], set[str], set[str]]:
+        self, plan: Plan
+    ) -> tuple[dict[str, str], set[str], set[str], set[str], list[tuple[str, str]]]:
         """Returns each task's workflow, the workflows merged away, the ids that already had
-        an alias, and the workflows this batch creates (none of their ids was known)."""
-        parent: dict[str, str] = {}
-
-        def find(x: str) -> str:
-            up = parent.get(x)
-            if up is None:
-                parent[x] = x
-                return x
-            while up != x:  # path halving
-                grand = parent[up]
-                parent[x] = grand
-                x = grand
-                up = parent[x]
-            return x
-
-        first_ts: dict[str, float] = {}
-        root_hint: dict[str, str] = {}
-        # Tasks in order of their first event, each task's events in batch order: components
-        # come out in the order of their first event, and the last root_id stated wins, as
-        # when walking the batch event by event.
-        for tid, evs in by_task.items():
-            if tid not in parent:
-                parent[tid] = tid
-            first = evs[0].ts
-            for e in evs:
-                first = min(first, e.ts)
-                data = e.data
-                root = data.get("root_id")
-                if isinstance(root, str) and root:
-                    root_hint[tid] = root
-                # ``linked_ids`` is just {tid} unless one of these says otherwise.
-                if (
-                    root
-                    or data.get("parent_id")
-                    or data.get("group_id")
-                    or data.get("canvas")
-                    or e.task_name == CHORD_UNLOCK
-                ):
-                    for other in linked_ids(e):
-                        if other:
-                            parent[find(other)] = find(tid)
-            first_ts[tid] = first
-        components: dict[str, set[str]] = defaultdict(set)
-        for x in list(parent):
-            components[find(x)].add(x)
-        all_ids = sorted(parent)
+        an alias, the workflows this batch creates (none of their ids was known) and the
+        alias rows to write."""
+        first_ts = plan.first_ts
+        all_ids = sorted({m for members in plan.components for m in members})
         existing: dict[str, str] = {}
         for part in chunks(all_ids):
             existing.update(
                 self.q(f"SELECT id, workflow_id FROM aliases WHERE id IN ({marks(len(part))})", part)
             )
         plans: list[tuple[set[str], set[str], str | None]] = []
-        for members in components.values():
+        for members in plan.components:
             found = {existing[m] for m in members if m in existing}
-            new_id = None if found else self._new_workflow_id(members, first_ts, root_hint)
+            new_id = None if found else self._new_workflow_id(members, first_ts, plan.root_hint)
             plans.append((members, found, new_id))
         # New ids are looked up too: one that somehow has a workflow row already is rolled
         # up from the database like any existing workflow, never from this batch alone.
@@ -283,14 +354,7 @@ class BatchWriter:
             for m in members:
                 if m in first_ts:
                     task_wf[m] = keep
-        self.d.insert_rows(
-            self.conn,
-            "INSERT INTO aliases (id, workflow_id)",
-            ("text", "text"),
-            alias_rows,
-            tail="ON CONFLICT (id) DO UPDATE SET workflow_id = excluded.workflow_id",
-        )
-        return task_wf, merged, set(existing), fresh
+        return task_wf, merged, set(existing), fresh, alias_rows
 
     @staticmethod
     def _new_workflow_id(members: set[str], first_ts: dict[str, float], hints: dict[str, str]) -> str:
@@ -308,17 +372,18 @@ class BatchWriter:
     # -- tasks ------------------------------------------------------------------------------------
 
     def _fold_tasks(
-        self,
-        by_task: dict[str, list[Event]],
-        batch: Mapping[tuple[str, int], Event],
-        task_wf: Mapping[str, str],
-        aliased: set[str],
+        self, plan: Plan, task_wf: Mapping[str, str], aliased: set[str]
     ) -> dict[str, tuple[Any, ...]]:
-        """Fold and write every task the batch touches; returns the rows written, by id."""
+        """Every task row the batch writes, by id, in id order.
+
+        Only tasks stored before need their earlier events read back. A task's events,
+        row and alias are always written in one transaction, so a task without an alias
+        has none; in a steady stream most tasks are new and their planned rows stand.
+        """
+        by_task = plan.by_task
+        batch = plan.unique
         ids = sorted(task_wf)
-        # Only tasks stored before need their earlier events read back. A task's events,
-        # row and alias are always written in one transaction, so a task without an alias
-        # has none; in a steady stream most tasks are new and fold from the batch alone.
+        grown: set[str] = set()
         known = [tid for tid in ids if tid in aliased]
         for part in chunks(known):
             for tid, inst, seq, body in self.q(
@@ -326,33 +391,74 @@ class BatchWriter:
             ):
                 if (inst, seq) not in batch:
                     by_task[tid].append(decode_event(loads(body)))
+                    grown.add(tid)
         now = self.now
         rows: dict[str, tuple[Any, ...]] = {}
+        planned = plan.rows
         for tid in ids:
-            evs = by_task[tid]
-            first_seen = evs[0].ts
-            for e in evs:
-                first_seen = min(first_seen, e.ts)
-            rows[tid] = task_row(fold_task(tid, evs), evs, task_wf[tid], first_seen, now)
-        write_tasks(self, list(rows.values()))
+            if tid in grown:
+                evs = by_task[tid]
+                first_seen = evs[0].ts
+                for e in evs:
+                    first_seen = min(first_seen, e.ts)
+                row = task_row(fold_task(tid, evs), evs, task_wf[tid], first_seen, now)
+            else:
+                row = _final_row(planned[tid], task_wf[tid], now)
+            rows[tid] = row
         return rows
 
     # -- workflows -------------------------------------------------------------------------------
 
     def _roll_up(
-        self, workflow_ids: Sequence[str], fresh: set[str], rows: Mapping[str, tuple[Any, ...]]
-    ) -> None:
-        """Recompute the touched workflows' summaries.
+        self,
+        workflow_ids: Sequence[str],
+        fresh: set[str],
+        rows: Mapping[str, tuple[Any, ...]],
+        known: set[str],
+    ) -> list[tuple[Any, ...]]:
+        """The touched workflows' summary rows, before the batch's task rows are written.
 
-        A workflow created by this batch has no tasks but the batch's, whose rows are at hand:
-        its summary is computed from them. Any other is aggregated in the database.
+        Each is aggregated over the batch's rows plus its stored tasks the batch does not
+        rewrite (``known`` are the batch's tasks that have a stored row): the same result
+        as ``roll_up`` after the write. A workflow created by this batch has no stored task.
         """
+        stats, first_task = _aggregate_rows(workflow_ids, rows)
         stored = [wf for wf in workflow_ids if wf not in fresh]
+        names: dict[str, str | None] = {}
+        skip = sorted(known)
         for part in chunks(stored):
-            roll_up(self, part)
-        new = [wf for wf in workflow_ids if wf in fresh]
-        if new:
-            _roll_up_rows(self, new, rows)
+            ph = marks(len(part))
+            not_rewritten = f" AND id NOT IN ({marks(len(skip))})" if skip else ""
+            for wf, state, n, started, finished, first, updated in self.q(
+                "SELECT workflow_id, state, COUNT(*), MIN(COALESCE(started_at, received_at, sent_at)), "
+                f"MAX(finished_at), MIN(sort_ts), MAX(updated_at) FROM tasks WHERE workflow_id IN ({ph})"
+                f"{not_rewritten} GROUP BY workflow_id, state",
+                [*part, *skip],
+            ):
+                _aggregate(
+                    stats, wf, state, int(n), started=started, finished=finished, first=first, updated=updated
+                )
+            names.update(self.q(f"SELECT id, name FROM tasks WHERE id IN ({ph})", part))
+
+        def name_of(wf: str) -> str | None:
+            named = rows.get(wf)  # the task whose id is the workflow's, else the first one
+            if named is not None:
+                return named[_NAME]  # type: ignore[no-any-return]
+            if wf in names:
+                return names[wf]
+            best = first_task.get(wf)
+            if wf not in fresh:
+                not_rewritten = f" AND id NOT IN ({marks(len(skip))})" if skip else ""
+                found = self.q(
+                    f"SELECT name, sort_ts, id FROM tasks WHERE workflow_id = ?{not_rewritten} "
+                    "ORDER BY sort_ts, id LIMIT 1",
+                    [wf, *skip],
+                )
+                if found and (best is None or (found[0][1], found[0][2]) < (best[_SORT_TS], best[0])):
+                    return found[0][0]  # type: ignore[no-any-return]
+            return None if best is None else best[_NAME]
+
+        return _summaries(self, workflow_ids, stats, name_of)
 
 
 TASK_COLUMNS = (
@@ -550,6 +656,15 @@ def _write_summaries(
     stats: Mapping[str, dict[str, Any]],
     name_of: Callable[[str], str | None],
 ) -> None:
+    _write_workflows(w, _summaries(w, workflow_ids, stats, name_of))
+
+
+def _summaries(
+    w: BatchWriter,
+    workflow_ids: Sequence[str],
+    stats: Mapping[str, dict[str, Any]],
+    name_of: Callable[[str], str | None],
+) -> list[tuple[Any, ...]]:
     """One summary row per workflow that still has tasks; a workflow without any is deleted."""
     rows = []
     for wf in workflow_ids:
@@ -558,20 +673,26 @@ def _write_summaries(
             w.q("DELETE FROM workflows WHERE id = ?", [wf])
             continue
         rows.append(_workflow_row(w, wf, agg, name_of(wf)))
-    _write_workflows(w, rows)
+    return rows
 
 
 # Task row columns the roll-up reads (see ``TASK_COLUMNS``).
 _NAME, _STATE, _WORKFLOW = 1, 2, 3
 _SORT_TS, _SENT, _RECEIVED, _STARTED, _FINISHED = 10, 11, 12, 13, 14
-_UPDATED = 19
+_UPDATED, _INGESTED = 19, 20
 
 
-def _roll_up_rows(
-    w: BatchWriter, workflow_ids: Sequence[str], task_rows: Mapping[str, tuple[Any, ...]]
-) -> None:
-    """``roll_up`` for workflows whose every task is in ``task_rows``: the same aggregates
-    (SQL's MIN/MAX skip NULLs, as ``_min``/``_max`` do), computed without a query."""
+def _final_row(planned: tuple[Any, ...], workflow_id: str, now: float) -> tuple[Any, ...]:
+    """A planned task row (``plan_batch``) with its workflow and ``ingested_at`` filled in."""
+    head, middle, tail = planned[:_WORKFLOW], planned[_WORKFLOW + 1 : _INGESTED], planned[_INGESTED + 1 :]
+    return (*head, workflow_id, *middle, now, *tail)
+
+
+def _aggregate_rows(
+    workflow_ids: Sequence[str], task_rows: Mapping[str, tuple[Any, ...]]
+) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[Any, ...]]]:
+    """``roll_up``'s aggregates over these task rows (SQL's MIN/MAX skip NULLs, as
+    ``_min``/``_max`` do), and each workflow's first row by ``(sort_ts, id)``."""
     wanted = set(workflow_ids)
     stats: dict[str, dict[str, Any]] = {}
     first_task: dict[str, tuple[Any, ...]] = {}
@@ -598,13 +719,7 @@ def _roll_up_rows(
         best = first_task.get(wf)
         if best is None or (row[_SORT_TS], row[0]) < (best[_SORT_TS], best[0]):
             first_task[wf] = row
-
-    def name_of(wf: str) -> str | None:
-        named = task_rows.get(wf)  # the task whose id is the workflow's, else the first one
-        name: str | None = (named if named is not None else first_task[wf])[_NAME]
-        return name
-
-    _write_summaries(w, workflow_ids, stats, name_of)
+    return stats, first_task
 
 
 _TASK_STATES = {state.value: state for state in TaskState}

@@ -18,6 +18,7 @@ import argparse
 import itertools
 import json
 import random
+import sys
 import tempfile
 import time
 import uuid
@@ -307,7 +308,19 @@ def main() -> None:
         "--catch-up", type=int, default=0, help="also drain this many queued events from --broker"
     )
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="the GIL switch interval, seconds (default: what `stemtrace server` sets)",
+    )
     args = parser.parse_args()
+    if args.switch_interval is None:
+        from stemtrace.server.ingest import short_gil_switches
+
+        short_gil_switches()
+    else:
+        sys.setswitchinterval(args.switch_interval)
     with tempfile.TemporaryDirectory() as tmp:
         store = args.store or f"sqlite:///{tmp}/bench.db"
         if args.events:

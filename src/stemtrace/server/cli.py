@@ -72,6 +72,7 @@ def run_server(**given: Any) -> None:
             err=True,
         )
     from stemtrace.server.app import create_app
+    from stemtrace.server.ingest import short_gil_switches
     from stemtrace.server.source import SourceError, transport_config
     from stemtrace.server.store import StoreError, open_store
     from stemtrace.transport import mask_url, resolve
@@ -98,6 +99,7 @@ def run_server(**given: Any) -> None:
                 f"{mask_url(str(exc))[:120]}); check it is running and the URL is right"
             )
     app = create_app(settings, store=store, events=events)
+    short_gil_switches()
     root = settings.root
     click.echo(f"stemtrace {_version()} listening on http://{_host(settings.host)}:{settings.port}{root}/")
     click.echo(

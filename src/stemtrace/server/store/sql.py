@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from stemtrace.core.events import Event
@@ -47,37 +48,30 @@ from stemtrace.server.store.write import (
 
 
 class _Committing(PendingApply):
-    """A staged batch whose inserts and ``COMMIT`` run on a thread of their own.
+    """A staged batch whose inserts and ``COMMIT`` run on the store's commit thread.
 
-    ``result()`` joins the thread. Until then the ingest thread polls, decodes and plans
+    ``result()`` waits for them. Until then the ingest thread polls, decodes and plans
     the next batch: both engines release the GIL while they insert and commit.
     """
 
-    def __init__(self, lease: Any, conn: Any, staged: Staged) -> None:
-        super().__init__(ApplyResult(changes=staged.changes))
-        self._lease = lease
-        self._conn = conn
-        self._staged = staged
-        self._stored = 0
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._commit, name="stemtrace-commit", daemon=True)
-        self._thread.start()
-
-    def _commit(self) -> None:
-        try:
-            self._stored = self._staged.write()
-            self._conn.execute("COMMIT")
-        except BaseException as exc:
-            self._error = exc
-            self._lease.__exit__(type(exc), exc, exc.__traceback__)  # rolls back, returns or drops conn
-            return
-        self._lease.__exit__(None, None, None)
+    def __init__(self, done: Future[int], changes: Changes) -> None:
+        super().__init__(ApplyResult(changes=changes))
+        self._done = done
+        self._changes = changes
 
     def result(self) -> ApplyResult:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return ApplyResult(stored=self._stored, changes=self._staged.changes)
+        return ApplyResult(stored=self._done.result(), changes=self._changes)
+
+
+def _write_and_commit(lease: Any, conn: Any, staged: Staged) -> int:
+    try:
+        stored = staged.write()
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        lease.__exit__(type(exc), exc, exc.__traceback__)  # rolls back, returns or drops conn
+        raise
+    lease.__exit__(None, None, None)
+    return stored
 
 
 class SqlStore(Store):
@@ -85,6 +79,9 @@ class SqlStore(Store):
         self.url = url
         self.dialect = dialect_for(url)
         self.pool = Pool(self.dialect, pool_size)
+        # One long-lived thread: starting one per batch cost ~3 ms of the ingest thread's time.
+        self._committer: ThreadPoolExecutor | None = None
+        self._committer_lock = threading.Lock()
 
     @property
     def description(self) -> str:
@@ -121,7 +118,17 @@ class SqlStore(Store):
             raise StoreError(f"store {self.description} is unreachable: {type(exc).__name__}") from exc
 
     def close(self) -> None:
+        with self._committer_lock:
+            committer, self._committer = self._committer, None
+        if committer is not None:
+            committer.shutdown(wait=True)
         self.pool.close()
+
+    def _commit_thread(self) -> ThreadPoolExecutor:
+        with self._committer_lock:
+            if self._committer is None:
+                self._committer = ThreadPoolExecutor(1, thread_name_prefix="stemtrace-commit")
+            return self._committer
 
     # -- writes ---------------------------------------------------------------------------------------
 
@@ -150,7 +157,12 @@ class SqlStore(Store):
         except BaseException as exc:
             lease.__exit__(type(exc), exc, exc.__traceback__)  # rolls back, returns or drops conn
             raise
-        return _Committing(lease, conn, staged)
+        try:
+            done = self._commit_thread().submit(_write_and_commit, lease, conn, staged)
+        except BaseException as exc:  # the store is closing
+            lease.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return _Committing(done, staged.changes)
 
     def mark_lost(self, now: float, offline_after: float) -> int:
         def run(conn: Any) -> int:
@@ -173,9 +185,9 @@ class SqlStore(Store):
                 raw = loads(detail)
                 extra = raw.pop("_extra", {})
                 record = mark_lost(TaskRecord.from_dict(raw), f"worker {worker} went offline", gone[worker])
-                row = list(task_row(record, [], wf, sort_ts, now))
+                row = task_row(record, [], wf, sort_ts, now)
                 row[-2] = json.dumps({**record.to_dict(), "_extra": extra}, default=repr)
-                rows.append(tuple(row))
+                rows.append(row)
             write_tasks(w, rows)
             wfs = sorted({r[3] for r in rows})
             for part in chunks(wfs):

@@ -95,7 +95,7 @@ class Plan:
     components: list[set[str]]  # linked ids, in the order of their first event
     first_ts: dict[str, float]  # each task's earliest event
     root_hint: dict[str, str]  # the last root_id stated for each task
-    rows: dict[str, tuple[Any, ...]]  # task rows from the batch alone (see ``_final_row``)
+    rows: dict[str, list[Any]]  # task rows from the batch alone (see ``_final_row``)
 
 
 def plan_batch(events: Sequence[Event]) -> Plan:
@@ -188,7 +188,7 @@ class Staged:
     writer: BatchWriter
     plan: Plan
     alias_rows: list[tuple[str, str]]
-    task_rows: list[tuple[Any, ...]]
+    task_rows: list[list[Any]]
     workflow_rows: list[tuple[Any, ...]]
     changes: Changes
 
@@ -371,9 +371,7 @@ class BatchWriter:
 
     # -- tasks ------------------------------------------------------------------------------------
 
-    def _fold_tasks(
-        self, plan: Plan, task_wf: Mapping[str, str], aliased: set[str]
-    ) -> dict[str, tuple[Any, ...]]:
+    def _fold_tasks(self, plan: Plan, task_wf: Mapping[str, str], aliased: set[str]) -> dict[str, list[Any]]:
         """Every task row the batch writes, by id, in id order.
 
         Only tasks stored before need their earlier events read back. A task's events,
@@ -393,7 +391,7 @@ class BatchWriter:
                     by_task[tid].append(decode_event(loads(body)))
                     grown.add(tid)
         now = self.now
-        rows: dict[str, tuple[Any, ...]] = {}
+        rows: dict[str, list[Any]] = {}
         planned = plan.rows
         for tid in ids:
             if tid in grown:
@@ -413,7 +411,7 @@ class BatchWriter:
         self,
         workflow_ids: Sequence[str],
         fresh: set[str],
-        rows: Mapping[str, tuple[Any, ...]],
+        rows: Mapping[str, Sequence[Any]],
         known: set[str],
     ) -> list[tuple[Any, ...]]:
         """The touched workflows' summary rows, before the batch's task rows are written.
@@ -477,7 +475,7 @@ TASK_TYPES = (
 )
 
 
-def write_tasks(w: BatchWriter, rows: list[tuple[Any, ...]]) -> None:
+def write_tasks(w: BatchWriter, rows: Sequence[Sequence[Any]]) -> None:
     cols = [c.strip() for c in TASK_COLUMNS.split(",")]
     assert len(cols) == len(TASK_TYPES)
     updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
@@ -533,7 +531,7 @@ def record_dict(record: TaskRecord) -> dict[str, Any]:
 
 def task_row(
     record: TaskRecord, events: Sequence[Event], workflow_id: str, first_seen: float, now: float
-) -> tuple[Any, ...]:
+) -> list[Any]:
     extra = _extra(events)
     if "args_repr" in extra or "kwargs_repr" in extra:
         text = f"{extra.get('args_repr') or ''} {extra.get('kwargs_repr') or ''}".strip()
@@ -544,7 +542,7 @@ def task_row(
     detail = record_dict(record)
     detail["_extra"] = extra
     encode = dumps if _finite_runtimes(record) else std_dumps
-    return (
+    return [
         record.id,
         record.name,
         record.state.value,
@@ -568,7 +566,7 @@ def task_row(
         now,
         encode(detail),
         encode(graph_extra(record)),
-    )
+    ]
 
 
 def _finite_runtimes(record: TaskRecord) -> bool:
@@ -682,20 +680,21 @@ _SORT_TS, _SENT, _RECEIVED, _STARTED, _FINISHED = 10, 11, 12, 13, 14
 _UPDATED, _INGESTED = 19, 20
 
 
-def _final_row(planned: tuple[Any, ...], workflow_id: str, now: float) -> tuple[Any, ...]:
-    """A planned task row (``plan_batch``) with its workflow and ``ingested_at`` filled in."""
-    head, middle, tail = planned[:_WORKFLOW], planned[_WORKFLOW + 1 : _INGESTED], planned[_INGESTED + 1 :]
-    return (*head, workflow_id, *middle, now, *tail)
+def _final_row(planned: list[Any], workflow_id: str, now: float) -> list[Any]:
+    """A planned task row (``plan_batch``), its workflow and ``ingested_at`` filled in."""
+    planned[_WORKFLOW] = workflow_id
+    planned[_INGESTED] = now
+    return planned
 
 
 def _aggregate_rows(
-    workflow_ids: Sequence[str], task_rows: Mapping[str, tuple[Any, ...]]
-) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[Any, ...]]]:
+    workflow_ids: Sequence[str], task_rows: Mapping[str, Sequence[Any]]
+) -> tuple[dict[str, dict[str, Any]], dict[str, Sequence[Any]]]:
     """``roll_up``'s aggregates over these task rows (SQL's MIN/MAX skip NULLs, as
     ``_min``/``_max`` do), and each workflow's first row by ``(sort_ts, id)``."""
     wanted = set(workflow_ids)
     stats: dict[str, dict[str, Any]] = {}
-    first_task: dict[str, tuple[Any, ...]] = {}
+    first_task: dict[str, Sequence[Any]] = {}
     for row in task_rows.values():
         wf = row[_WORKFLOW]
         if wf not in wanted:

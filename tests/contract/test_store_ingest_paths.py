@@ -23,7 +23,7 @@ import pytest
 
 from stemtrace.core.events import Event, Source, decode_event
 from stemtrace.core.task import fold_task
-from stemtrace.server.store import SqlStore, TaskQuery
+from stemtrace.server.store import SqlStore, TaskQuery, write
 from stemtrace.server.store.write import BatchWriter, roll_up
 
 FIXTURES = sorted((Path(__file__).parents[1] / "golden" / "fixtures").glob("*.json"))
@@ -175,3 +175,36 @@ def test_stored_workflow_renamed_by_an_earlier_task_in_a_later_batch(store: SqlS
     row = store.get_workflow("ghost")
     assert row is not None and row.name == "proj.early" and row.task_count == 3
     assert_equal_to_sql_roll_up(store, "renamed by an earlier task")
+
+
+@pytest.mark.parametrize("params_max", [6, 40])
+def test_roll_up_of_many_rewritten_tasks_packs_or_scans(
+    store: SqlStore, params_max: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The roll-up leaves the batch's stored tasks out of its query by id, within a bound on
+    the values one statement binds (SQLite before 3.32 takes 999): workflows are packed into
+    groups under it, and one with more rewritten tasks than half of it is scanned instead."""
+    monkeypatch.setattr(write, "_PARAMS_MAX", params_max)
+
+    def published(seq: int, tid: str, root: str) -> Event:
+        e = _task_event(seq, tid, "task.published", root_id=root, parent_id=root, retries=0)
+        return dataclasses.replace(e, task_name=f"proj.{tid}")
+
+    roots = [f"root{r}" for r in range(4)]
+    sizes = {"root0": 30, "root1": 2, "root2": 1, "root3": 5}  # root0 is scanned at both bounds
+    first = [
+        published(r * 100 + i + 10, f"{root}-t{i}", root)
+        for r, root in enumerate(roots)
+        for i in range(sizes[root])
+    ]
+    store.apply(first, {}, NOW)
+    # Every task again (started), plus one earlier task per workflow that renames it.
+    again = [_task_event(1000 + i, e.task_id or "", "task.started", retries=0) for i, e in enumerate(first)]
+    again += [published(r, f"{root}-early", root) for r, root in enumerate(roots)]
+    plan = store.prepare(again)
+    store.apply_begin(again, {}, NOW, prepared=plan).result()
+    for root in roots:
+        row = store.get_workflow(root)
+        assert row is not None and row.task_count == sizes[root] + 1, root
+        assert row.name == f"proj.{root}-early", root
+    assert_equal_to_sql_roll_up(store, f"packed at {params_max}")

@@ -6,6 +6,11 @@ every task a batch touches is re-folded by ``core.task.fold_task`` from *all* of
 stored events. Workflow membership is a union-find kept in the ``aliases`` table:
 ids linked by an event share a workflow, and when two workflows turn out to be one
 the oldest id survives and the others keep resolving to it.
+
+A batch goes through three steps so that ingest can overlap them with its neighbours:
+``plan_batch`` needs no database (it runs while the previous batch is still being written),
+``BatchWriter.stage`` does every read and decision, and ``Staged.write`` only inserts rows
+(on the store's commit thread).
 """
 
 from __future__ import annotations
@@ -417,26 +422,40 @@ class BatchWriter:
         """The touched workflows' summary rows, before the batch's task rows are written.
 
         Each is aggregated over the batch's rows plus its stored tasks the batch does not
-        rewrite (``known`` are the batch's tasks that have a stored row): the same result
-        as ``roll_up`` after the write. A workflow created by this batch has no stored task.
+        rewrite: the same result as ``roll_up`` after the write. ``known`` are the batch's
+        tasks that may have a stored row; after ``_merge`` that row is in the workflow the
+        batch assigns (row and alias always move together). A workflow created by this
+        batch has no stored task.
         """
         stats, first_task = _aggregate_rows(workflow_ids, rows)
-        stored = [wf for wf in workflow_ids if wf not in fresh]
+        rewritten: dict[str, list[str]] = defaultdict(list)
+        for tid in sorted(known):
+            rewritten[rows[tid][_WORKFLOW]].append(tid)
         names: dict[str, str | None] = {}
-        skip = sorted(known)
-        for part in chunks(stored):
-            ph = marks(len(part))
-            not_rewritten = f" AND id NOT IN ({marks(len(skip))})" if skip else ""
-            for wf, state, n, started, finished, first, updated in self.q(
-                "SELECT workflow_id, state, COUNT(*), MIN(COALESCE(started_at, received_at, sent_at)), "
-                f"MAX(finished_at), MIN(sort_ts), MAX(updated_at) FROM tasks WHERE workflow_id IN ({ph})"
-                f"{not_rewritten} GROUP BY workflow_id, state",
-                [*part, *skip],
-            ):
-                _aggregate(
-                    stats, wf, state, int(n), started=started, finished=finished, first=first, updated=updated
-                )
-            names.update(self.q(f"SELECT id, name FROM tasks WHERE id IN ({ph})", part))
+        first_stored: dict[str, tuple[Any, ...] | None] = {}
+        stored = [wf for wf in workflow_ids if wf not in fresh]
+        for part, skip in _packed(stored, rewritten):
+            if not skip and len(part) == 1 and len(rewritten.get(part[0], ())) > _PARAMS_MAX // 2:
+                self._scan_roll_up(part[0], set(rewritten[part[0]]), stats, first_stored)
+            else:
+                not_rewritten = f" AND id NOT IN ({marks(len(skip))})" if skip else ""
+                for wf, state, n, started, finished, first, updated in self.q(
+                    "SELECT workflow_id, state, COUNT(*), MIN(COALESCE(started_at, received_at, sent_at)), "
+                    f"MAX(finished_at), MIN(sort_ts), MAX(updated_at) FROM tasks WHERE workflow_id IN "
+                    f"({marks(len(part))}){not_rewritten} GROUP BY workflow_id, state",
+                    [*part, *skip],
+                ):
+                    _aggregate(
+                        stats,
+                        wf,
+                        state,
+                        int(n),
+                        started=started,
+                        finished=finished,
+                        first=first,
+                        updated=updated,
+                    )
+            names.update(self.q(f"SELECT id, name FROM tasks WHERE id IN ({marks(len(part))})", part))
 
         def name_of(wf: str) -> str | None:
             named = rows.get(wf)  # the task whose id is the workflow's, else the first one
@@ -446,17 +465,72 @@ class BatchWriter:
                 return names[wf]
             best = first_task.get(wf)
             if wf not in fresh:
-                not_rewritten = f" AND id NOT IN ({marks(len(skip))})" if skip else ""
-                found = self.q(
-                    f"SELECT name, sort_ts, id FROM tasks WHERE workflow_id = ?{not_rewritten} "
-                    "ORDER BY sort_ts, id LIMIT 1",
-                    [wf, *skip],
-                )
-                if found and (best is None or (found[0][1], found[0][2]) < (best[_SORT_TS], best[0])):
-                    return found[0][0]  # type: ignore[no-any-return]
+                if wf in first_stored:
+                    found = first_stored[wf]
+                else:
+                    skip = rewritten.get(wf, [])
+                    not_rewritten = f" AND id NOT IN ({marks(len(skip))})" if skip else ""
+                    hits = self.q(
+                        f"SELECT name, sort_ts, id FROM tasks WHERE workflow_id = ?{not_rewritten} "
+                        "ORDER BY sort_ts, id LIMIT 1",
+                        [wf, *skip],
+                    )
+                    found = hits[0] if hits else None
+                if found is not None and (best is None or (found[1], found[2]) < (best[_SORT_TS], best[0])):
+                    return found[0]  # type: ignore[no-any-return]
             return None if best is None else best[_NAME]
 
         return _summaries(self, workflow_ids, stats, name_of)
+
+    def _scan_roll_up(
+        self,
+        wf: str,
+        skip: set[str],
+        stats: dict[str, dict[str, Any]],
+        first_stored: dict[str, tuple[Any, ...] | None],
+    ) -> None:
+        """``_roll_up``'s query for one workflow whose rewritten tasks are too many to bind
+        (SQLite before 3.32 binds at most 999 values): its stored tasks, skipped in Python."""
+        best: tuple[Any, ...] | None = None
+        for tid, name, state, started, finished, sort_ts, updated in self.q(
+            "SELECT id, name, state, COALESCE(started_at, received_at, sent_at), finished_at, sort_ts, "
+            "updated_at FROM tasks WHERE workflow_id = ?",
+            [wf],
+        ):
+            if tid in skip:
+                continue
+            _aggregate(
+                stats, wf, state, 1, started=started, finished=finished, first=sort_ts, updated=updated
+            )
+            if best is None or (sort_ts, tid) < (best[1], best[2]):
+                best = (name, sort_ts, tid)
+        first_stored[wf] = best
+
+
+# Values one statement binds at most here: under SQLite's old limit of 999.
+_PARAMS_MAX = 900
+
+
+def _packed(
+    workflow_ids: Sequence[str], rewritten: Mapping[str, list[str]]
+) -> Iterator[tuple[list[str], list[str]]]:
+    """Workflows in groups, each with the rewritten task ids to leave out, every group
+    binding at most ``_PARAMS_MAX`` values; a workflow with too many rewritten tasks for
+    that comes alone with none to leave out (``_roll_up`` scans it instead)."""
+    part: list[str] = []
+    skip: list[str] = []
+    for wf in workflow_ids:
+        own = rewritten.get(wf, [])
+        if len(own) > _PARAMS_MAX // 2:
+            yield [wf], []
+            continue
+        if part and len(part) + len(skip) + 1 + len(own) > _PARAMS_MAX:
+            yield part, skip
+            part, skip = [], []
+        part.append(wf)
+        skip.extend(own)
+    if part:
+        yield part, skip
 
 
 TASK_COLUMNS = (

@@ -46,6 +46,9 @@ def test_end_to_end_with_poison(source: TransportConfig, store_url: str) -> None
         wait_for(lambda: c.get("/api/tasks/ok-00029").json()["state"] == "SUCCESS")
         tasks = c.get("/api/tasks", params={"limit": 1000, "state": "FAILURE"}).json()["items"]
         assert {t["id"] for t in tasks} == {f"ok-{i:05d}" for i in range(0, 30, 10)}
+        # The counters follow a commit once the loop acknowledges its batch, after its next
+        # poll (at most 50 ms later): the API can show the tasks a moment before.
+        wait_for(lambda: c.get("/api/health").json()["ingest"]["stored"] >= len(good), timeout=5)
         health = c.get("/api/health").json()
         assert health["status"] == "ok", health
         assert health["ingest"]["malformed"] == malformed
@@ -206,6 +209,8 @@ def test_foreign_poison_messages_on_rabbitmq_do_not_stop_ingest(amqp_url: str, t
         app = create_app(store_url=f"sqlite:///{tmp_path / 'poison.db'}", events=source)
         with TestClient(app) as c:
             wait_for(lambda: len(c.get("/api/tasks", params={"limit": 100}).json()["items"]) == 5, timeout=30)
+            # The counters follow the commit a moment after the API shows the tasks (see above).
+            wait_for(lambda: c.get("/api/health").json()["ingest"]["stored"] >= len(good), timeout=5)
             health = c.get("/api/health").json()
             assert health["ingest"]["stored"] == len(good)
             assert sum(health["ingest"]["malformed"].values()) == 3, health["ingest"]

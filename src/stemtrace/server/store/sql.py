@@ -57,10 +57,9 @@ class _Committing(PendingApply):
     def __init__(self, done: Future[int], changes: Changes) -> None:
         super().__init__(ApplyResult(changes=changes))
         self._done = done
-        self._changes = changes
 
     def result(self) -> ApplyResult:
-        return ApplyResult(stored=self._done.result(), changes=self._changes)
+        return ApplyResult(stored=self._done.result(), changes=super().result().changes)
 
 
 def _write_and_commit(lease: Any, conn: Any, staged: Staged) -> int:

@@ -435,26 +435,10 @@ class BatchWriter:
         first_stored: dict[str, tuple[Any, ...] | None] = {}
         stored = [wf for wf in workflow_ids if wf not in fresh]
         for part, skip in _packed(stored, rewritten):
-            if not skip and len(part) == 1 and len(rewritten.get(part[0], ())) > _PARAMS_MAX // 2:
+            if skip is None:  # too many to leave out by id
                 self._scan_roll_up(part[0], set(rewritten[part[0]]), stats, first_stored)
             else:
-                not_rewritten = f" AND id NOT IN ({marks(len(skip))})" if skip else ""
-                for wf, state, n, started, finished, first, updated in self.q(
-                    "SELECT workflow_id, state, COUNT(*), MIN(COALESCE(started_at, received_at, sent_at)), "
-                    f"MAX(finished_at), MIN(sort_ts), MAX(updated_at) FROM tasks WHERE workflow_id IN "
-                    f"({marks(len(part))}){not_rewritten} GROUP BY workflow_id, state",
-                    [*part, *skip],
-                ):
-                    _aggregate(
-                        stats,
-                        wf,
-                        state,
-                        int(n),
-                        started=started,
-                        finished=finished,
-                        first=first,
-                        updated=updated,
-                    )
+                _stored_aggregates(self, part, skip, stats)
             names.update(self.q(f"SELECT id, name FROM tasks WHERE id IN ({marks(len(part))})", part))
 
         def name_of(wf: str) -> str | None:
@@ -513,16 +497,16 @@ _PARAMS_MAX = 900
 
 def _packed(
     workflow_ids: Sequence[str], rewritten: Mapping[str, list[str]]
-) -> Iterator[tuple[list[str], list[str]]]:
+) -> Iterator[tuple[list[str], list[str] | None]]:
     """Workflows in groups, each with the rewritten task ids to leave out, every group
-    binding at most ``_PARAMS_MAX`` values; a workflow with too many rewritten tasks for
-    that comes alone with none to leave out (``_roll_up`` scans it instead)."""
+    binding at most ``_PARAMS_MAX`` values. A workflow with too many rewritten tasks for
+    that comes alone with ``None`` to leave out: ``_roll_up`` scans it instead."""
     part: list[str] = []
     skip: list[str] = []
     for wf in workflow_ids:
         own = rewritten.get(wf, [])
         if len(own) > _PARAMS_MAX // 2:
-            yield [wf], []
+            yield [wf], None
             continue
         if part and len(part) + len(skip) + 1 + len(own) > _PARAMS_MAX:
             yield part, skip
@@ -679,14 +663,9 @@ def graph_extra(record: TaskRecord) -> list[Any]:
 
 def roll_up(w: BatchWriter, workflow_ids: Sequence[str]) -> None:
     """Recompute the summary rows of these workflows from their tasks."""
-    ph = marks(len(workflow_ids))
     stats: dict[str, dict[str, Any]] = {}
-    for wf, state, n, started, finished, first, updated in w.q(
-        "SELECT workflow_id, state, COUNT(*), MIN(COALESCE(started_at, received_at, sent_at)), MAX(finished_at), "  # noqa: E501
-        f"MIN(sort_ts), MAX(updated_at) FROM tasks WHERE workflow_id IN ({ph}) GROUP BY workflow_id, state",
-        workflow_ids,
-    ):
-        _aggregate(stats, wf, state, int(n), started=started, finished=finished, first=first, updated=updated)
+    _stored_aggregates(w, workflow_ids, [], stats)
+    ph = marks(len(workflow_ids))
     names: dict[str, str | None] = dict(w.q(f"SELECT id, name FROM tasks WHERE id IN ({ph})", workflow_ids))
 
     def name_of(wf: str) -> str | None:
@@ -696,7 +675,22 @@ def roll_up(w: BatchWriter, workflow_ids: Sequence[str]) -> None:
         name: str | None = found[0][0] if found else None
         return name
 
-    _write_summaries(w, workflow_ids, stats, name_of)
+    _write_workflows(w, _summaries(w, workflow_ids, stats, name_of))
+
+
+def _stored_aggregates(
+    w: BatchWriter, workflow_ids: Sequence[str], skip: Sequence[str], stats: dict[str, dict[str, Any]]
+) -> None:
+    """Add these workflows' stored tasks, but those in ``skip``, to ``stats`` (``_aggregate``)."""
+    where = f"workflow_id IN ({marks(len(workflow_ids))})"
+    if skip:
+        where += f" AND id NOT IN ({marks(len(skip))})"
+    for wf, state, n, started, finished, first, updated in w.q(
+        "SELECT workflow_id, state, COUNT(*), MIN(COALESCE(started_at, received_at, sent_at)), MAX(finished_at), "  # noqa: E501
+        f"MIN(sort_ts), MAX(updated_at) FROM tasks WHERE {where} GROUP BY workflow_id, state",
+        [*workflow_ids, *skip],
+    ):
+        _aggregate(stats, wf, state, int(n), started=started, finished=finished, first=first, updated=updated)
 
 
 def _aggregate(
@@ -720,15 +714,6 @@ def _aggregate(
     s["finished"] = _max(s["finished"], finished)
     s["first"] = _min(s["first"], first)
     s["updated"] = _max(s["updated"], updated)
-
-
-def _write_summaries(
-    w: BatchWriter,
-    workflow_ids: Sequence[str],
-    stats: Mapping[str, dict[str, Any]],
-    name_of: Callable[[str], str | None],
-) -> None:
-    _write_workflows(w, _summaries(w, workflow_ids, stats, name_of))
 
 
 def _summaries(

@@ -26,7 +26,7 @@ from stemtrace.server.store.base import (
     encode_cursor,
 )
 from stemtrace.server.store.db import Dialect
-from stemtrace.server.store.write import marks
+from stemtrace.server.store.write import envelope, marks
 
 ROW_COLUMNS = (
     "id, name, state, workflow_id, parent_id, root_id, group_id, worker, queue, retries, sent_at, received_at, "  # noqa: E501
@@ -169,9 +169,10 @@ class Reader:
         detail = json.loads(found[0][-1])
         extra = detail.pop("_extra", {}) or {}
         events = [
-            json.loads(body)
-            for (body,) in self.q(
-                "SELECT body FROM events WHERE task_id = ? ORDER BY ts, inst, seq", [task_id]
+            envelope(inst, seq, task_id, etype, ts, body=json.loads(body))
+            for inst, seq, etype, ts, body in self.q(
+                "SELECT inst, seq, type, ts, body FROM events WHERE task_id = ? ORDER BY ts, inst, seq",
+                [task_id],
             )
         ]
         found_children = self.q(

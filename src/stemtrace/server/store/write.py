@@ -58,28 +58,51 @@ def dumps(value: Any) -> str:
 
 
 def event_body(e: Event) -> str:
-    """``dumps(e.to_dict())``, the stored body, as one orjson call on the same dict."""
+    """The stored body: what the event's columns (``inst, seq, task_id, type, ts``) do not
+    hold. ``envelope`` puts the two back together as ``e.to_dict()``."""
     src = e.src
-    ts = e.ts
-    out: dict[str, Any] = {
+    out = {
         "v": e.v,
-        "type": e.type,
-        "ts": ts,
-        "src": {
-            "host": src.host,
-            "pid": src.pid,
-            "inst": src.inst,
-            "seq": src.seq,
-            "proc": src.proc,
-            "node": src.node,
-        },
+        "host": src.host,
+        "pid": src.pid,
+        "proc": src.proc,
+        "node": src.node,
+        "name": e.task_name,
         "data": e.data,
     }
-    if e.task_id is not None:
-        out["task"] = {"id": e.task_id, "name": e.task_name}
-    # A decoded event's ts is always finite; orjson would write null for one that is not.
-    text = fast_dumps(out) if ts - ts == 0.0 else None
-    return std_dumps(e.to_dict()) if text is None else text
+    text = fast_dumps(out)
+    if text is None:  # json's text, with ``data`` as ``to_dict`` gives it (any Mapping)
+        out["data"] = dict(e.data)
+        text = std_dumps(out)
+    return text
+
+
+def envelope(
+    inst: str, seq: int, task_id: str | None, etype: str, ts: float, *, body: dict[str, Any]
+) -> dict[str, Any]:
+    """A stored event as ``Event.to_dict()`` gives it, from its columns and parsed body.
+
+    Bodies stored by schema version 3 and earlier are whole envelopes, and are returned as they are.
+    """
+    if "type" in body:
+        return body
+    out: dict[str, Any] = {
+        "v": body["v"],
+        "type": etype,
+        "ts": ts,
+        "src": {
+            "host": body["host"],
+            "pid": body["pid"],
+            "inst": inst,
+            "seq": seq,
+            "proc": body["proc"],
+            "node": body["node"],
+        },
+        "data": body["data"],
+    }
+    if task_id is not None:
+        out["task"] = {"id": task_id, "name": body["name"]}
+    return out
 
 
 @dataclass(slots=True)
@@ -389,11 +412,13 @@ class BatchWriter:
         grown: set[str] = set()
         known = [tid for tid in ids if tid in aliased]
         for part in chunks(known):
-            for tid, inst, seq, body in self.q(
-                f"SELECT task_id, inst, seq, body FROM events WHERE task_id IN ({marks(len(part))})", part
+            for tid, inst, seq, etype, ts, body in self.q(
+                "SELECT task_id, inst, seq, type, ts, body FROM events "
+                f"WHERE task_id IN ({marks(len(part))})",
+                part,
             ):
                 if (inst, seq) not in batch:
-                    by_task[tid].append(decode_event(loads(body)))
+                    by_task[tid].append(decode_event(envelope(inst, seq, tid, etype, ts, body=loads(body))))
                     grown.add(tid)
         now = self.now
         rows: dict[str, list[Any]] = {}

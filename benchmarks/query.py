@@ -22,6 +22,7 @@ import sys
 import time
 import uuid
 import warnings
+from pathlib import Path
 from typing import Any
 
 from stemtrace.core.events import decode_event
@@ -123,6 +124,18 @@ def timed(
     }
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS since it started (``VmHWM``).
+
+    Not ``getrusage``'s ``ru_maxrss``: Linux carries that across ``execve``, so a process
+    started by the fill (``subprocess`` uses ``vfork``) would report the fill's peak.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -200,7 +213,7 @@ def main() -> None:
                     c, f"/api/workflows/{wf}", {}, graph_runs, before=hook, label=f"{label}, {kind}"
                 )
                 print(json.dumps({"bench": "graph", **result}), flush=True)
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     print(
         json.dumps({"bench": "rss", "tasks": args.tasks, "max_rss_mb": round(rss_mb, 1), "pid": os.getpid()})
     )

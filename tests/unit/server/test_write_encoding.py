@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from stemtrace.core.events import Event, Source, decode_event
-from stemtrace.core.model import Attempt
+from stemtrace.core.model import Attempt, TaskRecord
 from stemtrace.core.states import TaskState
 from stemtrace.core.task import fold_task
 from stemtrace.server.jsonfast import NonFinite, loads
@@ -94,7 +94,14 @@ def test_dumps_never_turns_non_finite_into_null() -> None:
     assert dumps(loads(b'{"a":[-Infinity]}')) == '{"a":[-Infinity]}'
 
 
-def test_record_dict_encodes_like_to_dict() -> None:
+def restored(stored: str) -> dict[str, Any]:
+    """A stored ``detail`` as the reader sees it: ``from_dict`` fills in the fields left out."""
+    raw = json.loads(stored)
+    extra = raw.pop("_extra", {})
+    return {**TaskRecord.from_dict(raw).to_dict(), "_extra": extra}
+
+
+def test_record_dict_reads_back_as_to_dict() -> None:
     by_task: dict[str, list[Event]] = defaultdict(list)
     for e in fixture_events():
         if e.task_id:
@@ -105,12 +112,30 @@ def test_record_dict_encodes_like_to_dict() -> None:
         replace(base, name="n\u00e9", runtime_ms=float("nan"), args=(1, None), result={"r": [1.5]}),
         replace(base, canvases=({"a": 1},), root_id=5, names=("a", "b")),
         replace(base, attempts=(Attempt(1, TaskState.LOST, lost_reason="x"), Attempt(2, TaskState.SUCCESS))),
-        replace(base, attempts=()),
+        replace(base, attempts=(), name=None, retries=3, replaced_task_nesting=1, result=0),
+        replace(base, attempts=(Attempt(1, TaskState.STARTED, redelivered=True),), args=[], kwargs={}),
     ]
     for record in records:
         if record.runtime_ms is None or record.runtime_ms == record.runtime_ms:
-            assert same_value(dumps(record_dict(record)), record.to_dict()), record.id
+            expected = REFERENCE.encode({**record.to_dict(), "_extra": {}})
+            assert REFERENCE.encode(restored(dumps(record_dict(record)))) == expected, record.id
         # The stored column; a computed non-finite runtime (a plain float: orjson would write
         # null for it) is json's text there.
         detail = task_row(record, [], "wf", 1.0, 2.0)[-2]
-        assert REFERENCE.encode(json.loads(detail)) == REFERENCE.encode({**record.to_dict(), "_extra": {}})
+        assert REFERENCE.encode(restored(detail)) == REFERENCE.encode({**record.to_dict(), "_extra": {}})
+
+
+def test_record_dict_leaves_out_what_from_dict_restores() -> None:
+    record = TaskRecord(
+        "t1", None, TaskState.SUCCESS, retries=0, result=0, attempts=(Attempt(1, TaskState.SUCCESS),)
+    )
+    stored = record_dict(record)
+    # id, name and state always (older servers require them), falsy values that are not defaults kept
+    assert stored == {
+        "id": "t1",
+        "name": None,
+        "state": "SUCCESS",
+        "result": 0,
+        "attempts": [{"number": 1, "state": "SUCCESS"}],
+    }
+    assert "_extra" not in json.loads(task_row(record, [], "wf", 1.0, 2.0)[-2])

@@ -41,6 +41,7 @@ from stemtrace.server.store.write import (
     chunks,
     marks,
     plan_batch,
+    record_dict,
     roll_up,
     task_row,
     write_tasks,
@@ -185,7 +186,10 @@ class SqlStore(Store):
                 extra = raw.pop("_extra", {})
                 record = mark_lost(TaskRecord.from_dict(raw), f"worker {worker} went offline", gone[worker])
                 row = task_row(record, [], wf, sort_ts, now)
-                row[-2] = json.dumps({**record.to_dict(), "_extra": extra}, default=repr)
+                stored = record_dict(record)
+                if extra:
+                    stored["_extra"] = extra
+                row[-2] = json.dumps(stored, default=repr)
                 rows.append(row)
             write_tasks(w, rows)
             wfs = sorted({r[3] for r in rows})

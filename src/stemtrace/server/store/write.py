@@ -181,23 +181,25 @@ def _link(by_task: Mapping[str, list[Event]]) -> tuple[list[set[str]], dict[str,
         if tid not in parent:
             parent[tid] = tid
         first = evs[0].ts
+        linked = None  # the last (parent, root, group) linked: most events of a task repeat it
         for e in evs:
             first = min(first, e.ts)
             data = e.data
             root = data.get("root_id")
             if isinstance(root, str) and root:
                 root_hint[tid] = root
+            ids = (data.get("parent_id"), root, data.get("group_id"))
+            canvas = data.get("canvas")
             # ``linked_ids`` is just {tid} unless one of these says otherwise.
-            if (
-                root
-                or data.get("parent_id")
-                or data.get("group_id")
-                or data.get("canvas")
-                or e.task_name == CHORD_UNLOCK
-            ):
-                for other in linked_ids(e):
-                    if other:
-                        parent[find(other)] = find(tid)
+            if canvas or e.task_name == CHORD_UNLOCK:
+                linked = None
+            elif ids == linked or not (root or ids[0] or ids[2]):
+                continue  # nothing new to link
+            else:
+                linked = ids
+            for other in linked_ids(e):
+                if other:
+                    parent[find(other)] = find(tid)
         first_ts[tid] = first
     components: dict[str, set[str]] = defaultdict(set)
     for x in list(parent):

@@ -314,13 +314,20 @@ def main() -> None:
         default=None,
         help="the GIL switch interval, seconds (default: what `stemtrace server` sets)",
     )
+    parser.add_argument(
+        "--python-gc",
+        action="store_true",
+        help="keep Python's garbage-collector settings (default: what `stemtrace server` sets)",
+    )
     args = parser.parse_args()
-    if args.switch_interval is None:
-        from stemtrace.server.ingest import short_gil_switches
+    from stemtrace.server.ingest import quiet_gc, short_gil_switches
 
+    if args.switch_interval is None:
         short_gil_switches()
     else:
         sys.setswitchinterval(args.switch_interval)
+    if not args.python_gc:
+        quiet_gc()
     with tempfile.TemporaryDirectory() as tmp:
         store = args.store or f"sqlite:///{tmp}/bench.db"
         if args.events:

@@ -105,12 +105,15 @@ class Client:
         self.proc.wait(timeout=30)
 
 
-def run(client: Client, count: int, worker_pid: int, server: int | None) -> dict[str, float]:
+def run(client: Client, count: int, worker_pid: int, server: int | None, settle: float) -> dict[str, float]:
     pids = process_tree(worker_pid)
     before = {p: cpu_of(p) for p in pids}
     redis_before = cpu_of(server) if server else 0.0
     client_before = cpu_of(client.proc.pid)
     wall = client.run(count)
+    # The worker's publisher sends its last events up to a flush interval after the run: wait,
+    # so that CPU is counted in this run (the other mode's run would not count it at all).
+    time.sleep(settle)
     main = cpu_of(worker_pid) - before[worker_pid]
     every = sum(cpu_of(p) - before[p] for p in pids)
     return {
@@ -133,6 +136,12 @@ def main() -> None:
     parser.add_argument(
         "--events-url",
         help="STEMTRACE_URL for the hooked pair, e.g. a black hole redis://127.0.0.1:9/0 (default: broker)",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.5,
+        help="seconds to wait after each run before reading CPU counters (> the flush interval)",
     )
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -158,7 +167,7 @@ def main() -> None:
             for mode in modes:
                 proc = workers[mode].proc
                 assert proc is not None
-                sample = run(clients[mode], args.tasks, proc.pid, server)
+                sample = run(clients[mode], args.tasks, proc.pid, server, args.settle)
                 if i > 0:  # the first round warms workers and clients up
                     samples[mode].append(sample)
     finally:

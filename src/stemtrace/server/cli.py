@@ -72,7 +72,7 @@ def run_server(**given: Any) -> None:
             err=True,
         )
     from stemtrace.server.app import create_app
-    from stemtrace.server.ingest import short_gil_switches
+    from stemtrace.server.ingest import quiet_gc, short_gil_switches
     from stemtrace.server.source import SourceError, transport_config
     from stemtrace.server.store import StoreError, open_store
     from stemtrace.transport import mask_url, resolve
@@ -100,6 +100,7 @@ def run_server(**given: Any) -> None:
             )
     app = create_app(settings, store=store, events=events)
     short_gil_switches()
+    quiet_gc()
     root = settings.root
     click.echo(f"stemtrace {_version()} listening on http://{_host(settings.host)}:{settings.port}{root}/")
     click.echo(

@@ -119,9 +119,22 @@ def compact_items(draw: st.DrawFn) -> Any:
     """Items of a compact batch: mostly sound, with any field swapped for any value."""
     item: dict[str, Any] = {
         "type": draw(st.sampled_from(["task.started", "task.succeeded", "worker.heartbeat", "nope"])),
-        "ts": draw(st.sampled_from([10.0, 11, 0, -1.0, True])),
+        "ts": draw(st.sampled_from([10.0, 11, 0, -1.0, True, -0.0, float("inf")])),
         "seq": draw(st.sampled_from([1, 2, 3, "4", None, False])),
-        "task": draw(st.sampled_from([{"id": "t1", "name": "a"}, {"id": ""}, {"name": "a"}, None, "t1"])),
+        "task": draw(
+            st.sampled_from(
+                [
+                    {"id": "t1", "name": "a"},
+                    {"id": "t1", "name": 5},
+                    {"id": "t1", "name": ""},
+                    {"id": ""},
+                    {"name": "a"},
+                    {"id": 7},
+                    None,
+                    "t1",
+                ]
+            )
+        ),
         "data": draw(st.sampled_from([{"retries": 0}, {}, None, [], "x"])),
     }
     for key in draw(st.lists(st.sampled_from([*item, "proc", "node"]), max_size=2)):
@@ -150,3 +163,35 @@ def test_compact_batches_decode_item_by_item_like_decode_event(items: list[Any],
     kinds = iter(errors)
     assert [next(got) if not isinstance(e, str) else next(kinds).kind for e in expected] == expected
     assert next(got, None) is None and next(kinds, None) is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"task": {"id": "t1", "name": 5}},
+        {"task": {"id": "t1", "name": ""}},
+        {"task": {"id": "t1"}},
+        {"task": {"id": ""}},
+        {"task": {"id": 7}},
+        {"ts": 0.0},
+        {"ts": float("nan")},
+        {"ts": 3},
+        {"seq": "4"},
+        {"data": None},
+        {"type": ["task.started"]},
+        {"type": "worker.heartbeat"},
+    ],
+)
+def test_a_sound_task_item_and_its_near_misses_decode_like_decode_event(change: dict[str, Any]) -> None:
+    """The compact path builds the common task event inline; each near miss must come out
+    (or be refused) exactly as ``decode_event`` has it."""
+    item = {"type": "task.started", "ts": 10.0, "seq": 1, "task": {"id": "t1", "name": "a"}, "data": {}}
+    item.update(change)
+    events, errors = decode_items({"v": BATCH_VERSION, "src": SRC, "events": [item]})
+    try:
+        expected: Any = decode_event(item, SRC)
+    except MalformedEvent as exc:
+        assert [e.kind for e in errors] == [exc.kind] and events == []
+    else:
+        assert events == [expected] and errors == []

@@ -250,3 +250,69 @@ def _event_state(event: Event) -> tuple[TaskState | None, str | None]:
     if etype == ev.TASK_RECEIVED:
         return TaskState.RECEIVED, None
     return None, None
+
+
+_OUTCOME_TYPES = frozenset({ev.TASK_SUCCEEDED, ev.TASK_FAILED})
+
+
+def single_attempt(ordered: list[Event], stated: list[int | None]) -> Attempt | None:
+    """The attempt of the shape most tasks have, or None for the general path.
+
+    ``ordered`` are a task's events in ``(ts, key)`` order, ``stated`` the ``retries`` each
+    says, all of one generation. The shape: first try only (every ``retries`` said is 0), at
+    most one delivery, one ``task.started`` and at most one outcome (succeeded or failed)
+    from the same process, nothing else but the published messages. The general path
+    (``task._attempt_drafts`` and :meth:`Draft.freeze`) makes exactly one attempt of it;
+    this builds the same attempt without grouping, splitting runs and pairing deliveries
+    (a fifth of folding a task). ``tests/unit/core/test_task_single_attempt.py`` holds the
+    two paths equal over generated event sets.
+    """
+    received = started = outcome = None
+    for event, said in zip(ordered, stated, strict=True):
+        if said:
+            return None  # a retry's event: another attempt
+        etype = event.type
+        if etype == ev.TASK_PUBLISHED:
+            continue
+        if etype == ev.TASK_STARTED:
+            if started is not None:
+                return None
+            started = event
+        elif etype == ev.TASK_RECEIVED:
+            if received is not None:
+                return None
+            received = event
+        elif etype in _OUTCOME_TYPES and said is not None and outcome is None:
+            outcome = event  # without ``retries`` it would belong to the latest attempt
+        else:
+            return None
+    if started is None or not started.src.node:
+        return None
+    state, reason = TaskState.STARTED, None
+    decider, run = started, [started]
+    if outcome is not None:
+        if outcome.src.inst != started.src.inst:
+            return None  # another process: a run of its own
+        found, reason = _event_state(outcome)
+        if found is None:
+            return None
+        state, decider, run = found, outcome, [started, outcome]
+    exc_event = _exception_event(run, state) if state not in _NO_EXCEPTION else None
+    runtime = _runtime(decider)
+    if runtime is None:  # the first runtime the run states otherwise: the start's, if any
+        runtime = _runtime(started)
+    return _new_attempt(
+        number=1,
+        state=state,
+        worker=started.src.node,
+        received_at=received.ts if received is not None else None,
+        started_at=started.ts,
+        finished_at=decider.ts if state not in _UNFINISHED else None,
+        runtime_ms=runtime * 1000.0 if runtime is not None else None,
+        exception_type=_str(exc_event, "exception_type"),
+        exception=_str(exc_event, "exception"),
+        traceback=_str(exc_event, "traceback"),
+        lost_reason=reason if state is TaskState.LOST else None,
+        retry_eta=None,
+        redelivered=bool(received is not None and received.data.get("redelivered")),
+    )

@@ -17,18 +17,7 @@ from operator import attrgetter
 from typing import Any
 
 from stemtrace.core import events as ev
-from stemtrace.core.attempts import (
-    _NO_EXCEPTION,
-    _UNFINISHED,
-    EXEC_TYPES,
-    REDELIVERED_LOST,
-    Draft,
-    _event_state,
-    _exception_event,
-    _new_attempt,
-    _runtime,
-    _str,
-)
+from stemtrace.core.attempts import EXEC_TYPES, REDELIVERED_LOST, Draft, single_attempt
 from stemtrace.core.events import Event
 from stemtrace.core.model import Attempt, TaskRecord
 from stemtrace.core.slots import slot_builder
@@ -253,70 +242,6 @@ def _attempt_drafts(events: list[Event], generation: list[int], stated: list[int
     return drafts
 
 
-_OUTCOME_TYPES = frozenset({ev.TASK_SUCCEEDED, ev.TASK_FAILED})
-
-
-def _single_attempt(ordered: list[Event], stated: list[int | None]) -> Attempt | None:
-    """The attempt of the shape most tasks have, or None for the general path.
-
-    That shape: first try only (every ``retries`` said is 0), at most one delivery, one
-    ``task.started`` and at most one outcome (succeeded or failed) from the same process,
-    nothing else but the published messages. ``_attempt_drafts`` makes exactly one draft of
-    it; this freezes the same attempt without grouping, splitting runs and pairing
-    deliveries (a third of folding a task). ``tests/unit/core/test_task.py`` holds the two
-    paths equal over generated event sets.
-    """
-    received = started = outcome = None
-    for event, said in zip(ordered, stated, strict=True):
-        if said:
-            return None  # a retry's event: another attempt
-        etype = event.type
-        if etype == ev.TASK_PUBLISHED:
-            continue
-        if etype == ev.TASK_STARTED:
-            if started is not None:
-                return None
-            started = event
-        elif etype == ev.TASK_RECEIVED:
-            if received is not None:
-                return None
-            received = event
-        elif etype in _OUTCOME_TYPES and said is not None and outcome is None:
-            outcome = event  # without ``retries`` it would belong to the latest attempt
-        else:
-            return None
-    if started is None or not started.src.node:
-        return None
-    state, reason = TaskState.STARTED, None
-    decider, run = started, [started]
-    if outcome is not None:
-        if outcome.src.inst != started.src.inst:
-            return None  # another process: a run of its own
-        found, reason = _event_state(outcome)
-        if found is None:
-            return None
-        state, decider, run = found, outcome, [started, outcome]
-    exc_event = _exception_event(run, state) if state not in _NO_EXCEPTION else None
-    runtime = _runtime(decider)
-    if runtime is None:  # the first runtime the run states otherwise: the start's, if any
-        runtime = _runtime(started)
-    return _new_attempt(
-        number=1,
-        state=state,
-        worker=started.src.node,
-        received_at=received.ts if received is not None else None,
-        started_at=started.ts,
-        finished_at=decider.ts if state not in _UNFINISHED else None,
-        runtime_ms=runtime * 1000.0 if runtime is not None else None,
-        exception_type=_str(exc_event, "exception_type"),
-        exception=_str(exc_event, "exception"),
-        traceback=_str(exc_event, "traceback"),
-        lost_reason=reason if state is TaskState.LOST else None,
-        retry_eta=None,
-        redelivered=bool(received is not None and received.data.get("redelivered")),
-    )
-
-
 def _canvases(messages: list[Event]) -> tuple[Mapping[str, Any], ...]:
     found: list[Mapping[str, Any]] = []
     for event in messages:
@@ -425,7 +350,7 @@ def fold_task(task_id: str, events: Iterable[Event]) -> TaskRecord:
             updated_at = ts  # what max() keeps
     generation = _generations(ordered, nestings)
     single_generation = len(set(generation)) <= 1
-    single = _single_attempt(ordered, stated) if single_generation else None
+    single = single_attempt(ordered, stated) if single_generation else None
     if single is not None:
         attempts: tuple[Attempt, ...] = (single,)
     else:

@@ -1,6 +1,6 @@
 """``fold_task``'s shortcut for the common single-attempt shape equals the general path.
 
-``_single_attempt`` freezes the attempt of a first try with one delivery, one start and at
+``attempts.single_attempt`` freezes the attempt of a first try with one delivery, one start and at
 most one outcome without building drafts. Over generated event sets around that shape (and
 just outside it: retries, a second start, an outcome from another process, events without
 ``retries``, main-process failures, revokes, missing nodes), the record folded with the
@@ -77,12 +77,12 @@ def event_sets(draw: st.DrawFn) -> list[Event]:
 
 
 def general_fold(events: list[Event]) -> TaskRecord:
-    shortcut = task_module._single_attempt
-    task_module._single_attempt = lambda ordered, stated: None  # type: ignore[assignment]
+    shortcut = task_module.single_attempt
+    task_module.single_attempt = lambda ordered, stated: None  # type: ignore[assignment]
     try:
         return fold_task("t", events)
     finally:
-        task_module._single_attempt = shortcut
+        task_module.single_attempt = shortcut
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -112,7 +112,7 @@ def test_the_common_shapes_take_the_shortcut(outcome: str | None, state: TaskSta
     if outcome is not None:
         events.append(_event(outcome, 3, 4.0, retries=0, runtime=0.5, exception_type="E", exception="e"))
     ordered = sorted(events, key=lambda e: e.ts)
-    attempt = task_module._single_attempt(ordered, [0] * len(ordered))
+    attempt = task_module.single_attempt(ordered, [0] * len(ordered))
     assert attempt is not None
     assert attempt.state is state
     assert fold_task("t", events) == general_fold(events)

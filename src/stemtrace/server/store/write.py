@@ -600,8 +600,9 @@ def record_dict(record: TaskRecord) -> dict[str, Any]:
     """The record as its stored ``detail``: ``to_dict`` without the fields that hold their
     default (``None``, ``0``, empty, ``False``), which ``TaskRecord.from_dict`` restores.
 
-    Most fields of most tasks are unset, so this halves the text every task write stores and
-    every task read parses; it also skips ``asdict``'s deep copies (the hot path of ingest).
+    Most fields of most tasks are unset, so this cuts the text every task write stores and
+    every task read parses by about a quarter; it also skips ``asdict``'s deep copies (the
+    hot path of ingest).
     ``id``, ``name`` and ``state`` (and an attempt's ``number`` and ``state``) are always
     kept: they have no default, and servers before this one require them.
     """
@@ -609,17 +610,17 @@ def record_dict(record: TaskRecord) -> dict[str, Any]:
     out["name"] = record.name
     out["state"] = record.state._value_
     if not record.replaced_task_nesting:
-        del out["replaced_task_nesting"]
+        out.pop("replaced_task_nesting", None)
     if not record.retries:
-        del out["retries"]
+        out.pop("retries", None)
     if record.names:
         out["names"] = list(record.names)
     else:
-        del out["names"]
+        out.pop("names", None)
     if record.canvases:
         out["canvases"] = [dict(c) for c in record.canvases]
     else:
-        del out["canvases"]
+        out.pop("canvases", None)
     if record.attempts:
         attempts = []
         for a in record.attempts:
@@ -632,7 +633,7 @@ def record_dict(record: TaskRecord) -> dict[str, Any]:
             attempts.append(item)
         out["attempts"] = attempts
     else:
-        del out["attempts"]
+        out.pop("attempts", None)
     return out
 
 

@@ -25,6 +25,7 @@ class GraphCache:
         self._items: OrderedDict[Key, bytes] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
+        self._building: dict[Key, tuple[threading.Lock, list[int]]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -56,6 +57,30 @@ class GraphCache:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    @contextmanager
+    def building(self, key: Key) -> Iterator[None]:
+        """One build of a graph at a time: requests that miss it together wait for the first
+        build and then find it cached, instead of each building it (a 10,000-task build holds
+        tens of megabytes until its response is written, and costs ~100 ms of CPU)."""
+        with self._lock:
+            entry = self._building.get(key)
+            if entry is None:
+                entry = self._building[key] = (threading.Lock(), [0])
+            entry[1][0] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._lock:
+                entry[1][0] -= 1
+                if entry[1][0] == 0:
+                    del self._building[key]
+
+    def peek(self, key: Key) -> bytes | None:
+        """``get`` without counting a hit or a miss: the second look of a request that waited."""
+        with self._lock:
+            return self._items.get(key)
 
 
 # -- building without the cyclic garbage collector ---------------------------------------------------

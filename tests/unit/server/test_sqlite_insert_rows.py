@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stemtrace.server.store.db import SqliteDialect
+from stemtrace.server.store.db import SqliteDialect, statement_sizes
 
 
 @pytest.mark.skipif(not hasattr(sqlite3.Connection, "setlimit"), reason="Connection.setlimit is Python 3.11+")
@@ -31,3 +31,33 @@ def test_rows_split_at_the_variable_limit_are_all_stored_once(tmp_path: Path, li
     stored = conn.execute("SELECT k, n, x, v FROM t ORDER BY n").fetchall()
     assert stored == [("new", -1, None, 1), *((k, n, x, 1) for k, n, x in rows)]
     assert dialect.insert_rows(conn, head, types, []) == 0
+
+
+@pytest.mark.parametrize("most", [1, 2, 3, 43, 1000, 1424, 10_922])
+def test_statement_sizes_cover_every_row_with_few_distinct_statements(most: int) -> None:
+    texts: set[int] = set()
+    for count in [*range(300), 1234, 5000, 20_000]:
+        sizes = statement_sizes(count, most)
+        assert sum(sizes) == count
+        assert all(size <= most and size & (size - 1) == 0 for size in sizes)  # powers of two
+        assert len(sizes) <= count // max(sizes, default=1) + most.bit_length()
+        texts.update(sizes)
+    # The statement cache holds each table's inserts however the batches vary in size.
+    assert len(texts) <= most.bit_length()
+
+
+def test_writes_prepare_a_bounded_set_of_statements(tmp_path: Path) -> None:
+    """Batches of many sizes leave a dozen prepared inserts, not one per size."""
+    dialect = SqliteDialect(f"sqlite:///{tmp_path / 'x.db'}")
+    conn = dialect.connect()
+    conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, n INTEGER)")
+    seen: set[str] = set()
+    conn.set_trace_callback(lambda sql: seen.add(sql) if sql.startswith("INSERT") else None)
+    start = 0
+    for count in range(1, 400, 7):
+        rows = [(start + i, i) for i in range(count)]
+        assert dialect.insert_rows(conn, "INSERT INTO t (k, n)", ("bigint", "bigint"), rows) == count
+        start += count
+    assert conn.execute("SELECT COUNT(*) FROM t").fetchone() == (start,)
+    shapes = {sql.count("),(") + 1 for sql in seen}
+    assert len(shapes) <= 9, sorted(shapes)

@@ -128,14 +128,18 @@ def get_workflow(
     cached = ctx.graphs.get(key) if key is not None else None
     if cached is not None:
         return Response(cached, media_type="application/json")  # type: ignore[return-value]
-    big = row is not None and row.task_count >= GC_PAUSE_TASKS
-    with gc_paused() if big else nullcontext():
-        records = store.workflow_skeletons(resolved) if resolved else []
-        if not records or resolved is None:
-            raise ApiError(404, f"no workflow or task with id {workflow_id[:80]!r}")
-        # What ``WorkflowGraphOut`` would serialise, written without building the models.
-        encoded = workflow_graph_json(build_workflow(resolved, records, show_plumbing=plumbing))
-        del records  # freed before the collector is back, so it never walks them
-    if key is not None:
-        ctx.graphs.put(key, encoded)
+    with ctx.graphs.building(key) if key is not None else nullcontext():
+        cached = ctx.graphs.peek(key) if key is not None else None
+        if cached is not None:  # built by the request this one waited for
+            return Response(cached, media_type="application/json")  # type: ignore[return-value]
+        big = row is not None and row.task_count >= GC_PAUSE_TASKS
+        with gc_paused() if big else nullcontext():
+            records = store.workflow_skeletons(resolved) if resolved else []
+            if not records or resolved is None:
+                raise ApiError(404, f"no workflow or task with id {workflow_id[:80]!r}")
+            # What ``WorkflowGraphOut`` would serialise, written without building the models.
+            encoded = workflow_graph_json(build_workflow(resolved, records, show_plumbing=plumbing))
+            del records  # freed before the collector is back, so it never walks them
+        if key is not None:
+            ctx.graphs.put(key, encoded)
     return Response(encoded, media_type="application/json")  # type: ignore[return-value]

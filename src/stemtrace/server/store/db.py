@@ -26,7 +26,11 @@ class Dialect:
     types: dict[str, str] = {}
     like = "LIKE"
 
-    def connect(self) -> Any:
+    # Whether one connection should do all the writing (and keep a large page cache), the
+    # pool's connections only reading.
+    single_writer = False
+
+    def connect(self, *, writer: bool = False) -> Any:
         raise NotImplementedError
 
     def sql(self, text: str) -> str:
@@ -63,6 +67,34 @@ class Dialect:
         return max(int(cur.rowcount), 0)
 
 
+WRITER_CACHE_KIB = 32768
+READER_CACHE_KIB = 4096
+
+
+def statement_sizes(count: int, most: int) -> list[int]:
+    """The rows each multi-row ``INSERT`` of ``count`` rows takes: as many of the largest power
+    of two up to ``most`` as fit, then the rest as powers of two.
+
+    Python's ``sqlite3`` keeps each connection's last 128 distinct statements prepared, and a
+    prepared multi-row statement holds memory in proportion to its placeholders. With one
+    statement per batch and table, every batch size was a new text: 100,000 events left
+    ~130 MB of prepared inserts behind, twice the page cache. Powers of two make a dozen texts
+    per table at most, and sizes that recur keep their prepared statement.
+    """
+    top = 1
+    while top * 2 <= most:
+        top *= 2
+    sizes = [top] * (count // top)
+    rest = count % top
+    bit = top
+    while rest:
+        bit //= 2
+        if rest >= bit:
+            sizes.append(bit)
+            rest -= bit
+    return sizes
+
+
 def _variables(conn: sqlite3.Connection) -> int:
     """How many values one statement may bind (999 before SQLite 3.32, 32766 since)."""
     getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
@@ -81,7 +113,9 @@ class SqliteDialect(Dialect):
         if not self.path:
             raise StoreError("sqlite store URL needs a path: sqlite:///path/to/stemtrace.db")
 
-    def connect(self) -> sqlite3.Connection:
+    single_writer = True  # SQLite runs one write transaction at a time anyway
+
+    def connect(self, *, writer: bool = False) -> sqlite3.Connection:
         parent = Path(self.path).expanduser().parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
@@ -98,7 +132,10 @@ class SqliteDialect(Dialect):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=OFF")
-            conn.execute("PRAGMA cache_size=-65536")
+            # The page cache is per connection. Ingest keeps the index pages it rewrites every
+            # batch in the writer's 64 MiB; a reader needs far less, and up to eight of them may
+            # be open (the server's RSS counts every one).
+            conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB if writer else READER_CACHE_KIB}")
             # Checkpoint every 8,192 WAL pages instead of SQLite's 1,000: a page that ingest
             # rewrites in many batches (a hot index page) is copied back once per checkpoint,
             # not once every other batch. Ingest +13% (docs/benchmarks-server.md); the WAL peaks at ~145 MB.
@@ -128,13 +165,14 @@ class SqliteDialect(Dialect):
         if not rows:
             return 0
         width = len(types)
-        per = max(1, _variables(conn) // width)
         group = f"({','.join('?' * width)}{constants})"
         changed = 0
-        for start in range(0, len(rows), per):
-            part = rows[start : start + per]
+        start = 0
+        for count in statement_sizes(len(rows), max(1, _variables(conn) // width)):
+            part = rows[start : start + count]
+            start += count
             values = [value for row in part for value in row]
-            cur = conn.execute(f"{head} VALUES {','.join([group] * len(part))} {tail}", values)
+            cur = conn.execute(f"{head} VALUES {','.join([group] * count)} {tail}", values)
             changed += max(int(cur.rowcount), 0)
         return changed
 
@@ -163,7 +201,7 @@ class PostgresDialect(Dialect):
         self.dsn = urlunsplit(parts._replace(query=urlencode(params)))
         self.url = url
 
-    def connect(self) -> Any:
+    def connect(self, *, writer: bool = False) -> Any:
         import psycopg
 
         try:
@@ -254,8 +292,9 @@ def dialect_for(url: str) -> Dialect:
 class Pool:
     """At most ``size`` connections, each used by one thread at a time."""
 
-    def __init__(self, dialect: Dialect, size: int = 8) -> None:
+    def __init__(self, dialect: Dialect, size: int = 8, *, writer: bool = False) -> None:
         self.dialect = dialect
+        self.writer = writer
         self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
         self._sem = threading.BoundedSemaphore(size)
         self._all: list[Any] = []
@@ -268,7 +307,7 @@ class Pool:
             try:
                 conn = self._idle.get_nowait()
             except queue.Empty:
-                conn = self.dialect.connect()
+                conn = self.dialect.connect(writer=self.writer)
                 with self._lock:
                     self._all.append(conn)
             broken = False

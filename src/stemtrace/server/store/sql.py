@@ -79,6 +79,9 @@ class SqlStore(Store):
         self.url = url
         self.dialect = dialect_for(url)
         self.pool = Pool(self.dialect, pool_size)
+        # Writes take their connection from here: on SQLite one long-lived connection of its
+        # own, with the large page cache ingest needs; elsewhere the shared pool.
+        self.writers = Pool(self.dialect, 1, writer=True) if self.dialect.single_writer else self.pool
         # One long-lived thread: starting one per batch cost ~3 ms of the ingest thread's time.
         self._committer: ThreadPoolExecutor | None = None
         self._committer_lock = threading.Lock()
@@ -92,7 +95,7 @@ class SqlStore(Store):
         return _ReaderContext(self)
 
     def _write(self, fn: Any, *args: Any) -> Any:
-        with self.pool.connection() as conn:
+        with self.writers.connection() as conn:
             self.dialect.begin_write(conn)
             try:
                 out = fn(conn, *args)
@@ -105,7 +108,7 @@ class SqlStore(Store):
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def migrate(self) -> int:
-        with self.pool.connection() as conn:
+        with self.writers.connection() as conn:
             return schema.migrate(conn, self.dialect)
 
     def ping(self) -> None:
@@ -123,6 +126,8 @@ class SqlStore(Store):
         if committer is not None:
             committer.shutdown(wait=True)
         self.pool.close()
+        if self.writers is not self.pool:
+            self.writers.close()
 
     def _commit_thread(self) -> ThreadPoolExecutor:
         with self._committer_lock:
@@ -149,7 +154,7 @@ class SqlStore(Store):
         "Ingest".
         """
         plan = prepared if isinstance(prepared, Plan) else plan_batch(events)
-        lease = self.pool.connection()
+        lease = self.writers.connection()
         conn = lease.__enter__()
         try:
             self.dialect.begin_write(conn)

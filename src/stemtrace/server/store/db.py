@@ -78,8 +78,9 @@ def statement_sizes(count: int, most: int) -> list[int]:
     Python's ``sqlite3`` keeps each connection's last 128 distinct statements prepared, and a
     prepared multi-row statement holds memory in proportion to its placeholders. With one
     statement per batch and table, every batch size was a new text: 100,000 events left
-    ~130 MB of prepared inserts behind, twice the page cache. Powers of two make a dozen texts
-    per table at most, and sizes that recur keep their prepared statement.
+    ~130 MB of prepared inserts behind, twice the page cache. Powers of two make one text per
+    power of two at most (nine below 512 rows), and sizes that recur keep their prepared
+    statement.
     """
     top = 1
     while top * 2 <= most:
@@ -133,8 +134,8 @@ class SqliteDialect(Dialect):
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=OFF")
             # The page cache is per connection. Ingest keeps the index pages it rewrites every
-            # batch in the writer's 64 MiB; a reader needs far less, and up to eight of them may
-            # be open (the server's RSS counts every one).
+            # batch in the writer's; a reader needs far less, and up to eight of them may be
+            # open (the server's RSS counts every one; docs/benchmarks-server.md).
             conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB if writer else READER_CACHE_KIB}")
             # Checkpoint every 8,192 WAL pages instead of SQLite's 1,000: a page that ingest
             # rewrites in many batches (a hot index page) is copied back once per checkpoint,

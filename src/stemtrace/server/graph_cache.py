@@ -17,6 +17,16 @@ from contextlib import contextmanager
 Key = tuple[str, int, bool]  # (workflow id, version, plumbing)
 
 
+class _Build:
+    """One graph being built: the lock its requests queue on, and how many hold or wait for it."""
+
+    __slots__ = ("lock", "requests")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests = 0
+
+
 class GraphCache:
     """An LRU of serialised graphs, bounded by total size."""
 
@@ -25,7 +35,7 @@ class GraphCache:
         self._items: OrderedDict[Key, bytes] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
-        self._building: dict[Key, tuple[threading.Lock, list[int]]] = {}
+        self._building: dict[Key, _Build] = {}
         self.hits = 0
         self.misses = 0
 
@@ -64,17 +74,17 @@ class GraphCache:
         build and then find it cached, instead of each building it (a 10,000-task build holds
         tens of megabytes until its response is written, and costs ~100 ms of CPU)."""
         with self._lock:
-            entry = self._building.get(key)
-            if entry is None:
-                entry = self._building[key] = (threading.Lock(), [0])
-            entry[1][0] += 1
+            build = self._building.get(key)
+            if build is None:
+                build = self._building[key] = _Build()
+            build.requests += 1
         try:
-            with entry[0]:
+            with build.lock:
                 yield
         finally:
             with self._lock:
-                entry[1][0] -= 1
-                if entry[1][0] == 0:
+                build.requests -= 1
+                if build.requests == 0:
                     del self._building[key]
 
     def peek(self, key: Key) -> bytes | None:

@@ -157,11 +157,12 @@ class SqliteDialect(Dialect):
         tail: str = "",
         constants: str = "",
     ) -> int:
-        """One multi-row ``VALUES`` statement per ``_variables(conn)`` bound values.
+        """Multi-row ``VALUES`` statements of ``statement_sizes`` rows, each within the
+        bound-variable limit (``_variables(conn)``).
 
         ``executemany`` steps once per row and releases the GIL for each step: on the commit
         thread, beside a busy ingest thread, taking it back costs up to a switch interval
-        (5 ms) every row. One statement takes it back once.
+        every row. A multi-row statement takes it back once.
         """
         if not rows:
             return 0

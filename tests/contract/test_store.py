@@ -228,6 +228,25 @@ def test_tasks_of_an_offline_worker_become_lost(store: SqlStore) -> None:
     assert store.list_workflows(WorkflowQuery()).items[0].has_failure
 
 
+def test_a_lost_task_keeps_its_search_text_and_argsrepr(store: SqlStore) -> None:
+    f = EventFactory(node="w1@h1")
+    store.apply(
+        [
+            f.event("worker.online", None, None, 0, hostname="w1@h1"),
+            f.event("task.published", "t", "proj.long", 1, root_id="t", args_repr="('acct-1234',)"),
+            f.event("task.started", "t", "proj.long", 2),
+            f.event("worker.offline", None, None, 3, hostname="w1@h1"),
+        ],
+        {},
+        NOW,
+    )
+    assert [t.id for t in store.list_tasks(TaskQuery(q="acct-1234")).items] == ["t"]
+    assert store.mark_lost(f.t0 + 10, 90.0) == 1
+    assert [t.id for t in store.list_tasks(TaskQuery(q="acct-1234")).items] == ["t"]
+    detail = store.get_task("t")
+    assert detail is not None and detail.row.state == "LOST"
+
+
 def test_aggregates(store: SqlStore) -> None:
     f = EventFactory()
     events = []

@@ -41,7 +41,6 @@ from stemtrace.server.store.write import (
     chunks,
     marks,
     plan_batch,
-    record_dict,
     roll_up,
     task_row,
     write_tasks,
@@ -190,12 +189,7 @@ class SqlStore(Store):
                 raw = loads(detail)
                 extra = raw.pop("_extra", {})
                 record = mark_lost(TaskRecord.from_dict(raw), f"worker {worker} went offline", gone[worker])
-                row = task_row(record, [], wf, sort_ts, now)
-                stored = record_dict(record)
-                if extra:
-                    stored["_extra"] = extra
-                row[-2] = json.dumps(stored, default=repr)
-                rows.append(row)
+                rows.append(task_row(record, [], wf, sort_ts, now, extra=extra))
             write_tasks(w, rows)
             wfs = sorted({r[3] for r in rows})
             for part in chunks(wfs):

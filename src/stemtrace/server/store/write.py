@@ -638,9 +638,17 @@ def record_dict(record: TaskRecord) -> dict[str, Any]:
 
 
 def task_row(
-    record: TaskRecord, events: Sequence[Event], workflow_id: str, first_seen: float, now: float
+    record: TaskRecord,
+    events: Sequence[Event],
+    workflow_id: str,
+    first_seen: float,
+    now: float,
+    *,
+    extra: Mapping[str, Any] | None = None,
 ) -> list[Any]:
-    extra = _extra(events)
+    """The task's row; ``extra`` (the ``args_repr``/``kwargs_repr`` seen) defaults to what
+    ``events`` say, and is given when a stored row is rewritten without its events."""
+    extra = _extra(events) if extra is None else dict(extra)
     if "args_repr" in extra or "kwargs_repr" in extra:
         text = f"{extra.get('args_repr') or ''} {extra.get('kwargs_repr') or ''}".strip()
     elif record.args is None and record.kwargs is None:

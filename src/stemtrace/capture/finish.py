@@ -13,6 +13,7 @@ from typing import Any
 
 from stemtrace.capture.canvas import summarize
 from stemtrace.capture.config import CaptureConfig
+from stemtrace.capture.fields import RAW_FIELDS
 from stemtrace.capture.payload import capture_sized, capture_text, fit_event
 from stemtrace.capture.redact import Redactor
 
@@ -78,9 +79,13 @@ class Finisher:
         value = self.redactor.apply_hook(name, field, value)
         return capture_text(value, self.redactor, self.config.max_field_bytes, keep_tail=tail)
 
-    def __call__(self, event: dict[str, Any], raw: Any) -> None:
-        if not raw:
-            return
+    def __call__(self, event: dict[str, Any], values: tuple[Any, ...]) -> None:
+        """Add the captured fields to ``event`` from ``values``, those of its ``RAW_FIELDS``."""
+        if values:
+            self.apply(event, dict(zip(RAW_FIELDS[event["type"]], values, strict=True)))
+
+    def apply(self, event: dict[str, Any], raw: dict[str, Any]) -> None:
+        """Add the captured fields to ``event`` from ``raw``, live values by field name."""
         data: dict[str, Any] = event["data"]
         name = (event.get("task") or {}).get("name")
         cfg = self.config
@@ -90,7 +95,8 @@ class Finisher:
             if canvas is not None:
                 data["canvas"] = canvas
         if cfg.capture_args and "args" in raw:
-            args, kwargs = raw["args"], raw["kwargs"]
+            args = raw["args"]
+            kwargs = {} if raw["kwargs"] is None else raw["kwargs"]
             args_repr, kwargs_repr = raw.get("argsrepr"), raw.get("kwargsrepr")
             if _user_repr(args_repr, args):
                 data["args_repr"] = self._text(name, "args_repr", args_repr)

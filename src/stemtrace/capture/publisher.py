@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stemtrace.capture.config import CaptureConfig
+from stemtrace.capture.fields import DATA_FIELDS
 from stemtrace.core.events import LIBRARY_HEALTH, encode_batch
 from stemtrace.transport import Publisher, TransportConfig, mask_url, resolve
 
@@ -33,6 +34,12 @@ logger = logging.getLogger("stemtrace.capture")
 
 Finisher = Callable[[dict[str, Any], Any], None]
 PeriodicSource = Callable[[], list[dict[str, Any]]]
+# One buffered event, flat: (type, ts, task id, task name, proc, node, seq, *values). For the
+# hot task events ``values`` are those of ``fields.DATA_FIELDS`` then ``fields.RAW_FIELDS``;
+# for other task events, the data dict then the raw values; other events (worker, health)
+# have ``None`` as type and their whole envelope as the one value. Nothing is nested, so the
+# garbage collector untracks the entry within a collection or two (see ``fields``).
+Entry = tuple[Any, ...]
 MAX_BACKOFF_S = 30.0
 _MESSAGES_PER_SEND = 20
 
@@ -48,8 +55,7 @@ class Emitter:
         self.host = socket.gethostname()
         self.inst = uuid.uuid4().hex
         self._seq = itertools.count(1)
-        # (event, raw, proc, node): raw is finished off the hot path, proc/node go in the batch header
-        self.buffer: deque[tuple[dict[str, Any], Any, str, str | None]] = deque()
+        self.buffer: deque[Entry] = deque()
         self.limit = max(1, config.buffer_size)
         self.sent = 0
         self.dropped = 0
@@ -62,24 +68,30 @@ class Emitter:
         self._wake = threading.Event()
         self._cond = threading.Condition()
         self._inflight = 0  # events taken from the buffer but not yet sent or dropped
+        self._flush_waiters = 0  # callers of flush() waiting for the buffer to empty
         self._stopping = False
         self._backoff = 0.0
         self._retry_at = 0.0
 
     # -- hot path -------------------------------------------------------------
-    def emit(
-        self, event: dict[str, Any], raw: Any = None, proc: str | None = None, *, force: bool = False
+    def emit_task(
+        self, etype: str, task_id: Any, name: Any, values: Entry, *, proc: str = "", ts: float | None = None
     ) -> None:
-        """Stamp and enqueue; the sequence number is taken even when dropped, so gaps show.
+        """Enqueue a task event (stamped now unless ``ts`` is given); see ``Entry`` for ``values``."""
+        stamp = ts or time.time()
+        self._put((etype, stamp, task_id, name, proc or self.proc, self.node, next(self._seq), *values))
 
-        ``force`` (health reports only) bypasses the limit: the report of drops must not be dropped.
-        The process's role and node are kept beside the event, not in it: the batch states them once.
-        """
-        event["seq"] = next(self._seq)
+    def emit(self, event: dict[str, Any], proc: str | None = None, *, force: bool = False) -> None:
+        """Enqueue an event given whole. ``force`` (health reports only) bypasses the limit:
+        the report of drops must not be dropped."""
+        self._put((None, 0.0, None, None, proc or self.proc, self.node, next(self._seq), event), force)
+
+    def _put(self, entry: Entry, force: bool = False) -> None:
+        """The sequence number is taken even when the event is dropped, so gaps show."""
         if len(self.buffer) >= self.limit and not force:
             self.dropped += 1
             return
-        self.buffer.append((event, raw, proc or self.proc, self.node))
+        self.buffer.append(entry)
         if self._thread is None:
             self._start()
 
@@ -102,7 +114,11 @@ class Emitter:
                 if now >= due.get(i, now):
                     due[i] = now + interval
                     self._run_periodic(source)
-            self._drain()
+            try:
+                self._drain()
+            except Exception:  # a bug here must not end the thread: later events would pile up
+                self.errors += 1
+                logger.debug("stemtrace publisher failed", exc_info=True)
             with self._cond:
                 self._cond.notify_all()
                 if self._stopping and not self.buffer:
@@ -120,7 +136,16 @@ class Emitter:
             logger.debug("stemtrace periodic event failed", exc_info=True)
 
     def _drain(self) -> None:
+        """Send what was buffered when this tick began, and any full message that arrived since.
+
+        Events that trickle in during a send wait for the next tick unless someone is
+        flushing: sending them as they come would cost a round trip for every few events.
+        """
+        owed = len(self.buffer)
+        full = max(1, self.config.batch_size)
         while self.buffer:
+            if owed <= 0 and len(self.buffer) < full and not (self._stopping or self._flush_waiters):
+                return
             if time.monotonic() < self._retry_at and not self._stopping:
                 return
             if self._publisher is None:
@@ -134,6 +159,7 @@ class Emitter:
                         return
                     continue
             batches, count = self._take()
+            owed -= count
             if not batches:
                 continue
             self._inflight = count
@@ -169,16 +195,19 @@ class Emitter:
             events: list[dict[str, Any]] = []
             header: dict[str, Any] | None = None
             while buffer and len(events) < size:
-                event, raw, proc, node = buffer.popleft()
+                entry = buffer.popleft()
                 self._inflight += 1
+                try:
+                    event, raw = _envelope(entry)
+                except Exception:  # a malformed entry is a bug here: count it, keep the rest
+                    self.errors += 1
+                    self.dropped += 1
+                    logger.debug("stemtrace could not build an event", exc_info=True)
+                    continue
+                proc, node = entry[4], entry[5]
                 if header is None:
-                    header = {
-                        "host": self.host,
-                        "pid": self.pid,
-                        "inst": self.inst,
-                        "proc": proc,
-                        "node": node,
-                    }
+                    header = {"host": self.host, "pid": self.pid, "inst": self.inst}
+                    header.update(proc=proc, node=node)
                 else:  # rare: the main process and a pool thread share this emitter
                     if proc != header["proc"]:
                         event["proc"] = proc
@@ -191,7 +220,8 @@ class Emitter:
                     logger.debug("stemtrace could not finish an event", exc_info=True)
                 events.append(event)
             count += len(events)
-            batches.append(encode_batch(events, header))
+            if events:
+                batches.append(encode_batch(events, header))
         return batches, count
 
     def _failed(self, exc: Exception, count: int) -> None:
@@ -241,12 +271,16 @@ class Emitter:
             self._stopping = True
         self._retry_at = 0.0  # a final flush tries once more, whatever the backoff
         with self._cond:
-            while self.buffer or self._inflight:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._wake.set()
-                self._cond.wait(min(remaining, 0.05))
+            self._flush_waiters += 1
+            try:
+                while self.buffer or self._inflight:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._wake.set()
+                    self._cond.wait(min(remaining, 0.05))
+            finally:
+                self._flush_waiters -= 1
         return True
 
     def close(self) -> None:
@@ -257,3 +291,20 @@ class Emitter:
                 self._publisher.close()
             except Exception:
                 pass
+
+
+def _envelope(entry: Entry) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """The event dict of a buffered entry, and its raw values (see ``Entry``)."""
+    etype, ts, task_id, name, _proc, _node, seq = entry[:7]
+    if etype is None:
+        event: dict[str, Any] = entry[7]
+        event["seq"] = seq
+        return event, ()
+    names = DATA_FIELDS.get(etype)
+    if names is None:
+        data, raw = entry[7], entry[8:]
+    else:
+        end = 7 + len(names)
+        data, raw = dict(zip(names, entry[7:end], strict=True)), entry[end:]
+    task = {"id": str(task_id), "name": name}
+    return {"type": etype, "ts": ts, "task": task, "data": data, "seq": seq}, raw

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from stemtrace.capture import state as _state
+from stemtrace.capture.fields import EMPTY_EMBED
 from stemtrace.core import events as ev
 
 F = TypeVar("F", bound=Callable[..., None])
@@ -45,10 +46,6 @@ def _iso(value: Any) -> str | None:
     if isinstance(value, (int, float)):  # a countdown in seconds
         return _dt.datetime.fromtimestamp(time.time() + value, _dt.timezone.utc).isoformat()
     return str(value)
-
-
-def _task_event(etype: str, task_id: Any, name: Any, data: dict[str, Any]) -> dict[str, Any]:
-    return {"type": etype, "ts": time.time(), "task": {"id": str(task_id), "name": name}, "data": data}
 
 
 def _exc(exc: Any) -> tuple[str, str]:
@@ -113,29 +110,29 @@ def on_after_task_publish(
         h, args, kwargs = b, b.get("args", ()), b.get("kwargs", {})
         embed = {k: b.get(k) for k in ("chord", "callbacks", "errbacks")}
         task_id, name = b.get("id"), b.get("task", sender)
-    data = {
-        "root_id": h.get("root_id"),
-        "parent_id": h.get("parent_id"),
-        "group_id": h.get("group"),
-        "group_index": h.get("group_index"),
-        "retries": h.get("retries", 0),
-        "eta": h.get("eta"),
-        "expires": h.get("expires"),
-        "queue": routing_key,
-        "exchange": _name(exchange),
-        "routing_key": routing_key,
-        "replaced_task_nesting": h.get("replaced_task_nesting", 0),
-        "publisher_task_id": _current_task_id(),
-        "shadow": h.get("shadow"),
-        "ignore_result": h.get("ignore_result", False),
-    }
-    raw = {"args": args, "kwargs": kwargs, "embed": embed}
-    raw["argsrepr"], raw["kwargsrepr"] = h.get("argsrepr"), h.get("kwargsrepr")
-    event = _task_event(ev.TASK_PUBLISHED, task_id, name, data)
+    values = (  # fields.DATA_FIELDS[TASK_PUBLISHED], then RAW_FIELDS (an empty kwargs dict as None)
+        h.get("root_id"),
+        h.get("parent_id"),
+        h.get("group"),
+        h.get("group_index"),
+        h.get("retries", 0),
+        h.get("eta"),
+        h.get("expires"),
+        routing_key,
+        _name(exchange),
+        routing_key,
+        h.get("replaced_task_nesting", 0),
+        _current_task_id(),
+        h.get("shadow"),
+        h.get("ignore_result", False),
+        args,
+        kwargs or None,
+        None if embed == EMPTY_EMBED else embed,
+        h.get("argsrepr"),
+        h.get("kwargsrepr"),
+    )
     sent_at = _SENT_AT.pop(task_id, None) if isinstance(task_id, str) else None
-    if sent_at is not None:
-        event["ts"] = sent_at
-    st.emitter().emit(event, raw)
+    st.emitter().emit_task(ev.TASK_PUBLISHED, task_id, name, values, ts=sent_at)
 
 
 # -- worker main process -------------------------------------------------------
@@ -143,24 +140,25 @@ def on_after_task_publish(
 def on_task_received(st: _state.State, sender: Any = None, request: Any = None, **_: Any) -> None:
     rd = getattr(request, "request_dict", None) or {}
     delivery = getattr(request, "delivery_info", None) or {}
-    data = {
-        "root_id": rd.get("root_id"),
-        "parent_id": rd.get("parent_id"),
-        "group_id": rd.get("group"),
-        "group_index": rd.get("group_index"),
-        "retries": rd.get("retries", 0),
-        "eta": rd.get("eta"),
-        "expires": rd.get("expires"),
-        "replaced_task_nesting": rd.get("replaced_task_nesting", 0),
-        "redelivered": bool(delivery.get("redelivered", False)),
-        "exchange": delivery.get("exchange"),
-        "routing_key": delivery.get("routing_key"),
-        "queue": delivery.get("routing_key"),
-    }
     payload = getattr(request, "_payload", None)
-    raw = {"embed": payload[2]} if isinstance(payload, (list, tuple)) and len(payload) == 3 else None
-    event = _task_event(ev.TASK_RECEIVED, request.id, getattr(request, "name", None), data)
-    st.emitter().emit(event, raw, st.main_proc())
+    embed = payload[2] if isinstance(payload, (list, tuple)) and len(payload) == 3 else None
+    values = (  # fields.DATA_FIELDS[TASK_RECEIVED], then RAW_FIELDS
+        rd.get("root_id"),
+        rd.get("parent_id"),
+        rd.get("group"),
+        rd.get("group_index"),
+        rd.get("retries", 0),
+        rd.get("eta"),
+        rd.get("expires"),
+        rd.get("replaced_task_nesting", 0),
+        bool(delivery.get("redelivered", False)),
+        delivery.get("exchange"),
+        delivery.get("routing_key"),
+        delivery.get("routing_key"),
+        None if embed == EMPTY_EMBED else embed,
+    )
+    name = getattr(request, "name", None)
+    st.emitter().emit_task(ev.TASK_RECEIVED, request.id, name, values, proc=st.main_proc())
 
 
 @guarded
@@ -180,7 +178,7 @@ def on_task_revoked(
         "signum": int(signum) if signum is not None else None,
         "expired": bool(expired),
     }
-    st.emitter().emit(_task_event(ev.TASK_REVOKED, request.id, name, data), None, st.main_proc())
+    st.emitter().emit_task(ev.TASK_REVOKED, request.id, name, (data,), proc=st.main_proc())
 
 
 @guarded
@@ -192,8 +190,7 @@ def on_task_rejected(
     task_id = headers.get("id") or props.get("correlation_id") or f"unidentified-{time.time_ns()}"
     exc_type, text = _exc(exc)
     data = {"exception_type": exc_type, "requeue": False}
-    event = _task_event(ev.TASK_REJECTED, task_id, headers.get("task"), data)
-    st.emitter().emit(event, {"exception": text}, st.main_proc())
+    st.emitter().emit_task(ev.TASK_REJECTED, task_id, headers.get("task"), (data, text), proc=st.main_proc())
 
 
 @guarded
@@ -208,8 +205,8 @@ def on_task_unknown(
     **_: Any,
 ) -> None:
     exc_type, text = _exc(exc)
-    event = _task_event(ev.TASK_UNKNOWN, id, name, {"exception_type": exc_type})
-    st.emitter().emit(event, {"exception": text}, st.main_proc())
+    data = {"exception_type": exc_type}
+    st.emitter().emit_task(ev.TASK_UNKNOWN, id, name, (data, text), proc=st.main_proc())
 
 
 # -- executing process -----------------------------------------------------------
@@ -219,16 +216,15 @@ def on_task_prerun(
 ) -> None:
     st.starts[task_id] = time.monotonic()
     req = getattr(task, "request", None)
-    data = {
-        "retries": getattr(req, "retries", 0) or 0,
-        "worker_pid": st.emitter().pid,
-        "root_id": getattr(req, "root_id", None),
-        "parent_id": getattr(req, "parent_id", None),
-        "group_id": getattr(req, "group", None),
-        "group_index": getattr(req, "group_index", None),
-    }
-    event = _task_event(ev.TASK_STARTED, task_id, getattr(task, "name", None), data)
-    st.emitter().emit(event, None, st.exec_proc())
+    values = (  # fields.DATA_FIELDS[TASK_STARTED]
+        getattr(req, "retries", 0) or 0,
+        st.emitter().pid,
+        getattr(req, "root_id", None),
+        getattr(req, "parent_id", None),
+        getattr(req, "group", None),
+        getattr(req, "group_index", None),
+    )
+    st.emitter().emit_task(ev.TASK_STARTED, task_id, getattr(task, "name", None), values, proc=st.exec_proc())
 
 
 def _runtime(st: _state.State, task_id: Any, *, pop: bool = False) -> float | None:
@@ -260,9 +256,8 @@ def on_task_failure(
     if in_body:
         data["retries"] = getattr(req, "retries", 0) or 0
         data["runtime"] = _runtime(st, task_id)
-    event = _task_event(ev.TASK_FAILED, task_id, getattr(sender, "name", None), data)
-    raw = {"exception": text, "traceback": getattr(einfo, "traceback", None)}
-    st.emitter().emit(event, raw, proc)
+    values = (data, text, getattr(einfo, "traceback", None))
+    st.emitter().emit_task(ev.TASK_FAILED, task_id, getattr(sender, "name", None), values, proc=proc)
 
 
 @guarded
@@ -277,9 +272,8 @@ def on_task_retry(
         "eta": _iso(getattr(reason, "when", None)),
     }
     name = getattr(sender, "name", None) or getattr(request, "task", None)
-    event = _task_event(ev.TASK_RETRIED, request.id, name, data)
-    raw = {"exception": text, "traceback": getattr(einfo, "traceback", None)}
-    st.emitter().emit(event, raw, st.exec_proc())
+    values = (data, text, getattr(einfo, "traceback", None))
+    st.emitter().emit_task(ev.TASK_RETRIED, request.id, name, values, proc=st.exec_proc())
 
 
 # Outcomes with a signal of their own: postrun adds nothing for them.
@@ -312,11 +306,11 @@ def on_task_postrun(
     retries = getattr(req, "retries", 0) or 0
     name = getattr(task, "name", None)
     if state == "SUCCESS":
-        event = _task_event(ev.TASK_SUCCEEDED, task_id, name, {"retries": retries, "runtime": runtime})
-        st.emitter().emit(event, {"result": retval}, st.exec_proc())
+        values = (retries, runtime, retval)  # fields.DATA_FIELDS[TASK_SUCCEEDED], then RAW_FIELDS
+        st.emitter().emit_task(ev.TASK_SUCCEEDED, task_id, name, values, proc=st.exec_proc())
         return
-    data = {"retries": retries, "state": state, "runtime": runtime}
-    st.emitter().emit(_task_event(ev.TASK_POSTRUN, task_id, name, data), None, st.exec_proc())
+    outcome = {"retries": retries, "state": state, "runtime": runtime}
+    st.emitter().emit_task(ev.TASK_POSTRUN, task_id, name, (outcome,), proc=st.exec_proc())
 
 
 @guarded
@@ -330,11 +324,10 @@ def on_task_internal_error(
     **_: Any,
 ) -> None:
     exc_type, text = _exc(exception)
-    event = _task_event(
-        ev.TASK_INTERNAL_ERROR, task_id, getattr(sender, "name", None), {"exception_type": exc_type}
+    values = ({"exception_type": exc_type}, text, getattr(einfo, "traceback", None))
+    st.emitter().emit_task(
+        ev.TASK_INTERNAL_ERROR, task_id, getattr(sender, "name", None), values, proc=st.exec_proc()
     )
-    raw = {"exception": text, "traceback": getattr(einfo, "traceback", None)}
-    st.emitter().emit(event, raw, st.exec_proc())
 
 
 TASK_HANDLERS: dict[str, Callable[..., None]] = {

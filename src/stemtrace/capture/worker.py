@@ -116,7 +116,7 @@ def on_worker_process_shutdown(st: _state.State, **_: Any) -> None:
 def on_worker_shutdown(st: _state.State, sender: Any = None, **_: Any) -> None:
     if st.node is not None:
         event = {"type": ev.WORKER_OFFLINE, "ts": time.time(), "data": {"hostname": st.node}}
-        st.emitter().emit(event, None, st.main_proc())
+        st.emitter().emit(event, st.main_proc())
     if st.has_emitter:
         st.emitter().flush(final=True)
 

@@ -39,7 +39,8 @@ class Seen:
         return found[0]
 
     def published(self) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["type"] == "task.published"]
+        """In the order of sending: processes flush on their own clocks, so arrival order differs."""
+        return sorted((e for e in self.events if e["type"] == "task.published"), key=lambda e: e["ts"])
 
 
 def _ran(seen: Seen, task_id: str, pool: str, result: Any) -> None:

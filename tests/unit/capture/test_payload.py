@@ -96,11 +96,11 @@ def test_extra_keys_patterns_positional_args_and_hook() -> None:
     cfg = CaptureConfig()
     finisher = Finisher(cfg, redactor)
     event: dict[str, Any] = {"task": {"id": "1", "name": "t.login"}, "data": {}}
-    finisher(event, {"args": ["ann", "hunter2", "card 4111-1111-1111-1111"], "kwargs": {"pin": 1234}})
+    finisher.apply(event, {"args": ["ann", "hunter2", "card 4111-1111-1111-1111"], "kwargs": {"pin": 1234}})
     assert event["data"]["args"] == ["ann", REDACTED, f"card {REDACTED}"]
     assert event["data"]["kwargs"] == {"pin": REDACTED}
     event = {"task": {"id": "1", "name": "t.login"}, "data": {}}
-    finisher(event, {"result": {"ok": True}})
+    finisher.apply(event, {"result": {"ok": True}})
     assert event["data"]["result"] == "HOOKED"
 
 
@@ -122,10 +122,10 @@ def test_tracebacks_keep_their_tail() -> None:
 def test_celery_argsrepr_is_honoured_only_when_the_user_set_it() -> None:
     finisher = Finisher(CaptureConfig(), R)
     event: dict[str, Any] = {"task": {"id": "1", "name": "t"}, "data": {}}
-    finisher(event, {"args": [1, 2], "kwargs": {}, "argsrepr": "(1, 2)", "kwargsrepr": "{}"})
+    finisher.apply(event, {"args": [1, 2], "kwargs": {}, "argsrepr": "(1, 2)", "kwargsrepr": "{}"})
     assert event["data"]["args"] == [1, 2] and "args_repr" not in event["data"]
     event = {"task": {"id": "1", "name": "t"}, "data": {}}
-    finisher(event, {"args": ["secret"], "kwargs": {}, "argsrepr": "(<hidden>,)", "kwargsrepr": "{}"})
+    finisher.apply(event, {"args": ["secret"], "kwargs": {}, "argsrepr": "(<hidden>,)", "kwargsrepr": "{}"})
     assert event["data"]["args_repr"] == "(<hidden>,)" and "args" not in event["data"]
 
 
@@ -133,7 +133,7 @@ def test_event_budget_shrinks_the_largest_field_first() -> None:
     cfg = CaptureConfig(max_field_bytes=10_000, max_event_bytes=12_000)
     finisher = Finisher(cfg, R)
     event: dict[str, Any] = {"task": {"id": "1", "name": "t"}, "data": {}}
-    finisher(event, {"args": ["a" * 9000], "kwargs": {"user_id": 5, "note": "b" * 6000}})
+    finisher.apply(event, {"args": ["a" * 9000], "kwargs": {"user_id": 5, "note": "b" * 6000}})
     data = event["data"]
     assert data["args"][TRUNCATED_KEY] is True
     assert data["kwargs"]["user_id"] == 5
@@ -143,5 +143,5 @@ def test_event_budget_shrinks_the_largest_field_first() -> None:
 def test_capture_switches() -> None:
     finisher = Finisher(CaptureConfig(capture_args=False, capture_result=False, capture_traceback=False), R)
     event: dict[str, Any] = {"task": {"id": "1", "name": "t"}, "data": {}}
-    finisher(event, {"args": [1], "kwargs": {}, "result": 3, "exception": "e", "traceback": "tb"})
+    finisher.apply(event, {"args": [1], "kwargs": {}, "result": 3, "exception": "e", "traceback": "tb"})
     assert event["data"] == {"exception": "e"}

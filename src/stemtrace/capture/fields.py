@@ -1,0 +1,67 @@
+"""Field names of buffered task events, in the order the signal handlers fill them.
+
+On the hot path a handler builds tuples of values instead of dicts, and the
+publisher thread zips them with these names. A tuple holding only strings,
+numbers and ``None`` is untracked by the garbage collector at its first pass (a
+dict, even an empty one, keeps any tuple that holds it tracked), so the events
+waiting for the next flush are neither promoted nor traversed by later
+collections of a large worker heap.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from stemtrace.core import events as ev
+
+# ``data`` given as a tuple: the commonest events, built once per task and per send.
+DATA_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    ev.TASK_PUBLISHED: (
+        "root_id",
+        "parent_id",
+        "group_id",
+        "group_index",
+        "retries",
+        "eta",
+        "expires",
+        "queue",
+        "exchange",
+        "routing_key",
+        "replaced_task_nesting",
+        "publisher_task_id",
+        "shadow",
+        "ignore_result",
+    ),
+    ev.TASK_RECEIVED: (
+        "root_id",
+        "parent_id",
+        "group_id",
+        "group_index",
+        "retries",
+        "eta",
+        "expires",
+        "replaced_task_nesting",
+        "redelivered",
+        "exchange",
+        "routing_key",
+        "queue",
+    ),
+    ev.TASK_STARTED: ("retries", "worker_pid", "root_id", "parent_id", "group_id", "group_index"),
+    ev.TASK_SUCCEEDED: ("retries", "runtime"),
+}
+
+# ``raw``: live values the publisher thread redacts, bounds and serializes.
+RAW_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    ev.TASK_PUBLISHED: ("args", "kwargs", "embed", "argsrepr", "kwargsrepr"),
+    ev.TASK_RECEIVED: ("embed",),
+    ev.TASK_SUCCEEDED: ("result",),
+    ev.TASK_FAILED: ("exception", "traceback"),
+    ev.TASK_RETRIED: ("exception", "traceback"),
+    ev.TASK_INTERNAL_ERROR: ("exception", "traceback"),
+    ev.TASK_REJECTED: ("exception",),
+    ev.TASK_UNKNOWN: ("exception",),
+}
+
+# What Celery embeds in a message with no canvas: dropped on the hot path, since a dict
+# would keep the buffered event tracked. Compared with ``==``, so other shapes are kept.
+EMPTY_EMBED: Final = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}

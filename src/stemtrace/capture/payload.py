@@ -105,6 +105,41 @@ class _Converter:
         return safe_repr(value)
 
 
+SHORT = 64  # characters: a string this short is never cut (fields are at least this big)
+_SHALLOW_ITEMS = 16
+
+
+def _scalar(value: Any) -> bool:
+    """Exact numbers, ``None`` and short ASCII strings: captured as they are."""
+    kind = type(value)
+    if kind is str:
+        return len(value) <= SHORT and value.isascii()
+    if kind is float:
+        return math.isfinite(value)
+    return kind is int or kind is bool or value is None
+
+
+def shallow(value: Any, redactor: Redactor) -> Any:
+    """``value`` captured without the converter, or ``None`` when it needs it.
+
+    The commonest arguments are a short list of ids, numbers and short strings: nothing in
+    them is cut or masked (but a sensitive key), so the converter's walk is skipped. The
+    caller makes sure no pattern applies and fields are at least ``SHORT`` bytes.
+    """
+    kind = type(value)
+    if kind is list or kind is tuple:
+        if len(value) <= _SHALLOW_ITEMS and all(_scalar(v) for v in value):
+            return list(value)
+    elif kind is dict and len(value) <= _SHALLOW_ITEMS:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str or len(key) > SHORT or not _scalar(item):
+                return None
+            out[key] = REDACTED if redactor.is_sensitive_key(key) else item
+        return out
+    return None
+
+
 def encoded_size(value: Any) -> int:
     return utf8_size(dumps(value))
 
@@ -121,6 +156,12 @@ def capture_sized(value: Any, redactor: Redactor, max_field_bytes: int) -> tuple
     if type(value) is int:
         return value, len(str(value))
     try:
+        if max_field_bytes >= SHORT and not redactor.has_patterns:
+            out = shallow(value, redactor)
+            if out is not None:
+                size = encoded_size(out)
+                if size <= max_field_bytes:
+                    return out, size
         leaf = max_field_bytes
         for _ in range(4):
             out = _Converter(redactor, leaf).convert(value)

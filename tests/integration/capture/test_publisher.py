@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import socket
@@ -51,6 +52,53 @@ def test_ten_thousand_events_at_normal_rate_arrive_complete(settings: AppSetting
     body = json.loads(raw[0][1][b"b"])
     assert body["v"] == 2 and body["src"]["inst"] == st.emitter().inst
     assert body["src"]["proc"] == "client" and all("src" not in e for e in body["events"])
+
+
+def test_a_steady_trickle_goes_out_in_full_messages(settings: AppSettings) -> None:
+    """Events that arrive during a send wait for the next tick (or until they fill a message):
+    sending them as they trickle in would cost a broker round trip per few events."""
+    tuned = dataclasses.replace(settings, options={"flush_interval": 0.2, "batch_size": 200})
+    tasks = make_app(tuned)
+    tasks.add.delay(0, 0)
+    assert capture.flush(5.0)
+    start = time.monotonic()
+    for i in range(3000):
+        tasks.add.delay(i, i)
+    ticks = (time.monotonic() - start) / 0.2
+    assert capture.flush(10.0)
+    client = redis.Redis.from_url(settings.broker_url)
+    try:
+        messages = client.xlen(settings.stream_key) - 1
+    finally:
+        client.close()
+    assert len(_published(tuned)) == 3001
+    # At most one part-filled message per tick, plus the full ones and the final flush.
+    assert messages <= 3000 // 200 + ticks + 2, (messages, ticks)
+
+
+def test_buffered_events_of_plain_sends_are_left_to_reference_counting(settings: AppSettings) -> None:
+    """Events waiting for a flush must not add to the garbage collector's work in a big heap.
+
+    An event of a plain send holds only strings, numbers and ``None``, so the collector untracks
+    it; one whose kwargs are a dict stays tracked (the same Celery values, shown for contrast).
+    The wire format is unchanged: empty kwargs still arrive as ``{}``.
+    """
+    tuned = dataclasses.replace(settings, options={"flush_interval": 30})
+    tasks = make_app(tuned)
+    plain = [tasks.add.delay(i, i).id for i in range(50)]
+    keyed = [tasks.add.delay(i, y=i).id for i in range(50)]
+    emitter = state.current().emitter()  # type: ignore[union-attr]
+    entries = {entry[2]: entry for entry in emitter.buffer}
+    assert len(entries) == 100
+    for _ in range(3):  # each pass untracks one more level of nesting
+        gc.collect()
+    assert not any(gc.is_tracked(entries[task_id]) for task_id in plain)
+    assert all(gc.is_tracked(entries[task_id]) for task_id in keyed)
+    assert capture.flush(5.0)
+    by_id = {e["task"]["id"]: e["data"] for e in _published(tuned)}
+    assert by_id[plain[3]]["args"] == [3, 3] and by_id[plain[3]]["kwargs"] == {}
+    assert by_id[keyed[3]]["args"] == [3] and by_id[keyed[3]]["kwargs"] == {"y": 3}
+    assert by_id[plain[3]]["queue"] == settings.queue and "canvas" not in by_id[plain[3]]
 
 
 def test_overflow_drops_are_counted_and_reported(settings: AppSettings) -> None:

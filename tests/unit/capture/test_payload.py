@@ -5,9 +5,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from stemtrace.capture.config import DEFAULT_REDACT_KEYS, CaptureConfig
 from stemtrace.capture.finish import Finisher
-from stemtrace.capture.payload import capture_text, capture_value, encoded_size
+from stemtrace.capture.payload import (
+    _Converter,
+    capture_sized,
+    capture_text,
+    capture_value,
+    encoded_size,
+    shallow,
+)
 from stemtrace.capture.redact import Redactor
 from stemtrace.core.events import REDACTED, REPR_KEY, TRUNCATED_KEY
 
@@ -145,3 +155,45 @@ def test_capture_switches() -> None:
     event: dict[str, Any] = {"task": {"id": "1", "name": "t"}, "data": {}}
     finisher.apply(event, {"args": [1], "kwargs": {}, "result": 3, "exception": "e", "traceback": "tb"})
     assert event["data"] == {"exception": "e"}
+
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=80),
+    st.text(alphabet=st.characters(max_codepoint=127), max_size=70),
+)
+_KEYS = st.one_of(
+    st.sampled_from(["user_id", "password", "api-key", "note", "X-Auth-Token"]), st.text(max_size=70)
+)
+_SHALLOW_CANDIDATES = st.one_of(
+    st.lists(_SCALARS, max_size=20),
+    st.lists(_SCALARS, max_size=20).map(tuple),
+    st.dictionaries(_KEYS, _SCALARS, max_size=20),
+    st.dictionaries(st.integers(), _SCALARS, max_size=3),
+    st.lists(st.lists(_SCALARS, max_size=2), max_size=3),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_SHALLOW_CANDIDATES, st.sampled_from([64, 100, 4096]))
+def test_the_shallow_path_captures_what_the_converter_does(value: Any, max_field_bytes: int) -> None:
+    """The shortcut for short plain containers must never change a captured value or its size."""
+    fast = shallow(value, R)
+    if fast is not None:
+        assert fast == _Converter(R, max_field_bytes).convert(value)
+    captured, size = capture_sized(value, R, max_field_bytes)
+    converted = _Converter(R, max_field_bytes).convert(value)
+    if encoded_size(converted) <= max_field_bytes:
+        assert json.dumps(captured, sort_keys=True) == json.dumps(converted, sort_keys=True)
+    assert size == encoded_size(captured)
+
+
+def test_the_shallow_path_leaves_patterns_and_long_strings_to_the_converter() -> None:
+    assert shallow(["x" * 65], R) is None and shallow(["é"], R) is None and shallow([float("nan")], R) is None
+    assert shallow([[1]], R) is None and shallow({1: 2}, R) is None and shallow(list(range(17)), R) is None
+    assert shallow({"password": "p", "id": 3}, R) == {"password": REDACTED, "id": 3}
+    masked = Redactor(DEFAULT_REDACT_KEYS, [r"\d{4}-\d{4}"])
+    assert capture_sized(["card 1234-5678"], masked, 4096)[0] == [f"card {REDACTED}"]

@@ -1,12 +1,13 @@
 """The per-process emitter: a bounded buffer and one background publisher thread.
 
-Signal handlers call :meth:`Emitter.emit`, which only stamps the event's source,
-appends it to a deque and returns: no I/O, no lock any I/O holds, so a hung or
+Signal handlers call :meth:`Emitter.emit_task`, which stamps the event, appends
+one flat tuple to a deque and returns: no I/O, no lock any I/O holds, so a hung or
 unreachable broker never slows ``.delay()`` or a task. The publisher thread
-(a greenlet under gevent's monkey-patching) finishes the events (captured values
-are serialized and redacted there, off the hot path), batches them, and sends
-through its *own* transport connection, created lazily in the thread. On a
-broker error it drops the batch, counts it, and backs off up to 30 s.
+(a greenlet under gevent's monkey-patching) wakes every flush interval, builds
+and finishes the events (captured values are serialized and redacted there, off
+the hot path), batches them, and sends through its *own* transport connection,
+created lazily in the thread: one round trip per interval for a steady stream.
+On a broker error it drops the batch, counts it, and backs off up to 30 s.
 
 The emitter belongs to one process: after ``fork`` the child builds a new one
 (new ``inst``, sequence, buffer, thread and connection); see ``install``.
@@ -118,6 +119,7 @@ class Emitter:
                 self._drain()
             except Exception:  # a bug here must not end the thread: later events would pile up
                 self.errors += 1
+                self._inflight = 0
                 logger.debug("stemtrace publisher failed", exc_info=True)
             with self._cond:
                 self._cond.notify_all()

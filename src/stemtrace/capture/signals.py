@@ -1,8 +1,9 @@
-"""Task signal handlers: each builds a small envelope and hands it to the emitter.
+"""Task signal handlers: each copies a few fields into a tuple and hands it to the emitter.
 
 Every handler runs under :func:`guarded`, so a bug here is counted and logged
-once, never raised into Celery. Heavy work (serializing args, results and the
-embedded canvas) is deferred to the publisher thread through ``raw``.
+once, never raised into Celery. Heavy work (building the event, serializing
+args, results and the embedded canvas) is deferred to the publisher thread;
+``fields`` names the values each handler passes.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ class Emitter:
         self, etype: str, task_id: Any, name: Any, values: Entry, *, proc: str = "", ts: float | None = None
     ) -> None:
         """Enqueue a task event (stamped now unless ``ts`` is given); see ``Entry`` for ``values``."""
-        stamp = ts or time.time()
+        stamp = time.time() if ts is None else ts
         self._put((etype, stamp, task_id, name, proc or self.proc, self.node, next(self._seq), *values))
 
     def emit(self, event: dict[str, Any], proc: str | None = None, *, force: bool = False) -> None:

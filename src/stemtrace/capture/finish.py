@@ -113,4 +113,7 @@ class Finisher:
             data["exception"] = self._text(name, "exception", raw["exception"])
         if cfg.capture_traceback and raw.get("traceback"):
             data["traceback"] = self._text(name, "traceback", raw["traceback"], tail=True)
-        fit_event(data, _CAPTURED, cfg.max_event_bytes, sizes)
+        # Free text has no measured size; values alone fit when their measured sizes do.
+        texts = "exception" in data or "traceback" in data or "args_repr" in data or "kwargs_repr" in data
+        if texts or sum(sizes.values()) > cfg.max_event_bytes:
+            fit_event(data, _CAPTURED, cfg.max_event_bytes, sizes)

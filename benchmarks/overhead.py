@@ -12,7 +12,11 @@ and the local ``redis-server``. On a 2-core machine the run saturates both cores
 so total CPU is what throughput pays for; it is also far steadier than wall time
 when other jobs share the box.
 
-    python benchmarks/overhead.py [--tasks 2000] [--runs 7] [--pool prefork] [--concurrency 2]
+    python benchmarks/overhead.py [--tasks 2000] [--runs 7] [--restarts 1] [--pool prefork] [--concurrency 2]
+
+An A/A run (``--aa``: both pairs unhooked) shows the noise floor of the machine; on the
+2-core development VM it moved by about 3% between two identical pairs, so compare
+ratios over several ``--restarts`` and runs, never one short run.
 """
 
 from __future__ import annotations
@@ -143,15 +147,39 @@ def main() -> None:
         default=0.5,
         help="seconds to wait after each run before reading CPU counters (> the flush interval)",
     )
+    parser.add_argument(
+        "--restarts",
+        type=int,
+        default=1,
+        help="spread the runs over this many fresh worker/client pairs, alternating which mode goes "
+        "first: averages out one process's luck (its layout, its core)",
+    )
+    parser.add_argument(
+        "--aa", action="store_true", help="A/A check: leave the second pair unhooked too (the noise floor)"
+    )
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
         client_main()
         return
+    samples: dict[str, list[dict[str, float]]] = {"unhooked": [], "hooked": []}
+    restarts = max(1, args.restarts)
+    for r in range(restarts):
+        runs = args.runs // restarts + (1 if r < args.runs % restarts else 0)
+        order = ("unhooked", "hooked") if r % 2 == 0 else ("hooked", "unhooked")
+        for mode, got in measure(args, order, runs).items():
+            samples[mode].extend(got)
+    report(samples, args)
+
+
+def measure(args: argparse.Namespace, order: tuple[str, ...], runs: int) -> dict[str, list[dict[str, float]]]:
+    """``runs`` interleaved runs per mode on one fresh worker/client pair per mode."""
+    hooked = not args.aa
     modes = {
         "unhooked": AppSettings(broker_url=args.redis, backend_url=args.redis, instrument=False),
-        "hooked": AppSettings(broker_url=args.redis, backend_url=args.redis, instrument=True),
+        "hooked": AppSettings(broker_url=args.redis, backend_url=args.redis, instrument=hooked),
     }
+    modes = {m: modes[m] for m in order}
     envs = {m: {"STEMTRACE_URL": args.events_url} if args.events_url and m == "hooked" else {} for m in modes}
     workers = {
         m: WorkerProcess(s, args.pool, concurrency=args.concurrency, env=envs[m]) for m, s in modes.items()
@@ -163,7 +191,7 @@ def main() -> None:
         for worker in workers.values():
             worker.start()
         clients = {m: Client(s, envs[m]) for m, s in modes.items()}
-        for i in range(args.runs + 1):
+        for i in range(runs + 1):
             for mode in modes:
                 proc = workers[mode].proc
                 assert proc is not None
@@ -180,7 +208,7 @@ def main() -> None:
             keys = list(client.scan_iter(match=f"{settings.prefix}*"))
             if keys:
                 client.delete(*keys)
-    report(samples, args)
+    return samples
 
 
 def report(samples: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> None:
@@ -191,9 +219,10 @@ def report(samples: dict[str, list[dict[str, float]]], args: argparse.Namespace)
         return sum(s[p] for p in PARTS)
 
     print(
-        f"{args.tasks} tasks per run, {args.runs} interleaved runs per mode, "
-        f"{args.pool} -c {args.concurrency}, Redis {args.redis}"
+        f"{args.tasks} tasks per run, {args.runs} interleaved runs per mode over {max(1, args.restarts)} "
+        f"worker/client pair(s), {args.pool} -c {args.concurrency}, Redis {args.redis}"
         + (f", hooked events to {args.events_url}" if args.events_url else "")
+        + (" -- A/A CHECK: the 'hooked' pair is unhooked too" if args.aa else "")
     )
     for mode, runs in samples.items():
         walls = " ".join(f"{s['wall']:.3f}" for s in runs)

@@ -14,16 +14,13 @@ from typing import Final
 
 from stemtrace.core import events as ev
 
+# What both the sending and the receiving side read from the message headers, in this order.
+_HEADERS = ("root_id", "parent_id", "group_id", "group_index", "retries", "eta", "expires")
+
 # ``data`` given as a tuple: the commonest events, built once per task and per send.
 DATA_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     ev.TASK_PUBLISHED: (
-        "root_id",
-        "parent_id",
-        "group_id",
-        "group_index",
-        "retries",
-        "eta",
-        "expires",
+        *_HEADERS,
         "queue",
         "exchange",
         "routing_key",
@@ -33,13 +30,7 @@ DATA_FIELDS: Final[dict[str, tuple[str, ...]]] = {
         "ignore_result",
     ),
     ev.TASK_RECEIVED: (
-        "root_id",
-        "parent_id",
-        "group_id",
-        "group_index",
-        "retries",
-        "eta",
-        "expires",
+        *_HEADERS,
         "replaced_task_nesting",
         "redelivered",
         "exchange",

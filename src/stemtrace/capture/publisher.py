@@ -58,6 +58,7 @@ class Emitter:
         self._seq = itertools.count(1)
         self.buffer: deque[Entry] = deque()
         self.limit = max(1, config.buffer_size)
+        self.batch = max(1, config.batch_size)  # events per transport message
         self.sent = 0
         self.dropped = 0
         self.errors = 0
@@ -144,9 +145,8 @@ class Emitter:
         flushing: sending them as they come would cost a round trip for every few events.
         """
         owed = len(self.buffer)
-        full = max(1, self.config.batch_size)
         while self.buffer:
-            if owed <= 0 and len(self.buffer) < full and not (self._stopping or self._flush_waiters):
+            if owed <= 0 and len(self.buffer) < self.batch and not (self._stopping or self._flush_waiters):
                 return
             if time.monotonic() < self._retry_at and not self._stopping:
                 return
@@ -180,7 +180,7 @@ class Emitter:
     def _discard(self) -> int:
         """Drop what one send would have taken; returns how many events that was."""
         count = 0
-        for _ in range(_MESSAGES_PER_SEND * max(1, self.config.batch_size)):
+        for _ in range(_MESSAGES_PER_SEND * self.batch):
             if not self.buffer:
                 break
             self.buffer.popleft()
@@ -190,7 +190,7 @@ class Emitter:
     def _take(self) -> tuple[list[bytes], int]:
         batches: list[bytes] = []
         count = 0
-        size = max(1, self.config.batch_size)
+        size = self.batch
         finish = self._finish
         buffer = self.buffer
         while buffer and len(batches) < _MESSAGES_PER_SEND:
@@ -200,13 +200,12 @@ class Emitter:
                 entry = buffer.popleft()
                 self._inflight += 1
                 try:
-                    event, raw = _envelope(entry)
+                    event, raw, proc, node = _envelope(entry)
                 except Exception:  # a malformed entry is a bug here: count it, keep the rest
                     self.errors += 1
                     self.dropped += 1
                     logger.debug("stemtrace could not build an event", exc_info=True)
                     continue
-                proc, node = entry[4], entry[5]
                 if header is None:
                     header = {"host": self.host, "pid": self.pid, "inst": self.inst}
                     header.update(proc=proc, node=node)
@@ -295,13 +294,13 @@ class Emitter:
                 pass
 
 
-def _envelope(entry: Entry) -> tuple[dict[str, Any], tuple[Any, ...]]:
-    """The event dict of a buffered entry, and its raw values (see ``Entry``)."""
-    etype, ts, task_id, name, _proc, _node, seq = entry[:7]
+def _envelope(entry: Entry) -> tuple[dict[str, Any], tuple[Any, ...], str, str | None]:
+    """The event dict of a buffered entry, its raw values, its proc and node (see ``Entry``)."""
+    etype, ts, task_id, name, proc, node, seq = entry[:7]
     if etype is None:
         event: dict[str, Any] = entry[7]
         event["seq"] = seq
-        return event, ()
+        return event, (), proc, node
     names = DATA_FIELDS.get(etype)
     if names is None:
         data, raw = entry[7], entry[8:]
@@ -309,4 +308,4 @@ def _envelope(entry: Entry) -> tuple[dict[str, Any], tuple[Any, ...]]:
         end = 7 + len(names)
         data, raw = dict(zip(names, entry[7:end], strict=True)), entry[end:]
     task = {"id": str(task_id), "name": name}
-    return {"type": etype, "ts": ts, "task": task, "data": data, "seq": seq}, raw
+    return {"type": etype, "ts": ts, "task": task, "data": data, "seq": seq}, raw, proc, node

@@ -24,6 +24,7 @@ import time
 import uuid
 from typing import Any
 
+from stemtrace.capture.fields import DATA_FIELDS
 from stemtrace.core.events import compact, encode_batch
 
 
@@ -191,7 +192,7 @@ class Gen:
 
 
 def messages(events: list[dict[str, Any]], size: int = 100) -> list[bytes]:
-    """Transport messages as the library sends them: each one process's compact batch.
+    """Transport messages as the library sends them: each one process's compact batch, with rows.
 
     Every window of ``size`` interleaved events becomes one message per process in it.
     """
@@ -200,7 +201,7 @@ def messages(events: list[dict[str, Any]], size: int = 100) -> list[bytes]:
         by_inst: dict[str, list[dict[str, Any]]] = {}
         for e in window:
             by_inst.setdefault(e["src"]["inst"], []).append(e)
-        out.extend(encode_batch(*compact(evs)) for evs in by_inst.values())
+        out.extend(encode_batch(*compact(evs, DATA_FIELDS)) for evs in by_inst.values())
     return out
 
 

@@ -14,8 +14,9 @@ from typing import Any
 from stemtrace.capture.canvas import summarize
 from stemtrace.capture.config import CaptureConfig
 from stemtrace.capture.fields import RAW_FIELDS
-from stemtrace.capture.payload import capture_sized, capture_text, fit_event
+from stemtrace.capture.payload import SHORT, capture_sized, capture_text, encoded_size, fit_event, shallow
 from stemtrace.capture.redact import Redactor
+from stemtrace.core.events import TASK_PUBLISHED, TASK_RECEIVED, TASK_SUCCEEDED
 
 _CAPTURED = ("args", "kwargs", "result", "exception", "traceback", "args_repr", "kwargs_repr")
 
@@ -79,15 +80,65 @@ class Finisher:
         value = self.redactor.apply_hook(name, field, value)
         return capture_text(value, self.redactor, self.config.max_field_bytes, keep_tail=tail)
 
-    def __call__(self, event: dict[str, Any], values: tuple[Any, ...]) -> None:
-        """Add the captured fields to ``event`` from ``values``, those of its ``RAW_FIELDS``."""
-        if values:
-            self.apply(event, dict(zip(RAW_FIELDS[event["type"]], values, strict=True)))
+    def __call__(self, etype: str, name: Any, values: tuple[Any, ...]) -> dict[str, Any] | None:
+        """The captured ``data`` fields of an event from ``values``, those of its ``RAW_FIELDS``;
+        ``None`` when there are none (a task that returned nothing with ``capture_result`` off)."""
+        if not values:
+            return None
+        # The two commonest events with values take a short cut to what ``captured`` gives.
+        if etype == TASK_SUCCEEDED and len(values) == 1:
+            if not self.config.capture_result:
+                return None
+            sizes: dict[str, int] = {}
+            data = {"result": self._value(name, "result", values[0], sizes)}
+            if sizes["result"] > self.config.max_event_bytes:
+                fit_event(data, _CAPTURED, self.config.max_event_bytes, sizes)
+            return data
+        if etype == TASK_RECEIVED and len(values) == 1:
+            canvas = summarize(values[0])
+            return None if canvas is None else {"canvas": canvas}
+        if etype == TASK_PUBLISHED and len(values) == 5:
+            plain = self._plain_send(name, values)
+            if plain is not None:
+                return plain
+        return self.captured(name, dict(zip(RAW_FIELDS[etype], values, strict=True))) or None
+
+    def _plain_send(self, name: Any, values: tuple[Any, ...]) -> dict[str, Any] | None:
+        """What ``captured`` gives for the commonest send, ``.delay()`` with a few plain
+        positional arguments, without its general steps; ``None`` for any other send."""
+        args, kwargs, embed, argsrepr, kwargsrepr = values
+        cfg, redactor = self.config, self.redactor
+        if (
+            embed is not None
+            or kwargs is not None  # the handler buffers empty kwargs as None
+            or (kwargsrepr is not None and kwargsrepr != "{}")
+            or not cfg.capture_args
+            or redactor.hook is not None
+            or redactor.has_patterns
+            or cfg.max_field_bytes < SHORT
+            or redactor.hides_args(name)
+            or not _plain(args)
+        ):
+            return None
+        out = shallow(args, redactor)
+        if out is None:
+            return None
+        # Celery's own argsrepr of plain values is their repr (of a tuple, where the body has a
+        # list); anything else may be the user's, and ``captured`` decides.
+        if argsrepr is not None and argsrepr != repr(args) and argsrepr != repr(tuple(args)):
+            return None
+        size = encoded_size(out)
+        if size > cfg.max_field_bytes or size + 2 > cfg.max_event_bytes:
+            return None
+        return {"args": out, "kwargs": {}}
 
     def apply(self, event: dict[str, Any], raw: dict[str, Any]) -> None:
         """Add the captured fields to ``event`` from ``raw``, live values by field name."""
-        data: dict[str, Any] = event["data"]
-        name = (event.get("task") or {}).get("name")
+        event["data"].update(self.captured((event.get("task") or {}).get("name"), raw))
+
+    def captured(self, name: Any, raw: dict[str, Any]) -> dict[str, Any]:
+        """The captured ``data`` fields from ``raw``, live values by field name."""
+        data: dict[str, Any] = {}
         cfg = self.config
         sizes: dict[str, int] = {}
         if "embed" in raw:
@@ -117,3 +168,4 @@ class Finisher:
         texts = "exception" in data or "traceback" in data or "args_repr" in data or "kwargs_repr" in data
         if texts or sum(sizes.values()) > cfg.max_event_bytes:
             fit_event(data, _CAPTURED, cfg.max_event_bytes, sizes)
+        return data

@@ -27,13 +27,13 @@ from collections.abc import Callable
 from typing import Any
 
 from stemtrace.capture.config import CaptureConfig
-from stemtrace.capture.fields import DATA_FIELDS
+from stemtrace.capture.fields import DATA_FIELDS, RAW_FIELDS
 from stemtrace.core.events import LIBRARY_HEALTH, encode_batch
 from stemtrace.transport import Publisher, TransportConfig, mask_url, resolve
 
 logger = logging.getLogger("stemtrace.capture")
 
-Finisher = Callable[[dict[str, Any], Any], None]
+Finisher = Callable[[str, Any, tuple[Any, ...]], dict[str, Any] | None]
 PeriodicSource = Callable[[], list[dict[str, Any]]]
 # One buffered event, flat: (type, ts, task id, task name, proc, node, seq, *values). For the
 # hot task events ``values`` are those of ``fields.DATA_FIELDS`` then ``fields.RAW_FIELDS``;
@@ -42,6 +42,7 @@ PeriodicSource = Callable[[], list[dict[str, Any]]]
 # garbage collector untracks the entry within a collection or two (see ``fields``).
 Entry = tuple[Any, ...]
 MAX_BACKOFF_S = 30.0
+_ENTRY_LENGTH = {t: 7 + len(names) + len(RAW_FIELDS.get(t, ())) for t, names in DATA_FIELDS.items()}
 _MESSAGES_PER_SEND = 20
 
 
@@ -191,39 +192,63 @@ class Emitter:
         batches: list[bytes] = []
         count = 0
         size = self.batch
-        finish = self._finish
         buffer = self.buffer
         while buffer and len(batches) < _MESSAGES_PER_SEND:
-            events: list[dict[str, Any]] = []
+            events: list[Any] = []
+            cols: dict[str, tuple[str, ...]] = {}
             header: dict[str, Any] | None = None
             while buffer and len(events) < size:
                 entry = buffer.popleft()
                 self._inflight += 1
+                if header is None:
+                    header = {"host": self.host, "pid": self.pid, "inst": self.inst}
+                    header.update(proc=entry[4], node=entry[5])
                 try:
-                    event, raw, proc, node = _envelope(entry)
+                    events.append(self._item(entry, header, cols))
                 except Exception:  # a malformed entry is a bug here: count it, keep the rest
                     self.errors += 1
                     self.dropped += 1
                     logger.debug("stemtrace could not build an event", exc_info=True)
-                    continue
-                if header is None:
-                    header = {"host": self.host, "pid": self.pid, "inst": self.inst}
-                    header.update(proc=proc, node=node)
-                else:  # rare: the main process and a pool thread share this emitter
-                    if proc != header["proc"]:
-                        event["proc"] = proc
-                    if node != header["node"]:
-                        event["node"] = node
-                try:
-                    finish(event, raw)
-                except Exception:
-                    self.errors += 1  # keep the envelope: an event without data beats none
-                    logger.debug("stemtrace could not finish an event", exc_info=True)
-                events.append(event)
             count += len(events)
             if events:
-                batches.append(encode_batch(events, header))
+                batches.append(encode_batch(events, header, cols))
         return batches, count
+
+    def _item(self, entry: Entry, header: dict[str, Any], cols: dict[str, tuple[str, ...]]) -> Any:
+        """One buffered entry as an item of the batch ``header`` starts: a row when the entry is
+        a hot task event of the batch's own process (``cols`` then gets its fields), else an
+        event object."""
+        etype, _, task_id, name, proc, node = entry[:6]
+        names = DATA_FIELDS.get(etype) if etype is not None else None
+        if names is not None and proc == header["proc"] and node == header["node"]:
+            end = 7 + len(names)
+            if len(entry) != _ENTRY_LENGTH[etype]:
+                raise ValueError(f"{etype} entry of {len(entry)} items")
+            row = [etype, entry[1], entry[6], str(task_id), name, *entry[7:end]]
+            cols[etype] = names
+            if len(entry) > end:
+                extra = self._captured(etype, name, entry[end:])
+                if extra is not None:
+                    row.append(extra)
+            return row
+        event, raw = _envelope(entry)
+        if proc != header["proc"]:  # rare: the main process and a pool thread share this emitter
+            event["proc"] = proc
+        if node != header["node"]:
+            event["node"] = node
+        if raw:
+            extra = self._captured(etype, name, raw)
+            if extra is not None:
+                event["data"].update(extra)
+        return event
+
+    def _captured(self, etype: str, name: Any, raw: tuple[Any, ...]) -> dict[str, Any] | None:
+        try:
+            return self._finish(etype, name, raw)
+        except Exception:
+            self.errors += 1  # keep the envelope: an event without data beats none
+            logger.debug("stemtrace could not finish an event", exc_info=True)
+            return None
 
     def _failed(self, exc: Exception, count: int) -> None:
         self.dropped += count
@@ -294,13 +319,13 @@ class Emitter:
                 pass
 
 
-def _envelope(entry: Entry) -> tuple[dict[str, Any], tuple[Any, ...], str, str | None]:
-    """The event dict of a buffered entry, its raw values, its proc and node (see ``Entry``)."""
-    etype, ts, task_id, name, proc, node, seq = entry[:7]
+def _envelope(entry: Entry) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """The event object of a buffered entry and its raw values (see ``Entry``)."""
+    etype, ts, task_id, name, _, _, seq = entry[:7]
     if etype is None:
         event: dict[str, Any] = entry[7]
         event["seq"] = seq
-        return event, (), proc, node
+        return event, ()
     names = DATA_FIELDS.get(etype)
     if names is None:
         data, raw = entry[7], entry[8:]
@@ -308,4 +333,4 @@ def _envelope(entry: Entry) -> tuple[dict[str, Any], tuple[Any, ...], str, str |
         end = 7 + len(names)
         data, raw = dict(zip(names, entry[7:end], strict=True)), entry[end:]
     task = {"id": str(task_id), "name": name}
-    return {"type": etype, "ts": ts, "task": task, "data": data, "seq": seq}, raw, proc, node
+    return {"type": etype, "ts": ts, "task": task, "data": data, "seq": seq}, raw

@@ -70,6 +70,10 @@ class Redactor:
     def has_patterns(self) -> bool:
         return bool(self._patterns)
 
+    def hides_args(self, task_name: Any) -> bool:
+        """True when positional arguments of ``task_name`` are declared to be redacted."""
+        return bool(self._per_task_args.get(task_name or ""))
+
     def args(self, task_name: str | None, args: Sequence[Any]) -> list[Any]:
         """Positional arguments with the declared indices replaced."""
         hidden = self._per_task_args.get(task_name or "")

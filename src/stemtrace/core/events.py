@@ -5,13 +5,19 @@ objects; :func:`decode_event` turns one into an immutable :class:`Event` or rais
 :class:`MalformedEvent` with a reason the server counts and logs once per kind.
 
 On the wire a transport message is one batch, from one process. The library sends the
-compact form (batch version 2), which states the process once instead of in every event::
+compact form (batch version 3), which states the process once instead of in every event, and
+the field names of its commonest events once instead of in every row::
 
-    {"v": 2, "src": {"host": "vm", "pid": 6159, "inst": "9f0c…", "proc": "child", "node": "w1@vm"},
-     "events": [{"type": "task.started", "ts": …, "seq": 17, "task": {…}, "data": {…}}, …]}
+    {"v": 3, "src": {"host": "vm", "pid": 6159, "inst": "9f0c…", "proc": "child", "node": "w1@vm"},
+     "cols": {"task.started": ["retries", "worker_pid", …]},
+     "events": [["task.started", 1795480694.3, 17, "<task id>", "<task name>", 0, 6203, …],
+                {"type": "task.failed", "ts": …, "seq": 18, "task": {…}, "data": {…}}, …]}
 
 An event there carries its own ``seq``, and ``proc``/``node`` only where they differ from the
-batch's. A JSON array of full envelopes (below) and a single envelope are accepted too.
+batch's. A *row* is ``[type, ts, seq, task id, task name, *values]``: ``values`` are those of
+``cols[type]``, optionally followed by one object of further ``data`` fields. A version 2
+batch is the same without rows. A JSON array of full envelopes (below) and a single envelope
+are accepted too.
 
 Envelope (schema version 1)::
 
@@ -31,7 +37,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -39,7 +45,9 @@ from stemtrace.core.jsontext import dumps
 from stemtrace.core.slots import slot_setters
 
 SCHEMA_VERSION: Final = 1
-BATCH_VERSION: Final = 2  # the compact batch: {"v": 2, "src": {...}, "events": [...]}
+BATCH_VERSION: Final = 3  # the compact batch: {"v": 3, "src": {...}, "cols": {...}, "events": [...]}
+_BATCH_VERSIONS: Final = frozenset({2, 3})  # 2: the same without rows (and without "cols")
+_ROW_HEAD: Final = 5  # a row's type, ts, seq, task id and task name, before the values of "cols"
 
 # Event types, named after the Celery signal or lifecycle step they report.
 TASK_PUBLISHED: Final = "task.published"  # after_task_publish, any process that sends
@@ -348,11 +356,12 @@ def decode_items(parsed: Any) -> tuple[list[Event], list[MalformedEvent]]:
     reported on its own. Never raises.
     """
     batch_src: Mapping[str, Any] | None = None
+    cols: Mapping[str, list[str]] = {}
     if isinstance(parsed, list):
         items = parsed
     elif isinstance(parsed, dict) and "events" in parsed:
         try:
-            items, batch_src = _compact(parsed)
+            items, batch_src, cols = _compact(parsed)
         except MalformedEvent as exc:
             return [], [exc]
     else:
@@ -362,7 +371,13 @@ def decode_items(parsed: Any) -> tuple[list[Event], list[MalformedEvent]]:
     base = _batch_source(batch_src) if batch_src is not None else None
     for item in items:
         try:
-            if base is not None and type(item) is dict and "proc" not in item and "node" not in item:
+            if batch_src is not None and type(item) is list:
+                row = _row_item(item, cols)
+                if base is None:  # the batch's src is unusable: decode_event says why
+                    events.append(decode_event(row, batch_src))
+                else:
+                    events.append(_decode_compact(row, base))
+            elif base is not None and type(item) is dict and "proc" not in item and "node" not in item:
                 events.append(_decode_compact(item, base))
             else:
                 events.append(decode_event(item, batch_src))
@@ -371,21 +386,50 @@ def decode_items(parsed: Any) -> tuple[list[Event], list[MalformedEvent]]:
     return events, errors
 
 
-def _compact(batch: Mapping[str, Any]) -> tuple[list[Any], Mapping[str, Any]]:
-    """The events and the shared ``src`` of a compact batch, or why it is unusable as a whole."""
+def _row_item(row: list[Any], cols: Mapping[str, list[str]]) -> dict[str, Any]:
+    """A row of a version 3 batch as the compact item it stands for (see the module docstring)."""
+    etype = row[0] if row else None
+    if type(etype) is not str or etype not in TASK_EVENT_TYPES:
+        raise MalformedEvent("unknown_type", f"row type {etype!r}"[:60])
+    names = cols.get(etype)
+    if names is None:
+        raise MalformedEvent("bad_row", f"the batch's 'cols' has no fields for {etype}")
+    end = _ROW_HEAD + len(names)
+    size = len(row)
+    if size == end:
+        data = dict(zip(names, row[_ROW_HEAD:], strict=True))
+    elif size == end + 1 and type(row[end]) is dict:
+        data = dict(zip(names, row[_ROW_HEAD:end], strict=True))
+        data.update(row[end])
+    else:
+        raise MalformedEvent("bad_row", f"{etype} row of {size} items for {len(names)} fields")
+    return {"type": etype, "ts": row[1], "seq": row[2], "task": {"id": row[3], "name": row[4]}, "data": data}
+
+
+def _compact(batch: Mapping[str, Any]) -> tuple[list[Any], Mapping[str, Any], Mapping[str, list[str]]]:
+    """The events, the shared ``src`` and the row fields (``cols``) of a compact batch, or why
+    it is unusable as a whole."""
     version = batch.get("v")
     if type(version) is not int:
         raise MalformedEvent("bad_version", repr(version)[:40])
     if version > BATCH_VERSION:
         raise MalformedEvent("newer_schema", f"batch v={version}, this server understands v<={BATCH_VERSION}")
-    if version != BATCH_VERSION:
+    if version not in _BATCH_VERSIONS:
         raise MalformedEvent("bad_version", f"a batch object needs v={BATCH_VERSION}, got {version}")
-    items, src = batch.get("events"), batch.get("src")
+    items, src, cols = batch.get("events"), batch.get("src"), batch.get("cols", {})
     if not isinstance(items, list):
         raise MalformedEvent("bad_batch", "'events' must be an array")
     if not isinstance(src, dict):
         raise MalformedEvent("bad_source", "the batch's 'src' must be an object")
-    return items, src
+    if not (
+        isinstance(cols, dict)
+        and all(
+            isinstance(names, list) and all(type(n) is str for n in names) and len(set(names)) == len(names)
+            for names in cols.values()
+        )
+    ):
+        raise MalformedEvent("bad_batch", "'cols' must map event types to arrays of distinct field names")
+    return items, src, cols
 
 
 def _merged_src(item: Any, batch_src: Mapping[str, Any]) -> Any:
@@ -410,11 +454,17 @@ def expand(parsed: Any) -> list[Any]:
     if not (isinstance(parsed, dict) and "events" in parsed):
         return [parsed]
     try:
-        items, src = _compact(parsed)
+        items, src, cols = _compact(parsed)
     except MalformedEvent:
         return [parsed]
     out: list[Any] = []
-    for item in items:
+    for given in items:
+        item = given
+        if isinstance(given, list):
+            try:
+                item = _row_item(given, cols)
+            except MalformedEvent:
+                pass
         if isinstance(item, dict):
             full = {k: v for k, v in item.items() if k not in ("seq", "proc", "node")}
             full["v"] = SCHEMA_VERSION
@@ -425,28 +475,50 @@ def expand(parsed: Any) -> list[Any]:
     return out
 
 
-def compact(envelopes: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The inverse of :func:`expand` for one process's full envelopes: ``(events, src)`` for
-    ``encode_batch(events, src)``. The library builds the same shape as it sends."""
+def compact(
+    envelopes: list[dict[str, Any]], cols: Mapping[str, Sequence[str]] | None = None
+) -> tuple[list[Any], dict[str, Any], dict[str, list[str]]]:
+    """The inverse of :func:`expand` for one process's full envelopes: ``(events, src, cols)``
+    for ``encode_batch(events, src, cols)``. With ``cols`` (field names by event type), the task
+    events of those types that hold those fields become rows, as the library sends them."""
     src = {k: v for k, v in envelopes[0]["src"].items() if k != "seq"}
-    events = []
+    used: dict[str, list[str]] = {}
+    events: list[Any] = []
     for e in envelopes:
-        item = {k: v for k, v in e.items() if k not in ("v", "src")}
         own = e["src"]
+        differs = [key for key in ("proc", "node") if own.get(key) != src.get(key)]
+        names = (cols or {}).get(e["type"])
+        data, task = e.get("data") or {}, e.get("task")
+        if names is not None and not differs and task is not None and all(n in data for n in names):
+            row = [e["type"], e["ts"], own["seq"], task["id"], task.get("name"), *(data[n] for n in names)]
+            extra = {k: v for k, v in data.items() if k not in names}
+            if extra:
+                row.append(extra)
+            used[e["type"]] = list(names)
+            events.append(row)
+            continue
+        item = {k: v for k, v in e.items() if k not in ("v", "src")}
         item["seq"] = own["seq"]
-        for key in ("proc", "node"):
-            if own.get(key) != src.get(key):
-                item[key] = own.get(key)
+        for key in differs:
+            item[key] = own.get(key)
         events.append(item)
-    return events, src
+    return events, src, used
 
 
-def encode_batch(events: list[dict[str, Any]], src: Mapping[str, Any] | None = None) -> bytes:
+def encode_batch(
+    events: list[Any], src: Mapping[str, Any] | None = None, cols: Mapping[str, Any] | None = None
+) -> bytes:
     """Encode already-primitive events. ``default=repr`` means it never raises.
 
     With ``src`` (host, pid, inst, proc, node) it is the compact batch, whose events carry
-    ``seq`` instead of ``src``; without, a JSON array of full envelopes.
+    ``seq`` instead of ``src``, and may be rows of the fields ``cols`` names for their type;
+    without, a JSON array of full envelopes.
     """
-    value: Any = events if src is None else {"v": BATCH_VERSION, "src": src, "events": events}
+    value: Any = events
+    if src is not None:
+        value = {"v": BATCH_VERSION, "src": src}
+        if cols:
+            value["cols"] = cols
+        value["events"] = events
     # "replace" turns a lone surrogate (from undecodable bytes) into "?" instead of raising.
     return dumps(value).encode("utf-8", "replace")

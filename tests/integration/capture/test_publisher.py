@@ -43,15 +43,17 @@ def test_ten_thousand_events_at_normal_rate_arrive_complete(settings: AppSetting
     assert seqs == list(range(seqs[0], seqs[0] + 10_000))
     st = state.current()
     assert st is not None and st.emitter().dropped == 0
-    # On the wire each message is a compact batch: the process is stated once, not per event.
+    # On the wire each message is a compact batch: the process is stated once, not per event,
+    # and the field names of the published events once, not per row.
     client = redis.Redis.from_url(settings.broker_url)
     try:
         raw = client.xrange(settings.stream_key, count=1)
     finally:
         client.close()
     body = json.loads(raw[0][1][b"b"])
-    assert body["v"] == 2 and body["src"]["inst"] == st.emitter().inst
-    assert body["src"]["proc"] == "client" and all("src" not in e for e in body["events"])
+    assert body["v"] == 3 and body["src"]["inst"] == st.emitter().inst and body["src"]["proc"] == "client"
+    assert list(body["cols"]) == ["task.published"] and "args" not in body["cols"]["task.published"]
+    assert all(type(e) is list and e[0] == "task.published" for e in body["events"])
 
 
 def test_a_steady_trickle_goes_out_in_full_messages(settings: AppSettings) -> None:

@@ -19,7 +19,14 @@ from stemtrace.capture.payload import (
     shallow,
 )
 from stemtrace.capture.redact import Redactor
-from stemtrace.core.events import REDACTED, REPR_KEY, TRUNCATED_KEY
+from stemtrace.core.events import (
+    REDACTED,
+    REPR_KEY,
+    TASK_PUBLISHED,
+    TASK_RECEIVED,
+    TASK_SUCCEEDED,
+    TRUNCATED_KEY,
+)
 
 R = Redactor(DEFAULT_REDACT_KEYS)
 
@@ -197,3 +204,72 @@ def test_the_shallow_path_leaves_patterns_and_long_strings_to_the_converter() ->
     assert shallow({"password": "p", "id": 3}, R) == {"password": REDACTED, "id": 3}
     masked = Redactor(DEFAULT_REDACT_KEYS, [r"\d{4}-\d{4}"])
     assert capture_sized(["card 1234-5678"], masked, 4096)[0] == [f"card {REDACTED}"]
+
+
+_CONFIGS = st.sampled_from(
+    [
+        CaptureConfig(),
+        CaptureConfig(max_field_bytes=64),
+        CaptureConfig(max_field_bytes=40),
+        CaptureConfig(max_event_bytes=30),
+        CaptureConfig(capture_args=False, capture_result=False),
+    ]
+)
+_REDACTORS = st.sampled_from(
+    [
+        R,
+        Redactor(DEFAULT_REDACT_KEYS, [r"\d{4}"]),
+        Redactor(DEFAULT_REDACT_KEYS, per_task_args={"proj.add": [1]}),
+        Redactor(
+            DEFAULT_REDACT_KEYS, hook=lambda name, field, value: "hooked" if field == "kwargs" else value
+        ),
+    ]
+)
+_ARGS = st.one_of(st.lists(_SCALARS, max_size=18), st.lists(_SCALARS, max_size=18).map(tuple), _SCALARS)
+_EMBEDS = st.sampled_from([None, {"chain": [{"task": "proj.next", "options": {"task_id": "n1"}}]}])
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    config=_CONFIGS,
+    redactor=_REDACTORS,
+    args=_ARGS,
+    kwargs=st.one_of(st.none(), st.dictionaries(_KEYS, _SCALARS, max_size=2)),
+    embed=_EMBEDS,
+    reprs=st.sampled_from(["live", "tuple", "none", "user"]),
+    kwargsrepr=st.sampled_from([None, "{}", "{'a': 1}"]),
+)
+def test_the_publish_short_cut_captures_what_the_general_path_does(
+    *,
+    config: CaptureConfig,
+    redactor: Redactor,
+    args: Any,
+    kwargs: Any,
+    embed: Any,
+    reprs: str,
+    kwargsrepr: str | None,
+) -> None:
+    """The finisher's short cuts for the commonest events must give what ``captured`` gives."""
+    argsrepr = {
+        "live": repr(args),
+        "tuple": repr(tuple(args)) if isinstance(args, list) else "()",
+        "none": None,
+    }.get(reprs, "<hidden>")
+    finisher = Finisher(config, redactor)
+    values = (args, kwargs, embed, argsrepr, kwargsrepr)
+    raw = dict(zip(("args", "kwargs", "embed", "argsrepr", "kwargsrepr"), values, strict=True))
+    assert finisher(TASK_PUBLISHED, "proj.add", values) == (finisher.captured("proj.add", raw) or None)
+    succeeded = finisher(TASK_SUCCEEDED, "proj.add", (args,))
+    assert succeeded == (finisher.captured("proj.add", {"result": args}) or None)
+    received = finisher(TASK_RECEIVED, "proj.add", (embed,))
+    assert received == (finisher.captured("proj.add", {"embed": embed}) or None)
+
+
+def test_the_publish_short_cut_is_taken_for_a_plain_delay() -> None:
+    finisher = Finisher(CaptureConfig(), R)
+    assert finisher._plain_send("proj.add", ((1, "a"), None, None, "(1, 'a')", "{}")) == {
+        "args": [1, "a"],
+        "kwargs": {},
+    }
+    assert finisher._plain_send("proj.add", ((1, "a"), None, None, "(<hidden>)", "{}")) is None
+    assert finisher._plain_send("proj.add", ((1,), {"k": 1}, None, "(1,)", "{'k': 1}")) is None

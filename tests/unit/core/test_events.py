@@ -1,4 +1,4 @@
-"""The wire format: compact batches (v2) decode to the same events as full envelopes (v1)."""
+"""The wire format: compact batches (v2, v3 with rows) decode to the same events as full envelopes (v1)."""
 
 from __future__ import annotations
 
@@ -66,8 +66,8 @@ def test_the_batch_states_the_process_once() -> None:
 
 def test_compact_is_the_inverse_of_expand() -> None:
     envelopes = [full(e) for e in compact_events()]
-    events, src = compact(envelopes)
-    assert src == SRC and events == compact_events()
+    events, src, cols = compact(envelopes)
+    assert src == SRC and events == compact_events() and cols == {}
     assert expand(json.loads(encode_batch(events, src))) == envelopes
 
 
@@ -82,8 +82,12 @@ def test_expand_gives_full_envelopes_for_every_shape() -> None:
 @pytest.mark.parametrize(
     ("batch", "kind"),
     [
-        ({"v": 3, "src": SRC, "events": []}, "newer_schema"),
+        ({"v": BATCH_VERSION + 1, "src": SRC, "events": []}, "newer_schema"),
         ({"v": 1, "src": SRC, "events": []}, "bad_version"),
+        ({"v": 3, "src": SRC, "cols": [], "events": []}, "bad_batch"),
+        ({"v": 3, "src": SRC, "cols": {"task.started": "retries"}, "events": []}, "bad_batch"),
+        ({"v": 3, "src": SRC, "cols": {"task.started": ["retries", 1]}, "events": []}, "bad_batch"),
+        ({"v": 3, "src": SRC, "cols": {"task.started": ["retries", "retries"]}, "events": []}, "bad_batch"),
         ({"v": "2", "src": SRC, "events": []}, "bad_version"),
         ({"v": 2, "src": SRC, "events": {}}, "bad_batch"),
         ({"v": 2, "src": "h", "events": []}, "bad_source"),
@@ -195,3 +199,134 @@ def test_a_sound_task_item_and_its_near_misses_decode_like_decode_event(change: 
         assert [e.kind for e in errors] == [exc.kind] and events == []
     else:
         assert events == [expected] and errors == []
+
+
+# -- rows (batch version 3) ------------------------------------------------------------------
+COLS = {"task.started": ["retries", "worker_pid"], "task.succeeded": ["retries", "runtime"]}
+
+
+def rows_and_items() -> list[tuple[list[Any], dict[str, Any]]]:
+    """Rows and the compact items they stand for."""
+    task = {"id": "t1", "name": "proj.add"}
+    return [
+        (
+            ["task.started", 10.0, 1, "t1", "proj.add", 0, 4321],
+            {
+                "type": "task.started",
+                "ts": 10.0,
+                "seq": 1,
+                "task": task,
+                "data": {"retries": 0, "worker_pid": 4321},
+            },
+        ),
+        (
+            ["task.succeeded", 10.5, 2, "t1", None, 0, 0.25, {"result": [4, None]}],
+            {
+                "type": "task.succeeded",
+                "ts": 10.5,
+                "seq": 2,
+                "task": {"id": "t1", "name": None},
+                "data": {"retries": 0, "runtime": 0.25, "result": [4, None]},
+            },
+        ),
+    ]
+
+
+def test_rows_decode_like_the_items_they_stand_for() -> None:
+    rows, items = zip(*rows_and_items(), strict=True)
+    mixed = [rows[0], compact_events()[2], rows[1]]
+    events, errors = decode_batch(encode_batch(mixed, SRC, COLS))
+    assert errors == []
+    expected, _ = decode_batch(encode_batch([items[0], compact_events()[2], items[1]], SRC))
+    assert events == expected
+    assert [e.data for e in events] == [items[0]["data"], {"hostname": "w2@h"}, items[1]["data"]]
+    assert [e.task_name for e in events] == ["proj.add", None, None]
+
+
+def test_a_batch_states_its_row_fields_once() -> None:
+    rows = [row for row, _ in rows_and_items()]
+    body = json.loads(encode_batch(rows, SRC, COLS))
+    assert body == {"v": BATCH_VERSION, "src": SRC, "cols": COLS, "events": rows}
+    assert "cols" not in json.loads(encode_batch(compact_events(), SRC, {}))
+
+
+def test_a_version_2_batch_is_still_accepted() -> None:
+    events, errors = decode_batch(json.dumps({"v": 2, "src": SRC, "events": compact_events()}))
+    assert errors == [] and len(events) == 3
+
+
+@pytest.mark.parametrize(
+    ("row", "kind"),
+    [
+        ([], "unknown_type"),
+        (["task.nope", 10.0, 1, "t1", "a", 0, 1], "unknown_type"),
+        (["worker.heartbeat", 10.0, 1, "t1", "a", 0, 1], "unknown_type"),  # rows are task events only
+        (["task.received", 10.0, 1, "t1", "a"], "bad_row"),  # no "cols" for its type
+        (["task.started", 10.0, 1, "t1", "a", 0], "bad_row"),  # a value short
+        (["task.started", 10.0, 1, "t1", "a", 0, 1, [5]], "bad_row"),  # the extra fields not an object
+        (["task.started", 10.0, 1, "t1", "a", 0, 1, {}, {}], "bad_row"),  # too long
+        (["task.started", 10.0, "1", "t1", "a", 0, 1], "bad_source"),
+        (["task.started", 0.0, 1, "t1", "a", 0, 1], "bad_timestamp"),
+        (["task.started", 10.0, 1, "", "a", 0, 1], "bad_task_id"),
+        (["task.started", 10.0, 1, 7, "a", 0, 1], "bad_task_id"),
+    ],
+)
+def test_a_broken_row_is_skipped_alone(row: list[Any], kind: str) -> None:
+    good = rows_and_items()[0][0]
+    events, errors = decode_items({"v": BATCH_VERSION, "src": SRC, "cols": COLS, "events": [row, good]})
+    assert [e.kind for e in errors] == [kind]
+    assert [e.src.seq for e in events] == [1]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {1: 3},
+        {1: float("inf")},
+        {1: True},
+        {2: None},
+        {2: 2.0},
+        {3: None},
+        {4: 5},
+        {4: ""},
+        {5: None},
+        {6: "x"},
+    ],
+)
+def test_a_row_and_its_near_misses_decode_like_the_item_they_stand_for(change: dict[int, Any]) -> None:
+    row, _ = rows_and_items()[0]
+    row = list(row)
+    for index, value in change.items():
+        row[index] = value
+    item = {
+        "type": row[0],
+        "ts": row[1],
+        "seq": row[2],
+        "task": {"id": row[3], "name": row[4]},
+        "data": {"retries": row[5], "worker_pid": row[6]},
+    }
+    got = decode_items({"v": BATCH_VERSION, "src": SRC, "cols": COLS, "events": [row]})
+    want = decode_items({"v": BATCH_VERSION, "src": SRC, "events": [item]})
+    assert (got[0], [e.kind for e in got[1]]) == (want[0], [e.kind for e in want[1]])
+
+
+def test_rows_under_an_unusable_source_are_refused_as_items_are() -> None:
+    rows = [row for row, _ in rows_and_items()]
+    events, errors = decode_items({"v": BATCH_VERSION, "src": {"pid": 1}, "cols": COLS, "events": rows})
+    assert events == [] and [e.kind for e in errors] == ["bad_source", "bad_source"]
+
+
+def test_expand_gives_full_envelopes_for_rows() -> None:
+    pairs = rows_and_items()
+    broken = ["task.started", 10.0]
+    body = json.loads(encode_batch([pairs[0][0], broken, pairs[1][0]], SRC, COLS))
+    assert expand(body) == [full(pairs[0][1]), broken, full(pairs[1][1])]
+
+
+def test_compact_makes_rows_of_the_events_its_cols_name() -> None:
+    pairs = rows_and_items()
+    envelopes = [full(item) for _, item in pairs] + [full(e) for e in compact_events()]
+    events, src, cols = compact(envelopes, {**COLS, "task.received": ["retries"]})
+    assert src == SRC and cols == COLS  # the received event has no "retries": it stays an object
+    assert events == [row for row, _ in pairs] + compact_events()
+    assert expand(json.loads(encode_batch(events, src, cols))) == envelopes

@@ -16,7 +16,9 @@ when other jobs share the box.
 
 An A/A run (``--aa``: both pairs unhooked) shows the noise floor of the machine; on the
 2-core development VM it moved by about 3% between two identical pairs, so compare
-ratios over several ``--restarts`` and runs, never one short run.
+ratios over several ``--restarts`` and runs, never one short run. The medians of per-round
+ratios come with a 95% bootstrap interval: when it is wide, the machine was too noisy to
+tell a few percent apart, and more (or shorter, ``--tasks``) rounds narrow it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -211,6 +214,14 @@ def measure(args: argparse.Namespace, order: tuple[str, ...], runs: int) -> dict
     return samples
 
 
+def interval(ratios: list[float], rounds: int = 2000) -> tuple[float, float]:
+    """A 95% percentile-bootstrap interval of the median of ``ratios``: how far the reported
+    median could move on this machine's noise with other rounds of the same length."""
+    rnd = random.Random(1)
+    medians = sorted(statistics.median(rnd.choices(ratios, k=len(ratios))) for _ in range(rounds))
+    return medians[int(rounds * 0.025)], medians[int(rounds * 0.975) - 1]
+
+
 def report(samples: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> None:
     def med(mode: str, key: str) -> float:
         return statistics.median(s[key] for s in samples[mode])
@@ -234,9 +245,17 @@ def report(samples: dict[str, list[dict[str, float]]], args: argparse.Namespace)
     print(f"ratio hooked/unhooked, wall (medians): {med('hooked', 'wall') / med('unhooked', 'wall'):.3f}x")
     pairs = [h["wall"] / u["wall"] for h, u in zip(hooked, base, strict=True)]
     print(f"ratio hooked/unhooked, wall (median of per-round ratios): {statistics.median(pairs):.3f}x")
+    low, high = interval(pairs)
+    print(f"  95% bootstrap interval of that median: {low:.3f}x .. {high:.3f}x")
     cpu_hooked = statistics.median(total(s) for s in hooked)
     cpu_base = statistics.median(total(s) for s in base)
     print(f"ratio hooked/unhooked, total CPU (medians): {cpu_hooked / cpu_base:.3f}x")
+    cpu_pairs = [total(h) / total(u) for h, u in zip(hooked, base, strict=True)]
+    low, high = interval(cpu_pairs)
+    print(
+        f"ratio hooked/unhooked, total CPU (median of per-round ratios): {statistics.median(cpu_pairs):.3f}x"
+        f" (95% bootstrap interval {low:.3f}x .. {high:.3f}x)"
+    )
     per_task = (cpu_hooked - cpu_base) / args.tasks
     print(f"added CPU per task, all processes: {per_task * 1e6:.1f} us")
 

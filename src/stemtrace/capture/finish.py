@@ -109,7 +109,8 @@ class Finisher:
         args, kwargs, embed, argsrepr, kwargsrepr = values
         cfg, redactor = self.config, self.redactor
         if (
-            embed is not None
+            (type(args) is not tuple and type(args) is not list)
+            or embed is not None
             or kwargs is not None  # the handler buffers empty kwargs as None
             or (kwargsrepr is not None and kwargsrepr != "{}")
             or not cfg.capture_args

@@ -200,10 +200,10 @@ class Emitter:
             while buffer and len(events) < size:
                 entry = buffer.popleft()
                 self._inflight += 1
-                if header is None:
-                    header = {"host": self.host, "pid": self.pid, "inst": self.inst}
-                    header.update(proc=entry[4], node=entry[5])
                 try:
+                    if header is None:
+                        header = {"host": self.host, "pid": self.pid, "inst": self.inst}
+                        header.update(proc=entry[4], node=entry[5])
                     events.append(self._item(entry, header, cols))
                 except Exception:  # a malformed entry is a bug here: count it, keep the rest
                     self.errors += 1

@@ -225,7 +225,12 @@ _REDACTORS = st.sampled_from(
         ),
     ]
 )
-_ARGS = st.one_of(st.lists(_SCALARS, max_size=18), st.lists(_SCALARS, max_size=18).map(tuple), _SCALARS)
+_ARGS = st.one_of(
+    st.lists(_SCALARS, max_size=18),
+    st.lists(_SCALARS, max_size=18).map(tuple),
+    st.dictionaries(_KEYS, _SCALARS, max_size=3),
+    _SCALARS,
+)
 _EMBEDS = st.sampled_from([None, {"chain": [{"task": "proj.next", "options": {"task_id": "n1"}}]}])
 
 
@@ -252,7 +257,7 @@ def test_the_publish_short_cut_captures_what_the_general_path_does(
     """The finisher's short cuts for the commonest events must give what ``captured`` gives."""
     argsrepr = {
         "live": repr(args),
-        "tuple": repr(tuple(args)) if isinstance(args, list) else "()",
+        "tuple": repr(tuple(args)) if isinstance(args, (list, dict)) else "()",
         "none": None,
     }.get(reprs, "<hidden>")
     finisher = Finisher(config, redactor)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -278,3 +279,22 @@ def test_the_publish_short_cut_is_taken_for_a_plain_delay() -> None:
     }
     assert finisher._plain_send("proj.add", ((1, "a"), None, None, "(<hidden>)", "{}")) is None
     assert finisher._plain_send("proj.add", ((1,), {"k": 1}, None, "(1,)", "{'k': 1}")) is None
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ({"a": 1}, None, None, "('a',)", "{}"),  # dict args whose keys' tuple is the argsrepr
+        ({"a": 1}, None, None, "{'a': 1}", None),
+        ([1, 2], None, None, "(1, 2)", "{}"),  # a list in the body, a tuple in Celery's hands
+        (("x" * 64,), None, None, repr(("x" * 64,)), "{}"),  # at the short strings' bound
+        (("é",), None, None, "('é',)", "{}"),
+        ((True, None, 1.5), None, None, None, None),
+        ((float("nan"),), None, None, "(nan,)", "{}"),
+        ((1,), None, None, "(1,)", "{}  "),
+    ],
+)
+def test_the_publish_short_cut_on_edge_cases(values: tuple[Any, ...]) -> None:
+    finisher = Finisher(CaptureConfig(), R)
+    raw = dict(zip(("args", "kwargs", "embed", "argsrepr", "kwargsrepr"), values, strict=True))
+    assert finisher(TASK_PUBLISHED, "proj.add", values) == finisher.captured("proj.add", raw)

@@ -1,7 +1,8 @@
 """Field names of buffered task events, in the order the signal handlers fill them.
 
-On the hot path a handler builds tuples of values instead of dicts, and the
-publisher thread zips them with these names. A tuple holding only strings,
+On the hot path a handler builds tuples of values instead of dicts. The publisher
+thread sends those values as a row and these names once per batch (its ``cols``, see
+``core.events``), or zips them into an event object where a row does not fit. A tuple holding only strings,
 numbers and ``None`` is untracked by the garbage collector at its first pass (a
 dict, even an empty one, keeps any tuple that holds it tracked), so the events
 waiting for the next flush are neither promoted nor traversed by later

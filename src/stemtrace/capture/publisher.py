@@ -5,8 +5,9 @@ one flat tuple to a deque and returns: no I/O, no lock any I/O holds, so a hung 
 unreachable broker never slows ``.delay()`` or a task. The publisher thread
 (a greenlet under gevent's monkey-patching) wakes every flush interval, builds
 and finishes the events (captured values are serialized and redacted there, off
-the hot path), batches them, and sends through its *own* transport connection,
-created lazily in the thread: one round trip per interval for a steady stream.
+the hot path), batches them (the commonest task events as rows), and sends
+through its *own* transport connection, created lazily in the thread: one round
+trip per interval for a steady stream.
 On a broker error it drops the batch, counts it, and backs off up to 30 s.
 
 The emitter belongs to one process: after ``fork`` the child builds a new one

@@ -216,31 +216,51 @@ class Emitter:
         return batches, count
 
     def _item(self, entry: Entry, header: dict[str, Any], cols: dict[str, tuple[str, ...]]) -> Any:
-        """One buffered entry as an item of the batch ``header`` starts: a row when the entry is
-        a hot task event of the batch's own process (``cols`` then gets its fields), else an
+        """One buffered entry (see ``Entry``) as an item of the batch ``header`` starts: a row when
+        it is a hot task event of the batch's own process (``cols`` then gets its fields), else an
         event object."""
-        etype, _, task_id, name, proc, node = entry[:6]
-        names = DATA_FIELDS.get(etype) if etype is not None else None
-        if names is not None and proc == header["proc"] and node == header["node"]:
-            end = 7 + len(names)
+        etype, ts, task_id, name, proc, node, seq = entry[:7]
+        if etype is None:  # a worker or health event, given whole
+            event: dict[str, Any] = entry[7]
+            event["seq"] = seq
+            return self._own(event, proc, node, header)
+        names = DATA_FIELDS.get(etype)
+        if names is None:
+            data, raw = entry[7], entry[8:]
+        else:
             if len(entry) != _ENTRY_LENGTH[etype]:
                 raise ValueError(f"{etype} entry of {len(entry)} items")
-            row = [etype, entry[1], entry[6], str(task_id), name, *entry[7:end]]
-            cols[etype] = names
-            if len(entry) > end:
-                extra = self._captured(etype, name, entry[end:])
+            end = 7 + len(names)
+            raw = entry[end:]
+            if proc == header["proc"] and node == header["node"]:
+                row = [etype, ts, seq, str(task_id), name, *entry[7:end]]
+                cols[etype] = names
+                extra = self._captured(etype, name, raw) if raw else None
                 if extra is not None:
                     row.append(extra)
-            return row
-        event, raw = _envelope(entry)
-        if proc != header["proc"]:  # rare: the main process and a pool thread share this emitter
-            event["proc"] = proc
-        if node != header["node"]:
-            event["node"] = node
+                return row
+            data = dict(zip(names, entry[7:end], strict=True))
         if raw:
             extra = self._captured(etype, name, raw)
             if extra is not None:
-                event["data"].update(extra)
+                data.update(extra)
+        event = {
+            "type": etype,
+            "ts": ts,
+            "task": {"id": str(task_id), "name": name},
+            "data": data,
+            "seq": seq,
+        }
+        return self._own(event, proc, node, header)
+
+    @staticmethod
+    def _own(event: dict[str, Any], proc: str, node: str | None, header: dict[str, Any]) -> dict[str, Any]:
+        """``event`` with its ``proc``/``node`` where they differ from the batch's (rare: the main
+        process and a pool thread share this emitter)."""
+        if proc != header["proc"]:
+            event["proc"] = proc
+        if node != header["node"]:
+            event["node"] = node
         return event
 
     def _captured(self, etype: str, name: Any, raw: tuple[Any, ...]) -> dict[str, Any] | None:
@@ -318,20 +338,3 @@ class Emitter:
                 self._publisher.close()
             except Exception:
                 pass
-
-
-def _envelope(entry: Entry) -> tuple[dict[str, Any], tuple[Any, ...]]:
-    """The event object of a buffered entry and its raw values (see ``Entry``)."""
-    etype, ts, task_id, name, _, _, seq = entry[:7]
-    if etype is None:
-        event: dict[str, Any] = entry[7]
-        event["seq"] = seq
-        return event, ()
-    names = DATA_FIELDS.get(etype)
-    if names is None:
-        data, raw = entry[7], entry[8:]
-    else:
-        end = 7 + len(names)
-        data, raw = dict(zip(names, entry[7:end], strict=True)), entry[end:]
-    task = {"id": str(task_id), "name": name}
-    return {"type": etype, "ts": ts, "task": task, "data": data, "seq": seq}, raw

@@ -43,6 +43,8 @@ from tests.support.app import SETTINGS_ENV  # noqa: E402
 TICKS = os.sysconf("SC_CLK_TCK")
 PARTS = ("worker", "client", "redis")
 DETAIL = ("worker_main", "worker_children")
+# Main threads against the other threads (stemtrace's publisher, when hooked), per process kind.
+THREADS = ("main_t", "main_x", "children_t", "children_x", "client_t", "client_x")
 
 
 def cpu_of(pid: int) -> float:
@@ -52,6 +54,26 @@ def cpu_of(pid: int) -> float:
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def threads_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds of ``pid``'s main thread and of its other threads (the publisher, when hooked)."""
+    main = other = 0.0
+    try:
+        tids = [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir()]
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0, 0.0
+    for tid in tids:
+        try:
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        cpu = (int(fields[11]) + int(fields[12])) / TICKS
+        if tid == pid:
+            main += cpu
+        else:
+            other += cpu
+    return main, other
 
 
 def process_tree(pid: int) -> list[int]:
@@ -117,13 +139,21 @@ def run(client: Client, count: int, worker_pid: int, server: int | None, settle:
     before = {p: cpu_of(p) for p in pids}
     redis_before = cpu_of(server) if server else 0.0
     client_before = cpu_of(client.proc.pid)
+    threads_before = {p: threads_cpu(p) for p in [*pids, client.proc.pid]}
     wall = client.run(count)
     # The worker's publisher sends its last events up to a flush interval after the run: wait,
     # so that CPU is counted in this run (the other mode's run would not count it at all).
     time.sleep(settle)
     main = cpu_of(worker_pid) - before[worker_pid]
     every = sum(cpu_of(p) - before[p] for p in pids)
+    split = dict.fromkeys(THREADS, 0.0)
+    for p, (t0, x0) in threads_before.items():
+        t1, x1 = threads_cpu(p)
+        kind = "client" if p == client.proc.pid else "main" if p == worker_pid else "children"
+        split[f"{kind}_t"] += t1 - t0
+        split[f"{kind}_x"] += x1 - x0
     return {
+        **split,
         "wall": wall,
         "worker": every,
         "worker_main": main,
@@ -258,6 +288,14 @@ def report(samples: dict[str, list[dict[str, float]]], args: argparse.Namespace)
     )
     per_task = (cpu_hooked - cpu_base) / args.tasks
     print(f"added CPU per task, all processes: {per_task * 1e6:.1f} us")
+
+    # Means, not medians: the tick counts are coarse (10 ms), and a sum over rounds is exact.
+    def added(key: str) -> float:
+        hooked_mean = statistics.fmean(s[key] for s in hooked)
+        return (hooked_mean - statistics.fmean(s[key] for s in base)) / args.tasks
+
+    parts = "  ".join(f"{k} {added(k) * 1e6:+.1f}" for k in (*PARTS, *THREADS))
+    print(f"added CPU per task by part, us (mean; _t main threads, _x other threads): {parts}")
 
 
 if __name__ == "__main__":

@@ -21,8 +21,17 @@ from stemtrace.core import events as ev
 F = TypeVar("F", bound=Callable[..., None])
 
 
+def _failed(st: _state.State, where: str, exc: Exception) -> None:
+    """A handler's bug: counted, and logged once per kind; never raised into Celery."""
+    if st.has_emitter:
+        st.emitter().errors += 1
+    st.log_once(f"{where}:{type(exc).__name__}", exc)
+
+
 def guarded(fn: F) -> F:
-    """Never let a handler raise into Celery; count and log once per error type."""
+    """Never let a handler raise into Celery. The per-task handlers inline this instead
+    (``_state._state``, ``try``/``_failed``): a wrapper's call and keyword repacking cost
+    more than their own work."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> None:
@@ -32,9 +41,7 @@ def guarded(fn: F) -> F:
         try:
             fn(st, *args, **kwargs)
         except Exception as exc:
-            if st.has_emitter:
-                st.emitter().errors += 1
-            st.log_once(f"{fn.__name__}:{type(exc).__name__}", exc)
+            _failed(st, fn.__name__, exc)
 
     return wrapper  # type: ignore[return-value]
 
@@ -77,23 +84,26 @@ def _name(value: Any) -> Any:
 
 
 # -- publish side: any process that sends ------------------------------------
-_SENT_AT: dict[str, float] = {}  # task id -> time the send began, read back after the publish
+_SENT_AT: dict[str, int] = {}  # task id -> time the send began (ns), read back after the publish
 
 
-@guarded
-def on_before_task_publish(st: _state.State, sender: Any = None, *, headers: Any = None, **_: Any) -> None:
+def on_before_task_publish(sender: Any = None, *, headers: Any = None, **_: Any) -> None:
     """Remember when the send began: by ``after_task_publish`` a worker may already run the task."""
-    task_id = headers.get("id") if isinstance(headers, dict) else None
-    if task_id is None:
+    st = _state._state
+    if st is None:
         return
-    if len(_SENT_AT) > 10_000:  # sends that failed never reach after_task_publish; keep this bounded
-        _SENT_AT.clear()
-    _SENT_AT[task_id] = time.time()
+    try:
+        task_id = headers.get("id") if isinstance(headers, dict) else None
+        if task_id is None:
+            return
+        if len(_SENT_AT) > 10_000:  # sends that failed never reach after_task_publish; keep this bounded
+            _SENT_AT.clear()
+        _SENT_AT[task_id] = time.time_ns()
+    except Exception as exc:
+        _failed(st, "on_before_task_publish", exc)
 
 
-@guarded
 def on_after_task_publish(
-    st: _state.State,
     sender: Any = None,
     *,
     body: Any = None,
@@ -102,64 +112,78 @@ def on_after_task_publish(
     headers: Any = None,
     **_: Any,
 ) -> None:
-    h = headers if isinstance(headers, dict) else {}
-    if "id" in h:
-        args, kwargs, embed = body if isinstance(body, (list, tuple)) and len(body) == 3 else ((), {}, None)
-        task_id, name = h["id"], h.get("task", sender)
-    else:  # protocol 1: everything is in the body
-        b = body if isinstance(body, dict) else {}
-        h, args, kwargs = b, b.get("args", ()), b.get("kwargs", {})
-        embed = {k: b.get(k) for k in ("chord", "callbacks", "errbacks")}
-        task_id, name = b.get("id"), b.get("task", sender)
-    values = (  # fields.DATA_FIELDS[TASK_PUBLISHED], then RAW_FIELDS (an empty kwargs dict as None)
-        h.get("root_id"),
-        h.get("parent_id"),
-        h.get("group"),
-        h.get("group_index"),
-        h.get("retries", 0),
-        h.get("eta"),
-        h.get("expires"),
-        routing_key,
-        _name(exchange),
-        routing_key,
-        h.get("replaced_task_nesting", 0),
-        _current_task_id(),
-        h.get("shadow"),
-        h.get("ignore_result", False),
-        args,
-        kwargs or None,
-        None if embed == EMPTY_EMBED else embed,
-        h.get("argsrepr"),
-        h.get("kwargsrepr"),
-    )
-    sent_at = _SENT_AT.pop(task_id, None) if isinstance(task_id, str) else None
-    st.emitter().emit_task(ev.TASK_PUBLISHED, task_id, name, values, ts=sent_at)
+    st = _state._state
+    if st is None:
+        return
+    try:
+        h = headers if isinstance(headers, dict) else {}
+        if "id" in h:
+            whole = isinstance(body, (list, tuple)) and len(body) == 3
+            args, kwargs, embed = body if whole else ((), {}, None)
+            task_id, name = h["id"], h.get("task", sender)
+        else:  # protocol 1: everything is in the body
+            b = body if isinstance(body, dict) else {}
+            h, args, kwargs = b, b.get("args", ()), b.get("kwargs", {})
+            embed = {k: b.get(k) for k in ("chord", "callbacks", "errbacks")}
+            task_id, name = b.get("id"), b.get("task", sender)
+        values = (  # fields.DATA_FIELDS[TASK_PUBLISHED], then RAW_FIELDS (an empty kwargs dict as None)
+            h.get("root_id"),
+            h.get("parent_id"),
+            h.get("group"),
+            h.get("group_index"),
+            h.get("retries", 0),
+            h.get("eta"),
+            h.get("expires"),
+            routing_key,
+            _name(exchange),
+            routing_key,
+            h.get("replaced_task_nesting", 0),
+            # No task between prerun and postrun here (a client, beat, an idle worker): none
+            # publishes, and Celery's task stack is not worth asking (it raises to say empty).
+            _current_task_id() if st.starts else None,
+            h.get("shadow"),
+            h.get("ignore_result", False),
+            args,
+            kwargs or None,
+            None if embed == EMPTY_EMBED else embed,
+            h.get("argsrepr"),
+            h.get("kwargsrepr"),
+        )
+        sent_at = _SENT_AT.pop(task_id, None) if isinstance(task_id, str) else None
+        st.emitter().emit_task(ev.TASK_PUBLISHED, task_id, name, values, ts=sent_at)
+    except Exception as exc:
+        _failed(st, "on_after_task_publish", exc)
 
 
 # -- worker main process -------------------------------------------------------
-@guarded
-def on_task_received(st: _state.State, sender: Any = None, request: Any = None, **_: Any) -> None:
-    rd = getattr(request, "request_dict", None) or {}
-    delivery = getattr(request, "delivery_info", None) or {}
-    payload = getattr(request, "_payload", None)
-    embed = payload[2] if isinstance(payload, (list, tuple)) and len(payload) == 3 else None
-    values = (  # fields.DATA_FIELDS[TASK_RECEIVED], then RAW_FIELDS
-        rd.get("root_id"),
-        rd.get("parent_id"),
-        rd.get("group"),
-        rd.get("group_index"),
-        rd.get("retries", 0),
-        rd.get("eta"),
-        rd.get("expires"),
-        rd.get("replaced_task_nesting", 0),
-        bool(delivery.get("redelivered", False)),
-        delivery.get("exchange"),
-        delivery.get("routing_key"),
-        delivery.get("routing_key"),
-        None if embed == EMPTY_EMBED else embed,
-    )
-    name = getattr(request, "name", None)
-    st.emitter().emit_task(ev.TASK_RECEIVED, request.id, name, values, proc=st.main_proc())
+def on_task_received(sender: Any = None, request: Any = None, **_: Any) -> None:
+    st = _state._state
+    if st is None:
+        return
+    try:
+        rd = getattr(request, "request_dict", None) or {}
+        delivery = getattr(request, "delivery_info", None) or {}
+        payload = getattr(request, "_payload", None)
+        embed = payload[2] if isinstance(payload, (list, tuple)) and len(payload) == 3 else None
+        values = (  # fields.DATA_FIELDS[TASK_RECEIVED], then RAW_FIELDS
+            rd.get("root_id"),
+            rd.get("parent_id"),
+            rd.get("group"),
+            rd.get("group_index"),
+            rd.get("retries", 0),
+            rd.get("eta"),
+            rd.get("expires"),
+            rd.get("replaced_task_nesting", 0),
+            bool(delivery.get("redelivered", False)),
+            delivery.get("exchange"),
+            delivery.get("routing_key"),
+            delivery.get("routing_key"),
+            None if embed == EMPTY_EMBED else embed,
+        )
+        name = getattr(request, "name", None)
+        st.emitter().emit_task(ev.TASK_RECEIVED, request.id, name, values, proc=st.main_proc())
+    except Exception as exc:
+        _failed(st, "on_task_received", exc)
 
 
 @guarded
@@ -211,26 +235,31 @@ def on_task_unknown(
 
 
 # -- executing process -----------------------------------------------------------
-@guarded
-def on_task_prerun(
-    st: _state.State, sender: Any = None, task_id: Any = None, task: Any = None, **_: Any
-) -> None:
-    st.starts[task_id] = time.monotonic()
-    req = getattr(task, "request", None)
-    values = (  # fields.DATA_FIELDS[TASK_STARTED]
-        getattr(req, "retries", 0) or 0,
-        st.emitter().pid,
-        getattr(req, "root_id", None),
-        getattr(req, "parent_id", None),
-        getattr(req, "group", None),
-        getattr(req, "group_index", None),
-    )
-    st.emitter().emit_task(ev.TASK_STARTED, task_id, getattr(task, "name", None), values, proc=st.exec_proc())
+def on_task_prerun(sender: Any = None, task_id: Any = None, task: Any = None, **_: Any) -> None:
+    st = _state._state
+    if st is None:
+        return
+    try:
+        req = getattr(task, "request", None)
+        retries = getattr(req, "retries", 0) or 0
+        st.starts[task_id] = (time.monotonic(), retries)
+        em = st.emitter()
+        values = (  # fields.DATA_FIELDS[TASK_STARTED]
+            retries,
+            em.pid,
+            getattr(req, "root_id", None),
+            getattr(req, "parent_id", None),
+            getattr(req, "group", None),
+            getattr(req, "group_index", None),
+        )
+        em.emit_task(ev.TASK_STARTED, task_id, getattr(task, "name", None), values, proc=st.exec_proc())
+    except Exception as exc:
+        _failed(st, "on_task_prerun", exc)
 
 
 def _runtime(st: _state.State, task_id: Any, *, pop: bool = False) -> float | None:
     start = st.starts.pop(task_id, None) if pop else st.starts.get(task_id)
-    return None if start is None else time.monotonic() - start
+    return None if start is None else time.monotonic() - start[0]
 
 
 @guarded
@@ -281,9 +310,7 @@ def on_task_retry(
 _REPORTED_ELSEWHERE = frozenset({"FAILURE", "RETRY"})
 
 
-@guarded
 def on_task_postrun(
-    st: _state.State,
     sender: Any = None,
     *,
     task_id: Any = None,
@@ -300,18 +327,26 @@ def on_task_postrun(
     docs/benchmarks-library.md). ``runtime`` then also covers ``on_success`` and
     ``after_return`` handlers.
     """
-    runtime = _runtime(st, task_id, pop=True)
-    if state in _REPORTED_ELSEWHERE:
-        return  # task_failure / task_retry already said it: one event fewer per task
-    req = getattr(task, "request", None)
-    retries = getattr(req, "retries", 0) or 0
-    name = getattr(task, "name", None)
-    if state == "SUCCESS":
-        values = (retries, runtime, retval)  # fields.DATA_FIELDS[TASK_SUCCEEDED], then RAW_FIELDS
-        st.emitter().emit_task(ev.TASK_SUCCEEDED, task_id, name, values, proc=st.exec_proc())
+    st = _state._state
+    if st is None:
         return
-    outcome = {"retries": retries, "state": state, "runtime": runtime}
-    st.emitter().emit_task(ev.TASK_POSTRUN, task_id, name, (outcome,), proc=st.exec_proc())
+    try:
+        started = st.starts.pop(task_id, None)
+        if state in _REPORTED_ELSEWHERE:
+            return  # task_failure / task_retry already said it: one event fewer per task
+        if started is None:  # no prerun seen here: read what the request says
+            runtime, retries = None, getattr(getattr(task, "request", None), "retries", 0) or 0
+        else:
+            runtime, retries = time.monotonic() - started[0], started[1]
+        name = getattr(task, "name", None)
+        if state == "SUCCESS":
+            values = (retries, runtime, retval)  # fields.DATA_FIELDS[TASK_SUCCEEDED], then RAW_FIELDS
+            st.emitter().emit_task(ev.TASK_SUCCEEDED, task_id, name, values, proc=st.exec_proc())
+            return
+        outcome = {"retries": retries, "state": state, "runtime": runtime}
+        st.emitter().emit_task(ev.TASK_POSTRUN, task_id, name, (outcome,), proc=st.exec_proc())
+    except Exception as exc:
+        _failed(st, "on_task_postrun", exc)
 
 
 @guarded

@@ -51,9 +51,10 @@ def test_ten_thousand_events_at_normal_rate_arrive_complete(settings: AppSetting
     finally:
         client.close()
     body = json.loads(raw[0][1][b"b"])
-    assert body["v"] == 3 and body["src"]["inst"] == st.emitter().inst and body["src"]["proc"] == "client"
+    assert body["v"] == 4 and body["src"]["inst"] == st.emitter().inst and body["src"]["proc"] == "client"
     assert list(body["cols"]) == ["task.published"] and "args" not in body["cols"]["task.published"]
     assert all(type(e) is list and e[0] == "task.published" for e in body["events"])
+    assert all(type(e[1]) is int for e in body["events"])  # epoch nanoseconds
 
 
 def test_a_steady_trickle_goes_out_in_full_messages(settings: AppSettings) -> None:

@@ -14,6 +14,8 @@ from stemtrace.core import events as ev
 from stemtrace.core.events import decode_batch
 from stemtrace.transport import TransportConfig
 
+S = 1_000_000_000  # entries are stamped in epoch nanoseconds
+
 
 def emitter(finish: Any = None) -> Emitter:
     config = CaptureConfig()
@@ -26,11 +28,11 @@ def emitter(finish: Any = None) -> Emitter:
 
 def buffer(made: Emitter) -> None:
     started = (1, 4321, "root", None, None, None)
-    made.emit_task(ev.TASK_STARTED, "t1", "proj.add", started, ts=10.0)
-    made.emit_task(ev.TASK_SUCCEEDED, "t1", "proj.add", (1, 0.5, {"password": "x", "n": 2}), ts=10.5)
+    made.emit_task(ev.TASK_STARTED, "t1", "proj.add", started, ts=10 * S)
+    made.emit_task(ev.TASK_SUCCEEDED, "t1", "proj.add", (1, 0.5, {"password": "x", "n": 2}), ts=105 * S // 10)
     failed = ({"exception_type": "builtins.ValueError", "origin": "child"}, "bad value", "Traceback ...")
-    made.emit_task(ev.TASK_FAILED, "t2", "proj.div", failed, ts=11.0)
-    made.emit_task(ev.TASK_STARTED, "t3", "proj.add", started, proc="thread", ts=12.0)
+    made.emit_task(ev.TASK_FAILED, "t2", "proj.div", failed, ts=11 * S)
+    made.emit_task(ev.TASK_STARTED, "t3", "proj.add", started, proc="thread", ts=12 * S)
     made.emit({"type": ev.WORKER_HEARTBEAT, "ts": 13.0, "data": {"hostname": "w1@h"}})
 
 
@@ -82,8 +84,8 @@ def test_a_failing_finisher_keeps_the_event_and_counts_the_error() -> None:
 
 def test_a_malformed_entry_is_dropped_alone() -> None:
     made = emitter()
-    made.emit_task(ev.TASK_STARTED, "t1", "proj.add", (0,), ts=10.0)  # five values short
-    made.emit_task(ev.TASK_SUCCEEDED, "t1", "proj.add", (0, 0.1, None), ts=10.5)
+    made.emit_task(ev.TASK_STARTED, "t1", "proj.add", (0,), ts=10 * S)  # five values short
+    made.emit_task(ev.TASK_SUCCEEDED, "t1", "proj.add", (0, 0.1, None), ts=10_500_000_000)
     batches, count = made._take()
     events, _ = decode_batch(batches[0])
     assert count == 1 and [e.type for e in events] == [ev.TASK_SUCCEEDED]

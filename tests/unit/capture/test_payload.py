@@ -292,9 +292,16 @@ def test_the_publish_short_cut_is_taken_for_a_plain_delay() -> None:
         ((True, None, 1.5), None, None, None, None),
         ((float("nan"),), None, None, "(nan,)", "{}"),
         ((1,), None, None, "(1,)", "{}  "),
+        ((2**63 - 1, -(2**63)), None, None, None, None),  # at the 64-bit bound
+        ((2**63,), None, None, None, None),  # beyond it: the general path
+        ((-(2**63) - 1, 10**40), None, None, None, None),
+        ((10**1200,), None, None, None, None),  # over a small field, whatever the bound said
+        (("y" * 63,) * 16, None, None, None, None),  # a loose bound over the field: measured
+        (("\x01" * 63,) * 16, None, None, None, None),  # escapes make it truly too big
     ],
 )
 def test_the_publish_short_cut_on_edge_cases(values: tuple[Any, ...]) -> None:
-    finisher = Finisher(CaptureConfig(), R)
     raw = dict(zip(("args", "kwargs", "embed", "argsrepr", "kwargsrepr"), values, strict=True))
-    assert finisher(TASK_PUBLISHED, "proj.add", values) == finisher.captured("proj.add", raw)
+    for config in (CaptureConfig(), CaptureConfig(max_field_bytes=1100), CaptureConfig(max_event_bytes=1060)):
+        finisher = Finisher(config, R)
+        assert finisher(TASK_PUBLISHED, "proj.add", values) == finisher.captured("proj.add", raw)

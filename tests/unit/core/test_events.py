@@ -201,8 +201,9 @@ def test_a_sound_task_item_and_its_near_misses_decode_like_decode_event(change: 
         assert events == [expected] and errors == []
 
 
-# -- rows (batch version 3) ------------------------------------------------------------------
+# -- rows (batch version 4; 3 with ts in seconds) -------------------------------------------------
 COLS = {"task.started": ["retries", "worker_pid"], "task.succeeded": ["retries", "runtime"]}
+NS = 1_000_000_000  # a version 4 row's ts is in epoch nanoseconds
 
 
 def rows_and_items() -> list[tuple[list[Any], dict[str, Any]]]:
@@ -210,7 +211,7 @@ def rows_and_items() -> list[tuple[list[Any], dict[str, Any]]]:
     task = {"id": "t1", "name": "proj.add"}
     return [
         (
-            ["task.started", 10.0, 1, "t1", "proj.add", 0, 4321],
+            ["task.started", 10 * NS, 1, "t1", "proj.add", 0, 4321],
             {
                 "type": "task.started",
                 "ts": 10.0,
@@ -220,7 +221,7 @@ def rows_and_items() -> list[tuple[list[Any], dict[str, Any]]]:
             },
         ),
         (
-            ["task.succeeded", 10.5, 2, "t1", None, 0, 0.25, {"result": [4, None]}],
+            ["task.succeeded", 10_500_000_000, 2, "t1", None, 0, 0.25, {"result": [4, None]}],
             {
                 "type": "task.succeeded",
                 "ts": 10.5,
@@ -250,6 +251,14 @@ def test_a_batch_states_its_row_fields_once() -> None:
     assert "cols" not in json.loads(encode_batch(compact_events(), SRC, {}))
 
 
+def test_a_version_3_batch_gives_a_row_ts_in_seconds() -> None:
+    rows = [[row[0], row[1] / NS, *row[2:]] for row, _ in rows_and_items()]
+    events, errors = decode_items({"v": 3, "src": SRC, "cols": COLS, "events": rows})
+    assert errors == [] and [e.ts for e in events] == [10.0, 10.5]
+    broken = ["task.started", 10 * NS, 1, "t1", "a", 0, 1]  # nanoseconds under v3: far future, kept
+    assert decode_items({"v": 3, "src": SRC, "cols": COLS, "events": [broken]})[0][0].ts == 10.0 * NS
+
+
 def test_a_version_2_batch_is_still_accepted() -> None:
     events, errors = decode_batch(json.dumps({"v": 2, "src": SRC, "events": compact_events()}))
     assert errors == [] and len(events) == 3
@@ -259,16 +268,18 @@ def test_a_version_2_batch_is_still_accepted() -> None:
     ("row", "kind"),
     [
         ([], "unknown_type"),
-        (["task.nope", 10.0, 1, "t1", "a", 0, 1], "unknown_type"),
-        (["worker.heartbeat", 10.0, 1, "t1", "a", 0, 1], "unknown_type"),  # rows are task events only
-        (["task.received", 10.0, 1, "t1", "a"], "bad_row"),  # no "cols" for its type
-        (["task.started", 10.0, 1, "t1", "a", 0], "bad_row"),  # a value short
-        (["task.started", 10.0, 1, "t1", "a", 0, 1, [5]], "bad_row"),  # the extra fields not an object
-        (["task.started", 10.0, 1, "t1", "a", 0, 1, {}, {}], "bad_row"),  # too long
-        (["task.started", 10.0, "1", "t1", "a", 0, 1], "bad_source"),
-        (["task.started", 0.0, 1, "t1", "a", 0, 1], "bad_timestamp"),
-        (["task.started", 10.0, 1, "", "a", 0, 1], "bad_task_id"),
-        (["task.started", 10.0, 1, 7, "a", 0, 1], "bad_task_id"),
+        (["task.nope", 10 * NS, 1, "t1", "a", 0, 1], "unknown_type"),
+        (["worker.heartbeat", 10 * NS, 1, "t1", "a", 0, 1], "unknown_type"),  # rows are task events only
+        (["task.received", 10 * NS, 1, "t1", "a"], "bad_row"),  # no "cols" for its type
+        (["task.started", 10 * NS, 1, "t1", "a", 0], "bad_row"),  # a value short
+        (["task.started", 10 * NS, 1, "t1", "a", 0, 1, [5]], "bad_row"),  # the extra fields not an object
+        (["task.started", 10 * NS, 1, "t1", "a", 0, 1, {}, {}], "bad_row"),  # too long
+        (["task.started", 10 * NS, "1", "t1", "a", 0, 1], "bad_source"),
+        (["task.started", 0, 1, "t1", "a", 0, 1], "bad_timestamp"),
+        (["task.started", 10.0, 1, "t1", "a", 0, 1], "bad_timestamp"),  # seconds: a v3 row
+        (["task.started", "10", 1, "t1", "a", 0, 1], "bad_timestamp"),
+        (["task.started", 10 * NS, 1, "", "a", 0, 1], "bad_task_id"),
+        (["task.started", 10 * NS, 1, 7, "a", 0, 1], "bad_task_id"),
     ],
 )
 def test_a_broken_row_is_skipped_alone(row: list[Any], kind: str) -> None:
@@ -300,7 +311,7 @@ def test_a_row_and_its_near_misses_decode_like_the_item_they_stand_for(change: d
         row[index] = value
     item = {
         "type": row[0],
-        "ts": row[1],
+        "ts": row[1] / NS if type(row[1]) is int else row[1],
         "seq": row[2],
         "task": {"id": row[3], "name": row[4]},
         "data": {"retries": row[5], "worker_pid": row[6]},
@@ -318,7 +329,7 @@ def test_rows_under_an_unusable_source_are_refused_as_items_are() -> None:
 
 def test_expand_gives_full_envelopes_for_rows() -> None:
     pairs = rows_and_items()
-    broken = ["task.started", 10.0]
+    broken = ["task.started", 10 * NS]
     body = json.loads(encode_batch([pairs[0][0], broken, pairs[1][0]], SRC, COLS))
     assert expand(body) == [full(pairs[0][1]), broken, full(pairs[1][1])]
 

@@ -46,12 +46,16 @@ PAYLOADS: list[bytes | str] = [
     b'{"v":2,"src":{"host":"h","pid":1,"inst":"i","proc":"main"},"events":[{"type":"task.started",'
     b'"ts":1.5,"seq":1,"task":{"id":"t"},"data":{"n":NaN}},{"type":"task.started","ts":2.5,"seq":2,'
     b'"proc":"thread","task":{"id":"t"},"data":{}},3]}',
-    b'{"v":4,"src":{},"events":[]}',
+    b'{"v":5,"src":{},"events":[]}',
     # compact batches (v3): rows whose field names the batch states once
     b'{"v":3,"src":{"host":"h","pid":1,"inst":"i"},"cols":{"task.started":["retries","n"]},"events":['
     b'["task.started",1.5,1,"t","a",0,NaN],["task.started",1.5,2,"t","a",0,1,{"big":123456789012345678901234567890}],'
     b'["task.started",1.5,3,"t"],["task.received",1.5,4,"t","a"],[]]}',
     b'{"v":3,"src":{"host":"h","pid":1,"inst":"i"},"cols":{"task.started":[1]},"events":[]}',
+    # compact batches (v4): a row's ts in integer nanoseconds
+    b'{"v":4,"src":{"host":"h","pid":1,"inst":"i"},"cols":{"task.started":["retries","n"]},"events":['
+    b'["task.started",1795480694309215744,1,"t","a",0,1],["task.started",1.5,2,"t","a",0,1],'
+    b'["task.started",123456789012345678901234567890,3,"t","a",0,1],["task.started",-5,4,"t","a",0,1]]}',
     b'{"v":2,"src":{"host":"h"},"events":"x"}',
     *(path.read_bytes() for path in FIXTURES),
 ]

@@ -1,9 +1,11 @@
 """Task signal handlers: each copies a few fields into a tuple and hands it to the emitter.
 
-Every handler runs under :func:`guarded`, so a bug here is counted and logged
-once, never raised into Celery. Heavy work (building the event, serializing
-args, results and the embedded canvas) is deferred to the publisher thread;
-``fields`` names the values each handler passes.
+No handler raises into Celery: a bug here is counted and logged once. The rare
+handlers run under :func:`guarded`; the five that run for every task (publish,
+receipt, prerun, postrun) do the same inline, which costs less than a wrapper.
+Heavy work (building the event, serializing args, results and the embedded
+canvas) is deferred to the publisher thread; ``fields`` names the values each
+handler passes.
 """
 
 from __future__ import annotations
@@ -257,8 +259,9 @@ def on_task_prerun(sender: Any = None, task_id: Any = None, task: Any = None, **
         _failed(st, "on_task_prerun", exc)
 
 
-def _runtime(st: _state.State, task_id: Any, *, pop: bool = False) -> float | None:
-    start = st.starts.pop(task_id, None) if pop else st.starts.get(task_id)
+def _runtime(st: _state.State, task_id: Any) -> float | None:
+    """Seconds since ``task_prerun`` of ``task_id`` in this process (``task_postrun`` forgets it)."""
+    start = st.starts.get(task_id)
     return None if start is None else time.monotonic() - start[0]
 
 

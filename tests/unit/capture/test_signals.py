@@ -1,0 +1,74 @@
+"""Signal handlers never raise into Celery: a bug in one is counted and logged once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from stemtrace.capture import signals
+from stemtrace.capture import state as _state
+from stemtrace.capture.config import CaptureConfig
+from stemtrace.transport import TransportConfig
+
+
+class BrokenHeaders(dict[str, Any]):
+    """Message headers whose every lookup fails."""
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("broken headers")
+
+
+class BrokenTask:
+    """A task whose name cannot be read."""
+
+    @property
+    def name(self) -> str:
+        raise RuntimeError("broken task")
+
+
+# One call per handler that makes its body raise (the per-task handlers guard themselves inline,
+# the others through ``guarded``).
+BROKEN_CALLS: list[tuple[Callable[..., None], dict[str, Any]]] = [
+    (signals.on_before_task_publish, {"headers": {"id": ["not hashable"]}}),
+    (signals.on_after_task_publish, {"headers": BrokenHeaders(id="t1"), "body": ((), {}, None)}),
+    (signals.on_task_received, {"request": None}),
+    (signals.on_task_prerun, {"task_id": ["not hashable"], "task": None}),
+    (signals.on_task_postrun, {"task_id": "t1", "task": BrokenTask(), "state": "SUCCESS"}),
+    (signals.on_task_revoked, {"request": None}),
+]
+
+
+@pytest.fixture
+def installed() -> Iterator[_state.State]:
+    st = _state.State(CaptureConfig(), lambda: TransportConfig(url="memory://"), app=None)
+    st.emitter()
+    _state.set_current(st)
+    try:
+        yield st
+    finally:
+        _state.set_current(None)
+
+
+@pytest.mark.parametrize(("handler", "kwargs"), BROKEN_CALLS, ids=lambda v: getattr(v, "__name__", ""))
+def test_a_failing_handler_is_counted_and_logged_once(
+    installed: _state.State,
+    caplog: pytest.LogCaptureFixture,
+    handler: Callable[..., None],
+    kwargs: dict[str, Any],
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="stemtrace.capture"):
+        handler(signal=None, sender=None, **kwargs)
+        handler(signal=None, sender=None, **kwargs)
+    assert installed.emitter().errors == 2
+    assert len(installed.emitter().buffer) == 0
+    warnings = [r for r in caplog.records if r.name == "stemtrace.capture"]
+    assert len(warnings) == 1 and handler.__name__ in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize(("handler", "kwargs"), BROKEN_CALLS, ids=lambda v: getattr(v, "__name__", ""))
+def test_handlers_do_nothing_before_init(handler: Callable[..., None], kwargs: dict[str, Any]) -> None:
+    assert _state.current() is None
+    handler(signal=None, sender=None, **kwargs)  # no state: returns before touching its arguments

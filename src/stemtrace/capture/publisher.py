@@ -204,8 +204,8 @@ class Emitter:
         count = 0
         buffer = self.buffer
         while buffer and len(batches) < _MESSAGES_PER_SEND:
-            # Counted as in flight before they leave the buffer, so ``flush`` never sees them in
-            # neither; only this thread takes from the buffer, so all ``take`` are there.
+            # Counted as in flight before they leave the buffer, so ``flush`` always sees them in
+            # one or the other; only this thread takes from the buffer, so all ``take`` are there.
             take = min(len(buffer), self.batch)
             self._inflight += take
             proc, node = buffer[0][4], buffer[0][5]

@@ -412,9 +412,13 @@ def _row_item(row: list[Any], cols: Mapping[str, list[str]], ns: bool) -> dict[s
         raise MalformedEvent("bad_row", f"{etype} row of {size} items for {len(names)} fields")
     ts = row[1]
     if ns:
-        if type(ts) is not int:
-            raise MalformedEvent("bad_timestamp", f"a row's ts is integer nanoseconds, got {ts!r}"[:80])
-        ts = ts / 1e9
+        try:
+            if type(ts) is not int:
+                raise TypeError(ts)
+            ts = ts / 1e9
+        except (TypeError, OverflowError):
+            got = f"a row's ts is integer nanoseconds, got {ts!r}"[:80]
+            raise MalformedEvent("bad_timestamp", got) from None
     return {"type": etype, "ts": ts, "seq": row[2], "task": {"id": row[3], "name": row[4]}, "data": data}
 
 
@@ -503,7 +507,9 @@ def compact(
         names = (cols or {}).get(e["type"])
         data, task = e.get("data") or {}, e.get("task")
         if names is not None and not differs and task is not None and all(n in data for n in names):
-            ts = round(e["ts"] * 1e9) if isinstance(e["ts"], (int, float)) else e["ts"]
+            ts = e["ts"]
+            if type(ts) in (int, float) and math.isfinite(ts):  # seconds to a row's nanoseconds
+                ts = round(ts * 1e9)
             row = [e["type"], ts, own["seq"], task["id"], task.get("name"), *(data[n] for n in names)]
             extra = {k: v for k, v in data.items() if k not in names}
             if extra:

@@ -278,6 +278,7 @@ def test_a_version_2_batch_is_still_accepted() -> None:
         (["task.started", 0, 1, "t1", "a", 0, 1], "bad_timestamp"),
         (["task.started", 10.0, 1, "t1", "a", 0, 1], "bad_timestamp"),  # seconds: a v3 row
         (["task.started", "10", 1, "t1", "a", 0, 1], "bad_timestamp"),
+        (["task.started", 10**400, 1, "t1", "a", 0, 1], "bad_timestamp"),  # no float holds it
         (["task.started", 10 * NS, 1, "", "a", 0, 1], "bad_task_id"),
         (["task.started", 10 * NS, 1, 7, "a", 0, 1], "bad_task_id"),
     ],

@@ -47,13 +47,18 @@ DETAIL = ("worker_main", "worker_children")
 THREADS = ("main_t", "main_x", "children_t", "children_x", "client_t", "client_x")
 
 
-def cpu_of(pid: int) -> float:
-    """User + system CPU seconds of one process (all its threads), 0 once it is gone."""
+def _stat_cpu(stat: str) -> float:
+    """User + system CPU seconds from a ``/proc`` stat file, 0 once its process or thread is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def cpu_of(pid: int) -> float:
+    """CPU seconds of one process (all its threads)."""
+    return _stat_cpu(f"/proc/{pid}/stat")
 
 
 def threads_cpu(pid: int) -> tuple[float, float]:
@@ -64,11 +69,7 @@ def threads_cpu(pid: int) -> tuple[float, float]:
     except (FileNotFoundError, ProcessLookupError):
         return 0.0, 0.0
     for tid in tids:
-        try:
-            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        cpu = (int(fields[11]) + int(fields[12])) / TICKS
+        cpu = _stat_cpu(f"/proc/{pid}/task/{tid}/stat")
         if tid == pid:
             main += cpu
         else:

@@ -54,6 +54,10 @@ RAW_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     ev.TASK_UNKNOWN: ("exception",),
 }
 
+# Hot types whose one raw value, when ``None``, has nothing to capture (a receipt without a
+# canvas): the publisher skips finishing them. A ``None`` result, by contrast, is captured.
+NOTHING_WHEN_NONE: Final = frozenset({ev.TASK_RECEIVED})
+
 # What Celery embeds in a message with no canvas: dropped on the hot path, since a dict
 # would keep the buffered event tracked. Compared with ``==``, so other shapes are kept.
 EMPTY_EMBED: Final = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}

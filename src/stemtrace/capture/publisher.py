@@ -28,8 +28,8 @@ from collections.abc import Callable
 from typing import Any
 
 from stemtrace.capture.config import CaptureConfig
-from stemtrace.capture.fields import DATA_FIELDS, RAW_FIELDS
-from stemtrace.core.events import LIBRARY_HEALTH, TASK_RECEIVED, encode_batch
+from stemtrace.capture.fields import DATA_FIELDS, NOTHING_WHEN_NONE, RAW_FIELDS
+from stemtrace.core.events import LIBRARY_HEALTH, encode_batch
 from stemtrace.transport import Publisher, TransportConfig, mask_url, resolve
 
 logger = logging.getLogger("stemtrace.capture")
@@ -44,9 +44,12 @@ PeriodicSource = Callable[[], list[dict[str, Any]]]
 # garbage collector untracks the entry within a collection or two (see ``fields``).
 Entry = tuple[Any, ...]
 MAX_BACKOFF_S = 30.0
-_ENTRY_LENGTH = {t: 7 + len(names) + len(RAW_FIELDS.get(t, ())) for t, names in DATA_FIELDS.items()}
-# Per hot type: its field names, where its raw values begin in an entry, and the entry's length.
-_ROWS = {t: (names, 7 + len(names), _ENTRY_LENGTH[t]) for t, names in DATA_FIELDS.items()}
+# Per hot type: its field names, where its raw values begin in an entry, the entry's length, and
+# whether a lone ``None`` raw value skips finishing (``fields.NOTHING_WHEN_NONE``).
+_ROWS = {
+    t: (names, 7 + len(names), 7 + len(names) + len(RAW_FIELDS.get(t, ())), t in NOTHING_WHEN_NONE)
+    for t, names in DATA_FIELDS.items()
+}
 _MESSAGES_PER_SEND = 20
 
 
@@ -221,10 +224,10 @@ class Emitter:
                     if shape is None or entry[4] != proc or entry[5] != node or len(entry) != shape[2]:
                         events.append(self._item(entry, header))
                         continue
-                    etype, names, end = entry[0], shape[0], shape[1]
+                    etype, (names, end, length, skip_none) = entry[0], shape
                     row = [etype, entry[1], entry[6], str(entry[2]), entry[3], *entry[7:end]]
                     cols[etype] = names
-                    if end < shape[2] and (etype != TASK_RECEIVED or entry[end] is not None):
+                    if end < length and not (skip_none and entry[end] is None):
                         extra = self._captured(etype, entry[3], entry[end:])
                         if extra is not None:
                             row.append(extra)
@@ -246,13 +249,13 @@ class Emitter:
             event: dict[str, Any] = entry[7]
             event["seq"] = seq
             return self._own(event, proc, node, header)
-        names = DATA_FIELDS.get(etype)
-        if names is None:
+        shape = _ROWS.get(etype)
+        if shape is None:
             data, raw = entry[7], entry[8:]
         else:
-            if len(entry) != _ENTRY_LENGTH[etype]:
+            names, end, length, _ = shape
+            if len(entry) != length:
                 raise ValueError(f"{etype} entry of {len(entry)} items")
-            end = 7 + len(names)
             data, raw = dict(zip(names, entry[7:end], strict=True)), entry[end:]
         if raw:
             extra = self._captured(etype, name, raw)

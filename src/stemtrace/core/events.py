@@ -366,8 +366,7 @@ def decode_items(parsed: Any) -> tuple[list[Event], list[MalformedEvent]]:
         items = parsed
     elif isinstance(parsed, dict) and "events" in parsed:
         try:
-            items, batch_src, cols = _compact(parsed)
-            ns = parsed["v"] >= _NS_ROWS
+            items, batch_src, cols, ns = _compact(parsed)
         except MalformedEvent as exc:
             return [], [exc]
     else:
@@ -422,9 +421,11 @@ def _row_item(row: list[Any], cols: Mapping[str, list[str]], ns: bool) -> dict[s
     return {"type": etype, "ts": ts, "seq": row[2], "task": {"id": row[3], "name": row[4]}, "data": data}
 
 
-def _compact(batch: Mapping[str, Any]) -> tuple[list[Any], Mapping[str, Any], Mapping[str, list[str]]]:
-    """The events, the shared ``src`` and the row fields (``cols``) of a compact batch, or why
-    it is unusable as a whole."""
+def _compact(
+    batch: Mapping[str, Any],
+) -> tuple[list[Any], Mapping[str, Any], Mapping[str, list[str]], bool]:
+    """The events, the shared ``src``, the row fields (``cols``) of a compact batch and whether
+    its rows give ``ts`` in nanoseconds, or why it is unusable as a whole."""
     version = batch.get("v")
     if type(version) is not int:
         raise MalformedEvent("bad_version", repr(version)[:40])
@@ -445,7 +446,7 @@ def _compact(batch: Mapping[str, Any]) -> tuple[list[Any], Mapping[str, Any], Ma
         )
     ):
         raise MalformedEvent("bad_batch", "'cols' must map event types to arrays of distinct field names")
-    return items, src, cols
+    return items, src, cols, version >= _NS_ROWS
 
 
 def _merged_src(item: Any, batch_src: Mapping[str, Any]) -> Any:
@@ -470,10 +471,9 @@ def expand(parsed: Any) -> list[Any]:
     if not (isinstance(parsed, dict) and "events" in parsed):
         return [parsed]
     try:
-        items, src, cols = _compact(parsed)
+        items, src, cols, ns = _compact(parsed)
     except MalformedEvent:
         return [parsed]
-    ns = parsed["v"] >= _NS_ROWS
     out: list[Any] = []
     for given in items:
         item = given

@@ -1,4 +1,5 @@
-"""Signal handlers never raise into Celery: a bug in one is counted and logged once."""
+"""Signal handlers never raise into Celery: a bug in one is counted and logged once; the
+short cut to a task's running request gives what ``task.request`` gives."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from celery import Celery
 
 from stemtrace.capture import signals
 from stemtrace.capture import state as _state
@@ -32,7 +34,6 @@ class BrokenTask:
 # One call per handler that makes its body raise (the per-task handlers guard themselves inline,
 # the others through ``guarded``).
 BROKEN_CALLS: list[tuple[Callable[..., None], dict[str, Any]]] = [
-    (signals.on_before_task_publish, {"headers": {"id": ["not hashable"]}}),
     (signals.on_after_task_publish, {"headers": BrokenHeaders(id="t1"), "body": ((), {}, None)}),
     (signals.on_task_received, {"request": None}),
     (signals.on_task_prerun, {"task_id": ["not hashable"], "task": None}),
@@ -72,3 +73,45 @@ def test_a_failing_handler_is_counted_and_logged_once(
 def test_handlers_do_nothing_before_init(handler: Callable[..., None], kwargs: dict[str, Any]) -> None:
     assert _state.current() is None
     handler(signal=None, sender=None, **kwargs)  # no state: returns before touching its arguments
+
+
+def test_request_of_a_running_task_is_its_request() -> None:
+    app = Celery("request-of", broker="memory://", set_as_current=False)
+    seen: list[tuple[Any, Any]] = []
+
+    @app.task(bind=True, name="t.inner")
+    def inner(self: Any) -> None:
+        seen.append((signals._request_of(self), self.request))
+
+    @app.task(bind=True, name="t.outer")
+    def outer(self: Any) -> None:
+        seen.append((signals._request_of(self), self.request))
+        inner.apply(task_id="inner-id")  # a nested request on top of this one
+        seen.append((signals._request_of(self), self.request))
+
+    outer.apply(task_id="outer-id", retries=2)
+    assert [(fast is slow, fast.id) for fast, slow in seen] == [
+        (True, "outer-id"),
+        (True, "inner-id"),
+        (True, "outer-id"),
+    ]
+    assert seen[0][0].retries == 2
+
+
+def test_request_of_falls_back_to_the_property() -> None:
+    app = Celery("request-of-idle", broker="memory://", set_as_current=False)
+
+    @app.task(name="t.idle")
+    def idle() -> None:
+        pass
+
+    assert signals._request_of(idle) is idle.request  # no request pushed: Celery's default one
+
+    class OtherStack:
+        """A task whose stack is not Celery's ``_LocalStack`` (``USE_FAST_LOCALS``, say)."""
+
+        request_stack = object()
+        request = "the property's answer"
+
+    assert signals._request_of(OtherStack()) == "the property's answer"
+    assert signals._request_of(None) is None

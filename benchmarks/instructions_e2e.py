@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 import redis  # noqa: E402
-from tests.support import AppSettings, make_app  # noqa: E402
+from tests.support import AppSettings, WorkerProcess, make_app  # noqa: E402
 from tests.support.app import SETTINGS_ENV  # noqa: E402
 
 MODES = ("unhooked", "hooked")
@@ -92,27 +92,11 @@ def _collected(out: Path) -> int:
     return total
 
 
-def _worker_command(out: Path, pool: str, queue: str) -> list[str]:
-    return [
-        *_valgrind(out),
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "tests.support.worker_app",
-        "worker",
-        "-P",
-        pool,
-        "-c",
-        "2",
-        "-Q",
-        queue,
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "-l",
-        "WARNING",
-    ]
+def _worker_command(out: Path, pool: str, settings: AppSettings) -> list[str]:
+    worker = WorkerProcess(settings, pool, extra_args=("--without-heartbeat",), loglevel="WARNING")
+    command = worker.command()
+    worker.__exit__()  # only its command line is used: remove the log file it made
+    return [*_valgrind(out), *command]
 
 
 def one_run(mode: str, count: int, pool: str, redis_url: str, slowdown: float) -> tuple[int, int]:
@@ -145,7 +129,7 @@ def one_run(mode: str, count: int, pool: str, redis_url: str, slowdown: float) -
             sent = time.perf_counter()
             with Path(tmp, "worker.log").open("wb") as log_fh:
                 worker = subprocess.Popen(
-                    _worker_command(worker_out, pool, settings.queue),
+                    _worker_command(worker_out, pool, settings),
                     cwd=ROOT,
                     env=env,
                     stdout=log_fh,

@@ -35,6 +35,7 @@ class WorkerProcess:
         env: dict[str, str] | None = None,
         extra_args: tuple[str, ...] = (),
         ready_timeout_s: float = 30.0,
+        loglevel: str = "INFO",
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -43,6 +44,7 @@ class WorkerProcess:
         self.env = env or {}
         self.extra_args = extra_args
         self.ready_timeout_s = ready_timeout_s
+        self.loglevel = loglevel  # start() waits for INFO's " ready." line; below, call command() only
         self.proc: subprocess.Popen[bytes] | None = None
         self._logfile = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the worker
             prefix="st-worker-", suffix=".log", delete=False
@@ -67,7 +69,7 @@ class WorkerProcess:
             "--without-gossip",
             "--without-mingle",
             "-l",
-            "INFO",
+            self.loglevel,
             *self.extra_args,
         ]
 

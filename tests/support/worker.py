@@ -44,7 +44,7 @@ class WorkerProcess:
         self.env = env or {}
         self.extra_args = extra_args
         self.ready_timeout_s = ready_timeout_s
-        self.loglevel = loglevel  # start() waits for INFO's " ready." line; below, call command() only
+        self.loglevel = loglevel  # start() waits for the " ready." line INFO prints; others suit command()
         self.proc: subprocess.Popen[bytes] | None = None
         self._logfile = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the worker
             prefix="st-worker-", suffix=".log", delete=False

@@ -79,20 +79,18 @@ def test_request_of_a_running_task_is_its_request() -> None:
     app = Celery("request-of", broker="memory://", set_as_current=False)
     seen: list[tuple[Any, Any]] = []
 
-    @app.task(bind=True, name="t.inner")
-    def inner(self: Any) -> None:
-        seen.append((signals._request_of(self), self.request))
-
     @app.task(bind=True, name="t.outer")
     def outer(self: Any) -> None:
         seen.append((signals._request_of(self), self.request))
-        inner.apply(task_id="inner-id")  # a nested request on top of this one
+        self.push_request(id="nested-id")  # as Celery does when a task calls itself eagerly
+        seen.append((signals._request_of(self), self.request))
+        self.pop_request()
         seen.append((signals._request_of(self), self.request))
 
     outer.apply(task_id="outer-id", retries=2)
     assert [(fast is slow, fast.id) for fast, slow in seen] == [
         (True, "outer-id"),
-        (True, "inner-id"),
+        (True, "nested-id"),
         (True, "outer-id"),
     ]
     assert seen[0][0].retries == 2

@@ -42,6 +42,8 @@ import redis  # noqa: E402
 from tests.support import AppSettings, WorkerProcess, make_app  # noqa: E402
 from tests.support.app import SETTINGS_ENV  # noqa: E402
 
+from stemtrace.capture.config import CaptureConfig  # noqa: E402
+
 MODES = ("unhooked", "hooked")
 
 
@@ -65,8 +67,7 @@ def client_main(count: int) -> None:
         st.emitter().flush(600.0)
 
 
-def _wait_for_results(redis_url: str, settings: AppSettings, count: int) -> None:
-    client = redis.Redis.from_url(redis_url)
+def _wait_for_results(client: redis.Redis, settings: AppSettings, count: int) -> None:
     pattern = f"{settings.prefix}celery-task-meta-*"
     deadline = time.monotonic() + 3600
     while sum(1 for _ in client.scan_iter(match=pattern, count=1000)) < count:
@@ -108,8 +109,9 @@ def one_run(mode: str, count: int, pool: str, redis_url: str, slowdown: float) -
     """
     settings = AppSettings(broker_url=redis_url, backend_url=redis_url, instrument=mode == "hooked")
     env = dict(os.environ, PYTHONHASHSEED="0", **{SETTINGS_ENV: settings.to_env()})
-    for name, seconds in (("FLUSH", 0.2), ("HEARTBEAT", 10.0), ("HEALTH", 30.0)):
-        env[f"STEMTRACE_{name}_INTERVAL"] = str(seconds * slowdown)
+    defaults = CaptureConfig()
+    for name in ("flush_interval", "heartbeat_interval", "health_interval"):
+        env[f"STEMTRACE_{name.upper()}"] = str(getattr(defaults, name) * slowdown)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
     broker = redis.Redis.from_url(redis_url)
     with tempfile.TemporaryDirectory(prefix="st-e2e-") as tmp:
@@ -136,7 +138,7 @@ def one_run(mode: str, count: int, pool: str, redis_url: str, slowdown: float) -
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
-            _wait_for_results(redis_url, settings, count)
+            _wait_for_results(broker, settings, count)
             print(
                 f"  {mode} {count} tasks: sent in {sent - began:.0f} s, "
                 f"run in {time.perf_counter() - sent:.0f} s",

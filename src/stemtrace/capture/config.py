@@ -122,6 +122,13 @@ SETTINGS: tuple[Setting, ...] = (
         2.0,
         "Connect and socket timeout of the publisher's own broker connection.",
     ),
+    Setting(
+        "signal_cache",
+        "bool",
+        True,
+        "Turn on the receiver cache of the four signals sent for every task "
+        "(Celery's `Signal(use_caching=True)`); off leaves Celery's default.",
+    ),
     Setting("heartbeat_interval", "duration", 10.0, "Seconds between `worker.heartbeat` events."),
     Setting("health_interval", "duration", 30.0, "Seconds between `library.health` events."),
 )
@@ -183,6 +190,7 @@ class CaptureConfig:
     flush_interval: float = 0.2
     flush_timeout: float = 2.0
     connect_timeout: float = 2.0
+    signal_cache: bool = True
     heartbeat_interval: float = 10.0
     health_interval: float = 30.0
 

@@ -104,6 +104,13 @@ class Finisher:
     def __init__(self, config: CaptureConfig, redactor: Redactor) -> None:
         self.config = config
         self.redactor = redactor
+        # What ``_plain_send`` needs of the options, settled once: sends are counted per task.
+        self._plain_sends = (
+            config.capture_args
+            and redactor.hook is None
+            and not redactor.has_patterns
+            and config.max_field_bytes >= SHORT
+        )
 
     def _value(self, name: str | None, field: str, value: Any, sizes: dict[str, int]) -> Any:
         value = self.redactor.apply_hook(name, field, value)
@@ -141,16 +148,12 @@ class Finisher:
         """What ``captured`` gives for the commonest send, ``.delay()`` with a few plain
         positional arguments, without its general steps; ``None`` for any other send."""
         args, kwargs, embed, argsrepr, kwargsrepr = values
-        cfg, redactor = self.config, self.redactor
         if (
             embed is not None
             or kwargs is not None  # the handler buffers empty kwargs as None
+            or not self._plain_sends
             or (kwargsrepr is not None and kwargsrepr != "{}")
-            or not cfg.capture_args
-            or redactor.hook is not None
-            or redactor.has_patterns
-            or cfg.max_field_bytes < SHORT
-            or redactor.hides_args(name)
+            or self.redactor.hides_args(name)
         ):
             return None
         short = _short_args(args)
@@ -161,6 +164,7 @@ class Finisher:
         # list); anything else may be the user's, and ``captured`` decides.
         if argsrepr is not None and argsrepr != repr(args) and argsrepr != repr(tuple(args)):
             return None
+        cfg = self.config
         if bound > cfg.max_field_bytes or bound + 2 > cfg.max_event_bytes:
             size = encoded_size(out)  # the bound is loose: measure before giving up
             if size > cfg.max_field_bytes or size + 2 > cfg.max_event_bytes:

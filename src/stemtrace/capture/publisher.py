@@ -36,18 +36,26 @@ logger = logging.getLogger("stemtrace.capture")
 
 Finisher = Callable[[str, Any, tuple[Any, ...]], dict[str, Any] | None]
 PeriodicSource = Callable[[], list[dict[str, Any]]]
-# One buffered event, flat: (type, ts, task id, task name, proc, node, seq, *values), ``ts`` in
+# One buffered event, flat: (type, ts, seq, task id, task name, *values, proc, node), ``ts`` in
 # epoch nanoseconds (a row sends it so: an integer encodes far faster than a float). For the
-# hot task events ``values`` are those of ``fields.DATA_FIELDS`` then ``fields.RAW_FIELDS``;
-# for other task events, the data dict then the raw values; other events (worker, health)
-# have ``None`` as type and their whole envelope as the one value. Nothing is nested, so the
-# garbage collector untracks the entry within a collection or two (see ``fields``).
+# hot task events ``values`` are those of ``fields.DATA_FIELDS`` then ``fields.RAW_FIELDS``, so
+# the entry's head *is* the row sent (a slice, not a copy built field by field); for other task
+# events, the data dict then the raw values; other events (worker, health) have ``None`` as
+# type and their whole envelope as the one value. Nothing is nested, so the garbage collector
+# untracks the entry within a collection or two (see ``fields``).
 Entry = tuple[Any, ...]
 MAX_BACKOFF_S = 30.0
-# Per hot type: its field names, where its raw values begin in an entry, the entry's length, and
-# whether a lone ``None`` raw value skips finishing (``fields.NOTHING_WHEN_NONE``).
+_HEAD = 5  # type, ts, seq, task id, task name: a row's first items
+# Per hot type: its field names, where its raw values begin and end in an entry, the entry's
+# length, and whether a lone ``None`` raw value skips finishing (``fields.NOTHING_WHEN_NONE``).
 _ROWS = {
-    t: (names, 7 + len(names), 7 + len(names) + len(RAW_FIELDS.get(t, ())), t in NOTHING_WHEN_NONE)
+    t: (
+        names,
+        _HEAD + len(names),
+        _HEAD + len(names) + len(RAW_FIELDS.get(t, ())),
+        _HEAD + len(names) + len(RAW_FIELDS.get(t, ())) + 2,
+        t in NOTHING_WHEN_NONE,
+    )
     for t, names in DATA_FIELDS.items()
 }
 _MESSAGES_PER_SEND = 20
@@ -94,14 +102,14 @@ class Emitter:
             self.dropped += 1
             return
         stamp = time.time_ns() if ts is None else ts
-        self.buffer.append((etype, stamp, task_id, name, proc or self.proc, self.node, seq, *values))
+        self.buffer.append((etype, stamp, seq, task_id, name, *values, proc or self.proc, self.node))
         if self._thread is None:
             self._start()
 
     def emit(self, event: dict[str, Any], proc: str | None = None, *, force: bool = False) -> None:
         """Enqueue an event given whole. ``force`` (health reports only) bypasses the limit:
         the report of drops must not be dropped."""
-        self._put((None, 0.0, None, None, proc or self.proc, self.node, next(self._seq), event), force)
+        self._put((None, 0, next(self._seq), None, None, event, proc or self.proc, self.node), force)
 
     def _put(self, entry: Entry, force: bool = False) -> None:
         """The sequence number is taken even when the event is dropped, so gaps show."""
@@ -211,7 +219,7 @@ class Emitter:
             # one or the other; only this thread takes from the buffer, so all ``take`` are there.
             take = min(len(buffer), self.batch)
             self._inflight += take
-            proc, node = buffer[0][4], buffer[0][5]
+            proc, node = buffer[0][-2], buffer[0][-1]
             header = {"host": self.host, "pid": self.pid, "inst": self.inst, "proc": proc, "node": node}
             events: list[Any] = []
             cols: dict[str, tuple[str, ...]] = {}
@@ -221,17 +229,23 @@ class Emitter:
                     # The hot path, inlined: a task event of one of the commonest types, from
                     # the batch's own process, becomes a row (``_item`` says the rest).
                     shape = _ROWS.get(entry[0])
-                    if shape is None or entry[4] != proc or entry[5] != node or len(entry) != shape[2]:
+                    if (
+                        shape is None
+                        or len(entry) != shape[3]
+                        or entry[-2] != proc
+                        or entry[-1] != node
+                        or type(entry[3]) is not str
+                    ):
                         events.append(self._item(entry, header))
                         continue
-                    etype, (names, end, length, skip_none) = entry[0], shape
-                    row = [etype, entry[1], entry[6], str(entry[2]), entry[3], *entry[7:end]]
-                    cols[etype] = names
-                    if end < length and not (skip_none and entry[end] is None):
-                        extra = self._captured(etype, entry[3], entry[end:])
+                    names, end, raw_end, _, skip_none = shape
+                    cols[entry[0]] = names
+                    if end < raw_end and not (skip_none and entry[end] is None):
+                        extra = self._captured(entry[0], entry[4], entry[end:raw_end])
                         if extra is not None:
-                            row.append(extra)
-                    events.append(row)
+                            events.append((*entry[:end], extra))
+                            continue
+                    events.append(entry[:end])
                 except Exception:  # a malformed entry is a bug here: count it, keep the rest
                     self.errors += 1
                     self.dropped += 1
@@ -244,19 +258,20 @@ class Emitter:
     def _item(self, entry: Entry, header: dict[str, Any]) -> dict[str, Any]:
         """One buffered entry (see ``Entry``) that ``_take`` does not send as a row, as an event
         object of the batch ``header`` starts."""
-        etype, ts, task_id, name, proc, node, seq = entry[:7]
+        etype, ts, seq, task_id, name = entry[:_HEAD]
+        proc, node = entry[-2], entry[-1]
         if etype is None:  # a worker or health event, given whole
-            event: dict[str, Any] = entry[7]
+            event: dict[str, Any] = entry[_HEAD]
             event["seq"] = seq
             return self._own(event, proc, node, header)
         shape = _ROWS.get(etype)
         if shape is None:
-            data, raw = entry[7], entry[8:]
+            data, raw = entry[_HEAD], entry[_HEAD + 1 : -2]
         else:
-            names, end, length, _ = shape
+            names, end, raw_end, length, _ = shape
             if len(entry) != length:
                 raise ValueError(f"{etype} entry of {len(entry)} items")
-            data, raw = dict(zip(names, entry[7:end], strict=True)), entry[end:]
+            data, raw = dict(zip(names, entry[_HEAD:end], strict=True)), entry[end:raw_end]
         if raw:
             extra = self._captured(etype, name, raw)
             if extra is not None:

@@ -91,7 +91,7 @@ def test_buffered_events_of_plain_sends_are_left_to_reference_counting(settings:
     plain = [tasks.add.delay(i, i).id for i in range(50)]
     keyed = [tasks.add.delay(i, y=i).id for i in range(50)]
     emitter = state.current().emitter()  # type: ignore[union-attr]
-    entries = {entry[2]: entry for entry in emitter.buffer}
+    entries = {entry[3]: entry for entry in emitter.buffer}
     assert len(entries) == 100
     for _ in range(3):  # each pass untracks one more level of nesting
         gc.collect()

@@ -245,7 +245,7 @@ def on_task_prerun(sender: Any = None, task_id: Any = None, task: Any = None, **
     try:
         req = _request_of(task)
         retries = getattr(req, "retries", 0) or 0
-        st.starts[task_id] = (time.monotonic(), retries)
+        st.starts[task_id] = (time.monotonic_ns(), retries)
         em = st.emitter()
         values = (  # fields.DATA_FIELDS[TASK_STARTED]
             retries,
@@ -263,7 +263,7 @@ def on_task_prerun(sender: Any = None, task_id: Any = None, task: Any = None, **
 def _runtime(st: _state.State, task_id: Any) -> float | None:
     """Seconds since ``task_prerun`` of ``task_id`` in this process (``task_postrun`` forgets it)."""
     start = st.starts.get(task_id)
-    return None if start is None else time.monotonic() - start[0]
+    return None if start is None else (time.monotonic_ns() - start[0]) / 1e9
 
 
 @guarded
@@ -341,7 +341,8 @@ def on_task_postrun(
         if started is None:  # no prerun seen here: read what the request says
             runtime, retries = None, getattr(_request_of(task), "retries", 0) or 0
         else:
-            runtime, retries = time.monotonic() - started[0], started[1]
+            # From whole nanoseconds: such a float's shortest text is half as dear to encode.
+            runtime, retries = (time.monotonic_ns() - started[0]) / 1e9, started[1]
         name = getattr(task, "name", None)
         if state == "SUCCESS":
             values = (retries, runtime, retval)  # fields.DATA_FIELDS[TASK_SUCCEEDED], then RAW_FIELDS

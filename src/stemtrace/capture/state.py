@@ -38,7 +38,7 @@ class State:
         self.pool: str | None = None  # prefork | solo | threads | gevent | eventlet
         self.main_pid: int | None = None
         self.worker_sources: list[tuple[float, PeriodicSource]] = []
-        self.starts: dict[str, tuple[float, int]] = {}  # task id -> (monotonic start, retries), executing
+        self.starts: dict[str, tuple[int, int]] = {}  # task id -> (monotonic_ns start, retries), executing
         self.main_failures: deque[str] = deque(maxlen=1000)  # ids the main process reported failed
         self._emitter: Emitter | None = None
         self._lock = threading.Lock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from stemtrace.capture.config import CaptureConfig
@@ -90,3 +91,18 @@ def test_a_malformed_entry_is_dropped_alone() -> None:
     events, _ = decode_batch(batches[0])
     assert count == 1 and [e.type for e in events] == [ev.TASK_SUCCEEDED]
     assert made.dropped == 1 and made.errors == 1
+
+
+def test_a_task_id_that_is_not_a_string_is_sent_as_its_text() -> None:
+    """Celery's ids are strings, but ``apply_async(task_id=uuid.UUID(...))`` gives the object:
+    its row would carry the object's ``repr`` through the encoder's fallback, so it goes as an
+    event object with the id's text instead."""
+    made = emitter()
+    task_id = uuid.UUID(int=7)
+    made.emit_task(ev.TASK_STARTED, task_id, "proj.add", (0, 1, None, None, None, None), ts=10 * S)
+    made.emit_task(ev.TASK_STARTED, "t2", "proj.add", (0, 1, None, None, None, None), ts=11 * S)
+    body = json.loads(made._take()[0][0])
+    assert [type(item).__name__ for item in body["events"]] == ["dict", "list"]
+    events, errors = decode_batch(json.dumps(body).encode())
+    assert errors == [] and [e.task_id for e in events] == [str(task_id), "t2"]
+    assert events[0].data == events[1].data

@@ -18,8 +18,8 @@ PER_TASK = [getattr(signals, name) for name in install.PER_TASK_SIGNALS]
 
 @pytest.fixture
 def app() -> Iterator[Celery]:
+    install.uninstall(0.5)  # whatever an earlier test left installed: start from Celery's default
     app = Celery("signal-cache", broker="memory://", set_as_current=False)
-    app.conf.task_always_eager = False
     try:
         yield app
     finally:

@@ -46,18 +46,17 @@ PeriodicSource = Callable[[], list[dict[str, Any]]]
 Entry = tuple[Any, ...]
 MAX_BACKOFF_S = 30.0
 _HEAD = 5  # type, ts, seq, task id, task name: a row's first items
-# Per hot type: its field names, where its raw values begin and end in an entry, the entry's
-# length, and whether a lone ``None`` raw value skips finishing (``fields.NOTHING_WHEN_NONE``).
-_ROWS = {
-    t: (
-        names,
-        _HEAD + len(names),
-        _HEAD + len(names) + len(RAW_FIELDS.get(t, ())),
-        _HEAD + len(names) + len(RAW_FIELDS.get(t, ())) + 2,
-        t in NOTHING_WHEN_NONE,
-    )
-    for t, names in DATA_FIELDS.items()
-}
+
+
+def _shape(etype: str, names: tuple[str, ...]) -> tuple[tuple[str, ...], int, int, int, bool]:
+    """A hot type's field names, where its raw values begin and end in an entry, the entry's
+    length, and whether a lone ``None`` raw value skips finishing (``fields.NOTHING_WHEN_NONE``)."""
+    end = _HEAD + len(names)
+    raw_end = end + len(RAW_FIELDS.get(etype, ()))
+    return names, end, raw_end, raw_end + 2, etype in NOTHING_WHEN_NONE  # + 2: proc, node
+
+
+_ROWS = {t: _shape(t, names) for t, names in DATA_FIELDS.items()}
 _MESSAGES_PER_SEND = 20
 
 

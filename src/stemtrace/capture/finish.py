@@ -20,6 +20,9 @@ from stemtrace.capture.redact import Redactor
 from stemtrace.core.events import TASK_PUBLISHED, TASK_RECEIVED, TASK_SUCCEEDED
 
 _CAPTURED = ("args", "kwargs", "result", "exception", "traceback", "args_repr", "kwargs_repr")
+_ARGS_COLUMNS = ("args", "kwargs")
+_RESULT_COLUMNS = ("result",)
+_NO_KWARGS: dict[str, Any] = {}  # only ever encoded, never changed
 
 
 _PLAIN = (int, float, bool, type(None))
@@ -104,7 +107,7 @@ class Finisher:
     def __init__(self, config: CaptureConfig, redactor: Redactor) -> None:
         self.config = config
         self.redactor = redactor
-        # What ``_plain_send`` needs of the options, settled once: sends are counted per task.
+        # What ``_plain_args`` needs of the options, settled once: sends are counted per task.
         self._plain_sends = (
             config.capture_args
             and redactor.hook is None
@@ -128,25 +131,57 @@ class Finisher:
             return None
         # The two commonest events with values take a short cut to what ``captured`` gives.
         if etype == TASK_SUCCEEDED and len(values) == 1:
-            if not self.config.capture_result:
-                return None
-            sizes: dict[str, int] = {}
-            data = {"result": self._value(name, "result", values[0], sizes)}
-            if sizes["result"] > self.config.max_event_bytes:
-                fit_event(data, _CAPTURED, self.config.max_event_bytes, sizes)
-            return data
+            return {"result": self._result(name, values[0])} if self.config.capture_result else None
         if etype == TASK_RECEIVED and len(values) == 1:
             canvas = summarize(values[0])
             return None if canvas is None else {"canvas": canvas}
         if etype == TASK_PUBLISHED and len(values) == 5:
-            plain = self._plain_send(name, values)
-            if plain is not None:
-                return plain
+            args = self._plain_args(name, values)
+            if args is not None:
+                return {"args": args, "kwargs": {}}
         return self.captured(name, dict(zip(RAW_FIELDS[etype], values, strict=True))) or None
 
-    def _plain_send(self, name: Any, values: tuple[Any, ...]) -> dict[str, Any] | None:
-        """What ``captured`` gives for the commonest send, ``.delay()`` with a few plain
-        positional arguments, without its general steps; ``None`` for any other send."""
+    def columns(self, etype: str) -> tuple[str, ...]:
+        """The captured fields every row of ``etype`` from this process carries as values, after
+        its ``DATA_FIELDS``: the batch names them once (its ``cols``) instead of each row in an
+        object of its own, which costs more to build and to encode."""
+        if etype == TASK_PUBLISHED and self.config.capture_args:
+            return _ARGS_COLUMNS
+        if etype == TASK_SUCCEEDED and self.config.capture_result:
+            return _RESULT_COLUMNS
+        return ()
+
+    def tail(self, etype: str, name: Any, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """What follows the ``DATA_FIELDS`` values in a row of ``etype``: the captured values of
+        :meth:`columns` (``None`` for one not captured, as ``args`` where a user's ``argsrepr``
+        stands instead), then one object of any other captured fields (a canvas, a repr)."""
+        if etype == TASK_SUCCEEDED and len(values) == 1:
+            return (self._result(name, values[0]),) if self.config.capture_result else ()
+        if etype == TASK_PUBLISHED and len(values) == 5:
+            args = self._plain_args(name, values)
+            if args is not None:
+                return (args, _NO_KWARGS)
+        data = self(etype, name, values) or {}
+        names = self.columns(etype)
+        if not names:
+            return (data,) if data else ()
+        head = tuple(data.pop(key, None) for key in names)
+        return (*head, data) if data else head
+
+    def _result(self, name: Any, value: Any) -> Any:
+        """A task's captured result, cut to fit an event when it is larger."""
+        sizes: dict[str, int] = {}
+        result = self._value(name, "result", value, sizes)
+        if sizes["result"] <= self.config.max_event_bytes:
+            return result
+        data = {"result": result}
+        fit_event(data, _CAPTURED, self.config.max_event_bytes, sizes)
+        return data["result"]
+
+    def _plain_args(self, name: Any, values: tuple[Any, ...]) -> list[Any] | None:
+        """The captured ``args`` of the commonest send, ``.delay()`` with a few plain positional
+        arguments (and so no ``kwargs``), as ``captured`` gives them without its general steps;
+        ``None`` for any other send."""
         args, kwargs, embed, argsrepr, kwargsrepr = values
         if (
             embed is not None
@@ -169,7 +204,7 @@ class Finisher:
             size = encoded_size(out)  # the bound is loose: measure before giving up
             if size > cfg.max_field_bytes or size + 2 > cfg.max_event_bytes:
                 return None
-        return {"args": out, "kwargs": {}}
+        return out
 
     def apply(self, event: dict[str, Any], raw: dict[str, Any]) -> None:
         """Add the captured fields to ``event`` from ``raw``, live values by field name."""

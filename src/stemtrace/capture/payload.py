@@ -174,8 +174,16 @@ def capture_sized(value: Any, redactor: Redactor, max_field_bytes: int) -> tuple
         cut = truncated(dumps(out)[: max(16, max_field_bytes // 2)], size)
         return cut, encoded_size(cut)
     except Exception as exc:  # a converter bug must not lose the event
-        failed = {REPR_KEY: f"<capture failed: {type(exc).__name__}>", "type": type_name(value)}
+        failed = capture_failed(exc, value)
         return failed, encoded_size(failed)
+
+
+def capture_failed(exc: BaseException, value: Any = None) -> dict[str, Any]:
+    """What stands for a value the library failed to capture: visible, never the value."""
+    out = {REPR_KEY: f"<capture failed: {type(exc).__name__}>"}
+    if value is not None:
+        out["type"] = type_name(value)
+    return out
 
 
 def capture_text(text: str | None, redactor: Redactor, max_bytes: int, *, keep_tail: bool = False) -> Any:

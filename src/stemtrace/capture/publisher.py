@@ -29,12 +29,13 @@ from typing import Any
 
 from stemtrace.capture.config import CaptureConfig
 from stemtrace.capture.fields import DATA_FIELDS, NOTHING_WHEN_NONE, RAW_FIELDS
+from stemtrace.capture.finish import Finisher
+from stemtrace.capture.payload import capture_failed
 from stemtrace.core.events import LIBRARY_HEALTH, encode_batch
 from stemtrace.transport import Publisher, TransportConfig, mask_url, resolve
 
 logger = logging.getLogger("stemtrace.capture")
 
-Finisher = Callable[[str, Any, tuple[Any, ...]], dict[str, Any] | None]
 PeriodicSource = Callable[[], list[dict[str, Any]]]
 # One buffered event, flat: (type, ts, seq, task id, task name, *values, proc, node), ``ts`` in
 # epoch nanoseconds (a row sends it so: an integer encodes far faster than a float). For the
@@ -48,15 +49,19 @@ MAX_BACKOFF_S = 30.0
 _HEAD = 5  # type, ts, seq, task id, task name: a row's first items
 
 
-def _shape(etype: str, names: tuple[str, ...]) -> tuple[tuple[str, ...], int, int, int, bool]:
-    """A hot type's field names, where its raw values begin and end in an entry, the entry's
-    length, and whether a lone ``None`` raw value skips finishing (``fields.NOTHING_WHEN_NONE``)."""
+Shape = tuple[tuple[str, ...], int, int, int, bool]
+
+
+def _shape(etype: str, names: tuple[str, ...], columns: tuple[str, ...] = ()) -> Shape:
+    """A hot type's row fields (its ``names``, then the captured ``columns``), where its raw
+    values begin and end in an entry, the entry's length, and whether a lone ``None`` raw value
+    skips finishing (``fields.NOTHING_WHEN_NONE``)."""
     end = _HEAD + len(names)
     raw_end = end + len(RAW_FIELDS.get(etype, ()))
-    return names, end, raw_end, raw_end + 2, etype in NOTHING_WHEN_NONE  # + 2: proc, node
+    return names + columns, end, raw_end, raw_end + 2, etype in NOTHING_WHEN_NONE  # + 2: proc, node
 
 
-_ROWS = {t: _shape(t, names) for t, names in DATA_FIELDS.items()}
+_ROWS = {t: _shape(t, names) for t, names in DATA_FIELDS.items()}  # the entries' layout
 _MESSAGES_PER_SEND = 20
 
 
@@ -67,10 +72,12 @@ class Emitter:
         self.config = config
         self.transport = transport
         self._finish = finish
+        # Per process: which captured fields a row carries as values depends on the options.
+        self._rows = {t: _shape(t, names, finish.columns(t)) for t, names in DATA_FIELDS.items()}
         self.pid = os.getpid()
         self.host = socket.gethostname()
         self.inst = uuid.uuid4().hex
-        self._seq = itertools.count(1)
+        self.sequence = itertools.count(1)  # the events' ``seq``: gaps show drops
         self.buffer: deque[Entry] = deque()
         self.limit = max(1, config.buffer_size)
         self.batch = max(1, config.batch_size)  # events per transport message
@@ -95,23 +102,19 @@ class Emitter:
         self, etype: str, task_id: Any, name: Any, values: Entry, *, proc: str = "", ts: int | None = None
     ) -> None:
         """Enqueue a task event stamped ``ts`` (epoch nanoseconds; now if not given); see ``Entry``
-        for ``values``."""
-        seq = next(self._seq)  # taken even when the event is dropped, so gaps show
-        if len(self.buffer) >= self.limit:  # ``_put``, inlined: this runs once per task event
-            self.dropped += 1
-            return
+        for ``values``. The per-task handlers build their entry whole and call :meth:`put`."""
+        seq = next(self.sequence)
         stamp = time.time_ns() if ts is None else ts
-        self.buffer.append((etype, stamp, seq, task_id, name, *values, proc or self.proc, self.node))
-        if self._thread is None:
-            self._start()
+        self.put((etype, stamp, seq, task_id, name, *values, proc or self.proc, self.node))
 
     def emit(self, event: dict[str, Any], proc: str | None = None, *, force: bool = False) -> None:
         """Enqueue an event given whole. ``force`` (health reports only) bypasses the limit:
         the report of drops must not be dropped."""
-        self._put((None, 0, next(self._seq), None, None, event, proc or self.proc, self.node), force)
+        self.put((None, 0, next(self.sequence), None, None, event, proc or self.proc, self.node), force)
 
-    def _put(self, entry: Entry, force: bool = False) -> None:
-        """The sequence number is taken even when the event is dropped, so gaps show."""
+    def put(self, entry: Entry, force: bool = False) -> None:
+        """Enqueue one ``Entry``, or count it dropped when the buffer is full. Its sequence
+        number was taken all the same (``next(self.sequence)``), so the gap shows."""
         if len(self.buffer) >= self.limit and not force:
             self.dropped += 1
             return
@@ -227,7 +230,7 @@ class Emitter:
                 try:
                     # The hot path, inlined: a task event of one of the commonest types, from
                     # the batch's own process, becomes a row (``_item`` says the rest).
-                    shape = _ROWS.get(entry[0])
+                    shape = self._rows.get(entry[0])
                     if (
                         shape is None
                         or len(entry) != shape[3]
@@ -240,11 +243,9 @@ class Emitter:
                     names, end, raw_end, _, skip_none = shape
                     cols[entry[0]] = names
                     if end < raw_end and not (skip_none and entry[end] is None):
-                        extra = self._captured(entry[0], entry[4], entry[end:raw_end])
-                        if extra is not None:
-                            events.append((*entry[:end], extra))
-                            continue
-                    events.append(entry[:end])
+                        events.append(entry[:end] + self._tail(entry[0], entry[4], entry[end:raw_end]))
+                    else:
+                        events.append(entry[:end])
                 except Exception:  # a malformed entry is a bug here: count it, keep the rest
                     self.errors += 1
                     self.dropped += 1
@@ -301,6 +302,15 @@ class Emitter:
             self.errors += 1  # keep the envelope: an event without data beats none
             logger.debug("stemtrace could not finish an event", exc_info=True)
             return None
+
+    def _tail(self, etype: str, name: Any, raw: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``Finisher.tail``: on a bug, each captured column says the capture failed."""
+        try:
+            return self._finish.tail(etype, name, raw)
+        except Exception as exc:
+            self.errors += 1  # keep the envelope: an event without data beats none
+            logger.debug("stemtrace could not finish an event", exc_info=True)
+            return tuple(capture_failed(exc) for _ in self._finish.columns(etype))
 
     def _failed(self, exc: Exception, count: int) -> None:
         self.dropped += count

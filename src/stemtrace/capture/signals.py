@@ -21,6 +21,15 @@ from stemtrace.capture.fields import EMPTY_EMBED
 from stemtrace.core import events as ev
 
 F = TypeVar("F", bound=Callable[..., None])
+# The per-task handlers build their buffered entry whole (see ``publisher.Entry``) and hand it
+# to ``Emitter.put``: a keyword call and a second tuple per event cost a third of a handler.
+_PUBLISHED, _RECEIVED, _STARTED, _SUCCEEDED = (
+    ev.TASK_PUBLISHED,
+    ev.TASK_RECEIVED,
+    ev.TASK_STARTED,
+    ev.TASK_SUCCEEDED,
+)
+_time_ns = time.time_ns
 
 
 def _failed(st: _state.State, where: str, exc: Exception) -> None:
@@ -130,30 +139,39 @@ def on_after_task_publish(
             h, args, kwargs = b, b.get("args", ()), b.get("kwargs", {})
             embed = {k: b.get(k) for k in ("chord", "callbacks", "errbacks")}
             task_id, name = b.get("id"), b.get("task", sender)
-        values = (  # fields.DATA_FIELDS[TASK_PUBLISHED], then RAW_FIELDS (an empty kwargs dict as None)
-            h.get("root_id"),
-            h.get("parent_id"),
-            h.get("group"),
-            h.get("group_index"),
-            h.get("retries", 0),
-            h.get("eta"),
-            h.get("expires"),
-            routing_key,
-            _name(exchange),
-            routing_key,
-            h.get("replaced_task_nesting", 0),
-            # No task between prerun and postrun here (a client, beat, an idle worker): none
-            # publishes, and Celery's task stack is not worth asking (it raises to say empty).
-            _current_task_id() if st.starts else None,
-            h.get("shadow"),
-            h.get("ignore_result", False),
-            args,
-            kwargs or None,
-            None if embed == EMPTY_EMBED else embed,
-            h.get("argsrepr"),
-            h.get("kwargsrepr"),
+        em = st._emitter or st.emitter()
+        em.put(  # an Entry: fields.DATA_FIELDS[TASK_PUBLISHED], then RAW_FIELDS (empty kwargs as None)
+            (
+                _PUBLISHED,
+                _time_ns(),
+                next(em.sequence),
+                task_id,
+                name,
+                h.get("root_id"),
+                h.get("parent_id"),
+                h.get("group"),
+                h.get("group_index"),
+                h.get("retries", 0),
+                h.get("eta"),
+                h.get("expires"),
+                routing_key,
+                _name(exchange),
+                routing_key,
+                h.get("replaced_task_nesting", 0),
+                # No task between prerun and postrun here (a client, beat, an idle worker): none
+                # publishes, and Celery's task stack is not worth asking (it raises to say empty).
+                _current_task_id() if st.starts else None,
+                h.get("shadow"),
+                h.get("ignore_result", False),
+                args,
+                kwargs or None,
+                None if embed == EMPTY_EMBED else embed,
+                h.get("argsrepr"),
+                h.get("kwargsrepr"),
+                em.proc,
+                em.node,
+            )
         )
-        st.emitter().emit_task(ev.TASK_PUBLISHED, task_id, name, values)
     except Exception as exc:
         _failed(st, "on_after_task_publish", exc)
 
@@ -168,23 +186,31 @@ def on_task_received(sender: Any = None, request: Any = None, **_: Any) -> None:
         delivery = getattr(request, "delivery_info", None) or {}
         payload = getattr(request, "_payload", None)
         embed = payload[2] if isinstance(payload, (list, tuple)) and len(payload) == 3 else None
-        values = (  # fields.DATA_FIELDS[TASK_RECEIVED], then RAW_FIELDS
-            rd.get("root_id"),
-            rd.get("parent_id"),
-            rd.get("group"),
-            rd.get("group_index"),
-            rd.get("retries", 0),
-            rd.get("eta"),
-            rd.get("expires"),
-            rd.get("replaced_task_nesting", 0),
-            bool(delivery.get("redelivered", False)),
-            delivery.get("exchange"),
-            delivery.get("routing_key"),
-            delivery.get("routing_key"),
-            None if embed == EMPTY_EMBED else embed,
+        em = st._emitter or st.emitter()
+        em.put(  # an Entry: fields.DATA_FIELDS[TASK_RECEIVED], then RAW_FIELDS
+            (
+                _RECEIVED,
+                _time_ns(),
+                next(em.sequence),
+                request.id,
+                getattr(request, "name", None),
+                rd.get("root_id"),
+                rd.get("parent_id"),
+                rd.get("group"),
+                rd.get("group_index"),
+                rd.get("retries", 0),
+                rd.get("eta"),
+                rd.get("expires"),
+                rd.get("replaced_task_nesting", 0),
+                bool(delivery.get("redelivered", False)),
+                delivery.get("exchange"),
+                delivery.get("routing_key"),
+                delivery.get("routing_key"),
+                None if embed == EMPTY_EMBED else embed,
+                st.main_proc(),
+                em.node,
+            )
         )
-        name = getattr(request, "name", None)
-        st.emitter().emit_task(ev.TASK_RECEIVED, request.id, name, values, proc=st.main_proc())
     except Exception as exc:
         _failed(st, "on_task_received", exc)
 
@@ -246,16 +272,24 @@ def on_task_prerun(sender: Any = None, task_id: Any = None, task: Any = None, **
         req = _request_of(task)
         retries = getattr(req, "retries", 0) or 0
         st.starts[task_id] = (time.monotonic_ns(), retries)
-        em = st.emitter()
-        values = (  # fields.DATA_FIELDS[TASK_STARTED]
-            retries,
-            em.pid,
-            getattr(req, "root_id", None),
-            getattr(req, "parent_id", None),
-            getattr(req, "group", None),
-            getattr(req, "group_index", None),
+        em = st._emitter or st.emitter()
+        em.put(  # an Entry: fields.DATA_FIELDS[TASK_STARTED]
+            (
+                _STARTED,
+                _time_ns(),
+                next(em.sequence),
+                task_id,
+                getattr(task, "name", None),
+                retries,
+                em.pid,
+                getattr(req, "root_id", None),
+                getattr(req, "parent_id", None),
+                getattr(req, "group", None),
+                getattr(req, "group_index", None),
+                st.exec_proc(),
+                em.node,
+            )
         )
-        em.emit_task(ev.TASK_STARTED, task_id, getattr(task, "name", None), values, proc=st.exec_proc())
     except Exception as exc:
         _failed(st, "on_task_prerun", exc)
 
@@ -344,12 +378,26 @@ def on_task_postrun(
             # From whole nanoseconds: such a float's shortest text is half as dear to encode.
             runtime, retries = (time.monotonic_ns() - started[0]) / 1e9, started[1]
         name = getattr(task, "name", None)
+        em = st._emitter or st.emitter()
         if state == "SUCCESS":
-            values = (retries, runtime, retval)  # fields.DATA_FIELDS[TASK_SUCCEEDED], then RAW_FIELDS
-            st.emitter().emit_task(ev.TASK_SUCCEEDED, task_id, name, values, proc=st.exec_proc())
+            # An Entry: fields.DATA_FIELDS[TASK_SUCCEEDED], then RAW_FIELDS.
+            em.put(
+                (
+                    _SUCCEEDED,
+                    _time_ns(),
+                    next(em.sequence),
+                    task_id,
+                    name,
+                    retries,
+                    runtime,
+                    retval,
+                    st.exec_proc(),
+                    em.node,
+                )
+            )
             return
         outcome = {"retries": retries, "state": state, "runtime": runtime}
-        st.emitter().emit_task(ev.TASK_POSTRUN, task_id, name, (outcome,), proc=st.exec_proc())
+        em.emit_task(ev.TASK_POSTRUN, task_id, name, (outcome,), proc=st.exec_proc())
     except Exception as exc:
         _failed(st, "on_task_postrun", exc)
 

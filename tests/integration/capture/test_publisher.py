@@ -20,6 +20,7 @@ from tests.support import AppSettings, make_app, read_stream
 
 import stemtrace.capture.install as capture
 from stemtrace.capture import state
+from stemtrace.capture.fields import DATA_FIELDS
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
@@ -52,8 +53,11 @@ def test_ten_thousand_events_at_normal_rate_arrive_complete(settings: AppSetting
         client.close()
     body = json.loads(raw[0][1][b"b"])
     assert body["v"] == 4 and body["src"]["inst"] == st.emitter().inst and body["src"]["proc"] == "client"
-    assert list(body["cols"]) == ["task.published"] and "args" not in body["cols"]["task.published"]
+    # The captured arguments are columns too: no object per row for a plain ``.delay()``.
+    assert body["cols"] == {"task.published": [*DATA_FIELDS["task.published"], "args", "kwargs"]}
     assert all(type(e) is list and e[0] == "task.published" for e in body["events"])
+    assert [e[-2:] for e in body["events"][:3]] == [[[i, i], {}] for i in range(3)]
+    assert [e["data"]["args"] for e in events[:3]] == [[0, 0], [1, 1], [2, 2]]
     assert all(type(e[1]) is int for e in body["events"])  # epoch nanoseconds
 
 

@@ -50,7 +50,10 @@ def test_hot_events_of_the_batch_process_go_as_rows_and_the_rest_as_objects() ->
         "proc": "child",
         "node": "w1@h",
     }
-    assert body["cols"] == {t: list(DATA_FIELDS[t]) for t in (ev.TASK_STARTED, ev.TASK_SUCCEEDED)}
+    assert body["cols"] == {
+        ev.TASK_STARTED: list(DATA_FIELDS[ev.TASK_STARTED]),
+        ev.TASK_SUCCEEDED: [*DATA_FIELDS[ev.TASK_SUCCEEDED], "result"],  # captured, so a column
+    }
     assert [type(item).__name__ for item in body["events"]] == ["list", "list", "dict", "dict", "dict"]
     assert body["events"][3]["proc"] == "thread"
 
@@ -70,15 +73,26 @@ def test_hot_events_of_the_batch_process_go_as_rows_and_the_rest_as_objects() ->
     assert events[3].data == events[0].data
 
 
-def test_a_failing_finisher_keeps_the_event_and_counts_the_error() -> None:
-    def broken(etype: str, name: Any, values: tuple[Any, ...]) -> dict[str, Any] | None:
+class Broken(Finisher):
+    def __call__(self, etype: str, name: Any, values: tuple[Any, ...]) -> dict[str, Any] | None:
         raise RuntimeError("bug")
 
-    made = emitter(broken)
+    def tail(self, etype: str, name: Any, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        raise RuntimeError("bug")
+
+
+def test_a_failing_finisher_keeps_the_event_and_counts_the_error() -> None:
+    config = CaptureConfig()
+    made = emitter(Broken(config, Redactor([])))
     buffer(made)
     events, errors = decode_batch(made._take()[0][0])
     assert errors == [] and len(events) == 5
-    assert events[1].data == {"retries": 1, "runtime": 0.5}
+    # The result is a column of every success row: it says the capture failed, never the value.
+    assert events[1].data == {
+        "retries": 1,
+        "runtime": 0.5,
+        "result": {ev.REPR_KEY: "<capture failed: RuntimeError>"},
+    }
     assert "exception" not in events[2].data
     assert made.errors == 2  # the succeeded and the failed event had values to capture
 

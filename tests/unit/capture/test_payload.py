@@ -269,16 +269,59 @@ def test_the_publish_short_cut_captures_what_the_general_path_does(
     assert succeeded == (finisher.captured("proj.add", {"result": args}) or None)
     received = finisher(TASK_RECEIVED, "proj.add", (embed,))
     assert received == (finisher.captured("proj.add", {"embed": embed}) or None)
+    # A row's tail carries the same: its captured columns (None where not captured), then the rest.
+    for etype, its_values, whole in (
+        (TASK_PUBLISHED, values, raw),
+        (TASK_SUCCEEDED, (args,), {"result": args}),
+        (TASK_RECEIVED, (embed,), {"embed": embed}),
+    ):
+        assert tail_data(finisher, etype, its_values) == {
+            **dict.fromkeys(finisher.columns(etype)),
+            **finisher.captured("proj.add", whole),
+        }
+
+
+def tail_data(finisher: Finisher, etype: str, values: tuple[Any, ...]) -> dict[str, Any]:
+    """The ``data`` fields a row's tail (``Finisher.tail``) stands for, as the server reads them."""
+    names = finisher.columns(etype)
+    tail = finisher.tail(etype, "proj.add", values)
+    assert len(tail) in (len(names), len(names) + 1)
+    data = dict(zip(names, tail, strict=False))
+    if len(tail) > len(names):
+        assert type(tail[-1]) is dict and tail[-1] and not set(tail[-1]) & set(names)
+        data.update(tail[-1])
+    return data
 
 
 def test_the_publish_short_cut_is_taken_for_a_plain_delay() -> None:
     finisher = Finisher(CaptureConfig(), R)
-    assert finisher._plain_send("proj.add", ((1, "a"), None, None, "(1, 'a')", "{}")) == {
-        "args": [1, "a"],
-        "kwargs": {},
-    }
-    assert finisher._plain_send("proj.add", ((1, "a"), None, None, "(<hidden>)", "{}")) is None
-    assert finisher._plain_send("proj.add", ((1,), {"k": 1}, None, "(1,)", "{'k': 1}")) is None
+    assert finisher._plain_args("proj.add", ((1, "a"), None, None, "(1, 'a')", "{}")) == [1, "a"]
+    plain = ((1, "a"), None, None, "(1, 'a')", "{}")
+    assert finisher.tail(TASK_PUBLISHED, "proj.add", plain) == ([1, "a"], {})
+    assert finisher._plain_args("proj.add", ((1, "a"), None, None, "(<hidden>)", "{}")) is None
+    assert finisher._plain_args("proj.add", ((1,), {"k": 1}, None, "(1,)", "{'k': 1}")) is None
+
+
+def test_a_row_carries_the_captured_values_every_such_event_has_as_columns() -> None:
+    """Arguments and results as row values when captured; what a user's argsrepr replaces is
+    ``None`` there, the repr in the row's object; with capture off, no such columns."""
+    finisher = Finisher(CaptureConfig(), R)
+    assert finisher.columns(TASK_PUBLISHED) == ("args", "kwargs")
+    assert finisher.columns(TASK_SUCCEEDED) == ("result",)
+    assert finisher.columns(TASK_RECEIVED) == ()
+    hidden = ((1,), {"password": "x"}, None, "(<hidden>)", None)
+    assert finisher.tail(TASK_PUBLISHED, "proj.add", hidden) == (
+        None,
+        {"password": "[redacted]"},
+        {"args_repr": "(<hidden>)"},
+    )
+    assert finisher.tail(TASK_SUCCEEDED, "proj.add", ({"token": "t", "n": 1},)) == (
+        {"token": "[redacted]", "n": 1},
+    )
+    off = Finisher(CaptureConfig(capture_args=False, capture_result=False), R)
+    assert off.columns(TASK_PUBLISHED) == off.columns(TASK_SUCCEEDED) == ()
+    assert off.tail(TASK_SUCCEEDED, "proj.add", (5,)) == ()
+    assert off.tail(TASK_PUBLISHED, "proj.add", ((1,), None, None, "(1,)", "{}")) == ()
 
 
 @pytest.mark.parametrize(
@@ -305,3 +348,5 @@ def test_the_publish_short_cut_on_edge_cases(values: tuple[Any, ...]) -> None:
     for config in (CaptureConfig(), CaptureConfig(max_field_bytes=1100), CaptureConfig(max_event_bytes=1060)):
         finisher = Finisher(config, R)
         assert finisher(TASK_PUBLISHED, "proj.add", values) == finisher.captured("proj.add", raw)
+        want = {**dict.fromkeys(finisher.columns(TASK_PUBLISHED)), **finisher.captured("proj.add", raw)}
+        assert tail_data(finisher, TASK_PUBLISHED, values) == want

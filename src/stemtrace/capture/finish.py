@@ -114,6 +114,9 @@ class Finisher:
             and not redactor.has_patterns
             and config.max_field_bytes >= SHORT
         )
+        # When a result of ``None`` or a 64-bit integer is captured as it is (``capture_sized``),
+        # within the event's budget, and no user hook may change it.
+        self._plain_results = config.capture_result and redactor.hook is None and config.max_event_bytes >= 20
 
     def _value(self, name: str | None, field: str, value: Any, sizes: dict[str, int]) -> Any:
         value = self.redactor.apply_hook(name, field, value)
@@ -156,7 +159,13 @@ class Finisher:
         :meth:`columns` (``None`` for one not captured, as ``args`` where a user's ``argsrepr``
         stands instead), then one object of any other captured fields (a canvas, a repr)."""
         if etype == TASK_SUCCEEDED and len(values) == 1:
-            return (self._result(name, values[0]),) if self.config.capture_result else ()
+            result = values[0]
+            # The commonest results, nothing and a number, are captured as they are.
+            if self._plain_results and (
+                result is None or (type(result) is int and -_INT64 <= result < _INT64)
+            ):
+                return (result,)
+            return (self._result(name, result),) if self.config.capture_result else ()
         if etype == TASK_PUBLISHED and len(values) == 5:
             args = self._plain_args(name, values)
             if args is not None:

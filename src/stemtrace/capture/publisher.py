@@ -215,7 +215,7 @@ class Emitter:
     def _take(self) -> tuple[list[bytes], int]:
         batches: list[bytes] = []
         count = 0
-        buffer = self.buffer
+        buffer, rows, finish_tail = self.buffer, self._rows, self._finish.tail
         while buffer and len(batches) < _MESSAGES_PER_SEND:
             # Counted as in flight before they leave the buffer, so ``flush`` always sees them in
             # one or the other; only this thread takes from the buffer, so all ``take`` are there.
@@ -230,7 +230,7 @@ class Emitter:
                 try:
                     # The hot path, inlined: a task event of one of the commonest types, from
                     # the batch's own process, becomes a row (``_item`` says the rest).
-                    shape = self._rows.get(entry[0])
+                    shape = rows.get(entry[0])
                     if (
                         shape is None
                         or len(entry) != shape[3]
@@ -243,7 +243,11 @@ class Emitter:
                     names, end, raw_end, _, skip_none = shape
                     cols[entry[0]] = names
                     if end < raw_end and not (skip_none and entry[end] is None):
-                        events.append(entry[:end] + self._tail(entry[0], entry[4], entry[end:raw_end]))
+                        try:
+                            tail = finish_tail(entry[0], entry[4], entry[end:raw_end])
+                        except Exception as exc:  # keep the envelope: an event without data beats none
+                            tail = self._no_tail(entry[0], exc)
+                        events.append(entry[:end] + tail)
                     else:
                         events.append(entry[:end])
                 except Exception:  # a malformed entry is a bug here: count it, keep the rest
@@ -303,14 +307,11 @@ class Emitter:
             logger.debug("stemtrace could not finish an event", exc_info=True)
             return None
 
-    def _tail(self, etype: str, name: Any, raw: tuple[Any, ...]) -> tuple[Any, ...]:
-        """``Finisher.tail``: on a bug, each captured column says the capture failed."""
-        try:
-            return self._finish.tail(etype, name, raw)
-        except Exception as exc:
-            self.errors += 1  # keep the envelope: an event without data beats none
-            logger.debug("stemtrace could not finish an event", exc_info=True)
-            return tuple(capture_failed(exc) for _ in self._finish.columns(etype))
+    def _no_tail(self, etype: str, exc: Exception) -> tuple[Any, ...]:
+        """A row's tail when ``Finisher.tail`` failed (a bug): each captured column says so."""
+        self.errors += 1
+        logger.debug("stemtrace could not finish an event", exc_info=exc)
+        return tuple(capture_failed(exc) for _ in self._finish.columns(etype))
 
     def _failed(self, exc: Exception, count: int) -> None:
         self.dropped += count

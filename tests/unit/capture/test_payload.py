@@ -169,6 +169,8 @@ _SCALARS = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(),
+    st.integers(min_value=2**62, max_value=2**64),  # about the 64-bit bound of the short cuts
+    st.integers(min_value=-(2**64), max_value=-(2**62)),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=80),
     st.text(alphabet=st.characters(max_codepoint=127), max_size=70),
@@ -213,9 +215,11 @@ _CONFIGS = st.sampled_from(
         CaptureConfig(max_field_bytes=64),
         CaptureConfig(max_field_bytes=40),
         CaptureConfig(max_event_bytes=30),
+        CaptureConfig(max_event_bytes=12),  # under a 64-bit integer's text: no short cut for results
         CaptureConfig(capture_args=False, capture_result=False),
     ]
 )
+
 _REDACTORS = st.sampled_from(
     [
         R,

@@ -170,7 +170,9 @@ class Finisher:
             args = self._plain_args(name, values)
             if args is not None:
                 return (args, _NO_KWARGS)
-        data = self(etype, name, values) or {}
+            data = self.captured(name, dict(zip(RAW_FIELDS[etype], values, strict=True)))
+        else:
+            data = self(etype, name, values) or {}
         names = self.columns(etype)
         if not names:
             return (data,) if data else ()

@@ -52,7 +52,7 @@ _HEAD = 5  # type, ts, seq, task id, task name: a row's first items
 Shape = tuple[tuple[str, ...], int, int, int, bool]
 
 
-def _shape(etype: str, names: tuple[str, ...], columns: tuple[str, ...] = ()) -> Shape:
+def _shape(etype: str, names: tuple[str, ...], columns: tuple[str, ...]) -> Shape:
     """A hot type's row fields (its ``names``, then the captured ``columns``), where its raw
     values begin and end in an entry, the entry's length, and whether a lone ``None`` raw value
     skips finishing (``fields.NOTHING_WHEN_NONE``)."""
@@ -61,7 +61,6 @@ def _shape(etype: str, names: tuple[str, ...], columns: tuple[str, ...] = ()) ->
     return names + columns, end, raw_end, raw_end + 2, etype in NOTHING_WHEN_NONE  # + 2: proc, node
 
 
-_ROWS = {t: _shape(t, names) for t, names in DATA_FIELDS.items()}  # the entries' layout
 _MESSAGES_PER_SEND = 20
 
 
@@ -268,14 +267,14 @@ class Emitter:
             event: dict[str, Any] = entry[_HEAD]
             event["seq"] = seq
             return self._own(event, proc, node, header)
-        shape = _ROWS.get(etype)
+        shape = self._rows.get(etype)
         if shape is None:
             data, raw = entry[_HEAD], entry[_HEAD + 1 : -2]
         else:
-            names, end, raw_end, length, _ = shape
+            _, end, raw_end, length, _ = shape
             if len(entry) != length:
                 raise ValueError(f"{etype} entry of {len(entry)} items")
-            data, raw = dict(zip(names, entry[_HEAD:end], strict=True)), entry[end:raw_end]
+            data, raw = dict(zip(DATA_FIELDS[etype], entry[_HEAD:end], strict=True)), entry[end:raw_end]
         if raw:
             extra = self._captured(etype, name, raw)
             if extra is not None:
@@ -302,16 +301,19 @@ class Emitter:
     def _captured(self, etype: str, name: Any, raw: tuple[Any, ...]) -> dict[str, Any] | None:
         try:
             return self._finish(etype, name, raw)
-        except Exception:
-            self.errors += 1  # keep the envelope: an event without data beats none
-            logger.debug("stemtrace could not finish an event", exc_info=True)
+        except Exception as exc:
+            self._unfinished(exc)  # keep the envelope: an event without data beats none
             return None
 
     def _no_tail(self, etype: str, exc: Exception) -> tuple[Any, ...]:
         """A row's tail when ``Finisher.tail`` failed (a bug): each captured column says so."""
+        self._unfinished(exc)
+        return tuple(capture_failed(exc) for _ in self._finish.columns(etype))
+
+    def _unfinished(self, exc: Exception) -> None:
+        """The finisher's bug: counted and logged; the event still goes out."""
         self.errors += 1
         logger.debug("stemtrace could not finish an event", exc_info=exc)
-        return tuple(capture_failed(exc) for _ in self._finish.columns(etype))
 
     def _failed(self, exc: Exception, count: int) -> None:
         self.dropped += count

@@ -1,8 +1,9 @@
-// HTTP access to the stemtrace server. The API base comes from <meta name="stemtrace-root">, which the
-// server injects when it runs under a --root-path prefix.
-import type {
-  FailureList, TaskDetail, TaskNameList, TaskPage, TaskStatsList, WorkerList, WorkflowDetail, WorkflowPage,
-} from './types';
+// HTTP access to the stemtrace server through a client generated from the committed OpenAPI spec
+// (openapi-fetch over `schema.gen.ts`): paths, parameters and answers are checked by the compiler, so a
+// spec change that breaks the UI fails `npm run typecheck`. The API base comes from
+// <meta name="stemtrace-root">, which the server injects when it runs under a --root-path prefix.
+import createClient from 'openapi-fetch';
+import type { paths } from './schema.gen';
 
 export class ApiError extends Error {
   readonly status: number;
@@ -23,10 +24,10 @@ export function apiRoot(): string {
 
 export type Query = Record<string, string | number | boolean | readonly string[] | null | undefined>;
 
+/** A URL under the API (EventSource needs a plain URL, not a client call). */
 export function buildUrl(path: string, query: Query = {}, root = apiRoot()): string {
   const params = new URLSearchParams();
-  for (const [k, v] of Object.entries(query)) {
-    if (v === undefined || v === null || v === '') continue;
+  for (const [k, v] of Object.entries(clean(query))) {
     if (Array.isArray(v)) for (const item of v) params.append(k, String(item));
     else params.append(k, String(v));
   }
@@ -34,27 +35,52 @@ export function buildUrl(path: string, query: Query = {}, root = apiRoot()): str
   return `${root}/api${path}${qs ? `?${qs}` : ''}`;
 }
 
-async function getJson<T>(path: string, query?: Query, signal?: AbortSignal): Promise<T> {
-  let res: Response;
+/** Drops empty parameters: the server reads `name=` as "the name is empty", not "any name". */
+function clean<T extends Query>(query: T): T {
+  const out: Query = {};
+  for (const [k, v] of Object.entries(query)) {
+    if (v === undefined || v === null || v === '') continue;
+    if (Array.isArray(v) && v.length === 0) continue;
+    out[k] = v;
+  }
+  return out as T;
+}
+
+const origin = typeof location !== 'undefined' ? location.origin : 'http://localhost';
+const http = createClient<paths>({
+  baseUrl: `${origin}${apiRoot()}`,
+  headers: { Accept: 'application/json' },
+  // Looked up on every call, so tests (and msw) that replace fetch after import are honoured.
+  fetch: (req) => globalThis.fetch(req),
+});
+
+interface Answer<T> {
+  data?: T;
+  error?: unknown;
+  response: Response;
+}
+
+/** Turns openapi-fetch's answer into the data, or an ApiError carrying the server's message. */
+async function unwrap<T>(call: Promise<Answer<T>>): Promise<T> {
+  let res: Answer<T>;
   try {
-    res = await fetch(buildUrl(path, query), { signal, headers: { Accept: 'application/json' } });
+    res = await call;
   } catch (err) {
     if ((err as Error).name === 'AbortError') throw err;
     throw new ApiError(0, `Cannot reach the stemtrace server (${(err as Error).message}).`);
   }
-  if (!res.ok) {
-    let message = `${res.status} ${res.statusText}`;
+  if (!res.response.ok || res.data === undefined) {
+    const r = res.response;
+    const body = res.error as { error?: { message?: string; detail?: unknown }; detail?: unknown } | string | undefined;
+    let message = `${r.status} ${r.statusText}`.trim();
     let detail: unknown;
-    try {
-      const body = (await res.json()) as { error?: { message?: string; detail?: unknown }; detail?: unknown };
+    if (body && typeof body === 'object') {
       if (body.error?.message) message = body.error.message;
       detail = body.error?.detail ?? body.detail;
-    } catch {
-      // Not JSON (a proxy's error page): keep the status line.
     }
-    throw new ApiError(res.status, message, detail);
+    throw new ApiError(r.status, message, detail);
   }
-  return (await res.json()) as T;
+  return res.data;
 }
 
 export interface TaskFilters {
@@ -70,17 +96,44 @@ export interface TaskFilters {
   workflow?: string;
 }
 
+export interface WorkflowFilters {
+  state?: string;
+  name?: string;
+  since?: string;
+  until?: string;
+}
+
+export interface PeriodFilters {
+  since?: string;
+  name?: string;
+}
+
+type TasksQuery = NonNullable<paths['/api/tasks']['get']['parameters']['query']>;
+
 export const api = {
   tasks: (f: TaskFilters, cursor: string | null, limit: number, signal?: AbortSignal) =>
-    getJson<TaskPage>('/tasks', { ...f, cursor, limit }, signal),
-  task: (id: string, signal?: AbortSignal) => getJson<TaskDetail>(`/tasks/${encodeURIComponent(id)}`, {}, signal),
-  workflows: (f: { state?: string; name?: string; since?: string; until?: string }, cursor: string | null, limit: number, signal?: AbortSignal) =>
-    getJson<WorkflowPage>('/workflows', { ...f, cursor, limit }, signal),
+    unwrap(http.GET('/api/tasks', {
+      params: { query: clean({ ...f, state: f.state ? [...f.state] : undefined, exception_type: f.exception_type ? [...f.exception_type] : undefined, cursor, limit }) as TasksQuery },
+      signal,
+    })),
+  task: (id: string, signal?: AbortSignal) =>
+    unwrap(http.GET('/api/tasks/{task_id}', { params: { path: { task_id: id } }, signal })),
+  workflows: (f: WorkflowFilters, cursor: string | null, limit: number, signal?: AbortSignal) =>
+    unwrap(http.GET('/api/workflows', {
+      params: { query: clean({ ...f, state: f.state ? [f.state] : undefined, cursor, limit }) },
+      signal,
+    })),
   workflow: (id: string, plumbing: boolean, signal?: AbortSignal) =>
-    getJson<WorkflowDetail>(`/workflows/${encodeURIComponent(id)}`, { plumbing: plumbing || undefined }, signal),
-  workers: (signal?: AbortSignal) => getJson<WorkerList>('/workers', {}, signal),
-  taskNames: (signal?: AbortSignal) => getJson<TaskNameList>('/task-names', {}, signal),
-  failures: (f: { since?: string; name?: string }, signal?: AbortSignal) =>
-    getJson<FailureList>('/failures', { ...f, limit: 500 }, signal),
-  stats: (f: { since?: string; name?: string }, signal?: AbortSignal) => getJson<TaskStatsList>('/stats/tasks', f, signal),
+    unwrap(http.GET('/api/workflows/{workflow_id}', {
+      params: { path: { workflow_id: id }, query: plumbing ? { plumbing } : {} },
+      signal,
+    })),
+  workers: (signal?: AbortSignal) => unwrap(http.GET('/api/workers', { signal })),
+  taskNames: (signal?: AbortSignal) => unwrap(http.GET('/api/task-names', { signal })),
+  failures: (f: PeriodFilters, signal?: AbortSignal) =>
+    unwrap(http.GET('/api/failures', { params: { query: clean({ ...f, limit: 500 }) }, signal })),
+  stats: (f: PeriodFilters, signal?: AbortSignal) =>
+    unwrap(http.GET('/api/stats/tasks', { params: { query: clean({ ...f }) }, signal })),
+  stuck: (signal?: AbortSignal) => unwrap(http.GET('/api/stuck', { signal })),
+  health: (signal?: AbortSignal) => unwrap(http.GET('/api/health', { signal })),
 };

@@ -3,6 +3,7 @@
 import { useQueryClient, type Query } from '@tanstack/react-query';
 import { createContext, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import { buildUrl } from '../api/client';
+import { prefixes as P } from '../queries/keys';
 import { invalidationPlan, mergeChanges, taskDetailAffected, type StreamMessage } from './liveplan';
 
 export type LiveStatus = 'live' | 'connecting' | 'polling' | 'paused' | 'hidden';
@@ -58,23 +59,23 @@ export function LiveProvider({ children }: { children: ReactNode }) {
       const plan = invalidationPlan(pending.current);
       pending.current = {};
       for (const key of plan.prefixes) {
-        if (key[0] === 'tasks') {
+        if (key === P.tasks) {
           // A list scrolled deep into its pages stays put (refetching every page on each event would
           // cost one request per page); it is marked stale and refreshes when revisited.
-          void qc.invalidateQueries({ queryKey: key, predicate: (q: Query) => loadedPages(q) <= LIVE_MAX_PAGES });
-          void qc.invalidateQueries({ queryKey: key, refetchType: 'none' });
-        } else void qc.invalidateQueries({ queryKey: key });
+          void qc.invalidateQueries({ queryKey: [...key], predicate: (q: Query) => loadedPages(q) <= LIVE_MAX_PAGES });
+          void qc.invalidateQueries({ queryKey: [...key], refetchType: 'none' });
+        } else void qc.invalidateQueries({ queryKey: [...key] });
       }
       if (plan.taskIds.size) {
         void qc.invalidateQueries({
-          queryKey: ['task'],
+          queryKey: [...P.task],
           predicate: (q: Query) =>
             taskDetailAffected(String(q.queryKey[1]), q.state.data as { child_tasks?: { id: string }[] } | undefined, plan.taskIds),
         });
       }
       if (plan.workflowIds.size || plan.taskIds.size) {
         void qc.invalidateQueries({
-          queryKey: ['workflow'],
+          queryKey: [...P.workflow],
           predicate: (q: Query) => {
             const data = q.state.data as { id?: string; root_id?: string | null } | undefined;
             const key = String(q.queryKey[1]);

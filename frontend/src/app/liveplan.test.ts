@@ -7,9 +7,9 @@ describe('live invalidation', () => {
     expect(mergeChanges({}, {})).toEqual({});
   });
   it('invalidates only what changed', () => {
-    expect(invalidationPlan({ workers: ['w'] }).prefixes).toEqual([['workers']]);
+    expect(invalidationPlan({ workers: ['w'] }).prefixes).toEqual([['workers'], ['stuck']]);
     const p = invalidationPlan({ tasks: ['t1'], workflows: ['wf'] });
-    expect(p.prefixes).toEqual([['tasks'], ['failures'], ['stats'], ['task-names'], ['workflows']]);
+    expect(p.prefixes).toEqual([['tasks'], ['failures'], ['stats'], ['task-names'], ['stuck'], ['workflows']]);
     expect([...p.taskIds]).toEqual(['t1']);
     expect(invalidationPlan({}).prefixes).toEqual([]);
   });

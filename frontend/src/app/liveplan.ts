@@ -1,4 +1,7 @@
-// What a batch of stream messages invalidates (pure, so it is unit-tested).
+// What a batch of stream messages invalidates (pure, so it is unit-tested), named by the query prefixes
+// of `queries/keys.ts`.
+import { prefixes as P } from '../queries/keys';
+
 export interface StreamMessage {
   tasks?: string[];
   workflows?: string[];
@@ -18,18 +21,18 @@ export function mergeChanges(a: StreamMessage, b: StreamMessage): StreamMessage 
 }
 
 export interface InvalidationPlan {
-  prefixes: string[][];
+  prefixes: (readonly string[])[];
   taskIds: Set<string>;
   workflowIds: Set<string>;
 }
 
 export function invalidationPlan(m: StreamMessage): InvalidationPlan {
-  const prefixes: string[][] = [];
+  const prefixes: (readonly string[])[] = [];
   const taskIds = new Set(m.tasks ?? []);
   const workflowIds = new Set(m.workflows ?? []);
-  if (taskIds.size) prefixes.push(['tasks'], ['failures'], ['stats'], ['task-names']);
-  if (workflowIds.size) prefixes.push(['workflows']);
-  if (m.workers?.length) prefixes.push(['workers']);
+  if (taskIds.size) prefixes.push(P.tasks, P.failures, P.stats, P.taskNames, P.stuck);
+  if (workflowIds.size) prefixes.push(P.workflows);
+  if (m.workers?.length) prefixes.push(P.workers, P.stuck);
   return { prefixes, taskIds, workflowIds };
 }
 

@@ -1,22 +1,15 @@
 // Failures: grouped by task name and exception type, drilling down to the group's failed tasks.
-import { useQuery } from '@tanstack/react-query';
 import { Link } from 'react-router';
-import { api } from '../api/client';
-import { useLive } from '../app/live';
+import { useFailures } from '../queries';
 import { useUrlState } from '../app/urlstate';
 import { Empty, ErrorBanner, Loading, Time } from '../components/common';
 import { exceptionName } from '../domain/values';
-import { RANGE_PRESETS, rangeToSince } from '../domain/time';
+import { RANGE_PRESETS } from '../domain/time';
 
 export function FailuresPage() {
   const [params, set] = useUrlState();
-  const live = useLive();
   const range = params.get('range') ?? '24h';
-  const q = useQuery({
-    queryKey: ['failures', range],
-    queryFn: ({ signal }) => api.failures({ since: rangeToSince(range === 'all' ? null : range) }, signal),
-    refetchInterval: live.pollMs,
-  });
+  const q = useFailures(range);
   const items = q.data?.items ?? [];
   return (
     <div className="page">

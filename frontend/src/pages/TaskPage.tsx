@@ -1,22 +1,17 @@
 // Task: header, breadcrumb up to the workflow root, attempts, args/kwargs/result, event log, children.
-import { useQuery } from '@tanstack/react-query';
 import { Fragment, useState } from 'react';
 import { Link, useParams } from 'react-router';
-import { api } from '../api/client';
 import type { Attempt, TaskDetail, TaskEvent } from '../api/types';
-import { useLive } from '../app/live';
+import { useAncestors, useTask } from '../queries';
 import { CopyButton, Duration, Empty, ErrorBanner, Loading, StateBadge, Time } from '../components/common';
 import { JsonTree } from '../components/JsonTree';
 import { isFailed } from '../domain/states';
 import { durationBetween } from '../domain/time';
 import { exceptionName } from '../domain/values';
 
-const MAX_DEPTH = 25;
-
 export function TaskPage() {
   const { id = '' } = useParams();
-  const live = useLive();
-  const q = useQuery({ queryKey: ['task', id], queryFn: ({ signal }) => api.task(id, signal), refetchInterval: live.pollMs });
+  const q = useTask(id);
   if (q.isPending) return <Loading what="task" />;
   if (q.error) {
     return (
@@ -88,30 +83,7 @@ export function TaskView({ task, compact = false }: { task: TaskDetail; compact?
 }
 
 function Breadcrumb({ task }: { task: TaskDetail }) {
-  // Walk up parent links: usually a few levels; bounded in case of a cycle in bad data.
-  const anc = useQuery({
-    queryKey: ['ancestors', task.id, task.parent_id],
-    enabled: !!task.parent_id,
-    queryFn: async ({ signal }) => {
-      const chain: { id: string; name: string | null }[] = [];
-      let next = task.parent_id;
-      const seen = new Set([task.id]);
-      while (next && !seen.has(next) && chain.length < MAX_DEPTH) {
-        const cur: string = next;
-        seen.add(cur);
-        try {
-          const t = await api.task(cur, signal);
-          chain.unshift({ id: t.id, name: t.name });
-          next = t.parent_id;
-        } catch {
-          chain.unshift({ id: cur, name: null });
-          break;
-        }
-      }
-      return chain;
-    },
-    staleTime: 60_000,
-  });
+  const anc = useAncestors(task.id, task.parent_id);
   const crumbs = anc.data ?? [];
   return (
     <nav className="breadcrumb" aria-label="Breadcrumb">

@@ -1,19 +1,16 @@
 // Tasks: a dense, virtualized, server-paged table with filters and search in the URL.
-import { keepPreviousData, useInfiniteQuery, useQuery } from '@tanstack/react-query';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { Link, useNavigate } from 'react-router';
-import { api, type TaskFilters } from '../api/client';
+import type { TaskFilters } from '../api/client';
 import type { TaskSummary } from '../api/types';
-import { useLive } from '../app/live';
 import { useDebouncedParam, useUrlState } from '../app/urlstate';
 import { Duration, Empty, ErrorBanner, NoEventsHint, StateBadge, Time } from '../components/common';
 import { TASK_STATES } from '../domain/states';
 import { rangeFilter, TimeRange } from '../components/TimeRange';
-import { rangeToSince } from '../domain/time';
+import { useExceptionTypes, useTaskList, useTaskNames, useWorkers } from '../queries';
 import { exceptionName, findTaskId } from '../domain/values';
 
-const PAGE = 200;
 /** 10,000 rows: past that, narrowing the filters beats scrolling. */
 const MAX_PAGES = 50;
 export const ROW_HEIGHT = 25;
@@ -21,7 +18,6 @@ export const ROW_HEIGHT = 25;
 export function TasksPage() {
   const [params, set] = useUrlState();
   const navigate = useNavigate();
-  const live = useLive();
   const states = params.getAll('state');
   const range = params.get('range');
   const filters: TaskFilters = {
@@ -34,19 +30,9 @@ export function TasksPage() {
     ...rangeFilter(params),
     workflow: params.get('workflow') ?? undefined,
   };
-  // `since` moves with the clock; key the cache on the preset, not the instant.
-  const key = ['tasks', { ...filters, since: range === 'custom' ? filters.since : range }];
-
-  const query = useInfiniteQuery({
-    queryKey: key,
-    queryFn: ({ pageParam, signal }) => api.tasks(filters, pageParam, PAGE, signal),
-    initialPageParam: null as string | null,
-    getNextPageParam: (last) => last.next_cursor,
-    placeholderData: keepPreviousData,
-    refetchInterval: live.pollMs,
-  });
-  const names = useQuery({ queryKey: ['task-names'], queryFn: ({ signal }) => api.taskNames(signal), staleTime: 30_000 });
-  const workers = useQuery({ queryKey: ['workers'], queryFn: ({ signal }) => api.workers(signal), staleTime: 30_000 });
+  const query = useTaskList(filters, range);
+  const names = useTaskNames();
+  const workers = useWorkers(30_000);
 
   const rows = useMemo(() => query.data?.pages.flatMap((p) => p.items) ?? [], [query.data]);
   const hasFilters = [...params.keys()].length > 0;
@@ -121,12 +107,7 @@ function Filters(props: {
   const [excType, setExcType] = useDebouncedParam(excTypes[0] ?? '', commitExc);
   // Exact types are long (`builtins.ValueError`): suggest the ones that failed lately, once asked.
   const [suggestExc, setSuggestExc] = useState(false);
-  const failures = useQuery({
-    queryKey: ['failures', 'exception-types'],
-    queryFn: ({ signal }) => api.failures({ since: rangeToSince('7d') }, signal),
-    enabled: suggestExc,
-    staleTime: 60_000,
-  });
+  const failures = useExceptionTypes(suggestExc);
   const knownExc = [...new Set((failures.data?.items ?? []).flatMap((f) => (f.exception_type ? [f.exception_type] : [])))].sort();
 
   return (

@@ -1,24 +1,17 @@
 // Workers: online state, heartbeat, running and registered tasks; per task name: throughput,
 // failure rate and runtime p50/p95.
-import { useQuery } from '@tanstack/react-query';
 import { Link } from 'react-router';
-import { api } from '../api/client';
-import { useLive } from '../app/live';
+import { useStats, useWorkers } from '../queries';
 import { useUrlState } from '../app/urlstate';
 import { Duration, Empty, ErrorBanner, Loading, NoEventsHint, Time } from '../components/common';
 import { Sparkline } from '../components/Sparkline';
-import { RANGE_PRESETS, rangeToSince } from '../domain/time';
+import { RANGE_PRESETS } from '../domain/time';
 
 export function WorkersPage() {
   const [params, set] = useUrlState();
-  const live = useLive();
   const range = params.get('range') ?? '1h';
-  const workers = useQuery({ queryKey: ['workers'], queryFn: ({ signal }) => api.workers(signal), refetchInterval: live.pollMs || 15_000 });
-  const stats = useQuery({
-    queryKey: ['stats', range],
-    queryFn: ({ signal }) => api.stats({ since: rangeToSince(range) }, signal),
-    refetchInterval: live.pollMs,
-  });
+  const workers = useWorkers();
+  const stats = useStats(range);
   const ws = workers.data?.items ?? [];
   const st = stats.data?.items ?? [];
   const maxP95 = Math.max(1, ...st.map((s) => s.runtime_p95_ms ?? 0));

@@ -1,10 +1,8 @@
 // Workflow: graph and Gantt of one workflow, selection shared between them and a task panel.
-import { useQuery } from '@tanstack/react-query';
 import { useCallback, useEffect, useMemo } from 'react';
 import { Link, useParams } from 'react-router';
-import { api } from '../api/client';
 import type { WorkflowDetail } from '../api/types';
-import { useLive } from '../app/live';
+import { useTask, useWorkflow } from '../queries';
 import { useUrlState } from '../app/urlstate';
 import { CountsBar, Duration, Empty, ErrorBanner, Loading, StateBadge, Time } from '../components/common';
 import { Gantt } from '../components/Gantt';
@@ -19,15 +17,9 @@ import { durationBetween } from '../domain/time';
 export function WorkflowPage() {
   const { id = '' } = useParams();
   const [params, set] = useUrlState();
-  const live = useLive();
   const plumbing = params.get('plumbing') === '1';
   useEffect(() => warmLayoutEngine(), []);
-  const q = useQuery({
-    queryKey: ['workflow', id, plumbing],
-    queryFn: ({ signal }) => api.workflow(id, plumbing, signal),
-    // Finished workflows do not change: stop polling them.
-    refetchInterval: (query) => (query.state.data && query.state.data.state !== 'RUNNING' ? false : live.pollMs),
-  });
+  const q = useWorkflow(id, plumbing);
   if (q.isPending) return <Loading what="workflow" />;
   if (q.error) {
     return (
@@ -58,11 +50,7 @@ function WorkflowView({ wf, params, set }: { wf: WorkflowDetail; params: URLSear
     [expanded, set],
   );
 
-  const selectedTask = useQuery({
-    queryKey: ['task', selected],
-    queryFn: ({ signal }) => api.task(selected ?? '', signal),
-    enabled: !!selected,
-  });
+  const selectedTask = useTask(selected);
 
   const exportJson = () => {
     const blob = new Blob([JSON.stringify(wf, null, 2)], { type: 'application/json' });

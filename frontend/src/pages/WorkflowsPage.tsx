@@ -1,9 +1,7 @@
 // Workflows: roll-up state, counts per state, duration and root task name, with filters in the URL.
-import { keepPreviousData, useInfiniteQuery, useQuery } from '@tanstack/react-query';
 import { useMemo } from 'react';
 import { Link, useNavigate } from 'react-router';
-import { api } from '../api/client';
-import { useLive } from '../app/live';
+import { useTaskNames, useWorkflowList } from '../queries';
 import { useDebouncedParam, useUrlState } from '../app/urlstate';
 import { CountsBar, Duration, Empty, ErrorBanner, Loading, NoEventsHint, StateBadge, Time } from '../components/common';
 import { sortedCounts } from '../domain/states';
@@ -14,18 +12,10 @@ const WF_STATES = ['RUNNING', 'SUCCESS', 'FAILURE', 'REVOKED'];
 
 export function WorkflowsPage() {
   const [params, set] = useUrlState();
-  const live = useLive();
   const navigate = useNavigate();
   const filters = { state: params.get('state') ?? undefined, name: params.get('name') ?? undefined, ...rangeFilter(params) };
-  const q = useInfiniteQuery({
-    queryKey: ['workflows', { ...filters, since: params.get('range') === 'custom' ? filters.since : params.get('range') }],
-    queryFn: ({ pageParam, signal }) => api.workflows(filters, pageParam, 100, signal),
-    initialPageParam: null as string | null,
-    getNextPageParam: (p) => p.next_cursor,
-    placeholderData: keepPreviousData,
-    refetchInterval: live.pollMs,
-  });
-  const names = useQuery({ queryKey: ['task-names'], queryFn: ({ signal }) => api.taskNames(signal), staleTime: 30_000 });
+  const q = useWorkflowList(filters, params.get('range'));
+  const names = useTaskNames();
   const commitName = useMemo(() => (v: string) => set({ name: v }), [set]);
   const [name, setName] = useDebouncedParam(params.get('name') ?? '', commitName);
   const rows = q.data?.pages.flatMap((p) => p.items) ?? [];

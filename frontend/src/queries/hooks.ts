@@ -1,0 +1,134 @@
+// Query hooks: each page's data, keyed by `keys`, refreshed by the live stream (or by polling when the
+// stream is down, through `useLive().pollMs`).
+import { keepPreviousData, useInfiniteQuery, useQuery } from '@tanstack/react-query';
+import { api, type TaskFilters, type WorkflowFilters } from '../api/client';
+import { useLive } from '../app/live';
+import { rangeToSince } from '../domain/time';
+import { keys, taskListKey } from './keys';
+
+export const TASK_PAGE = 200;
+
+export function useTaskList(filters: TaskFilters, range: string | null, pageSize = TASK_PAGE) {
+  const live = useLive();
+  return useInfiniteQuery({
+    queryKey: keys.tasks(taskListKey(filters, range)),
+    queryFn: ({ pageParam, signal }) => api.tasks(filters, pageParam, pageSize, signal),
+    initialPageParam: null as string | null,
+    getNextPageParam: (last) => last.next_cursor,
+    placeholderData: keepPreviousData,
+    refetchInterval: live.pollMs,
+  });
+}
+
+export function useTask(id: string | null) {
+  const live = useLive();
+  return useQuery({
+    queryKey: keys.task(id),
+    queryFn: ({ signal }) => api.task(id ?? '', signal),
+    enabled: !!id,
+    refetchInterval: live.pollMs,
+  });
+}
+
+export function useWorkflowList(filters: WorkflowFilters, range: string | null) {
+  const live = useLive();
+  return useInfiniteQuery({
+    queryKey: keys.workflows({ ...filters, since: range === 'custom' || !range ? filters.since : range }),
+    queryFn: ({ pageParam, signal }) => api.workflows(filters, pageParam, 100, signal),
+    initialPageParam: null as string | null,
+    getNextPageParam: (p) => p.next_cursor,
+    placeholderData: keepPreviousData,
+    refetchInterval: live.pollMs,
+  });
+}
+
+export function useWorkflow(id: string, plumbing: boolean) {
+  const live = useLive();
+  return useQuery({
+    queryKey: keys.workflow(id, plumbing),
+    queryFn: ({ signal }) => api.workflow(id, plumbing, signal),
+    // Finished workflows do not change: stop polling them.
+    refetchInterval: (query) => (query.state.data && query.state.data.state !== 'RUNNING' ? false : live.pollMs),
+  });
+}
+
+export function useWorkers(staleTime?: number) {
+  const live = useLive();
+  return useQuery({
+    queryKey: keys.workers(),
+    queryFn: ({ signal }) => api.workers(signal),
+    refetchInterval: live.pollMs || 15_000,
+    staleTime,
+  });
+}
+
+export function useTaskNames() {
+  return useQuery({ queryKey: keys.taskNames(), queryFn: ({ signal }) => api.taskNames(signal), staleTime: 30_000 });
+}
+
+/** Failure groups of a period: `range` is a preset ("24h") or "all". */
+export function useFailures(range: string) {
+  const live = useLive();
+  return useQuery({
+    queryKey: keys.failures(range),
+    queryFn: ({ signal }) => api.failures({ since: rangeToSince(range === 'all' ? null : range) }, signal),
+    refetchInterval: live.pollMs,
+  });
+}
+
+/** Exception types that failed lately, for the filter's suggestions; fetched once asked. */
+export function useExceptionTypes(enabled: boolean) {
+  return useQuery({
+    queryKey: keys.exceptionTypes(),
+    queryFn: ({ signal }) => api.failures({ since: rangeToSince('7d') }, signal),
+    enabled,
+    staleTime: 60_000,
+  });
+}
+
+export function useStats(range: string) {
+  const live = useLive();
+  return useQuery({
+    queryKey: keys.stats(range),
+    queryFn: ({ signal }) => api.stats({ since: rangeToSince(range) }, signal),
+    refetchInterval: live.pollMs,
+  });
+}
+
+export function useStuck() {
+  const live = useLive();
+  return useQuery({ queryKey: keys.stuck(), queryFn: ({ signal }) => api.stuck(signal), refetchInterval: live.pollMs || 30_000 });
+}
+
+export function useHealth() {
+  return useQuery({ queryKey: keys.health(), queryFn: ({ signal }) => api.health(signal), refetchInterval: 15_000 });
+}
+
+const MAX_DEPTH = 25;
+
+/** The chain of parents up to the root (usually a few levels; bounded in case of a cycle in bad data). */
+export function useAncestors(id: string, parentId: string | null) {
+  return useQuery({
+    queryKey: keys.ancestors(id, parentId),
+    enabled: !!parentId,
+    queryFn: async ({ signal }) => {
+      const chain: { id: string; name: string | null }[] = [];
+      let next = parentId;
+      const seen = new Set([id]);
+      while (next && !seen.has(next) && chain.length < MAX_DEPTH) {
+        const cur: string = next;
+        seen.add(cur);
+        try {
+          const t = await api.task(cur, signal);
+          chain.unshift({ id: t.id, name: t.name });
+          next = t.parent_id;
+        } catch {
+          chain.unshift({ id: cur, name: null });
+          break;
+        }
+      }
+      return chain;
+    },
+    staleTime: 60_000,
+  });
+}

@@ -145,3 +145,51 @@ def test_a_library_only_install_pulls_celery_and_nothing_else(tmp_path: Path) ->
     celery_alone = _dry_run_names(bin_dir, "celery>=5.3,<6", tmp_path)
     assert "stemtrace" in ours
     assert ours - {"stemtrace"} == celery_alone
+
+
+def _serve_until_healthy(server_venv: Path, tmp_path: Path, *args: str) -> str:
+    """Start the installed ``stemtrace server`` with ``args``; return its log once /api/health answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEMTRACE_") and k != "PYTHONPATH"}
+    log_path = tmp_path / f"server-{port}.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [str(server_venv / "stemtrace"), "server", "--port", str(port),
+             "--store", f"sqlite:///{tmp_path}/s-{port}.db", *args],
+            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as resp:
+                        assert resp.status == 200
+                    break
+                except OSError:
+                    assert proc.poll() is None, log_path.read_text()
+                    assert time.monotonic() < deadline, log_path.read_text()
+                    time.sleep(0.2)
+            return log_path.read_text()
+        finally:
+            proc.terminate()
+            proc.wait(20)
+
+
+@pytest.mark.parametrize("broker", ["redis://127.0.0.1:6379/0", "amqp://guest:guest@127.0.0.1:5672//"])
+def test_a_server_only_install_runs_on_the_apps_broker(
+    server_venv: Path, tmp_path: Path, broker: str
+) -> None:
+    """``pip install "stemtrace[server]"`` alone (no dev constraints) consumes from a Celery app's broker.
+
+    The app module is the user's: it knows only its broker URL. Loading kombu's transport for it must
+    not fail on a package the ``server`` extra forgot (kombu's Redis transport needs ``packaging``).
+    """
+    (tmp_path / "proj_packaging.py").write_text(
+        f"from celery import Celery\napp = Celery('proj', broker={broker!r})\n"
+    )
+    name = f"stemtrace.packaging.{os.getpid()}.{time.monotonic_ns()}"
+    log = _serve_until_healthy(server_venv, tmp_path, "--app", "proj_packaging:app", "--events-name", name)
+    assert "cannot reach" not in log and "Traceback" not in log, log
+    assert name in log  # the startup banner names the stream or queue it consumes

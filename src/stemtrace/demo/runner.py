@@ -103,6 +103,8 @@ def _start_server(store_url: str, options: DemoOptions) -> tuple[Any, threading.
         log_level="info" if options.verbose else "warning",
         access_log=options.verbose,
         lifespan="on",
+        # Open live streams (a browser tab) must not hold Ctrl-C: the demo stops within ~2 s.
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     # In a thread, uvicorn installs no signal handlers: the main thread owns Ctrl-C.
@@ -113,6 +115,37 @@ def _start_server(store_url: str, options: DemoOptions) -> tuple[Any, threading.
             raise RuntimeError(f"the server could not start on {options.host}:{options.port}")
         time.sleep(0.05)
     return server, thread
+
+
+@contextlib.contextmanager
+def _worker_stopped_promptly(started: contextlib.AbstractContextManager[Any]) -> Iterator[Any]:
+    """Celery's embedded worker, whose slow stop never holds up Ctrl-C.
+
+    Its thread pool finishes the tasks already prefetched before its thread ends; the demo's
+    data is throwaway, so after ``shutdown_timeout`` the demo goes on stopping without it
+    (the worker thread is a daemon and ends with the process).
+    """
+    with contextlib.ExitStack() as stack:
+        worker = stack.enter_context(started)
+        try:
+            yield worker
+        finally:
+            try:
+                stack.close()
+            except RuntimeError as exc:
+                logger.debug("the demo worker did not stop in time: %s", exc)
+
+
+def _announce(worker: Any) -> None:
+    """Send ``worker_ready`` for Celery's embedded test worker, which never sends it itself.
+
+    A real ``celery worker`` sends it from ``celery.apps.worker.Worker.on_consumer_ready``; the
+    test worker overrides that method, so without this the library never emits ``worker.online``
+    and the demo's Workers page stays empty (no online worker, no heartbeat, no running tasks).
+    """
+    from celery import signals
+
+    signals.worker_ready.send(sender=worker.consumer)
 
 
 def run(options: DemoOptions) -> int:
@@ -138,17 +171,20 @@ def run(options: DemoOptions) -> int:
         app = tasks.create_app()
         _ignore_library_environment()
         stemtrace.init(app, url=EVENTS_URL, flush_interval=0.1, health_interval=5.0)
-        stack.enter_context(
-            start_worker(
-                app,
-                pool="threads",
-                concurrency=4,
-                perform_ping_check=False,
-                loglevel="INFO" if options.verbose else "CRITICAL",
-                shutdown_timeout=15.0,
-                hostname="demo@stemtrace",
+        worker = stack.enter_context(
+            _worker_stopped_promptly(
+                start_worker(
+                    app,
+                    pool="threads",
+                    concurrency=4,
+                    perform_ping_check=False,
+                    loglevel="INFO" if options.verbose else "CRITICAL",
+                    shutdown_timeout=1.0,
+                    hostname="demo@stemtrace",
+                )
             )
         )
+        _announce(worker)
         stack.callback(tasks.stopping.set)  # runs before the worker is joined: wake sleeping tasks
 
         workload = Workload(app, rate=options.rate)
@@ -163,5 +199,7 @@ def run(options: DemoOptions) -> int:
 
         stop.event.wait(options.duration)
         _say("stemtrace demo: stopping…")
+        # The server's graceful stop (open live streams get ~1 s) overlaps the worker's.
+        server.should_exit = True
     _say("stemtrace demo: stopped")
     return 0

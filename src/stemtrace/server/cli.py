@@ -93,6 +93,9 @@ def run_server(**given: Any) -> None:
         assert events is not None
         try:
             resolve(events).consumer(settings.consumer_group, "stemtrace-startup-check").close()
+        except ImportError as exc:
+            # A missing client library is an install problem, not an unreachable broker.
+            fail(missing_module_message(exc, mask_url(events.url)))
         except Exception as exc:
             fail(
                 f"cannot reach the event broker {mask_url(events.url)} ({type(exc).__name__}: "
@@ -123,6 +126,20 @@ def run_server(**given: Any) -> None:
         )
     finally:
         store.close()
+
+
+# Import names whose pip distribution differs or needs an extra.
+_DISTRIBUTIONS = {"psycopg": "psycopg[binary]", "redis": "redis", "packaging": "packaging", "amqp": "amqp"}
+
+
+def missing_module_message(exc: ImportError, url: str) -> str:
+    """Name the missing module and the pip command that installs it."""
+    module = (exc.name or str(exc)).split(".")[0]
+    dist = _DISTRIBUTIONS.get(module, module)
+    return (
+        f"the event broker {url} needs the Python module {module!r}, which is not installed "
+        f'({exc}); install it with: pip install "{dist}"  (or reinstall: pip install "stemtrace[server]")'
+    )
 
 
 def _version() -> str:

@@ -123,6 +123,34 @@ def make_app(settings: AppSettings, *, init: bool | None = None) -> TaskKit:
     def big_result(n: int) -> str:
         return "x" * n
 
+    @app.task(name="t.deep_fail")
+    def deep_fail(depth: int, message_bytes: int) -> None:
+        """Raise from ``depth`` nested frames a message of ``message_bytes`` (a deep stack)."""
+
+        # Two functions in turn: Python folds a frame repeated line for line into one.
+        def down_a(n: int) -> None:
+            if n <= 0:
+                raise ValueError("invalid input: " + "m" * message_bytes)
+            down_b(n - 1)
+
+        def down_b(n: int) -> None:
+            down_a(n - 1)
+
+        down_a(depth)
+
+    base_task: Any = app.Task
+
+    class SlowSuccessHandler(base_task):  # type: ignore[misc,valid-type]
+        """Its ``on_success`` takes time: Celery's runtime of the task excludes it."""
+
+        def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+            time.sleep(0.4)
+
+    @app.task(name="t.slow_handler", base=SlowSuccessHandler)
+    def slow_handler(seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
     if settings.instrument if init is None else init:
         import stemtrace
 
@@ -142,4 +170,6 @@ def make_app(settings: AppSettings, *, init: bool | None = None) -> TaskKit:
         killer=killer,
         echo=echo,
         big_result=big_result,
+        deep_fail=deep_fail,
+        slow_handler=slow_handler,
     )

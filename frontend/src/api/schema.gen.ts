@@ -25,7 +25,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Ingest and store health */
+        /**
+         * Ingest and store health
+         * @description With authentication on, a request without valid credentials (a load balancer's probe) gets only `{"status": "ok" | "degraded"}`; the details need credentials.
+         */
         get: operations["health_api_health_get"];
         put?: never;
         post?: never;
@@ -196,10 +199,26 @@ export interface components {
         AttemptOut: {
             /** Exception */
             exception: string | null;
+            /**
+             * Exception Original Size
+             * @description bytes of the message before it was cut
+             */
+            exception_original_size?: number | null;
+            /**
+             * Exception Truncated
+             * @description `exception` is a preview of a longer message
+             * @default false
+             */
+            exception_truncated: boolean;
             /** Exception Type */
             exception_type: string | null;
             /** Finished At */
             finished_at: string | null;
+            /**
+             * Handler Ms
+             * @description time in on_success/after_return handlers after the body (not in runtime_ms)
+             */
+            handler_ms?: number | null;
             /** Lost Reason */
             lost_reason?: string | null;
             /** Number */
@@ -220,6 +239,17 @@ export interface components {
             state: components["schemas"]["TaskState"];
             /** Traceback */
             traceback: string | null;
+            /**
+             * Traceback Original Size
+             * @description bytes of the traceback before it was cut
+             */
+            traceback_original_size?: number | null;
+            /**
+             * Traceback Truncated
+             * @description `traceback` is a preview: its head and its tail, the middle cut
+             * @default false
+             */
+            traceback_truncated: boolean;
             /** Worker */
             worker: string | null;
         };
@@ -483,6 +513,17 @@ export interface components {
             }[];
             /** Exception */
             exception: string | null;
+            /**
+             * Exception Original Size
+             * @description bytes of the message before it was cut
+             */
+            exception_original_size?: number | null;
+            /**
+             * Exception Truncated
+             * @description `exception` is a preview of a longer message
+             * @default false
+             */
+            exception_truncated: boolean;
             /** Exception Type */
             exception_type: string | null;
             /** Exchange */
@@ -495,6 +536,11 @@ export interface components {
             group_id: string | null;
             /** Group Index */
             group_index?: number | null;
+            /**
+             * Handler Ms
+             * @description time in on_success/after_return handlers after the body (not in runtime_ms)
+             */
+            handler_ms?: number | null;
             /** Id */
             id: string;
             /** Kwargs */
@@ -528,6 +574,17 @@ export interface components {
             state: components["schemas"]["TaskState"];
             /** Traceback */
             traceback: string | null;
+            /**
+             * Traceback Original Size
+             * @description bytes of the traceback before it was cut
+             */
+            traceback_original_size?: number | null;
+            /**
+             * Traceback Truncated
+             * @description `traceback` is a preview: its head and its tail, the middle cut
+             * @default false
+             */
+            traceback_truncated: boolean;
             /** Worker */
             worker: string | null;
             /** Workflow Id */

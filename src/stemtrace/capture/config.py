@@ -72,7 +72,18 @@ SETTINGS: tuple[Setting, ...] = (
         "Cap per captured value (args, kwargs, result, "
         "exception message); larger values keep a preview and a truncation marker.",
     ),
-    Setting("max_event_bytes", "int", 16384, "Cap per event; the largest fields shrink first."),
+    Setting(
+        "max_traceback_bytes",
+        "int",
+        16384,
+        "Cap per traceback; a longer one keeps its head and its tail (the innermost frames).",
+    ),
+    Setting(
+        "max_event_bytes",
+        "int",
+        32768,
+        "Cap per event; values shrink first (largest first), then the message, the traceback last.",
+    ),
     Setting(
         "redact_keys",
         "list",
@@ -178,7 +189,8 @@ class CaptureConfig:
     capture_result: bool = True
     capture_traceback: bool = True
     max_field_bytes: int = 4096
-    max_event_bytes: int = 16384
+    max_traceback_bytes: int = 16384
+    max_event_bytes: int = 32768
     redact_keys: tuple[str, ...] = ()
     redact_args: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     redact_patterns: tuple[str, ...] = ()

@@ -10,6 +10,7 @@ live arguments when the user set them (they differ from Celery's own
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from stemtrace.capture.canvas import summarize
@@ -19,7 +20,9 @@ from stemtrace.capture.payload import SHORT, capture_sized, capture_text, encode
 from stemtrace.capture.redact import Redactor
 from stemtrace.core.events import TASK_PUBLISHED, TASK_RECEIVED, TASK_SUCCEEDED
 
-_CAPTURED = ("args", "kwargs", "result", "exception", "traceback", "args_repr", "kwargs_repr")
+# The order captured fields give way when an event is over its budget: values and reprs first
+# (largest first), then the exception message, the traceback last (see ``fit_event``).
+_CAPTURED = ("args", "kwargs", "result", "args_repr", "kwargs_repr", "exception", "traceback")
 _ARGS_COLUMNS = ("args", "kwargs")
 _RESULT_COLUMNS = ("result",)
 _NO_KWARGS: dict[str, Any] = {}  # only ever encoded, never changed
@@ -123,9 +126,19 @@ class Finisher:
         out, sizes[field] = capture_sized(value, self.redactor, self.config.max_field_bytes)
         return out
 
-    def _text(self, name: str | None, field: str, value: Any, *, tail: bool = False) -> Any:
+    def _text(self, name: str | None, field: str, value: Any, texts: dict[str, Callable[[int], Any]]) -> Any:
+        """A free-text field captured once, cut to its own cap; ``texts`` learns how to capture
+        it again within less room, from the original, should the event be over its budget."""
         value = self.redactor.apply_hook(name, field, value)
-        return capture_text(value, self.redactor, self.config.max_field_bytes, keep_tail=tail)
+        head_tail = field == "traceback"
+        limit = self.config.max_traceback_bytes if head_tail else self.config.max_field_bytes
+        redactor = self.redactor
+
+        def again(room: int) -> Any:
+            return capture_text(value, redactor, min(room, limit), head_tail=head_tail)
+
+        texts[field] = again
+        return again(limit)
 
     def __call__(self, etype: str, name: Any, values: tuple[Any, ...]) -> dict[str, Any] | None:
         """The captured ``data`` fields of an event from ``values``, those of its ``RAW_FIELDS``;
@@ -226,6 +239,7 @@ class Finisher:
         data: dict[str, Any] = {}
         cfg = self.config
         sizes: dict[str, int] = {}
+        texts: dict[str, Callable[[int], Any]] = {}
         if "embed" in raw:
             canvas = summarize(raw["embed"])
             if canvas is not None:
@@ -235,22 +249,21 @@ class Finisher:
             kwargs = {} if raw["kwargs"] is None else raw["kwargs"]
             args_repr, kwargs_repr = raw.get("argsrepr"), raw.get("kwargsrepr")
             if _user_repr(args_repr, args):
-                data["args_repr"] = self._text(name, "args_repr", args_repr)
+                data["args_repr"] = self._text(name, "args_repr", args_repr, texts)
             else:
                 live = self.redactor.args(name, args) if isinstance(args, (list, tuple)) else args
                 data["args"] = self._value(name, "args", live, sizes)
             if _user_repr(kwargs_repr, kwargs):
-                data["kwargs_repr"] = self._text(name, "kwargs_repr", kwargs_repr)
+                data["kwargs_repr"] = self._text(name, "kwargs_repr", kwargs_repr, texts)
             else:
                 data["kwargs"] = self._value(name, "kwargs", kwargs, sizes)
         if cfg.capture_result and "result" in raw:
             data["result"] = self._value(name, "result", raw["result"], sizes)
         if "exception" in raw:
-            data["exception"] = self._text(name, "exception", raw["exception"])
+            data["exception"] = self._text(name, "exception", raw["exception"], texts)
         if cfg.capture_traceback and raw.get("traceback"):
-            data["traceback"] = self._text(name, "traceback", raw["traceback"], tail=True)
+            data["traceback"] = self._text(name, "traceback", raw["traceback"], texts)
         # Free text has no measured size; values alone fit when their measured sizes do.
-        texts = "exception" in data or "traceback" in data or "args_repr" in data or "kwargs_repr" in data
         if texts or sum(sizes.values()) > cfg.max_event_bytes:
-            fit_event(data, _CAPTURED, cfg.max_event_bytes, sizes)
+            fit_event(data, _CAPTURED, cfg.max_event_bytes, sizes, texts)
         return data

@@ -16,6 +16,7 @@ import datetime as _dt
 import math
 import reprlib
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -186,8 +187,38 @@ def capture_failed(exc: BaseException, value: Any = None) -> dict[str, Any]:
     return out
 
 
-def capture_text(text: str | None, redactor: Redactor, max_bytes: int, *, keep_tail: bool = False) -> Any:
-    """Free text (exception messages, tracebacks, reprs): redacted, then cut."""
+# Between the head and the tail of a cut traceback: says what is missing, in the text itself.
+_CUT_LINE = "\n[… {} bytes cut …]\n"
+
+
+def cut_text(text: str, max_bytes: int, *, head_tail: bool = False) -> str:
+    """``text`` cut to about ``max_bytes``: its beginning (an exception message: its gist comes
+    first), or with ``head_tail`` its first quarter and its last three (a traceback: the
+    exception line and the innermost frames are at its end), on line boundaries where one is
+    near, joined by a line saying how much is missing."""
+    size = utf8_size(text)
+    if size <= max_bytes:
+        return text
+    # Characters for bytes: proportionally fewer where the text is not ASCII.
+    budget = max(16, max_bytes if len(text) == size else max_bytes * len(text) // size)
+    if not head_tail:
+        return text[:budget]
+    budget -= len(_CUT_LINE.format(size))
+    head_end = max(8, budget // 4)
+    tail_start = len(text) - max(8, budget - head_end)
+    newline = text.rfind("\n", 0, head_end)
+    if newline > head_end // 2:
+        head_end = newline
+    newline = text.find("\n", tail_start)
+    if 0 <= newline < tail_start + (len(text) - tail_start) // 4:
+        tail_start = newline + 1
+    cut = utf8_size(text[head_end:tail_start])
+    return text[:head_end] + _CUT_LINE.format(cut) + text[tail_start:]
+
+
+def capture_text(text: str | None, redactor: Redactor, max_bytes: int, *, head_tail: bool = False) -> Any:
+    """Free text (exception messages, tracebacks, reprs): redacted, then cut once to
+    ``max_bytes`` (see :func:`cut_text`) into one marker that holds the original size."""
     if text is None:
         return None
     try:
@@ -195,10 +226,21 @@ def capture_text(text: str | None, redactor: Redactor, max_bytes: int, *, keep_t
         size = utf8_size(text)
         if size <= max_bytes:
             return redactor.text(text)
-        cut = text[-max_bytes:] if keep_tail else text[:max_bytes]
-        return truncated(redactor.text(cut), size)
+        return truncated(redactor.text(cut_text(text, max_bytes, head_tail=head_tail)), size)
     except Exception as exc:
         return f"<unrepresentable text: {type(exc).__name__}>"
+
+
+def is_truncated(value: Any) -> bool:
+    return type(value) is dict and value.get(TRUNCATED_KEY) is True
+
+
+def _recut(value: Any, room: int, size: int) -> dict[str, Any]:
+    """``value`` as one marker of about ``room`` bytes: a value already cut keeps its marker's
+    original size and loses more of its preview (never a marker inside a marker)."""
+    if is_truncated(value) and isinstance(value.get("preview"), str):
+        return truncated(cut_text(value["preview"], room), value.get("size") or size)
+    return truncated(dumps(value)[:room], size)
 
 
 def fit_event(
@@ -206,22 +248,33 @@ def fit_event(
     fields: tuple[str, ...],
     max_event_bytes: int,
     known: dict[str, int] | None = None,
+    texts: dict[str, Callable[[int], Any]] | None = None,
 ) -> None:
-    """Shrink the largest of ``fields`` in ``data`` until the captured values fit the budget.
+    """Shrink captured values in ``data`` until together they fit ``max_event_bytes``.
 
-    ``known`` holds sizes already measured (by :func:`capture_sized`), so they aren't re-encoded.
+    ``fields`` are in the order they give way: the largest of those before the last two
+    first (arguments, results, reprs), then the last two in order (the exception message,
+    then the traceback: the last thing a reader of a failure wants to lose). ``known`` holds
+    sizes already measured (by :func:`capture_sized`); ``texts`` captures a free-text field
+    again within a given size (:func:`capture_text` of its original), so it is cut once from
+    the original rather than its marker wrapped in another.
     """
     known = known or {}
+    texts = texts or {}
     sizes = {
         name: known[name] if name in known else encoded_size(data[name])
         for name in fields
         if data.get(name) is not None
     }
     total = sum(sizes.values())
-    for name in sorted(sizes, key=sizes.__getitem__, reverse=True):
+    values = sorted((n for n in sizes if n not in fields[-2:]), key=sizes.__getitem__, reverse=True)
+    for name in [*values, *(n for n in fields[-2:] if n in sizes)]:
         if total <= max_event_bytes:
             return
         other = total - sizes[name]
-        room = max(64, (max_event_bytes - other) // 2)
-        data[name] = truncated(dumps(data[name])[:room], sizes[name])
+        room = max(64, max_event_bytes - other - 64)  # 64: the marker's own keys
+        if name in texts:
+            data[name] = texts[name](room)
+        else:
+            data[name] = _recut(data[name], room, sizes[name])
         total = other + encoded_size(data[name])

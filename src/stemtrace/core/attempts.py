@@ -134,11 +134,12 @@ class Draft:
         runtime = _runtime(decider) if decider is not None else None
         if runtime is None:
             runtime = next((r for r in map(_runtime, run) if r is not None), None)
-        exc_type = exception = traceback = None
+        exc_type = None
+        exception = traceback = _WHOLE_NONE
         if exc_event is not None:
             exc_type = _str(exc_event, "exception_type")
-            exception = _str(exc_event, "exception")
-            traceback = _str(exc_event, "traceback")
+            exception = text_of(exc_event.data.get("exception"))
+            traceback = text_of(exc_event.data.get("traceback"))
         if exc_type is None and late and any(e.type == ev.TASK_UNKNOWN for e in late):
             exc_type = "NotRegistered"  # what Celery stores as the result
         final = state not in _UNFINISHED
@@ -154,11 +155,14 @@ class Draft:
             finished_at=finished_at,
             runtime_ms=runtime * 1000.0 if runtime is not None else None,
             exception_type=exc_type,
-            exception=exception,
-            traceback=traceback,
+            exception=exception[0],
+            traceback=traceback[0],
             lost_reason=reason if state is TaskState.LOST else None,
             retry_eta=_str(retry, "eta"),
             redelivered=bool(received is not None and received.data.get("redelivered")),
+            exception_original_size=exception[1],
+            traceback_original_size=traceback[1],
+            handler_ms=_handler_ms(decider),
         )
 
 
@@ -183,6 +187,30 @@ def _str(event: Event | None, key: str) -> str | None:
         return None
     value = event.data.get(key)
     return value if isinstance(value, str) else None
+
+
+_WHOLE_NONE: tuple[str | None, int | None] = (None, None)
+
+
+def text_of(value: object) -> tuple[str | None, int | None]:
+    """A captured free-text field (an exception message, a traceback) as its text and, when
+    the library cut it, its original size in bytes: ``(preview, size)`` of a truncation marker
+    (``events.TRUNCATED_KEY``), ``(text, None)`` of whole text, ``(None, None)`` otherwise."""
+    if isinstance(value, str):
+        return value, None
+    if isinstance(value, dict) and value.get(ev.TRUNCATED_KEY) is True:
+        preview, size = value.get("preview"), value.get("size")
+        if isinstance(preview, str):
+            return preview, size if type(size) is int else None
+    return _WHOLE_NONE
+
+
+def _handler_ms(event: Event | None) -> float | None:
+    """Time in the task's success handlers after its body (``task.succeeded``'s ``handler_runtime``)."""
+    value = event.data.get("handler_runtime") if event is not None else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) * 1000.0
 
 
 def _runtime(event: Event | None) -> float | None:
@@ -233,7 +261,7 @@ def _event_state(event: Event) -> tuple[TaskState | None, str | None]:
         if data.get("origin") == "main" and is_worker_lost(exc_type):
             if exception_class(exc_type) == "TimeLimitExceeded":
                 return TaskState.LOST, "hard time limit exceeded"
-            message = data.get("exception")
+            message = text_of(data.get("exception"))[0]
             return TaskState.LOST, f"worker lost: {message}" if message else "worker lost"
         return TaskState.FAILURE, None
     if etype == ev.TASK_POSTRUN:
@@ -298,6 +326,8 @@ def single_attempt(ordered: list[Event], stated: list[int | None]) -> Attempt | 
             return None
         state, decider, run = found, outcome, [started, outcome]
     exc_event = _exception_event(run, state) if state not in _NO_EXCEPTION else None
+    exception = text_of(exc_event.data.get("exception")) if exc_event is not None else _WHOLE_NONE
+    traceback = text_of(exc_event.data.get("traceback")) if exc_event is not None else _WHOLE_NONE
     runtime = _runtime(decider)
     if runtime is None:  # the first runtime the run states otherwise: the start's, if any
         runtime = _runtime(started)
@@ -310,9 +340,12 @@ def single_attempt(ordered: list[Event], stated: list[int | None]) -> Attempt | 
         finished_at=decider.ts if state not in _UNFINISHED else None,
         runtime_ms=runtime * 1000.0 if runtime is not None else None,
         exception_type=_str(exc_event, "exception_type"),
-        exception=_str(exc_event, "exception"),
-        traceback=_str(exc_event, "traceback"),
+        exception=exception[0],
+        traceback=traceback[0],
         lost_reason=reason if state is TaskState.LOST else None,
         retry_eta=None,
         redelivered=bool(received is not None and received.data.get("redelivered")),
+        exception_original_size=exception[1],
+        traceback_original_size=traceback[1],
+        handler_ms=_handler_ms(decider),
     )

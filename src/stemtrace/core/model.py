@@ -31,6 +31,13 @@ class Attempt:
     lost_reason: str | None = None  # why the attempt became LOST
     retry_eta: str | None = None  # when the retry this attempt asked for is due
     redelivered: bool = False
+    # The size in bytes of the message / traceback the library cut to a preview (``exception``,
+    # ``traceback`` then hold the preview); ``None`` when they are whole.
+    exception_original_size: int | None = None
+    traceback_original_size: int | None = None
+    # Milliseconds spent after the body, in the task's ``on_success``/``after_return``
+    # handlers: ``runtime_ms`` is Celery's own measure of the body and excludes them.
+    handler_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +75,9 @@ class TaskRecord:
     exception_type: str | None = None
     exception: str | None = None
     traceback: str | None = None
+    exception_original_size: int | None = None  # see Attempt
+    traceback_original_size: int | None = None
+    handler_ms: float | None = None
     args: Any = None
     kwargs: Any = None
     result: Any = None

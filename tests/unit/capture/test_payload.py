@@ -131,10 +131,77 @@ def test_exception_messages_follow_the_same_rules() -> None:
     assert out.startswith("login failed: password=")
 
 
-def test_tracebacks_keep_their_tail() -> None:
-    tb = "Traceback\n" + "frame\n" * 5000 + "ValueError: boom"
-    out = capture_text(tb, R, 1000, keep_tail=True)
-    assert out[TRUNCATED_KEY] and out["preview"].endswith("ValueError: boom")
+def test_tracebacks_keep_their_head_and_their_tail() -> None:
+    tb = (
+        "Traceback (most recent call last):\n"
+        + "".join(f"frame {i}\n" for i in range(5000))
+        + "ValueError: boom"
+    )
+    out = capture_text(tb, R, 1000, head_tail=True)
+    assert out[TRUNCATED_KEY] is True and out["size"] == len(tb)
+    preview = out["preview"]
+    assert preview.startswith("Traceback (most recent call last):\nframe 0\n")
+    assert preview.endswith("frame 4999\nValueError: boom")
+    assert "bytes cut" in preview and len(preview) <= 1000
+    # Cut on line boundaries: every line kept is a whole line of the original.
+    kept = [line for line in preview.splitlines() if "bytes cut" not in line]
+    assert all(line in tb.splitlines() for line in kept)
+
+
+def test_messages_keep_their_beginning() -> None:
+    message = "connection refused by db.internal: " + "x" * 10_000
+    out = capture_text(message, R, 4096)
+    assert out[TRUNCATED_KEY] is True and out["size"] == len(message)
+    assert out["preview"].startswith("connection refused by db.internal: ")
+
+
+def _django_traceback(frames: int) -> str:
+    lines = ["Traceback (most recent call last):"]
+    for i in range(frames):
+        path = f"/srv/app/.venv/lib/python3.11/site-packages/django/db/backends/utils_{i}.py"
+        lines.append(f'  File "{path}", line {100 + i}, in _execute_with_wrappers')
+        lines.append("    return self.cursor.execute(sql, params)")
+        lines.append("           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^")
+    lines.append("django.db.utils.OperationalError: could not connect to server: Connection refused")
+    return "\n".join(lines)
+
+
+def test_a_long_message_keeps_the_message_and_the_traceback_each_cut_once() -> None:
+    """The >4 KB message case: one marker per field, the original size in it, the traceback
+    whole (a 60-frame Django stack fits the defaults)."""
+    tb = _django_traceback(60)
+    assert 12_000 <= len(tb) <= 16_384
+    message = "invalid input: " + "y" * 9000
+    finisher = Finisher(CaptureConfig(), R)
+    data = finisher.captured("t", {"exception": message, "traceback": tb})
+    assert data["traceback"] == tb
+    exc = data["exception"]
+    assert exc[TRUNCATED_KEY] is True and exc["size"] == len(message)
+    assert isinstance(exc["preview"], str) and exc["preview"].startswith("invalid input: ")
+
+
+def test_over_the_event_budget_values_give_way_before_the_traceback() -> None:
+    tb = _django_traceback(60)
+    cfg = CaptureConfig(max_event_bytes=17_000)
+    data = Finisher(cfg, R).captured(
+        "t", {"args": ["z" * 4000], "kwargs": {}, "exception": "boom " * 400, "traceback": tb}
+    )
+    assert data["traceback"] == tb  # args and the message shrank instead
+    assert sum(encoded_size(v) for v in data.values()) <= 17_000
+    assert data["args"][TRUNCATED_KEY] is True and data["args"]["size"] > 4000
+    assert TRUNCATED_KEY not in data["args"]["preview"]  # one marker, not a marker in a marker
+
+
+def test_a_tight_budget_cuts_the_traceback_once_from_the_original() -> None:
+    tb = _django_traceback(60)
+    cfg = CaptureConfig(max_event_bytes=3000)
+    data = Finisher(cfg, R).captured("t", {"exception": "E" * 6000, "traceback": tb})
+    for key, original in (("exception", 6000), ("traceback", len(tb))):
+        marker = data[key]
+        assert marker[TRUNCATED_KEY] is True and marker["size"] == original
+        assert isinstance(marker["preview"], str) and TRUNCATED_KEY not in marker["preview"]
+    assert data["traceback"]["preview"].endswith("Connection refused")
+    assert sum(encoded_size(v) for v in data.values()) <= 3000
 
 
 def test_celery_argsrepr_is_honoured_only_when_the_user_set_it() -> None:

@@ -70,6 +70,15 @@ class AttemptOut(AttemptSpanOut):
     lost_reason: str | None = None
     retry_eta: str | None = None
     redelivered: bool = False
+    exception_truncated: bool = Field(False, description="`exception` is a preview of a longer message")
+    exception_original_size: int | None = Field(None, description="bytes of the message before it was cut")
+    traceback_truncated: bool = Field(
+        False, description="`traceback` is a preview: its head and its tail, the middle cut"
+    )
+    traceback_original_size: int | None = Field(None, description="bytes of the traceback before it was cut")
+    handler_ms: float | None = Field(
+        None, description="time in on_success/after_return handlers after the body (not in runtime_ms)"
+    )
 
 
 class ChildTask(BaseModel):
@@ -87,6 +96,15 @@ class TaskDetail(TaskSummary):
     result: Any = None
     exception: str | None
     traceback: str | None
+    exception_truncated: bool = Field(False, description="`exception` is a preview of a longer message")
+    exception_original_size: int | None = Field(None, description="bytes of the message before it was cut")
+    traceback_truncated: bool = Field(
+        False, description="`traceback` is a preview: its head and its tail, the middle cut"
+    )
+    traceback_original_size: int | None = Field(None, description="bytes of the traceback before it was cut")
+    handler_ms: float | None = Field(
+        None, description="time in on_success/after_return handlers after the body (not in runtime_ms)"
+    )
     eta: str | None = None
     expires: str | None = None
     routing_key: str | None = None
@@ -320,6 +338,11 @@ def _attempt(a: CoreAttempt) -> AttemptOut:
         lost_reason=a.lost_reason,
         retry_eta=a.retry_eta,
         redelivered=a.redelivered,
+        exception_truncated=a.exception_original_size is not None,
+        exception_original_size=a.exception_original_size,
+        traceback_truncated=a.traceback_original_size is not None,
+        traceback_original_size=a.traceback_original_size,
+        handler_ms=a.handler_ms,
     )
 
 
@@ -337,6 +360,11 @@ def task_detail(d: StoreTaskDetail) -> TaskDetail:
         result=r.result,
         exception=r.exception,
         traceback=r.traceback,
+        exception_truncated=r.exception_original_size is not None,
+        exception_original_size=r.exception_original_size,
+        traceback_truncated=r.traceback_original_size is not None,
+        traceback_original_size=r.traceback_original_size,
+        handler_ms=r.handler_ms,
         eta=r.eta,
         expires=r.expires,
         routing_key=r.routing_key,

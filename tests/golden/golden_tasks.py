@@ -13,7 +13,10 @@ from tests.support.worker_app import app
 
 
 def on_error(task_id: str) -> str:
-    """An old-style errback: one argument, so Celery *publishes* it (research §2.5 R7)."""
+    """An old-style errback: one argument, so Celery *publishes* it.
+
+    See docs/research/celery-internals.md §2.5 R7.
+    """
     return f"handled {task_id}"
 
 

@@ -3,7 +3,7 @@
 Each ``fixtures/<scenario>__celery-<version>.json`` holds every task event stemtrace
 captured while one canvas ran on a real prefork worker (``tests/golden/record.py``).
 The tests fold the events, build the workflow and compare the *whole* graph with
-what Celery did. The expectations are written from Celery's behaviour (research
+what Celery did. The expectations are written from Celery's behaviour (docs/research/celery-internals.md
 §2.3-§2.5 and the recording's own messages), never from the builder's output: each
 role ("the chain's second step", "the chord callback") is found in the raw event
 dicts: who the client published, which ``group_index`` a message carried, which

@@ -1,4 +1,6 @@
-"""Hand-built event streams that mirror what Celery really sends (research §2.3, App. B).
+"""Hand-built event streams that mirror what Celery really sends.
+
+Per docs/research/celery-internals.md §2.3 and Appendix B.
 
 Test-only. Each scenario returns the events one workflow produces, with the
 process that emitted each (client, worker main, pool child) as Celery does it.

@@ -1,4 +1,4 @@
-"""Canvases as Celery runs them (research §2.3), as event streams.
+"""Canvases as Celery runs them (docs/research/celery-internals.md §2.3), as event streams.
 
 Ids are short labels; ``G*`` are group ids. Where a scenario differs between
 Celery versions, ``v53=True`` gives the 5.3-5.5 shape (chord callback without the

@@ -1,4 +1,4 @@
-"""The graph of every canvas, asserted exactly (expectations from research §2.3)."""
+"""The graph of every canvas, asserted exactly (expectations from docs/research/celery-internals.md §2.3)."""
 
 from __future__ import annotations
 

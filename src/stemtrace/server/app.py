@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from stemtrace import __version__
 from stemtrace.server import api_docs, metrics, web
 from stemtrace.server.api import errors, meta, tasks
+from stemtrace.server.api.schemas import ErrorBody
 from stemtrace.server.context import ServerContext
-from stemtrace.server.security import SecurityMiddleware
+from stemtrace.server.security import Cors, SecurityMiddleware
 from stemtrace.server.settings import ServerSettings
 from stemtrace.server.store import Store
 from stemtrace.transport import TransportConfig
@@ -24,6 +24,17 @@ DESCRIPTION = (
     "health and a live change stream. Timestamps are ISO-8601 UTC. Errors are "
     '`{"error": {"status", "message", "detail"}}`.'
 )
+
+# Answers any route may give before its own code runs (see errors.InputGuard and security).
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "a NUL byte in the path or a query parameter"},
+    401: {"model": ErrorBody, "description": "authentication is on and no valid credentials were sent"},
+    414: {"model": ErrorBody, "description": "the path, the query string or one parameter is too long"},
+    429: {
+        "model": ErrorBody,
+        "description": "too many failed authentication attempts from this address (see Retry-After)",
+    },
+}
 
 
 def create_app(
@@ -70,6 +81,7 @@ def create_app(
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
+        responses=COMMON_RESPONSES,
     )
     app.state.stemtrace = ctx
     errors.install(app)
@@ -78,13 +90,18 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(api_docs.make_router(static_dir or web.STATIC_DIR))
     app.include_router(web.make_router(static_dir or web.STATIC_DIR))
+    # Each is added outside the ones before, so a request passes PrefixedPaths, HeadAsGet, Cors,
+    # SecurityMiddleware and InputGuard, in that order, before a route.
+    app.add_middleware(errors.InputGuard)  # hostile URLs get a 4xx before any route sees them
+    app.add_middleware(SecurityMiddleware, settings=settings)
     if settings.cors_origins:
+        # Outside authentication: browsers send preflights without credentials.
         app.add_middleware(
-            CORSMiddleware,
+            Cors,
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET"],
+            allow_methods=["GET", "HEAD"],
             allow_headers=["*"],
         )
-    app.add_middleware(SecurityMiddleware, settings=settings)
+    app.add_middleware(web.HeadAsGet)
     app.add_middleware(web.PrefixedPaths)  # outermost: every layer sees the normalised path
     return app

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stemtrace.server.api.errors import error_response
 
@@ -43,6 +43,20 @@ def _names_a_file(path: str) -> bool:
     if path.startswith(_ROUTES):
         return False
     return path == "assets" or path.startswith("assets/") or bool(_FILE_NAME.search(path))
+
+
+def _static_file(static_dir: Path, path: str) -> Path | None:
+    """The file under ``static_dir`` that ``path`` names, or ``None``.
+
+    A URL is no file name the OS must accept: a NUL byte, an over-long component or a
+    lone surrogate makes ``resolve``/``is_file`` raise, and that is a missing file, not a 500.
+    """
+    try:
+        base = static_dir.resolve()
+        target = (static_dir / path).resolve()
+        return target if target.is_file() and base in target.parents else None
+    except (OSError, ValueError):
+        return None
 
 
 def _meta(root: str) -> str:
@@ -76,6 +90,44 @@ class PrefixedPaths:
         await self.app(scope, receive, send)
 
 
+class HeadAsGet:
+    """``HEAD`` wherever ``GET`` works: the request is served as a ``GET`` without its body.
+
+    FastAPI's ``@router.get`` routes answer ``HEAD`` with 405, yet monitors and link
+    checkers probe with ``HEAD``. The headers (``content-length`` included) are the ``GET``'s.
+    A streamed response (``/api/stream``) ends after its headers: the first body message is
+    sent empty and final, the rest dropped, and the server then reports the client gone, which
+    stops the stream.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        scope = dict(scope)
+        scope["method"] = "GET"
+        finished = False
+
+        async def headers_only(message: Message) -> None:
+            nonlocal finished
+            if message["type"] == "http.response.body":
+                if finished:
+                    return
+                finished = True
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        async def receive_until_done() -> Message:
+            if finished:  # the response is complete: a streaming body must stop
+                return {"type": "http.disconnect"}
+            return await receive()
+
+        await self.app(scope, receive_until_done, headers_only)
+
+
 def make_router(static_dir: Path = STATIC_DIR) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     index_cache: dict[str, str] = {}
@@ -95,9 +147,8 @@ def make_router(static_dir: Path = STATIC_DIR) -> APIRouter:
         if path == "api" or path.startswith("api/"):
             return error_response(404, "no such API route")
         if path and (static_dir / "index.html").is_file():
-            base = static_dir.resolve()
-            target = (static_dir / path).resolve()
-            if target.is_file() and base in target.parents:
+            target = _static_file(static_dir, path)
+            if target is not None:
                 media = mimetypes.guess_type(str(target))[0] or "application/octet-stream"
                 cache = "public, max-age=31536000, immutable" if "assets" in target.parts else "no-cache"
                 return FileResponse(target, media_type=media, headers={"Cache-Control": cache})

@@ -6,8 +6,11 @@ unknown routes and wrong methods under ``/api`` all pass through here.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,6 +18,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger("stemtrace.server.api")
+
+# Longest path and query string served: a task id, a cursor or a search text fits easily; a
+# 65,000-character ``q`` is no search, and SQLite refuses LIKE patterns past 50,000 bytes.
+MAX_PATH_CHARS = 4096
+MAX_QUERY_CHARS = 16_384
+MAX_VALUE_CHARS = 4096
 
 
 class ApiError(Exception):
@@ -66,3 +75,76 @@ def install(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error in API handler")
         return error_response(500, f"internal error ({type(exc).__name__}); see the server log")
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+async def send_error(
+    send: Send, status: int, message: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """The one error shape, written straight to ASGI (for middleware, before any route runs)."""
+    body = json.dumps(
+        {"error": {"status": status, "message": message, "detail": None}}, separators=(",", ":")
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def hostile_input(scope: Scope) -> tuple[int, str] | None:
+    """What is wrong with a request's path or query string that no route should ever see.
+
+    NUL bytes cannot be stored or passed to the OS (PostgreSQL text and file paths refuse
+    them), and outsized values only cost the database: both are refused here, once, with a
+    4xx, so no handler has to remember to.
+    """
+    path: str = scope.get("path", "")
+    if len(path) > MAX_PATH_CHARS:
+        return 414, f"the path is longer than {MAX_PATH_CHARS} characters"
+    if "\x00" in path:
+        return 400, "the path contains a NUL byte"
+    raw: bytes = scope.get("query_string", b"")
+    if not raw:
+        return None
+    if len(raw) > MAX_QUERY_CHARS * 3:  # every character percent-encoded at worst
+        return 414, f"the query string is longer than {MAX_QUERY_CHARS} characters"
+    for pair in raw.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        key = unquote_to_bytes(name.replace(b"+", b" "))
+        decoded = unquote_to_bytes(value.replace(b"+", b" "))
+        label = key[:40].decode("utf-8", "replace").replace("\x00", "\\0")
+        if b"\x00" in decoded or b"\x00" in key:
+            return 400, f"query parameter {label!r} contains a NUL byte"
+        # Bytes first (cheap); a long value of multi-byte characters is then counted in characters.
+        if len(decoded) > MAX_VALUE_CHARS and len(decoded.decode("utf-8", "replace")) > MAX_VALUE_CHARS:
+            return 414, f"query parameter {label!r} is longer than {MAX_VALUE_CHARS} characters"
+    return None
+
+
+class InputGuard:
+    """Answers requests with a NUL byte or outsized values in the URL before routing (4xx)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            problem = hostile_input(scope)
+            if problem is not None:
+                await send_error(send, *problem)
+                return
+        await self.app(scope, receive, send)

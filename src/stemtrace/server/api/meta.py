@@ -6,8 +6,8 @@ import time
 from datetime import datetime, timezone
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from stemtrace import __version__
 from stemtrace.core.model import TaskRecord
@@ -28,8 +28,21 @@ Ctx = Annotated[ServerContext, Depends(server)]
 Time = Annotated[str | None, Query(description="ISO-8601 time or epoch seconds")]
 
 
-@router.get("/health", response_model=s.Health, summary="Ingest and store health")
-def health(ctx: Ctx) -> s.Health:
+@router.get(
+    "/health",
+    response_model=s.Health,
+    summary="Ingest and store health",
+    description="With authentication on, a request without valid credentials (a load balancer's "
+    'probe) gets only `{"status": "ok" | "degraded"}`; the details need credentials.',
+)
+def health(ctx: Ctx, request: Request) -> s.Health | JSONResponse:
+    full = _health(ctx)
+    if getattr(request.state, "authenticated", True):
+        return full
+    return JSONResponse({"status": full.status})
+
+
+def _health(ctx: ServerContext) -> s.Health:
     store_error = None
     counters: dict[str, object] = {}
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -45,6 +46,14 @@ class AppSettings:
     def stream_key(self) -> str:
         """Where the zero-config Redis path puts events (the app's key prefix + name)."""
         return self.prefix + str(self.options.get("name", "stemtrace.events"))
+
+
+class UnpicklableError(Exception):
+    """An error holding what pickle refuses (a lock): Celery hands its signals and result
+    backend an ``UnpickleableExceptionWrapper`` instead."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, threading.Lock())
 
 
 class TaskKit(SimpleNamespace):
@@ -138,6 +147,10 @@ def make_app(settings: AppSettings, *, init: bool | None = None) -> TaskKit:
 
         down_a(depth)
 
+    @app.task(name="t.unpicklable_fail")
+    def unpicklable_fail(message: str) -> None:
+        raise UnpicklableError(message)
+
     base_task: Any = app.Task
 
     class SlowSuccessHandler(base_task):  # type: ignore[misc,valid-type]
@@ -172,4 +185,5 @@ def make_app(settings: AppSettings, *, init: bool | None = None) -> TaskKit:
         big_result=big_result,
         deep_fail=deep_fail,
         slow_handler=slow_handler,
+        unpicklable_fail=unpicklable_fail,
     )

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from stemtrace.capture import celery_compat as compat
 from stemtrace.capture import state as _state
 from stemtrace.capture.fields import EMPTY_EMBED
 from stemtrace.core import events as ev
@@ -67,42 +68,9 @@ def _iso(value: Any) -> str | None:
     return str(value)
 
 
-def _exc(exc: Any) -> tuple[str, str]:
-    cls = type(exc)
-    try:
-        text = str(exc)
-    except Exception:
-        text = f"<unprintable {cls.__name__}>"
-    return f"{cls.__module__}.{cls.__qualname__}", text
-
-
-_current_worker_task: Callable[[], Any] | None = None
-
-
-def _current_task_id() -> str | None:
-    global _current_worker_task
-    if _current_worker_task is None:  # resolved once: an import statement per send costs ~1 µs
-        from celery._state import get_current_worker_task
-
-        _current_worker_task = get_current_worker_task
-    task = _current_worker_task()
-    request = _request_of(task) if task is not None else None
-    return getattr(request, "id", None)
-
-
-def _request_of(task: Any) -> Any:
-    """``task.request`` (the running request's ``Context``), read straight from Celery's stack.
-
-    The property goes through two pure-Python layers (``_LocalStack.top``, ``Local.__getattr__``)
-    and costs ~0.7 µs; the same lookup, done here, costs a quarter of that. Where the stack is
-    not that shape (``USE_FAST_LOCALS``, another Celery), or is empty (a task called directly),
-    the property answers.
-    """
-    try:
-        local = task.request_stack._local
-        return local.__storage__[local.__ident_func__()]["stack"][-1]
-    except Exception:
-        return getattr(task, "request", None)
+_exc = compat.exception_identity
+_current_task_id = compat.current_task_id
+_request_of = compat.request_of
 
 
 def _name(value: Any) -> Any:
@@ -258,7 +226,7 @@ def on_task_unknown(
     id: Any = None,
     **_: Any,
 ) -> None:
-    exc_type, text = _exc(exc)
+    exc_type, text = compat.not_registered(name)  # what the result backend records, not the KeyError
     data = {"exception_type": exc_type}
     st.emitter().emit_task(ev.TASK_UNKNOWN, id, name, (data, text), proc=st.main_proc())
 

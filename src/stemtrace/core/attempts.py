@@ -141,7 +141,7 @@ class Draft:
             exception = text_of(exc_event.data.get("exception"))
             traceback = text_of(exc_event.data.get("traceback"))
         if exc_type is None and late and any(e.type == ev.TASK_UNKNOWN for e in late):
-            exc_type = "NotRegistered"  # what Celery stores as the result
+            exc_type = "celery.exceptions.NotRegistered"  # what Celery stores as the result
         final = state not in _UNFINISHED
         finished_at = None
         if final:
@@ -226,9 +226,16 @@ def _exception_event(events: Sequence[Event], state: TaskState) -> Event | None:
     # The failure's own event carries the traceback; postrun never does.
     if state in (TaskState.SUCCESS, TaskState.PENDING, TaskState.RECEIVED, TaskState.STARTED):
         return None
+    # The body's own failure first: the main process's report of the same attempt (a result it
+    # could not unpickle, ``MaybeEncodingError``) says less about what the task raised.
     ranked = sorted(
         (e for e in events if e.data.get("exception_type") or e.data.get("exception")),
-        key=lambda e: (e.type != ev.TASK_FAILED, e.ts, (e.src.inst, e.src.seq)),
+        key=lambda e: (
+            e.type != ev.TASK_FAILED,
+            e.data.get("origin") == "main",
+            e.ts,
+            (e.src.inst, e.src.seq),
+        ),
     )
     return ranked[0] if ranked else None
 

@@ -36,7 +36,7 @@ def rec(redis_url: str) -> Iterator[Recorder]:
 
 def shown(events: list[dict[str, Any]], task_id: str, tmp_path: Path) -> dict[str, Any]:
     """The task as the API shows it, after the server stored ``events``."""
-    store = open_store(f"sqlite:///{tmp_path / 'truth.db'}")
+    store = open_store(f"sqlite:///{tmp_path / (task_id + '.db')}")
     try:
         store.apply([decode_event(e) for e in events], {}, time.time())
         with TestClient(create_app(store=store, ingest=False)) as client:
@@ -84,3 +84,55 @@ def test_a_stack_over_the_cap_keeps_its_head_and_its_innermost_frames(rec: Recor
     assert "bytes cut" in text and len(text.encode()) <= 16384
     # The innermost frames (the end of Celery's own traceback) are there whole.
     assert backend_tb.rstrip().endswith(text.rstrip()[-3000:])
+
+
+def _backend_type(result: Any) -> str:
+    """The exception type Celery's result backend records for ``result``, as its user knows it:
+    the class of ``AsyncResult.result``, or the class an ``UnpickleableExceptionWrapper`` names."""
+    exc = result.result
+    if type(exc).__name__ == "UnpickleableExceptionWrapper":
+        return f"{exc.exc_module}.{exc.exc_cls_name}"
+    return f"{type(exc).__module__}.{type(exc).__qualname__}"
+
+
+def _listed(events: list[dict[str, Any]], tmp_path: Path, path: str) -> Any:
+    store = open_store(f"sqlite:///{tmp_path / 'list.db'}")
+    try:
+        store.apply([decode_event(e) for e in events], {}, time.time())
+        with TestClient(create_app(store=store, ingest=False)) as client:
+            response = client.get(path)
+            assert response.status_code == 200, response.text
+            return response.json()
+    finally:
+        store.close()
+
+
+def test_exception_types_are_what_the_result_backend_records(rec: Recorder, tmp_path: Path) -> None:
+    """An unknown task, a plain error and an error pickle refuses: the type shown, grouped and
+    filtered on is the one Celery's result backend (Redis) records, never a Celery wrapper."""
+    holder: dict[str, Any] = {}
+
+    def scenario(t: Any) -> Any:
+        holder["unknown"] = t.app.send_task("t.nope", queue=rec.settings.queue)
+        holder["plain"] = t.fail.delay("plain")
+        holder["unpicklable"] = t.unpicklable_fail.delay("holds a lock")
+        return holder["unpicklable"]
+
+    events = rec.record(scenario, settle_s=1.5)
+    for key, result in holder.items():
+        for _ in range(50):
+            if result.ready():
+                break
+            time.sleep(0.1)
+        expected = _backend_type(result)
+        assert "UnpickleableExceptionWrapper" not in expected and "KeyError" not in expected, key
+        task = shown(events, result.id, tmp_path)
+        assert task["exception_type"] == expected, key
+        assert task["state"] == "FAILURE", key
+    assert _backend_type(holder["unknown"]) == "celery.exceptions.NotRegistered"
+    assert _backend_type(holder["unpicklable"]) == "tests.support.app.UnpicklableError"
+    listed = _listed(events, tmp_path, "/api/tasks?exception_type=celery.exceptions.NotRegistered")
+    assert [t["id"] for t in listed["items"]] == [holder["unknown"].id]
+    failures = _listed(events, tmp_path, "/api/failures")
+    types = {g["exception_type"] for g in failures["items"]}
+    assert {"celery.exceptions.NotRegistered", "tests.support.app.UnpicklableError"} <= types

@@ -93,7 +93,7 @@ def test_unknown_task_is_a_not_registered_failure() -> None:
     r.emit("main1", "task.unknown", "t", "nope")
     record = fold(r)
     assert record.state is TaskState.FAILURE
-    assert record.exception_type == "NotRegistered"
+    assert record.exception_type == "celery.exceptions.NotRegistered"
 
 
 def test_retry_attempts_keep_their_own_outcome() -> None:

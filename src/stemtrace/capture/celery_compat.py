@@ -1,0 +1,177 @@
+"""Everything the capture path reads from Celery beyond its documented signal arguments.
+
+The signal handlers (``signals``) only know what a signal hands them; what it takes to turn that
+into the facts a user expects (the exception Celery's result backend records, the running
+request, the queue a message was routed to) lives here, each next to the Celery code it mirrors
+and with a test per supported Celery version (``tests/unit/capture/test_celery_compat.py``).
+Nothing here raises: an attribute that moved in a future Celery gives the plain answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import celery
+
+CELERY_VERSION: tuple[int, ...] = tuple(int(p) for p in celery.__version__.split(".")[:2] if p.isdigit())
+
+# -- exceptions ----------------------------------------------------------------
+
+
+def type_name(cls: type) -> str:
+    """``module.QualName``: the name a result backend stores (``exc_module`` + ``exc_type``)."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _text(exc: Any) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return f"<unprintable {type(exc).__name__}>"
+
+
+def exception_identity(exc: Any) -> tuple[str, str]:
+    """The type name and message of the exception a task raised, as the user knows it.
+
+    Celery hands its signals a few wrappers instead: an exception that cannot be pickled
+    becomes ``UnpickleableExceptionWrapper`` (holding the original's module, class name and
+    repr), a traceback carrier ``ExceptionWithTraceback`` or an ``ExceptionInfo`` hold the
+    exception in an attribute. Each is opened here to the exception inside.
+    """
+    for _ in range(3):  # wrappers do not nest deeper
+        kind = type(exc).__name__
+        if kind == "ExceptionInfo" and hasattr(exc, "exception"):
+            exc = exc.exception
+        elif kind == "ExceptionWithTraceback" and hasattr(exc, "exc"):
+            exc = exc.exc
+        else:
+            break
+    if type(exc).__name__ == "UnpickleableExceptionWrapper":
+        module, name = getattr(exc, "exc_module", None), getattr(exc, "exc_cls_name", None)
+        if isinstance(module, str) and isinstance(name, str):
+            text = getattr(exc, "text", None)
+            if not isinstance(text, str):
+                args = getattr(exc, "exc_args", ())
+                text = ", ".join(_text(a) for a in args) if isinstance(args, tuple) else _text(args)
+            return f"{module}.{name}", text
+    return type_name(type(exc)), _text(exc)
+
+
+def not_registered(name: Any) -> tuple[str, str]:
+    """What Celery's result backend records for a message naming an unregistered task: the
+    consumer's ``task_unknown`` signal carries the ``KeyError`` of its registry lookup, but the
+    result is ``NotRegistered(name)`` (``celery.worker.consumer.Consumer.on_unknown_task``)."""
+    try:
+        from celery.exceptions import NotRegistered
+
+        return exception_identity(NotRegistered(name))
+    except Exception:
+        return "celery.exceptions.NotRegistered", repr(name)
+
+
+# -- the running request ---------------------------------------------------------
+
+_current_worker_task: Callable[[], Any] | None = None
+
+
+def current_task_id() -> str | None:
+    """The id of the task whose body runs in this thread now, if any (a task that sends)."""
+    global _current_worker_task
+    if _current_worker_task is None:  # resolved once: an import statement per send costs ~1 µs
+        from celery._state import get_current_worker_task
+
+        _current_worker_task = get_current_worker_task
+    task = _current_worker_task()
+    request = request_of(task) if task is not None else None
+    return getattr(request, "id", None)
+
+
+def request_of(task: Any) -> Any:
+    """``task.request`` (the running request's ``Context``), read straight from Celery's stack.
+
+    The property goes through two pure-Python layers (``_LocalStack.top``, ``Local.__getattr__``);
+    the same lookup done here costs a quarter of that. Where the stack is not that shape
+    (``USE_FAST_LOCALS``, another Celery) or is empty (a task called directly), the property
+    answers.
+    """
+    try:
+        local = task.request_stack._local
+        return local.__storage__[local.__ident_func__()]["stack"][-1]
+    except Exception:
+        return getattr(task, "request", None)
+
+
+# -- queues ------------------------------------------------------------------------
+
+
+def _name(value: Any) -> str | None:
+    name = getattr(value, "name", value)
+    return name if isinstance(name, str) else None
+
+
+def _topic_match(pattern: str, key: str) -> bool:
+    """AMQP topic matching: words split on ``.``; ``*`` is one word, ``#`` zero or more."""
+    words, parts = key.split("."), pattern.split(".")
+
+    def match(i: int, j: int) -> bool:
+        if j == len(parts):
+            return i == len(words)
+        if parts[j] == "#":
+            return any(match(k, j + 1) for k in range(i, len(words) + 1))
+        return i < len(words) and (parts[j] in ("*", words[i])) and match(i + 1, j + 1)
+
+    return match(0, 0)
+
+
+def _bound(queue: Any, exchange: str, routing_key: str) -> bool:
+    """Whether ``queue`` (a kombu ``Queue``) receives a message sent to ``exchange`` with
+    ``routing_key``, by its declared binding."""
+    ex = getattr(queue, "exchange", None)
+    if _name(ex) != exchange:
+        return False
+    kind = getattr(ex, "type", "direct")
+    binding = getattr(queue, "routing_key", None)
+    if kind == "fanout":
+        return True
+    if not isinstance(binding, str):
+        return False
+    if kind == "topic":
+        return _topic_match(binding, routing_key)
+    return binding == routing_key
+
+
+def routed_queue(queues: Iterable[Any], exchange: Any, routing_key: Any) -> str | None:
+    """The name of the queue a message sent to ``exchange`` with ``routing_key`` lands in,
+    among ``queues`` (kombu ``Queue`` objects); ``None`` when not exactly one does.
+
+    Celery publishes a message routed to a direct queue on the default exchange (``""``) with
+    the queue's name as routing key (``celery.app.amqp.send_task_message``), so that is the
+    queue whatever ``queues`` holds. Otherwise (a topic or fanout exchange, or a routing key
+    given explicitly) the broker routes by binding: the queues whose binding matches.
+    """
+    if not isinstance(routing_key, str):
+        return None
+    name = _name(exchange)
+    if not name:
+        return routing_key or None
+    found = {
+        q.name for q in queues if isinstance(getattr(q, "name", None), str) and _bound(q, name, routing_key)
+    }
+    return found.pop() if len(found) == 1 else None
+
+
+def app_queues(app: Any) -> list[Any]:
+    """The queues the app declares (``task_queues``, and those created since by name)."""
+    try:
+        return list(app.amqp.queues.values())
+    except Exception:
+        return []
+
+
+def consumer_queues(consumer: Any) -> list[Any]:
+    """The queues a worker's consumer (``task_received``'s sender) consumes from."""
+    try:
+        return list(consumer.task_consumer.queues)
+    except Exception:
+        return []

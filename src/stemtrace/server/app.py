@@ -14,6 +14,7 @@ from stemtrace.server import api_docs, metrics, web
 from stemtrace.server.api import errors, meta, tasks
 from stemtrace.server.api.schemas import ErrorBody
 from stemtrace.server.context import ServerContext
+from stemtrace.server.live import close_streams_on_signals
 from stemtrace.server.security import Cors, SecurityMiddleware
 from stemtrace.server.settings import ServerSettings
 from stemtrace.server.store import Store
@@ -68,9 +69,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         ctx.start()
+        restore = close_streams_on_signals(ctx.hub) if ctx.hub is not None else None
         try:
             yield
         finally:
+            if restore is not None:
+                restore()
             ctx.stop()
 
     app = FastAPI(

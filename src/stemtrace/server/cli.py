@@ -15,6 +15,7 @@ import click
 from stemtrace.server.settings import SETTINGS, ServerSettings, Setting, is_loopback
 
 INSTALL_HINT = 'The server is not installed. Install it with:  pip install "stemtrace[server]"'
+GRACEFUL_SHUTDOWN_S = 3  # seconds a stop waits for open responses before cancelling them
 CLI_EXCLUDED = {"auth_password"}  # secrets in clear never go on a command line (visible in `ps`)
 
 
@@ -123,6 +124,9 @@ def run_server(**given: Any) -> None:
             access_log=False,
             root_path=root,
             proxy_headers=True,
+            # Live streams end on the signal (live.close_streams_on_signals); anything else still
+            # open after this many seconds is cancelled, so a stop never hangs on a client.
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
     finally:
         store.close()

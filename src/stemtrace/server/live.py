@@ -4,6 +4,11 @@ Changes are read back from the store (``ingested_at``), not taken from this proc
 ingest, so a read-only replica streams what another replica writes. Each client
 receives coalesced messages at most every ``interval`` seconds, filtered to what
 its page shows.
+
+A stream never holds the server up: SIGTERM or SIGINT (:func:`close_streams_on_signals`)
+and the app's shutdown end every stream within one ``interval``, with a final ``closing``
+event, so the server exits at once and each browser's ``EventSource`` reconnects (after
+the ``retry`` hint) to whichever server comes back.
 """
 
 from __future__ import annotations
@@ -11,17 +16,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from types import FrameType
+from typing import Any
 
 from stemtrace.server.store import Changes, Store
 
 logger = logging.getLogger("stemtrace.server.live")
 
 HEARTBEAT_S = 15.0
+RETRY_MS = 2000
+CLOSING = "event: closing\ndata: {}\n\n"
 TOPICS = frozenset({"tasks", "workflows", "workers"})
 
 
@@ -35,6 +45,7 @@ class Hub:
         self._seq = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self.closing = threading.Event()  # set: every stream ends at its next tick
         self._thread: threading.Thread | None = None
         self._since = time.time()
 
@@ -56,7 +67,12 @@ class Hub:
         self._thread = threading.Thread(target=self._run, name="stemtrace-live", daemon=True)
         self._thread.start()
 
+    def close_streams(self) -> None:
+        """End every open stream (the server is going away); safe from a signal handler."""
+        self.closing.set()
+
     def stop(self) -> None:
+        self.closing.set()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2.0)
@@ -99,11 +115,12 @@ class StreamFilter:
 
 
 async def sse_messages(hub: Hub, flt: StreamFilter, interval: float = 0.25) -> AsyncIterator[str]:
-    """Server-Sent Events text: a ``retry`` hint, then coalesced changes and heartbeats."""
-    yield "retry: 2000\n\n"
+    """Server-Sent Events text: a ``retry`` hint, then coalesced changes and heartbeats, until
+    the hub closes its streams; then a ``closing`` event and the end of the response."""
+    yield f"retry: {RETRY_MS}\n\n"
     seq = hub.seq
     last_sent = time.monotonic()
-    while True:
+    while not hub.closing.is_set():
         await asyncio.sleep(interval)
         seq, batch = hub.since(seq)
         payload = flt.apply(batch)
@@ -114,3 +131,41 @@ async def sse_messages(hub: Hub, flt: StreamFilter, interval: float = 0.25) -> A
         elif now - last_sent >= HEARTBEAT_S:
             last_sent = now
             yield ": heartbeat\n\n"
+    yield CLOSING
+
+
+_EXIT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+Handler = Callable[[int, FrameType | None], Any] | int | None
+
+
+def close_streams_on_signals(hub: Hub) -> Callable[[], None]:
+    """Make SIGTERM and SIGINT end the hub's streams first, then do what they did before.
+
+    uvicorn waits for open responses to finish before it shuts the app down, and an SSE
+    response never finishes by itself, so without this a stop waits for its graceful-shutdown
+    timeout (forever by default). The server's own handler (uvicorn's, installed before the
+    app starts) still runs. Returns the function that puts the previous handlers back; a
+    no-op outside the main thread, where signals cannot be handled.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous: dict[int, Handler] = {}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        hub.close_streams()
+        before = previous.get(signum)
+        if callable(before):
+            before(signum, frame)
+        elif before == signal.SIG_DFL:  # no handler before: the default (exit) again
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+
+    for sig in _EXIT_SIGNALS:
+        previous[sig] = signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, before in previous.items():
+            if signal.getsignal(sig) is handler:
+                signal.signal(sig, before if before is not None else signal.SIG_DFL)
+
+    return restore

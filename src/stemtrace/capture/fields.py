@@ -39,7 +39,7 @@ DATA_FIELDS: Final[dict[str, tuple[str, ...]]] = {
         "queue",
     ),
     ev.TASK_STARTED: ("retries", "worker_pid", "root_id", "parent_id", "group_id", "group_index"),
-    ev.TASK_SUCCEEDED: ("retries", "runtime"),
+    ev.TASK_SUCCEEDED: ("retries", "runtime", "handler_runtime"),
 }
 
 # ``raw``: live values the publisher thread redacts, bounds and serializes.

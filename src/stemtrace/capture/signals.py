@@ -312,6 +312,52 @@ def on_task_retry(
     st.emitter().emit_task(ev.TASK_RETRIED, request.id, name, values, proc=st.exec_proc())
 
 
+# task id -> (Celery's runtime of the body in seconds, or None; monotonic ns at task_success),
+# from ``task_success`` to the ``task_postrun`` that follows it in the same thread.
+_successes: dict[str, tuple[float | None, int]] = {}
+
+
+def on_task_success(sender: Any = None, result: Any = None, runtime: Any = None, **_: Any) -> None:
+    """Note Celery's own runtime of the body for ``task_postrun``, which reports the success.
+
+    Celery measures a task from just before ``task_prerun`` to just after its result is stored,
+    before the task's ``on_success`` handler (``celery.app.trace``: the ``runtime`` of its
+    "succeeded in" log line and ``task-succeeded`` event). From Celery 5.5 ``task_success``
+    carries that value; before, the time from ``task_prerun`` to this signal stands in (it
+    then includes ``on_success``). ``task_postrun`` comes after ``after_return`` too, so the
+    difference is the time spent in those handlers.
+    """
+    st = _state._state
+    if st is None:
+        return
+    try:
+        task_id = getattr(_request_of(sender), "id", None)
+        if task_id is None:
+            return
+        measured = (
+            float(runtime) if isinstance(runtime, (int, float)) and not isinstance(runtime, bool) else None
+        )
+        if len(_successes) > 10_000:  # postrun never came (a killed body): forget the oldest
+            _successes.pop(next(iter(_successes)))
+        _successes[task_id] = (measured, time.monotonic_ns())
+    except Exception as exc:
+        _failed(st, "on_task_success", exc)
+
+
+def _body_and_handlers(started_ns: int, task_id: Any) -> tuple[float, float | None]:
+    """The body's runtime as Celery measures it and the time in success handlers after it, in
+    seconds, for a task that started at ``started_ns`` and reaches ``task_postrun`` now."""
+    now = time.monotonic_ns()
+    total = (now - started_ns) / 1e9
+    success = _successes.pop(task_id, None)
+    if success is None:
+        return total, None
+    celery_runtime, at = success
+    if celery_runtime is None:  # Celery < 5.5: up to task_success, then after_return
+        return (at - started_ns) / 1e9, (now - at) / 1e9
+    return celery_runtime, max(0.0, total - celery_runtime)
+
+
 # Outcomes with a signal of their own: postrun adds nothing for them.
 _REPORTED_ELSEWHERE = frozenset({"FAILURE", "RETRY"})
 
@@ -328,10 +374,9 @@ def on_task_postrun(
     """Success, and the outcomes no other signal reports: IGNORED, REJECTED, and ``None``
     (the child is being killed: hard time limit, revoke with terminate).
 
-    Success is reported here rather than from ``task_success``, which Celery sends just
-    before this with the same return value: one signal fewer to dispatch per task (see
-    docs/benchmarks-library.md). ``runtime`` then also covers ``on_success`` and
-    ``after_return`` handlers.
+    Success is reported here, after ``task_success`` (:func:`on_task_success`), so the event
+    holds both Celery's runtime of the body (``runtime``) and the time the task's ``on_success``
+    and ``after_return`` handlers took after it (``handler_runtime``).
     """
     st = _state._state
     if st is None:
@@ -339,11 +384,15 @@ def on_task_postrun(
     try:
         started = st.starts.pop(task_id, None)
         if state in _REPORTED_ELSEWHERE:
+            _successes.pop(task_id, None)
             return  # task_failure / task_retry already said it: one event fewer per task
+        handlers: float | None = None
         if started is None:  # no prerun seen here: read what the request says
             runtime, retries = None, getattr(_request_of(task), "retries", 0) or 0
+            _successes.pop(task_id, None)
+        elif state == "SUCCESS":
+            (runtime, handlers), retries = _body_and_handlers(started[0], task_id), started[1]
         else:
-            # From whole nanoseconds: such a float's shortest text is half as dear to encode.
             runtime, retries = (time.monotonic_ns() - started[0]) / 1e9, started[1]
         name = getattr(task, "name", None)
         em = st._emitter or st.emitter()
@@ -358,6 +407,7 @@ def on_task_postrun(
                     name,
                     retries,
                     runtime,
+                    handlers,
                     retval,
                     st.exec_proc(),
                     em.node,
@@ -396,6 +446,7 @@ TASK_HANDLERS: dict[str, Callable[..., None]] = {
     "task_prerun": on_task_prerun,
     "task_failure": on_task_failure,
     "task_retry": on_task_retry,
+    "task_success": on_task_success,
     "task_postrun": on_task_postrun,
     "task_internal_error": on_task_internal_error,
 }

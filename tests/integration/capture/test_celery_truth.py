@@ -7,6 +7,7 @@ comparing with what Celery itself logs or its result backend records.
 
 from __future__ import annotations
 
+import re
 import time
 import warnings
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 from tests.support import AppSettings, Recorder
 
+from stemtrace.capture import celery_compat as compat
 from stemtrace.core.events import decode_event
 from stemtrace.server import create_app
 from stemtrace.server.store import open_store
@@ -136,3 +138,37 @@ def test_exception_types_are_what_the_result_backend_records(rec: Recorder, tmp_
     failures = _listed(events, tmp_path, "/api/failures")
     types = {g["exception_type"] for g in failures["items"]}
     assert {"celery.exceptions.NotRegistered", "tests.support.app.UnpicklableError"} <= types
+
+
+def _logged_runtime(log: str, task_id: str) -> float:
+    """The runtime Celery's worker logs for ``task_id``: "Task …[id] succeeded in 0.2s: …"."""
+    match = re.search(rf"\[{re.escape(task_id)}\] succeeded in ([0-9.e-]+)s", log)
+    assert match is not None, log[-2000:]
+    return float(match.group(1))
+
+
+def test_runtime_is_celerys_and_success_handlers_are_apart(rec: Recorder, tmp_path: Path) -> None:
+    """A 0.2 s body whose ``on_success`` sleeps 0.4 s: ``runtime_ms`` is what Celery logs as
+    "succeeded in" (before the handler); the handler's time is ``handler_ms``."""
+    holder: dict[str, Any] = {}
+    events = rec.record(lambda t: holder.setdefault("r", t.slow_handler.delay(0.2)), settle_s=1.5)
+    task_id = holder["r"].id
+    task = shown(events, task_id, tmp_path)
+    logged = _logged_runtime(rec.worker.log(), task_id)
+    assert 0.2 <= logged < 0.4
+    (attempt,) = task["attempts"]
+    if compat.CELERY_VERSION >= (5, 5):  # task_success carries Celery's runtime
+        assert task["runtime_ms"] == pytest.approx(logged * 1000.0, abs=1e-6)
+        assert task["handler_ms"] >= 400.0
+    else:  # before: up to task_success, which Celery sends after on_success
+        assert task["runtime_ms"] >= 600.0
+        assert task["handler_ms"] is not None and task["handler_ms"] < 100.0
+    assert attempt["runtime_ms"] == task["runtime_ms"] and attempt["handler_ms"] == task["handler_ms"]
+    # A task without handlers: the runtime is still Celery's, handlers take next to nothing.
+    events = rec.record(lambda t: holder.setdefault("s", t.sleeper.delay(0.05)))
+    plain = shown(events, holder["s"].id, tmp_path)
+    if compat.CELERY_VERSION >= (5, 5):
+        assert plain["runtime_ms"] == pytest.approx(
+            _logged_runtime(rec.worker.log(), holder["s"].id) * 1000.0
+        )
+    assert plain["handler_ms"] is not None and plain["handler_ms"] < 50.0

@@ -30,7 +30,7 @@ def emitter(finish: Any = None) -> Emitter:
 def buffer(made: Emitter) -> None:
     started = (1, 4321, "root", None, None, None)
     made.emit_task(ev.TASK_STARTED, "t1", "proj.add", started, ts=10 * S)
-    made.emit_task(ev.TASK_SUCCEEDED, "t1", "proj.add", (1, 0.5, {"password": "x", "n": 2}), ts=105 * S // 10)
+    made.emit_task(ev.TASK_SUCCEEDED, "t1", "proj.add", (1, 0.5, None, {"password": "x", "n": 2}), ts=105 * S // 10)
     failed = ({"exception_type": "builtins.ValueError", "origin": "child"}, "bad value", "Traceback ...")
     made.emit_task(ev.TASK_FAILED, "t2", "proj.div", failed, ts=11 * S)
     made.emit_task(ev.TASK_STARTED, "t3", "proj.add", started, proc="thread", ts=12 * S)
@@ -68,7 +68,7 @@ def test_hot_events_of_the_batch_process_go_as_rows_and_the_rest_as_objects() ->
     ]
     started = {"retries": 1, "worker_pid": 4321, "root_id": "root", "parent_id": None, "group_id": None}
     assert events[0].data == {**started, "group_index": None}
-    assert events[1].data == {"retries": 1, "runtime": 0.5, "result": {"password": "[redacted]", "n": 2}}
+    assert events[1].data == {"retries": 1, "runtime": 0.5, "handler_runtime": None, "result": {"password": "[redacted]", "n": 2}}
     assert events[2].data["exception"] == "bad value" and events[2].data["origin"] == "child"
     assert events[3].data == events[0].data
 
@@ -91,6 +91,7 @@ def test_a_failing_finisher_keeps_the_event_and_counts_the_error() -> None:
     assert events[1].data == {
         "retries": 1,
         "runtime": 0.5,
+        "handler_runtime": None,
         "result": {ev.REPR_KEY: "<capture failed: RuntimeError>"},
     }
     assert "exception" not in events[2].data
@@ -100,7 +101,7 @@ def test_a_failing_finisher_keeps_the_event_and_counts_the_error() -> None:
 def test_a_malformed_entry_is_dropped_alone() -> None:
     made = emitter()
     made.emit_task(ev.TASK_STARTED, "t1", "proj.add", (0,), ts=10 * S)  # five values short
-    made.emit_task(ev.TASK_SUCCEEDED, "t1", "proj.add", (0, 0.1, None), ts=10_500_000_000)
+    made.emit_task(ev.TASK_SUCCEEDED, "t1", "proj.add", (0, 0.1, None, None), ts=10_500_000_000)
     batches, count = made._take()
     events, _ = decode_batch(batches[0])
     assert count == 1 and [e.type for e in events] == [ev.TASK_SUCCEEDED]

@@ -38,6 +38,16 @@ def hash_password(password: str) -> None:
     click.echo(make(password))
 
 
+def _register_queries() -> None:
+    from stemtrace.query_cli import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_queries()
+
+
 def _register_optional() -> None:
     try:
         from stemtrace.demo.cli import demo

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from stemtrace import __version__
 from stemtrace.server import api_docs, metrics, web
-from stemtrace.server.api import errors, meta, tasks
+from stemtrace.server.api import errors, export, meta, tasks
 from stemtrace.server.api.schemas import ErrorBody
 from stemtrace.server.context import ServerContext
 from stemtrace.server.live import close_streams_on_signals
@@ -90,6 +90,7 @@ def create_app(
     app.state.stemtrace = ctx
     errors.install(app)
     app.include_router(tasks.router)
+    app.include_router(export.router)
     app.include_router(meta.router)
     app.include_router(metrics.router)
     app.include_router(api_docs.make_router(static_dir or web.STATIC_DIR))

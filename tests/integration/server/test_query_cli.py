@@ -145,3 +145,34 @@ def test_tail_prints_tasks_as_they_change(served: tuple[ServerProcess, Running, 
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_the_filtered_task_list_exports_as_csv(served: tuple[ServerProcess, Running, dict[str, str]]) -> None:
+    import csv
+    import io
+    import urllib.request
+
+    server, _, ids = served
+
+    def get(path: str) -> tuple[str, str]:
+        request = urllib.request.Request(server.base + path, headers={"Authorization": f"Bearer {TOKEN}"})
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.headers["Content-Disposition"], resp.read().decode()
+
+    def failures_exported() -> bool:
+        return ids["fail"] in get("/api/tasks.csv?state=FAILURE")[1]
+
+    wait_for(failures_exported, timeout=60)
+    disposition, text = get("/api/tasks.csv?state=FAILURE&name=t.fail")
+    assert 'filename="stemtrace-tasks_state-FAILURE_name-t.fail_' in disposition and disposition.endswith(
+        '.csv"'
+    )
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["id"] for r in rows] == [ids["fail"]]
+    assert rows[0]["state"] == "FAILURE" and rows[0]["exception_type"].endswith("ValueError")
+
+    listed = cli("tasks", "--limit", "1000", "--json", server=server).stdout
+    everything = list(csv.DictReader(io.StringIO(get("/api/tasks.csv")[1])))
+    assert [r["id"] for r in everything] == [t["id"] for t in json.loads(listed)["items"]]  # same order
+    capped = list(csv.DictReader(io.StringIO(get("/api/tasks.csv?max_rows=3")[1])))
+    assert [r["id"] for r in capped] == [r["id"] for r in everything[:3]]

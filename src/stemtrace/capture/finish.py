@@ -49,7 +49,7 @@ def _plain(value: Any) -> bool:
 _INT64 = 1 << 63
 
 
-def _short_args(args: Any) -> tuple[list[Any], int] | None:
+def _short_args(args: Any, redactor: Redactor) -> tuple[list[Any], int] | None:
     """Positional ``args`` that are both ``_plain`` and captured as they are by ``shallow``, as
     ``shallow`` gives them, with a bound on their encoded size; ``None`` for any others.
 
@@ -65,8 +65,8 @@ def _short_args(args: Any) -> tuple[list[Any], int] | None:
                 return None
             bound += 20
         elif kind is str:
-            if len(value) >= 64 or not value.isascii():
-                return None
+            if len(value) >= 64 or not value.isascii() or redactor.finds_secret(value):
+                return None  # a string with a secret in it is masked by the general path
             bound += 2 + 6 * len(value)  # every character escaped as \u00XX at worst
         elif kind is bool or value is None:
             bound += 5
@@ -215,7 +215,7 @@ class Finisher:
             or self.redactor.hides_args(name)
         ):
             return None
-        short = _short_args(args)
+        short = _short_args(args, self.redactor)
         if short is None:
             return None
         out, bound = short

@@ -64,13 +64,18 @@ class _Converter:
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError:  # lone surrogates from undecodable bytes
-                return safe_repr(text)
+                return self.masked_repr(text)
         size = utf8_size(text)
         if size <= self.leaf:
-            return self.redactor.text(text) if self.redactor.has_patterns else text
-        # Cut before matching patterns: only the preview leaves, and regexes stay cheap.
-        preview = text[: self.leaf]
-        return truncated(self.redactor.text(preview) if self.redactor.has_patterns else preview, size)
+            return self.redactor.text(text)
+        # Cut before masking: only the preview leaves, and the regex pass stays cheap.
+        return truncated(self.redactor.text(text[: self.leaf]), size)
+
+    def masked_repr(self, value: Any) -> dict[str, Any]:
+        """A bounded repr with any secret in it masked (a client object's repr may hold a URL)."""
+        out = safe_repr(value)
+        out[REPR_KEY] = self.redactor.text(out[REPR_KEY])
+        return out
 
     def convert(self, value: Any, depth: int = 0) -> Any:
         if value is None or isinstance(value, (bool, int)):
@@ -80,7 +85,7 @@ class _Converter:
         if isinstance(value, str):
             return self.string(value)
         if depth >= MAX_DEPTH:
-            return safe_repr(value)
+            return self.masked_repr(value)
         if isinstance(value, dict):
             out: dict[str, Any] = {}
             for i, (key, item) in enumerate(value.items()):
@@ -103,7 +108,7 @@ class _Converter:
             return value.isoformat()
         if isinstance(value, (uuid.UUID, Decimal)):
             return str(value)
-        return safe_repr(value)
+        return self.masked_repr(value)
 
 
 SHORT = 64  # characters: a string this short is never cut (fields are at least this big)
@@ -125,16 +130,21 @@ def shallow(value: Any, redactor: Redactor) -> Any:
 
     The commonest arguments are a short list of ids, numbers and short strings: nothing in
     them is cut or masked (but a sensitive key), so the converter's walk is skipped. The
-    caller makes sure no pattern applies and fields are at least ``SHORT`` bytes.
+    caller makes sure no pattern applies and fields are at least ``SHORT`` bytes; a string
+    with a secret in it (``"password=x"``) is left to the converter, which masks it.
     """
     kind = type(value)
     if kind is list or kind is tuple:
         if len(value) <= _SHALLOW_ITEMS and all(_scalar(v) for v in value):
+            if any(type(v) is str and redactor.finds_secret(v) for v in value):
+                return None
             return list(value)
     elif kind is dict and len(value) <= _SHALLOW_ITEMS:
         out: dict[str, Any] = {}
         for key, item in value.items():
             if type(key) is not str or len(key) > SHORT or not _scalar(item):
+                return None
+            if type(item) is str and redactor.finds_secret(item):
                 return None
             out[key] = REDACTED if redactor.is_sensitive_key(key) else item
         return out

@@ -26,7 +26,7 @@ def transport_config(app: Any, config: CaptureConfig) -> TransportConfig:
     """Where this process sends: the app's broker (with its options), unless ``url`` says otherwise."""
     limits: dict[str, Any] = {
         "name": config.name,
-        "retention_s": config.retention,
+        "retention_s": config.events_retention,
         "max_length": config.max_length,
         "connect_timeout_s": config.connect_timeout,
     }
@@ -92,8 +92,9 @@ def _flush_at_exit() -> None:
 def install(app: Any, **options: Any) -> None:
     """Instrument ``app`` in this process (and processes it forks). Idempotent."""
     global _atexit_registered
-    config = load(options)
-    if not config.enabled:
+    config = load(options)  # never raises: a bad value is logged and falls back, or turns capture off
+    if config.enabled is False:
+        logger.debug("stemtrace is off (enabled=false)")
         return
     existing = _state.current()
     if existing is not None:

@@ -22,6 +22,27 @@ from stemtrace.capture.redact import Redactor
 from stemtrace.transport import TransportConfig
 
 logger = logging.getLogger("stemtrace.capture")
+EAGER_OFF = (
+    "stemtrace: capture is off in this process because the app runs tasks eagerly "
+    "(task_always_eager, as test suites do); pass enabled=True to stemtrace.init "
+    "or set STEMTRACE_ENABLED=true to capture them"
+)
+
+
+class CaptureOff(Exception):
+    """Raised once, by the first handler of a process that must not capture (eager mode).
+
+    The handler's guard swallows it like any handler error, but :meth:`State.log_once` does not
+    report it as one: the reason was logged at INFO when capture turned itself off.
+    """
+
+
+def runs_eagerly(app: Any) -> bool:
+    """``task_always_eager`` read now, not at ``init``: test settings are often applied later."""
+    try:
+        return bool(app is not None and app.conf.task_always_eager)
+    except Exception:
+        return False
 
 
 class State:
@@ -43,6 +64,9 @@ class State:
         self._emitter: Emitter | None = None
         self._lock = threading.Lock()
         self._logged: set[str] = set()
+        # Nobody said whether to capture: decide at the first event whether the app runs eagerly.
+        self.decide_on_first_event = config.enabled is None
+        self.off = False
 
     @property
     def transport(self) -> TransportConfig:
@@ -57,6 +81,13 @@ class State:
             return found
         with self._lock:
             if self._emitter is None:
+                if self.decide_on_first_event:
+                    self.decide_on_first_event = False
+                    self.off = runs_eagerly(self.app)
+                    if self.off:
+                        self.switch_off()
+                if self.off:
+                    raise CaptureOff
                 emitter = Emitter(self.config, self.transport, Finisher(self.config, self.redactor))
                 emitter.proc, emitter.node = self.proc, self.node
                 emitter.periodic = [(self.config.health_interval, lambda: [emitter.health()])]
@@ -94,7 +125,15 @@ class State:
             return "greenlet" if self.pool in ("gevent", "eventlet") else "thread"
         return self.proc
 
+    def switch_off(self) -> None:
+        """Stop capturing in this process: handlers find no state and return at once."""
+        logger.info(EAGER_OFF)
+        if _state is self:
+            set_current(None)
+
     def log_once(self, kind: str, exc: BaseException) -> None:
+        if isinstance(exc, CaptureOff):
+            return
         if kind not in self._logged and len(self._logged) < 100:
             self._logged.add(kind)
             logger.warning("stemtrace handler error (%s), further ones are counted only: %r", kind, exc)

@@ -12,31 +12,52 @@ from typing import Any
 
 import click
 
-from stemtrace.server.settings import SETTINGS, ServerSettings, Setting, is_loopback
+from stemtrace.core.settings import Setting, format_duration
+from stemtrace.server.settings import SETTINGS, ServerSettings, SettingsError, is_loopback
 
 INSTALL_HINT = 'The server is not installed. Install it with:  pip install "stemtrace[server]"'
 GRACEFUL_SHUTDOWN_S = 3  # seconds a stop waits for open responses before cancelling them
-CLI_EXCLUDED = {"auth_password"}  # secrets in clear never go on a command line (visible in `ps`)
+# Secrets in clear never go on a command line (visible in `ps`): environment only.
+CLI_EXCLUDED = {s.name for s in SETTINGS if s.env_only}
 
 
-def _option(setting: Setting) -> Any:
+def _default_text(setting: Setting) -> str | None:
+    if setting.default in (None, (), "", False) or setting.secret:
+        return None
+    if setting.kind == "duration":
+        return format_duration(setting.coerce(setting.default))
+    return str(setting.default)
+
+
+def _option(setting: Setting, name: str | None = None) -> Any:
+    """The flag of ``setting``; with ``name``, the hidden flag of a name it was renamed from.
+
+    Values arrive as text and are parsed by the settings table, so a flag and its environment
+    variable accept the same grammar and fail with the same message.
+    """
+    dest = name or setting.name
+    flag = "--" + dest.replace("_", "-")
     help_text = f"{setting.help} [env: {setting.env}"
-    if setting.default not in (None, (), "", False) and not setting.secret:
-        help_text += f"; default: {setting.default}"
+    default = _default_text(setting)
+    if default is not None:
+        help_text += f"; default: {default}"
     help_text += "]"
-    if setting.type == "bool":
+    hidden = name is not None
+    if setting.kind == "bool":
         if setting.default is True:
-            return click.option(
-                f"{setting.flag}/--no-{setting.flag[2:]}", setting.name, default=None, help=help_text
-            )
-        return click.option(setting.flag, setting.name, is_flag=True, default=None, help=help_text)
-    kind: Any = click.INT if setting.type == "int" else click.STRING
-    return click.option(setting.flag, setting.name, type=kind, default=None, help=help_text)
+            return click.option(f"{flag}/--no-{flag[2:]}", dest, default=None, help=help_text, hidden=hidden)
+        return click.option(flag, dest, is_flag=True, default=None, help=help_text, hidden=hidden)
+    metavar = "TEXT" if setting.kind == "str" else setting.kind.upper()
+    return click.option(
+        flag, dest, type=click.STRING, metavar=metavar, default=None, help=help_text, hidden=hidden
+    )
 
 
 def server_options(fn: Any) -> Any:
     for setting in reversed(SETTINGS):
         if setting.name not in CLI_EXCLUDED:
+            for old in setting.renamed_from:
+                fn = _option(setting, old)(fn)
             fn = _option(setting)(fn)
     return fn
 
@@ -55,8 +76,8 @@ def run_server(**given: Any) -> None:
         sys.exit(1)
     try:
         settings = ServerSettings.build(**{k: v for k, v in given.items() if v is not None})
-    except ValueError as exc:
-        fail(str(exc))
+    except SettingsError as exc:
+        fail(str(exc).replace("\n", "\nstemtrace: "))
         return
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

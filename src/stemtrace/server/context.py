@@ -77,7 +77,7 @@ class ServerContext:
                         store,
                         cfg,
                         group=self.settings.consumer_group,
-                        batch_size=self.settings.batch_size,
+                        batch_size=self.settings.write_batch_size,
                         consumer_name=self.settings.consumer_name
                         or f"{socket.gethostname()}-{self.settings.port}",
                         on_commit=self.hub.publish,
@@ -87,7 +87,7 @@ class ServerContext:
                     store,
                     retention=self.settings.retention,
                     failure_retention=self.settings.failure_retention,
-                    heartbeat_interval=self.settings.heartbeat_interval,
+                    heartbeat_interval=self.settings.expected_heartbeat_interval,
                 )
                 self.maintenance.start()
             self._running = True

@@ -1,31 +1,27 @@
 """Server settings: one table drives the CLI flags, the environment variables and the docs.
 
-Keeping every option in :data:`SETTINGS` means a new option cannot be added to the
-CLI without also reaching ``STEMTRACE_<NAME>`` and ``docs/configuration-server.md``
-(a test compares the table with the docs).
+Every option of ``stemtrace server`` is a row of :data:`SETTINGS`, read by the mechanism the library
+shares (:mod:`stemtrace.core.settings`: one duration grammar, one way to read ``STEMTRACE_*``). A
+flag wins over the environment. Unlike the library, the server refuses to start on a bad value:
+:meth:`ServerSettings.build` raises :class:`SettingsError` naming every bad variable or flag, which
+the CLI prints before exiting with status 2. ``docs/configuration-server.md`` is generated from
+the table (``docs/hooks/settings_reference.py``; a test fails when it is stale).
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import re
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from stemtrace.core.settings import Setting, SettingError, resolve
+
+logger = logging.getLogger("stemtrace.server")
 DEFAULT_PORT = 7373
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-
-
-def parse_duration(text: str | float | int) -> float:
-    """``7d``/``12h``/``30m``/``90s`` (or a bare number of seconds) to seconds."""
-    if isinstance(text, (int, float)):
-        return float(text)
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"invalid duration {text!r}; use a number with s, m, h, d or w (e.g. 7d, 12h, 90s)")
-    return float(match.group(1)) * _UNITS[match.group(2).lower()]
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def default_store_url() -> str:
@@ -35,23 +31,16 @@ def default_store_url() -> str:
     return f"sqlite:///{Path(user_data_dir('stemtrace')) / 'stemtrace.db'}"
 
 
-@dataclass(frozen=True, slots=True)
-class Setting:
-    """One row of the settings table."""
+def _port(value: int) -> int:
+    if not 0 <= value <= 65535:
+        raise ValueError("not a port (0-65535)")
+    return value
 
-    name: str  # attribute on ServerSettings; the flag is --name-with-dashes
-    type: str  # str | int | float | bool | duration | list
-    default: Any
-    help: str
-    secret: bool = False
 
-    @property
-    def env(self) -> str:
-        return "STEMTRACE_" + self.name.upper()
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+def _log_level(value: str) -> str:
+    if value.strip().lower() not in LOG_LEVELS:
+        raise ValueError(f"not a log level; use one of {', '.join(LOG_LEVELS)}")
+    return value.strip().lower()
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -75,10 +64,16 @@ SETTINGS: tuple[Setting, ...] = (
         secret=True,
     ),
     Setting("host", "str", "127.0.0.1", "Address to listen on; anything but loopback needs auth."),
-    Setting("port", "int", DEFAULT_PORT, "Port to listen on."),
+    Setting("port", "int", DEFAULT_PORT, "Port to listen on.", normalize=_port),
     Setting("root_path", "str", "", "URL prefix when served behind a reverse proxy (e.g. /stemtrace)."),
     Setting("retention", "duration", "7d", "Keep workflows this long after their last event."),
     Setting("failure_retention", "duration", "30d", "Keep workflows with a failure this long."),
+    Setting(
+        "max_tasks",
+        "int",
+        None,
+        "Keep at most this many tasks: whole workflows go oldest first, successes before failures.",
+    ),
     Setting("auth_user", "str", None, "HTTP basic auth user name."),
     Setting(
         "auth_password_hash",
@@ -93,6 +88,7 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "HTTP basic password in clear (environment only; prefer the hash).",
         secret=True,
+        env_only=True,
     ),
     Setting(
         "auth_tokens",
@@ -115,34 +111,39 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "This replica's name in the group (default HOST-PORT: stable, so a restart resumes its pending events).",  # noqa: E501
     ),
-    Setting("batch_size", "int", 5000, "Most events applied in one database transaction."),
     Setting(
-        "heartbeat_interval",
+        "write_batch_size",
+        "int",
+        5000,
+        "Most events applied in one database transaction.",
+        renamed_from=("batch_size",),
+        minimum=1,
+    ),
+    Setting(
+        "expected_heartbeat_interval",
         "duration",
         "30s",
-        "Expected worker heartbeat interval; a worker is offline after 3x without one.",
+        "Heartbeat interval assumed for a worker that does not announce its own; "
+        "a worker is offline after 3x its interval without one.",
+        renamed_from=("heartbeat_interval",),
+        minimum=0.1,
     ),
-    Setting("log_level", "str", "info", "Log level: debug, info, warning or error."),
+    Setting("log_level", "str", "info", "Log level: debug, info, warning or error.", normalize=_log_level),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
+_BY_OLD_NAME = {old: s for s in SETTINGS for old in s.renamed_from}
 
 
-def _coerce(setting: Setting, value: Any) -> Any:
-    if value is None:
-        return None
-    if setting.type == "int":
-        return int(value)
-    if setting.type == "duration":
-        return parse_duration(value)
-    if setting.type == "bool":
-        if isinstance(value, str):
-            return value.strip().lower() in {"1", "true", "yes", "on"}
-        return bool(value)
-    if setting.type == "list":
-        if isinstance(value, str):
-            return tuple(v.strip() for v in value.split(",") if v.strip())
-        return tuple(value)
-    return str(value)
+class SettingsError(ValueError):
+    """One or more bad values; the message has one line per value, each naming its source."""
+
+    def __init__(self, errors: list[SettingError]) -> None:
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +160,7 @@ class ServerSettings:
     root_path: str = ""
     retention: float = 7 * 86400.0
     failure_retention: float = 30 * 86400.0
+    max_tasks: int | None = None
     auth_user: str | None = None
     auth_password_hash: str | None = None
     auth_password: str | None = None
@@ -168,29 +170,46 @@ class ServerSettings:
     ingest: bool = True
     consumer_group: str = "stemtrace-server"
     consumer_name: str | None = None
-    batch_size: int = 5000
-    heartbeat_interval: float = 30.0
+    write_batch_size: int = 5000
+    expected_heartbeat_interval: float = 30.0
     log_level: str = "info"
-    extra: dict[str, Any] = field(default_factory=dict)
+    deprecations: tuple[str, ...] = ()  # "old is deprecated: use new", one per old name used
 
     @classmethod
-    def build(cls, env: dict[str, str] | None = None, **given: Any) -> ServerSettings:
-        """Explicit values win, then ``STEMTRACE_<NAME>``, then the table's defaults."""
-        env = dict(os.environ) if env is None else env
-        values: dict[str, Any] = {}
-        for setting in SETTINGS:
-            raw = given.get(setting.name)
-            if raw is None and setting.env in env:
-                raw = env[setting.env]
-            if raw is None:
-                raw = setting.default
-            values[setting.name] = _coerce(setting, raw)
-        return cls(**{k: v for k, v in values.items() if v is not None or k in _NULLABLE})
+    def build(cls, env: Mapping[str, str] | None = None, **given: Any) -> ServerSettings:
+        """Explicit values win, then ``STEMTRACE_<NAME>``, then the table's defaults.
+
+        Raises :class:`SettingsError` naming every bad value; each deprecated name used is logged
+        once (old and new name) and kept in ``deprecations``.
+        """
+        found = resolve(
+            SETTINGS,
+            given,
+            os.environ if env is None else env,
+            environment_wins=False,
+            given_label=_flag,
+            given_is_text=True,
+        )
+        if found.errors:
+            raise SettingsError(found.errors)
+        for message in found.deprecations:
+            logger.warning("stemtrace: %s", message)
+        return cls(**found.values, deprecations=tuple(found.deprecations))
 
     def with_(self, **changes: Any) -> ServerSettings:
-        return replace(
-            self, **{k: _coerce(_BY_NAME[k], v) if k in _BY_NAME else v for k, v in changes.items()}
-        )
+        """A copy with ``changes`` (named as in the table, or by a renamed setting's old name)."""
+        values: dict[str, Any] = {}
+        for name, value in changes.items():
+            setting = _BY_NAME.get(name) or _BY_OLD_NAME.get(name)
+            if setting is None:
+                raise SettingsError([SettingError(_flag(name), value, None, "unknown option", name)])
+            try:
+                values[setting.name] = (
+                    setting.parse(value) if isinstance(value, str) else setting.coerce(value)
+                )
+            except (ValueError, TypeError) as exc:
+                raise SettingsError([SettingError(_flag(name), value, setting, str(exc))]) from None
+        return replace(self, **values)
 
     @property
     def store_url(self) -> str:
@@ -208,20 +227,5 @@ class ServerSettings:
         return "/" + self.root_path.strip("/") if self.root_path.strip("/") else ""
 
 
-_NULLABLE = {f.name for f in fields(ServerSettings) if f.default is None}
-
-
 def is_loopback(host: str) -> bool:
     return host in {"127.0.0.1", "::1", "localhost"} or host.startswith("127.")
-
-
-def markdown_table() -> str:
-    """The settings as the Markdown table in ``docs/configuration-server.md``."""
-    lines = ["| Option | Environment | Type | Default | Meaning |", "|---|---|---|---|---|"]
-    for s in SETTINGS:
-        default = "" if s.default in (None, ()) else f"`{s.default}`"
-        if s.name == "store":
-            default = "`sqlite:///<user data dir>/stemtrace.db`"
-        flag = "(environment only)" if s.name == "auth_password" else f"`{s.flag}`"
-        lines.append(f"| {flag} | `{s.env}` | {s.type} | {default} | {s.help.replace('|', '/')} |")
-    return "\n".join(lines) + "\n"

@@ -96,7 +96,7 @@ def _workers(ctx: ServerContext) -> list[tuple[WorkerRecord, bool]]:
     out = []
     for raw in ctx.store.list_workers():
         rec = WorkerRecord.from_dict(raw)
-        out.append((rec, rec.is_online(now, ctx.settings.heartbeat_interval)))
+        out.append((rec, rec.is_online(now, ctx.settings.expected_heartbeat_interval)))
     return out
 
 

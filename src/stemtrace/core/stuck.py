@@ -1,8 +1,14 @@
 """Flag tasks that look stuck. Pure: the server queries, this module judges.
 
-Two kinds of stuck, both from the issue: a task ``STARTED`` far longer than its
-task name usually runs (its p95 runtime), and a ``PENDING`` task sent to a queue
-no online worker consumes (it will wait forever, and Celery says nothing).
+Four kinds, each a different operational cause:
+
+* ``overdue``: ``STARTED`` far longer than its task name usually runs (its p95 runtime);
+* ``unconsumed_queue``: ``PENDING`` on a queue no online worker consumes (it will wait forever,
+  and Celery says nothing);
+* ``eta_overdue``: ``RECEIVED`` with an ETA/countdown that passed a while ago without a start
+  (the worker holds it but cannot run it: a full pool, a blocked thread);
+* ``not_started``: ``RECEIVED`` without an ETA and not started long after it was received (stuck
+  in a worker's prefetch behind long tasks, or a pool that stopped taking work).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from stemtrace.core.model import TaskRecord
 from stemtrace.core.states import TaskState
@@ -18,6 +25,8 @@ DEFAULT_FACTOR = 3.0  # "much longer": three times the usual slow case
 DEFAULT_MIN_OVERDUE_MS = 60_000.0  # never flag a task running less than a minute
 DEFAULT_MIN_SAMPLES = 20  # a p95 from fewer runs is noise
 DEFAULT_QUEUE = "celery"
+DEFAULT_ETA_GRACE_S = 60.0  # an ETA task not started a minute after it was due
+DEFAULT_RESERVED_LIMIT_S = 600.0  # a received task not started ten minutes later
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,5 +99,48 @@ def unconsumed_tasks(pending: Iterable[TaskRecord], online_queues: Iterable[str]
             detail = f"no online worker consumes queue {queue!r}"
             out.append(
                 StuckTask(record.id, record.name, record.state, "unconsumed_queue", detail, record.sent_at)
+            )
+    return out
+
+
+def eta_seconds(eta: str | None) -> float | None:
+    """An ISO-8601 ETA as epoch seconds (naive times are UTC, as Celery sends them); None if unreadable."""
+    if not eta:
+        return None
+    try:
+        parsed = datetime.fromisoformat(eta.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
+
+
+def waiting_tasks(
+    received: Iterable[TaskRecord],
+    now: float,
+    *,
+    eta_grace_s: float = DEFAULT_ETA_GRACE_S,
+    reserved_limit_s: float = DEFAULT_RESERVED_LIMIT_S,
+) -> list[StuckTask]:
+    """``RECEIVED`` tasks a worker holds but does not run: past their ETA, or long after receipt.
+
+    A task scheduled for later (ETA or countdown) is not stuck before its time: it is scheduled.
+    """
+    out: list[StuckTask] = []
+    for record in received:
+        if record.state is not TaskState.RECEIVED:
+            continue
+        due = eta_seconds(record.eta)
+        if due is not None:
+            if now - due > eta_grace_s:
+                detail = f"due {now - due:.0f}s ago (ETA {record.eta}) and not started"
+                out.append(StuckTask(record.id, record.name, record.state, "eta_overdue", detail, due))
+            continue
+        if record.received_at is not None and now - record.received_at > reserved_limit_s:
+            waited = now - record.received_at
+            detail = f"received by {record.worker or 'a worker'} {waited:.0f}s ago and not started"
+            out.append(
+                StuckTask(record.id, record.name, record.state, "not_started", detail, record.received_at)
             )
     return out

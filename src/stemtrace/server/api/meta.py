@@ -10,17 +10,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from stemtrace import __version__
-from stemtrace.core.model import TaskRecord
-from stemtrace.core.states import TaskState
-from stemtrace.core.stuck import overdue_tasks, unconsumed_tasks
-from stemtrace.core.workers import WorkerRecord
+from stemtrace.server import attention
 from stemtrace.server.api import schemas as s
 from stemtrace.server.api.deps import server
 from stemtrace.server.api.errors import ApiError
 from stemtrace.server.api.params import parse_time
 from stemtrace.server.context import ServerContext
 from stemtrace.server.live import TOPICS, StreamFilter, sse_messages
-from stemtrace.server.store import StoreError, TaskRow
+from stemtrace.server.losses import GRACE_S, RECENT_S, loss_summary
+from stemtrace.server.quarantine import RECENT_S as QUARANTINE_RECENT_S
+from stemtrace.server.store import StoreError
 from stemtrace.server.store.schema import LATEST
 
 router = APIRouter(prefix="/api")
@@ -68,10 +67,22 @@ def _health(ctx: ServerContext) -> s.Health:
         lag=st.lag if st else None,
         last_commit_at=s.iso(st.last_commit_at) if st else None,
         malformed=malformed,
+        quarantined=dict(counters.get("quarantined", {}) or {}),  # type: ignore[call-overload]
+        repaired=dict(st.repaired) if st else {},
+        restarts=st.restarts if st else 0,
+        lag_seconds=_rounded(st.lag_seconds(time.time())) if st else None,
+        subscription=ctx.subscription,
+        subscriptions=[s.Subscription(**sub) for sub in (ing.subscriptions() if ing is not None else [])],
     )
-    degraded = store_error is not None or (st is not None and st.status == "degraded")
+    reasons = _problems(ctx, store_error, counters)
+    losses = _losses(ctx) if store_error is None else None
+    if losses is not None and losses.recent:
+        causes = ", ".join(f"{n} {c}" for c, n in sorted(losses.by_cause.items()))
+        reasons.append(f"losses: {losses.recent} event(s) recorded lost in the last hour (in all: {causes})")
+    degraded = bool(reasons)
     return s.Health(
         status="degraded" if degraded else "ok",
+        reasons=reasons,
         version=__version__,
         ingest=ingest,
         store=s.StoreHealth(
@@ -88,21 +99,87 @@ def _health(ctx: ServerContext) -> s.Health:
             errors=sum(int(x.get("errors") or 0) for x in library),
             sources=library[:100],
         ),
+        retention=_retention(ctx),
+        losses=losses,
     )
 
 
-def _workers(ctx: ServerContext) -> list[tuple[WorkerRecord, bool]]:
+def _losses(ctx: ServerContext) -> s.Losses | None:
+    """Sequence gaps recorded as losses (``server/losses.py``); None when they cannot be read."""
+    try:
+        report = loss_summary(ctx.store, time.time())
+    except Exception:
+        return None
+    return s.Losses(
+        total=report["total"],
+        recent=report["recent"],
+        recent_window_s=RECENT_S,
+        grace_s=ctx.losses.grace if ctx.losses is not None else GRACE_S,
+        by_cause=report["by_cause"],
+        latest=[
+            s.LossRecord(
+                **{k: v for k, v in r.items() if k not in ("start_ts", "end_ts", "detected_at")},
+                start=s.iso(r["start_ts"]),
+                end=s.iso(r["end_ts"]),
+                detected_at=s.iso(r["detected_at"]),
+            )
+            for r in report["latest"]
+        ],
+    )
+
+
+def _retention(ctx: ServerContext) -> s.Retention:
+    """The retention in force (the UI shows it), with what this server's maintenance did."""
+    m = ctx.maintenance
+    return s.Retention(
+        retention_s=ctx.settings.retention,
+        failure_retention_s=ctx.settings.failure_retention,
+        max_tasks=ctx.settings.max_tasks or None,
+        expired_workflows=m.expired if m else 0,
+        evicted_workflows=m.evicted if m else 0,
+        behind=m.behind if m else False,
+        last_run_at=s.iso(m.last_run_at) if m else None,
+    )
+
+
+def _problems(ctx: ServerContext, store_error: str | None, counters: dict[str, object]) -> list[str]:
+    """Why the server is ``degraded``: the store, ingest (stalled, lagging, crashed), quarantine."""
     now = time.time()
-    out = []
-    for raw in ctx.store.list_workers():
-        rec = WorkerRecord.from_dict(raw)
-        out.append((rec, rec.is_online(now, ctx.settings.expected_heartbeat_interval)))
+    out = [f"store: {store_error}"] if store_error is not None else []
+    if ctx.ingestor is not None:
+        out += [p for p in ctx.ingestor.problems(now) if store_error is None or "store" not in p]
+    last = counters.get("last_quarantined_at")
+    if isinstance(last, float) and now - last < QUARANTINE_RECENT_S:
+        total = sum(dict(counters.get("quarantined", {}) or {}).values())  # type: ignore[call-overload]
+        ago = now - last
+        out.append(f"quarantine: events set aside {ago:.0f} s ago ({total} in all; GET /api/quarantine)")
     return out
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+@router.get(
+    "/quarantine",
+    response_model=s.QuarantineList,
+    summary="Events ingest set aside instead of storing, by reason and event type",
+)
+def quarantine(ctx: Ctx) -> s.QuarantineList:
+    return s.QuarantineList(
+        items=[
+            s.QuarantineEntry(
+                **{**q, "first_seen": s.iso(q["first_seen"]), "last_seen": s.iso(q["last_seen"])}
+            )
+            for q in ctx.store.quarantine()
+        ]
+    )
 
 
 @router.get("/workers", response_model=s.WorkerList, summary="Workers seen, online or not")
 def workers(ctx: Ctx) -> s.WorkerList:
-    return s.WorkerList(items=[s.worker_out(rec.to_dict(), online) for rec, online in _workers(ctx)])
+    found = attention.workers(ctx.store, time.time(), ctx.settings.expected_heartbeat_interval)
+    return s.WorkerList(items=[s.worker_out(rec.to_dict(), online) for rec, online in found])
 
 
 @router.get("/task-names", response_model=s.TaskNameList, summary="Task names with stored counts")
@@ -162,19 +239,7 @@ def task_stats(
 
 @router.get("/stuck", response_model=s.StuckList, summary="Tasks that look stuck")
 def stuck(ctx: Ctx) -> s.StuckList:
-    now = time.time()
-    store = ctx.store
-    running = [_record(r) for r in store.stale_tasks([TaskState.STARTED], now - 60.0, 500)]
-    pending = [_record(r) for r in store.stale_tasks([TaskState.PENDING], now - 60.0, 500)]
-    p95 = {
-        r["name"]: r["runtime_p95_ms"]
-        for r in store.task_stats(now - 86400.0, now, None, 1)
-        if r["runtime_p95_ms"] is not None and r["succeeded"] >= 20
-    }
-    online_queues = {q for rec, online in _workers(ctx) if online for q in rec.queues}
-    found = overdue_tasks(running, p95, now)
-    if any(online for _, online in _workers(ctx)):
-        found += unconsumed_tasks(pending, online_queues)
+    found = attention.stuck_tasks(ctx.store, time.time(), ctx.settings.expected_heartbeat_interval)
     return s.StuckList(
         items=[
             s.StuckOut(
@@ -187,18 +252,6 @@ def stuck(ctx: Ctx) -> s.StuckList:
             )
             for t in found
         ]
-    )
-
-
-def _record(r: TaskRow) -> TaskRecord:
-    return TaskRecord(
-        id=r.id,
-        name=r.name,
-        state=TaskState(r.state),
-        queue=r.queue,
-        sent_at=r.sent_at,
-        started_at=r.started_at,
-        worker=r.worker,
     )
 
 

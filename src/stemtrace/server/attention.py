@@ -1,0 +1,187 @@
+"""What needs attention now: one definition, shared by ``/api/stuck`` and the alert rules.
+
+Each finding is an :class:`Incident` with a stable ``key`` (the same failure group, stuck task or
+offline worker always has the same key, so alerts can be deduplicated across evaluations and
+replicas) and the UI path that shows exactly it. Reads only the store; the judgments are pure
+(:mod:`stemtrace.core.stuck`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from stemtrace.core.model import TaskRecord
+from stemtrace.core.states import TaskState, WorkflowState
+from stemtrace.core.stuck import StuckTask, overdue_tasks, unconsumed_tasks, waiting_tasks
+from stemtrace.core.workers import WorkerRecord
+from stemtrace.server.store import Store, TaskQuery, WorkflowQuery
+from stemtrace.server.store.base import TaskRow
+
+STALE_AFTER_S = 60.0  # a task must sit unchanged this long before it is judged at all
+SCAN = 500  # bounded reads: the attention view never scans a big table
+DETAIL_READS = 100  # RECEIVED tasks whose ETA is read from their detail
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    kind: str  # failure_group | lost | stuck | workflow_failed | worker_offline
+    key: str  # stable: the same incident always has the same key
+    title: str
+    detail: str
+    path: str  # the UI page that shows exactly this
+    at: float | None
+    count: int = 1
+    name: str | None = None  # the task (or root task) name, for rule filters
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _tasks_path(**params: Any) -> str:
+    return "/tasks?" + urlencode({k: v for k, v in params.items() if v is not None})
+
+
+def _record(r: TaskRow) -> TaskRecord:
+    return TaskRecord(
+        id=r.id,
+        name=r.name,
+        state=TaskState(r.state),
+        queue=r.queue,
+        routing_key=r.routing_key,
+        sent_at=r.sent_at,
+        received_at=r.received_at,
+        started_at=r.started_at,
+        worker=r.worker,
+    )
+
+
+def workers(store: Store, now: float, heartbeat_interval: float) -> list[tuple[WorkerRecord, bool]]:
+    """Every stored worker with whether it counts as online now."""
+    out = []
+    for raw in store.list_workers():
+        rec = WorkerRecord.from_dict(raw)
+        out.append((rec, rec.is_online(now, heartbeat_interval)))
+    return out
+
+
+def stuck_tasks(store: Store, now: float, heartbeat_interval: float) -> list[StuckTask]:
+    """Tasks that look stuck, by the four definitions of :mod:`stemtrace.core.stuck`."""
+    older = now - STALE_AFTER_S
+    running = [_record(r) for r in store.stale_tasks([TaskState.STARTED], older, SCAN)]
+    pending = [_record(r) for r in store.stale_tasks([TaskState.PENDING], older, SCAN)]
+    p95 = {
+        r["name"]: r["runtime_p95_ms"]
+        for r in store.task_stats(now - 86400.0, now, None, 1)
+        if r["runtime_p95_ms"] is not None and r["succeeded"] >= 20
+    }
+    seen = workers(store, now, heartbeat_interval)
+    found = overdue_tasks(running, p95, now)
+    if any(online for _, online in seen):
+        online_queues = {q for rec, online in seen if online for q in rec.queues}
+        found += unconsumed_tasks(pending, online_queues)
+    received = []
+    for row in store.stale_tasks([TaskState.RECEIVED], older, DETAIL_READS):
+        detail = store.get_task(row.id)
+        if detail is not None:
+            received.append(detail.record)
+    found += waiting_tasks(received, now)
+    return found
+
+
+def stuck_incidents(store: Store, now: float, heartbeat_interval: float) -> list[Incident]:
+    return [
+        Incident(
+            kind="stuck",
+            key=f"stuck:{t.reason}:{t.task_id}",
+            title=f"{t.name or 'a task'} looks stuck ({t.reason})",
+            detail=t.detail,
+            path=f"/tasks/{quote(t.task_id, safe='')}",
+            at=t.since,
+            name=t.name,
+            extra={"reason": t.reason, "task_id": t.task_id, "state": t.state.value},
+        )
+        for t in stuck_tasks(store, now, heartbeat_interval)
+    ]
+
+
+def failure_groups(store: Store, since: float, now: float) -> list[Incident]:
+    """Failures grouped by task name and exception type over ``since``..``now``."""
+    out = []
+    for g in store.failures(since, now, None, 200):
+        key = f"failure_group:{g['name']}|{g['exception_type']}"
+        path = _tasks_path(state="FAILURE", name=g["name"], exception_type=g["exception_type"])
+        message = (g.get("sample_message") or "").splitlines()[:1]
+        out.append(
+            Incident(
+                kind="failure_group",
+                key=key,
+                title=f"{g['name'] or '?'} failed with {g['exception_type'] or '?'}",
+                detail=f"{g['count']} failures; last: {message[0][:200] if message else ''}",
+                path=path,
+                at=g.get("last_seen"),
+                count=int(g["count"]),
+                name=g["name"],
+                extra={"exception_type": g["exception_type"], "last_task_id": g.get("last_task_id")},
+            )
+        )
+    return out
+
+
+def lost_tasks(store: Store, since: float) -> list[Incident]:
+    page = store.list_tasks(TaskQuery(states=(TaskState.LOST,), since=since, limit=SCAN))
+    return [
+        Incident(
+            kind="lost",
+            key=f"lost:{r.id}",
+            title=f"{r.name or 'a task'} was lost",
+            detail=f"its worker {r.worker or '?'} went away while it ran",
+            path=f"/tasks/{quote(r.id, safe='')}",
+            at=r.finished_at or r.started_at,
+            name=r.name,
+            extra={"task_id": r.id, "worker": r.worker},
+        )
+        for r in page.items
+    ]
+
+
+def failed_workflows(store: Store, since: float) -> list[Incident]:
+    page = store.list_workflows(WorkflowQuery(states=(WorkflowState.FAILURE,), since=since, limit=SCAN))
+    return [
+        Incident(
+            kind="workflow_failed",
+            key=f"workflow_failed:{w.id}",
+            title=f"workflow {w.name or w.id} failed",
+            detail=", ".join(f"{n} {s}" for s, n in sorted(w.counts.items())),
+            path=f"/workflows/{quote(w.id, safe='')}",
+            at=w.finished_at,
+            count=w.task_count,
+            name=w.name,
+            extra={"workflow_id": w.id},
+        )
+        for w in page.items
+    ]
+
+
+def offline_workers(store: Store, now: float, heartbeat_interval: float, since: float) -> list[Incident]:
+    """Workers that went offline (or stopped heart-beating) since ``since`` with tasks still on them."""
+    out = []
+    for rec, online in workers(store, now, heartbeat_interval):
+        if online or not rec.active:
+            continue
+        went = rec.offline_at or rec.last_seen
+        if went < since:
+            continue
+        out.append(
+            Incident(
+                kind="worker_offline",
+                key=f"worker_offline:{rec.hostname}:{went:.0f}",
+                title=f"worker {rec.hostname} went offline with {len(rec.active)} task(s) on it",
+                detail="tasks: " + ", ".join(rec.active[:10]),
+                path="/workers",
+                at=went,
+                count=len(rec.active),
+                extra={"hostname": rec.hostname, "tasks": list(rec.active)},
+            )
+        )
+    return out

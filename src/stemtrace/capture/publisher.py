@@ -8,7 +8,18 @@ and finishes the events (captured values are serialized and redacted there, off
 the hot path), batches them (the commonest task events as rows), and sends
 through its *own* transport connection, created lazily in the thread: one round
 trip per interval for a steady stream.
-On a broker error it drops the batch, counts it, and backs off up to 30 s.
+
+A broker that goes away loses nothing until the buffer is full. A failed send keeps its
+messages, in order, among the *held* messages (finished and encoded, waiting to be sent);
+the thread reconnects after an exponential backoff with jitter (so a restarted broker is
+not met by every process at once) and sends them first. While the broker is away each tick
+still finishes what the caller buffered into held messages, so the caller's buffer stays
+small and what is held is measured in bytes (messages held while backing off are kept
+zlib-compressed, about a fifth of their size). Held events are capped by count
+(``buffer_size``, together with the caller's buffer) and by bytes (``buffer_bytes``);
+beyond either cap the *oldest* held messages are dropped and counted as ``buffer
+overflow``, which the ``library.health`` event reports and the server turns into a loss
+record. See docs/configuration-library.md for the arithmetic of the defaults.
 
 The emitter belongs to one process: after ``fork`` the child builds a new one
 (new ``inst``, sequence, buffer, thread and connection); see ``install``.
@@ -19,10 +30,12 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import random
 import socket
 import threading
 import time
 import uuid
+import zlib
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +45,7 @@ from stemtrace.capture.fields import DATA_FIELDS, NOTHING_WHEN_NONE, RAW_FIELDS
 from stemtrace.capture.finish import Finisher
 from stemtrace.capture.payload import capture_failed
 from stemtrace.core.events import LIBRARY_HEALTH, encode_batch
+from stemtrace.core.gaps import OVERFLOW  # the drop cause ``library.health`` reports
 from stemtrace.transport import Publisher, TransportConfig, mask_url, resolve
 
 logger = logging.getLogger("stemtrace.capture")
@@ -45,7 +59,7 @@ PeriodicSource = Callable[[], list[dict[str, Any]]]
 # type and their whole envelope as the one value. Nothing is nested, so the garbage collector
 # untracks the entry within a collection or two (see ``fields``).
 Entry = tuple[Any, ...]
-MAX_BACKOFF_S = 30.0
+FIRST_BACKOFF_S = 0.5
 _HEAD = 5  # type, ts, seq, task id, task name: a row's first items
 
 
@@ -79,9 +93,17 @@ class Emitter:
         self.sequence = itertools.count(1)  # the events' ``seq``: gaps show drops
         self.buffer: deque[Entry] = deque()
         self.limit = max(1, config.buffer_size)
+        self.byte_limit = max(1, config.buffer_bytes)
+        self.max_backoff = max(FIRST_BACKOFF_S, config.retry_backoff_max)
         self.batch = max(1, config.batch_size)  # events per transport message
+        # Messages finished and encoded but not yet sent, oldest first: (payload, events,
+        # compressed). Only the publisher thread touches it; others read the two totals.
+        self.held: deque[tuple[bytes, int, bool]] = deque()
+        self.held_events = 0
+        self.held_bytes = 0
         self.sent = 0
-        self.dropped = 0
+        self.dropped = 0  # all causes: overflow, and events that could not be built (a bug)
+        self.overflow = 0  # dropped because the buffer was full, oldest first
         self.errors = 0
         self.proc = "client"
         self.node: str | None = None
@@ -95,6 +117,7 @@ class Emitter:
         self._stopping = False
         self._backoff = 0.0
         self._retry_at = 0.0
+        self._outage = False  # a send failed and none succeeded since
 
     # -- hot path -------------------------------------------------------------
     def emit_task(
@@ -108,16 +131,27 @@ class Emitter:
 
     def emit(self, event: dict[str, Any], proc: str | None = None, *, force: bool = False) -> None:
         """Enqueue an event given whole. ``force`` (health reports only) bypasses the limit:
-        the report of drops must not be dropped."""
+        the report of drops must not make room by dropping another event."""
         self.put((None, 0, next(self.sequence), None, None, event, proc or self.proc, self.node), force)
 
     def put(self, entry: Entry, force: bool = False) -> None:
-        """Enqueue one ``Entry``, or count it dropped when the buffer is full. Its sequence
-        number was taken all the same (``next(self.sequence)``), so the gap shows."""
-        if len(self.buffer) >= self.limit and not force:
-            self.dropped += 1
-            return
-        self.buffer.append(entry)
+        """Enqueue one ``Entry``; when the buffer is full the oldest buffered entry makes room
+        and is counted dropped. Its sequence number was taken, so the server sees the gap.
+
+        Only reached when the publisher thread cannot keep up at all (it finishes the buffer
+        into held messages every tick, even with the broker away). The thread may be taking
+        from the same deque: each ``popleft`` is atomic, and it tolerates finding fewer.
+        """
+        buffer = self.buffer
+        if len(buffer) >= self.limit and not force:
+            try:
+                buffer.popleft()
+            except IndexError:  # the publisher thread took them meanwhile
+                pass
+            else:
+                self.overflow += 1
+                self.dropped += 1
+        buffer.append(entry)
         if self._thread is None:
             self._start()
 
@@ -148,7 +182,7 @@ class Emitter:
                 logger.debug("stemtrace publisher failed", exc_info=True)
             with self._cond:
                 self._cond.notify_all()
-                if self._stopping and not self.buffer:
+                if self._stopping and not self.buffer and not self.held:
                     # Later events (an atexit flush after worker_shutdown) start a new thread.
                     self._thread = None
                     self._stopping = False
@@ -163,69 +197,101 @@ class Emitter:
             logger.debug("stemtrace periodic event failed", exc_info=True)
 
     def _drain(self) -> None:
-        """Send what was buffered when this tick began, and any full message that arrived since.
+        """Send held messages, then what was buffered when this tick began, and any full message
+        that arrived since; while backing off, only finish the buffer into held messages.
 
         Events that trickle in during a send wait for the next tick unless someone is
         flushing: sending them as they come would cost a round trip for every few events.
         """
         owed = len(self.buffer)
-        while self.buffer:
-            if owed <= 0 and len(self.buffer) < self.batch and not (self._stopping or self._flush_waiters):
-                return
-            if time.monotonic() < self._retry_at and not self._stopping:
-                return
+        held = self.held
+        while True:
+            waiting = time.monotonic() < self._retry_at
+            if waiting or not held:
+                buffer = self.buffer
+                if not buffer:
+                    return
+                if owed <= 0 and len(buffer) < self.batch and not (self._stopping or self._flush_waiters):
+                    return
+                batches, popped = self._take()
+                self._hold(batches, compress=waiting)
+                self._inflight -= popped
+                owed -= popped
+                continue
             if self._publisher is None:
-                # Connect before finishing anything: with the broker down, events are
-                # dropped (and counted) without paying for their serialization.
                 try:
                     self._publisher = resolve(self.transport).publisher()
                 except Exception as exc:
-                    self._failed(exc, self._discard())
+                    self._failed(exc)
                     if self._stopping:
                         return
                     continue
-            batches, count = self._take()
-            owed -= count
-            if not batches:
-                continue
-            self._inflight = count
+            chunk = [held[i] for i in range(min(len(held), _MESSAGES_PER_SEND))]
             try:
-                self._publisher.send(batches)
-            except Exception as exc:
-                self._failed(exc, count)
+                self._publisher.send([zlib.decompress(data) if packed else data for data, _, packed in chunk])
+            except Exception as exc:  # the messages stay held, in order, for the next attempt
+                self._failed(exc)
                 if self._stopping:
                     return
                 continue
-            finally:
-                self._inflight = 0
-            self.sent += count
-            self._backoff = 0.0
+            for data, count, _ in chunk:
+                held.popleft()
+                self.held_events -= count
+                self.held_bytes -= len(data)
+                self.sent += count
+            self._sent_ok()
 
-    def _discard(self) -> int:
-        """Drop what one send would have taken; returns how many events that was."""
-        count = 0
-        for _ in range(_MESSAGES_PER_SEND * self.batch):
-            if not self.buffer:
-                break
-            self.buffer.popleft()
-            count += 1
-        return count
+    def _hold(self, batches: list[tuple[bytes, int]], *, compress: bool = False) -> None:
+        """Append finished messages to the held ones, then drop the oldest held messages while
+        the events (held and still buffered) or the held bytes are over their caps.
 
-    def _take(self) -> tuple[list[bytes], int]:
-        batches: list[bytes] = []
-        count = 0
+        ``compress`` (while backing off: the messages will wait) keeps them zlib-compressed,
+        at the fastest level: a message of compact rows shrinks about five times.
+        """
+        held = self.held
+        for payload, count in batches:
+            data = zlib.compress(payload, 1) if compress else payload
+            held.append((data, count, compress))
+            # Counted held before ``_inflight`` falls, so ``flush`` always sees them somewhere.
+            self.held_events += count
+            self.held_bytes += len(data)
+        while len(held) > 1 and (
+            self.held_events + len(self.buffer) > self.limit or self.held_bytes > self.byte_limit
+        ):
+            data, count, _ = held.popleft()
+            self.held_events -= count
+            self.held_bytes -= len(data)
+            self.overflow += count
+            self.dropped += count
+
+    def _take(self) -> tuple[list[tuple[bytes, int]], int]:
+        """Up to ``_MESSAGES_PER_SEND`` messages built from the buffer's oldest entries, each with
+        its number of events, and how many entries were taken (``_inflight`` counts them until
+        the caller holds the messages)."""
+        batches: list[tuple[bytes, int]] = []
+        popped = 0
         buffer, rows, finish_tail = self.buffer, self._rows, self._finish.tail
         while buffer and len(batches) < _MESSAGES_PER_SEND:
             # Counted as in flight before they leave the buffer, so ``flush`` always sees them in
-            # one or the other; only this thread takes from the buffer, so all ``take`` are there.
+            # one or the other. A caller making room (``put``) may take some first: the shortfall
+            # is given back below.
             take = min(len(buffer), self.batch)
             self._inflight += take
-            proc, node = buffer[0][-2], buffer[0][-1]
+            try:
+                proc, node = buffer[0][-2], buffer[0][-1]
+            except IndexError:
+                self._inflight -= take
+                break
             header = {"host": self.host, "pid": self.pid, "inst": self.inst, "proc": proc, "node": node}
             events: list[Any] = []
             cols: dict[str, tuple[str, ...]] = {}
+            got = 0
             for _ in range(take):
-                entry = buffer.popleft()
+                try:
+                    entry = buffer.popleft()
+                except IndexError:
+                    break
+                got += 1
                 try:
                     # The hot path, inlined: a task event of one of the commonest types, from
                     # the batch's own process, becomes a row (``_item`` says the rest).
@@ -253,10 +319,11 @@ class Emitter:
                     self.errors += 1
                     self.dropped += 1
                     logger.debug("stemtrace could not build an event", exc_info=True)
-            count += len(events)
+            self._inflight -= take - got
+            popped += got
             if events:
-                batches.append(encode_batch(events, header, cols))
-        return batches, count
+                batches.append((encode_batch(events, header, cols), len(events)))
+        return batches, popped
 
     def _item(self, entry: Entry, header: dict[str, Any]) -> dict[str, Any]:
         """One buffered entry (see ``Entry``) that ``_take`` does not send as a row, as an event
@@ -315,8 +382,13 @@ class Emitter:
         self.errors += 1
         logger.debug("stemtrace could not finish an event", exc_info=exc)
 
-    def _failed(self, exc: Exception, count: int) -> None:
-        self.dropped += count
+    def _failed(self, exc: Exception) -> None:
+        """A connect or send failed: drop the connection and retry after a backoff.
+
+        The backoff doubles from 0.5 s up to ``retry_backoff_max`` and each wait is drawn
+        between half and all of it (jitter), so the processes of a fleet do not all reconnect
+        to a restarted broker in the same instant. Nothing held is dropped here.
+        """
         self.errors += 1
         if self._publisher is not None:
             try:
@@ -324,15 +396,29 @@ class Emitter:
             except Exception:
                 pass
             self._publisher = None
-        self._backoff = min(MAX_BACKOFF_S, self._backoff * 2 or 0.5)
-        self._retry_at = time.monotonic() + self._backoff
-        logger.warning(
-            "stemtrace could not send %d event(s) to %s: %s; retrying in %.1fs",
-            count,
-            mask_url(self.transport.url),
-            exc,
-            self._backoff,
-        )
+        self._backoff = min(self.max_backoff, self._backoff * 2 or FIRST_BACKOFF_S)
+        wait = self._backoff * random.uniform(0.5, 1.0)
+        self._retry_at = time.monotonic() + wait
+        if not self._outage:  # once per outage: a broker away for an hour must not flood the log
+            self._outage = True
+            logger.warning(
+                "stemtrace could not send events to %s: %s; keeping them (%d held) and retrying",
+                mask_url(self.transport.url),
+                exc,
+                self.held_events + len(self.buffer),
+            )
+        else:
+            logger.debug("stemtrace send failed again, retrying in %.1fs: %s", wait, exc)
+
+    def _sent_ok(self) -> None:
+        self._backoff = 0.0
+        if self._outage:
+            self._outage = False
+            logger.warning(
+                "stemtrace reconnected to %s; %d event(s) dropped so far for buffer overflow",
+                mask_url(self.transport.url),
+                self.overflow,
+            )
 
     # -- control --------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -342,8 +428,11 @@ class Emitter:
             "data": {
                 "sent": self.sent,
                 "dropped": self.dropped,
-                "buffer_depth": len(self.buffer),
+                "drops": {OVERFLOW: self.overflow},  # by cause, for the server's loss records
+                "buffer_depth": len(self.buffer) + self.held_events,
                 "buffer_size": self.limit,
+                "held_bytes": self.held_bytes,
+                "buffer_bytes": self.byte_limit,
                 "errors": self.errors,
             },
         }
@@ -353,7 +442,7 @@ class Emitter:
         deadline = time.monotonic() + (self.config.flush_timeout if timeout_s is None else timeout_s)
         if final:
             self.emit(self.health(), force=True)
-        if not self.buffer and not self._inflight:
+        if not self.buffer and not self._inflight and not self.held_events:
             return True
         if self._thread is None or not self._thread.is_alive():
             self._thread = None
@@ -364,7 +453,7 @@ class Emitter:
         with self._cond:
             self._flush_waiters += 1
             try:
-                while self.buffer or self._inflight:
+                while self.buffer or self._inflight or self.held_events:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         return False

@@ -40,9 +40,9 @@ def buffer(made: Emitter) -> None:
 def test_hot_events_of_the_batch_process_go_as_rows_and_the_rest_as_objects() -> None:
     made = emitter()
     buffer(made)
-    batches, count = made._take()
-    assert count == 5 and len(batches) == 1
-    body = json.loads(batches[0])
+    batches, taken = made._take()
+    assert taken == 5 and [n for _, n in batches] == [5]
+    body = json.loads(batches[0][0])
     assert body["src"] == {
         "host": made.host,
         "pid": made.pid,
@@ -57,7 +57,7 @@ def test_hot_events_of_the_batch_process_go_as_rows_and_the_rest_as_objects() ->
     assert [type(item).__name__ for item in body["events"]] == ["list", "list", "dict", "dict", "dict"]
     assert body["events"][3]["proc"] == "thread"
 
-    events, errors = decode_batch(batches[0])
+    events, errors = decode_batch(batches[0][0])
     assert errors == []
     assert [(e.type, e.ts, e.task_id, e.src.seq, e.src.proc) for e in events] == [
         (ev.TASK_STARTED, 10.0, "t1", 1, "child"),
@@ -85,7 +85,7 @@ def test_a_failing_finisher_keeps_the_event_and_counts_the_error() -> None:
     config = CaptureConfig()
     made = emitter(Broken(config, Redactor([])))
     buffer(made)
-    events, errors = decode_batch(made._take()[0][0])
+    events, errors = decode_batch(made._take()[0][0][0])
     assert errors == [] and len(events) == 5
     # The result is a column of every success row: it says the capture failed, never the value.
     assert events[1].data == {
@@ -102,9 +102,9 @@ def test_a_malformed_entry_is_dropped_alone() -> None:
     made = emitter()
     made.emit_task(ev.TASK_STARTED, "t1", "proj.add", (0,), ts=10 * S)  # five values short
     made.emit_task(ev.TASK_SUCCEEDED, "t1", "proj.add", (0, 0.1, None, None), ts=10_500_000_000)
-    batches, count = made._take()
-    events, _ = decode_batch(batches[0])
-    assert count == 1 and [e.type for e in events] == [ev.TASK_SUCCEEDED]
+    batches, taken = made._take()
+    events, _ = decode_batch(batches[0][0])
+    assert taken == 2 and batches[0][1] == 1 and [e.type for e in events] == [ev.TASK_SUCCEEDED]
     assert made.dropped == 1 and made.errors == 1
 
 
@@ -116,7 +116,7 @@ def test_a_task_id_that_is_not_a_string_is_sent_as_its_text() -> None:
     task_id = uuid.UUID(int=7)
     made.emit_task(ev.TASK_STARTED, task_id, "proj.add", (0, 1, None, None, None, None), ts=10 * S)
     made.emit_task(ev.TASK_STARTED, "t2", "proj.add", (0, 1, None, None, None, None), ts=11 * S)
-    body = json.loads(made._take()[0][0])
+    body = json.loads(made._take()[0][0][0])
     assert [type(item).__name__ for item in body["events"]] == ["dict", "list"]
     events, errors = decode_batch(json.dumps(body).encode())
     assert errors == [] and [e.task_id for e in events] == [str(task_id), "t2"]

@@ -76,6 +76,8 @@ def _heartbeat(st: _state.State, hostname: str) -> list[dict[str, Any]]:
         "active": active,
         "processed": sum(worker_state.total_count.values()),
         "loadavg": loadavg,
+        # The server calls a worker offline after 3 missed intervals: this one, not its own guess.
+        "interval": st.config.heartbeat_interval,
     }
     return [{"type": ev.WORKER_HEARTBEAT, "ts": time.time(), "data": data}]
 
@@ -98,6 +100,7 @@ def on_worker_ready(st: _state.State, sender: Any = None, **_: Any) -> None:
         "registered": sorted(str(name) for name in app.tasks),
         "pid": os.getpid(),
         "versions": _versions(),
+        "interval": st.config.heartbeat_interval,
     }
     emitter = st.emitter()
     emitter.emit({"type": ev.WORKER_ONLINE, "ts": time.time(), "data": data})

@@ -159,6 +159,7 @@ def test_worker_heartbeat_lists_running_tasks_and_offline_is_last(settings: AppS
     beats = [e for e in main if e["type"] == "worker.heartbeat"]
     assert any(running.id in e["data"]["active"] for e in beats)
     assert beats[-1]["data"]["processed"] >= 1
+    assert {e["data"]["interval"] for e in beats} == {0.3}  # the server's offline clock uses it
     offline = [e for e in main if e["type"] == "worker.offline"]
     assert len(offline) == 1 and offline[0]["data"]["hostname"] == worker.nodename
     assert {e["src"]["proc"] for e in events if e["type"] == "library.health"} >= {"main", "child"}

@@ -179,7 +179,7 @@ class Setting:
         elif kind == "json" or (kind == "callable" and callable(value)):
             pass
         else:
-            raise ValueError(f"{type(value).__name__} {value!r} is not {self.form}")
+            raise ValueError(f"a {type(value).__name__} is not {self.form}")  # the value may be secret
         return self._finish(value)
 
     def _finish(self, value: Any) -> Any:

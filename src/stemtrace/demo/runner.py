@@ -84,10 +84,11 @@ class _Stop:
 def _ignore_library_environment() -> None:
     """The library lets STEMTRACE_* variables override code; the demo must use its own transport."""
     from stemtrace.capture.config import SETTINGS
+    from stemtrace.core.settings import environment_of
 
-    for setting in SETTINGS:
-        if setting.env and os.environ.pop(setting.env, None) is not None:
-            _say(f"stemtrace demo: ignoring {setting.env} (the demo sends events in-process)")
+    for name in environment_of(SETTINGS):  # renamed variables too: the library still reads them
+        if os.environ.pop(name, None) is not None:
+            _say(f"stemtrace demo: ignoring {name} (the demo sends events in-process)")
 
 
 def _start_server(store_url: str, options: DemoOptions) -> tuple[Any, threading.Thread]:

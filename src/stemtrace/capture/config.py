@@ -53,6 +53,12 @@ def _redact_args(value: Any) -> dict[str, tuple[int, ...]]:
     return {str(name): tuple(int(i) for i in positions) for name, positions in value.items()}
 
 
+def _names(value: tuple[object, ...]) -> tuple[str, ...]:
+    if not all(isinstance(name, str) and name for name in value):
+        raise TypeError("names must be non-empty strings")
+    return value  # type: ignore[return-value]
+
+
 def _patterns(value: tuple[str, ...]) -> tuple[str, ...]:
     for pattern in value:
         try:
@@ -120,6 +126,7 @@ SETTINGS: tuple[Setting, ...] = (
         (),
         "Key names redacted at any depth, added to the default list "
         "(password, secret, token, api_key, authorization, cookie, session, private_key, …).",
+        normalize=_names,
     ),
     Setting(
         "redact_args",

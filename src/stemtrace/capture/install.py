@@ -101,7 +101,12 @@ def install(app: Any, **options: Any) -> None:
         if existing.app is not app:
             logger.warning("stemtrace.init called for a second app; events keep going to the first")
         return
-    _state.set_current(_state.State(config, lambda: transport_config(app, config), app))
+    try:
+        state = _state.State(config, lambda: transport_config(app, config), app)
+    except Exception as exc:  # a value load() let through that the capture code cannot use
+        logger.warning("stemtrace: capture is off, its configuration cannot be used: %r", exc)
+        return
+    _state.set_current(state)
     for name, (signal, handler) in _signals().items():
         signal.connect(handler, weak=False, dispatch_uid=f"{_UID}.{name}")
         if config.signal_cache and name in PER_TASK_SIGNALS:

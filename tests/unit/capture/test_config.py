@@ -99,6 +99,7 @@ def test_a_bad_value_warns_once_and_falls_back(caplog: pytest.LogCaptureFixture)
         ({}, {"STEMTRACE_REDACT_ARGS": "[1, 2]"}, "STEMTRACE_REDACT_ARGS"),
         ({}, {"STEMTRACE_REDACT_PATTERNS": "(unclosed"}, "STEMTRACE_REDACT_PATTERNS"),
         ({"redactor": "not a function"}, {}, "option 'redactor'"),
+        ({"redact_keys": ["pin", 7]}, {}, "option 'redact_keys'"),
         ({"capture_argz": False}, {}, "option 'capture_argz'"),
     ],
 )

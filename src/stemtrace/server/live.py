@@ -156,7 +156,7 @@ def close_streams_on_signals(hub: Hub) -> Callable[[], None]:
         before = previous.get(signum)
         if callable(before):
             before(signum, frame)
-        elif before == signal.SIG_DFL:  # no handler before: the default (exit) again
+        elif before in (signal.SIG_DFL, None):  # no Python handler before: the default (exit)
             signal.signal(signum, signal.SIG_DFL)
             signal.raise_signal(signum)
 

@@ -38,6 +38,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/quarantine": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Events ingest set aside instead of storing, by reason and event type */
+        get: operations["quarantine_api_quarantine_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/stats/tasks": {
         parameters: {
             query?: never;
@@ -115,6 +132,23 @@ export interface paths {
         };
         /** List tasks, newest first */
         get: operations["list_tasks_api_tasks_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tasks.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The filtered task list as CSV (streamed) */
+        get: operations["export_tasks_api_tasks_csv_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -338,6 +372,13 @@ export interface components {
         Health: {
             ingest: components["schemas"]["IngestHealth"];
             library: components["schemas"]["LibraryHealth"];
+            losses?: components["schemas"]["Losses"] | null;
+            /**
+             * Reasons
+             * @description why the status is degraded
+             */
+            reasons?: string[];
+            retention?: components["schemas"]["Retention"] | null;
             /**
              * Status
              * @enum {string}
@@ -364,20 +405,55 @@ export interface components {
             events: number;
             /** Lag */
             lag: number | null;
+            /**
+             * Lag Seconds
+             * @description 0 when caught up, else the age of the newest event stored while messages wait
+             */
+            lag_seconds?: number | null;
             /** Last Commit At */
             last_commit_at: string | null;
             /** Malformed */
             malformed: {
                 [key: string]: number;
             };
+            /**
+             * Quarantined
+             * @description events set aside, by reason (all replicas; GET /api/quarantine)
+             */
+            quarantined?: {
+                [key: string]: number;
+            };
             /** Rate Per S */
             rate_per_s: number;
+            /**
+             * Repaired
+             * @description events stored after repair at the edge, by what (this replica)
+             */
+            repaired?: {
+                [key: string]: number;
+            };
+            /**
+             * Restarts
+             * @description times the ingest loop was restarted after a crash
+             * @default 0
+             */
+            restarts: number;
             /** Source */
             source: string | null;
             /** Status */
             status: string;
             /** Stored */
             stored: number;
+            /**
+             * Subscription
+             * @description this store's subscription on the broker
+             */
+            subscription?: string | null;
+            /**
+             * Subscriptions
+             * @description every subscription seen on the same broker, this one included
+             */
+            subscriptions?: components["schemas"]["Subscription"][];
         };
         /** LibraryHealth */
         LibraryHealth: {
@@ -393,6 +469,70 @@ export interface components {
             sources: {
                 [key: string]: unknown;
             }[];
+        };
+        /**
+         * Losses
+         * @description Events known lost (sequence gaps), all time and recently, with the latest records.
+         */
+        Losses: {
+            /** By Cause */
+            by_cause: {
+                [key: string]: number;
+            };
+            /**
+             * Grace S
+             * @description how long a gap may stay open before it counts as lost
+             */
+            grace_s: number;
+            /** Latest */
+            latest: components["schemas"]["LossRecord"][];
+            /**
+             * Recent
+             * @description events recorded lost within recent_window_s; non-zero means degraded
+             */
+            recent: number;
+            /** Recent Window S */
+            recent_window_s: number;
+            /** Total */
+            total: number;
+        };
+        /**
+         * LossRecord
+         * @description Events of one library process that never arrived (a sequence gap past the grace period).
+         */
+        LossRecord: {
+            /**
+             * Cause
+             * @description buffer overflow | missing after broker trimming | unknown
+             */
+            cause: string;
+            /** Count */
+            count: number;
+            /** Detected At */
+            detected_at: string | null;
+            /**
+             * End
+             * @description time of the event after the gap
+             */
+            end: string | null;
+            /** First Seq */
+            first_seq: number;
+            /** Host */
+            host: string | null;
+            /**
+             * Inst
+             * @description the library process instance (new on every fork or restart)
+             */
+            inst: string;
+            /** Last Seq */
+            last_seq: number;
+            /** Pid */
+            pid: number | null;
+            /**
+             * Start
+             * @description time of the event before the gap (none: from seq 1)
+             */
+            start: string | null;
         };
         /** NodeOut */
         NodeOut: {
@@ -432,6 +572,66 @@ export interface components {
             state: components["schemas"]["TaskState"];
             /** Worker */
             worker: string | null;
+        };
+        /**
+         * QuarantineEntry
+         * @description Events ingest acknowledged without storing them, for one reason and event type.
+         */
+        QuarantineEntry: {
+            /** Count */
+            count: number;
+            /**
+             * Detail
+             * @description why the latest one was set aside
+             */
+            detail: string;
+            /** First Seen */
+            first_seen: string | null;
+            /**
+             * Kind
+             * @description the event type, or "message" for a payload that never became events
+             */
+            kind: string;
+            /** Last Seen */
+            last_seen: string | null;
+            /**
+             * Reason
+             * @description bad_id, bad_seq, bad_canvas, undecodable, store_rejected or invalid
+             */
+            reason: string;
+            /**
+             * Sample
+             * @description the latest one's text, ASCII, cut at 2 KiB
+             */
+            sample: string;
+        };
+        /** QuarantineList */
+        QuarantineList: {
+            /** Items */
+            items: components["schemas"]["QuarantineEntry"][];
+        };
+        /**
+         * Retention
+         * @description The retention in force, and whether it keeps up.
+         */
+        Retention: {
+            /**
+             * Behind
+             * @description the last round ran out of time with expired workflows left
+             */
+            behind: boolean;
+            /** Evicted Workflows */
+            evicted_workflows: number;
+            /** Expired Workflows */
+            expired_workflows: number;
+            /** Failure Retention S */
+            failure_retention_s: number;
+            /** Last Run At */
+            last_run_at: string | null;
+            /** Max Tasks */
+            max_tasks: number | null;
+            /** Retention S */
+            retention_s: number;
         };
         /** SeriesPoint */
         SeriesPoint: {
@@ -479,6 +679,41 @@ export interface components {
             state: components["schemas"]["TaskState"];
             /** Task Id */
             task_id: string;
+        };
+        /**
+         * Subscription
+         * @description One store's subscription on the event broker (Redis consumer group, RabbitMQ queue).
+         */
+        Subscription: {
+            /** Consumers */
+            consumers?: number | null;
+            /**
+             * Lag
+             * @description messages waiting for it
+             */
+            lag?: number | null;
+            /**
+             * Last Heard S
+             * @description seconds since its server announced it (RabbitMQ)
+             */
+            last_heard_s?: number | null;
+            /** Name */
+            name: string;
+            /**
+             * Own
+             * @description this server's store consumes through it
+             */
+            own: boolean;
+            /**
+             * Pending
+             * @description delivered, not yet acknowledged (Redis)
+             */
+            pending?: number | null;
+            /**
+             * Position
+             * @description last delivered stream entry (Redis)
+             */
+            position?: string | null;
         };
         /** TaskDetail */
         TaskDetail: {
@@ -553,7 +788,10 @@ export interface components {
             names: string[];
             /** Parent Id */
             parent_id: string | null;
-            /** Queue */
+            /**
+             * Queue
+             * @description the queue the message was routed to
+             */
             queue: string | null;
             /** Received At */
             received_at: string | null;
@@ -563,7 +801,10 @@ export interface components {
             retries: number;
             /** Root Id */
             root_id: string | null;
-            /** Routing Key */
+            /**
+             * Routing Key
+             * @description the routing key it was sent with
+             */
             routing_key?: string | null;
             /** Runtime Ms */
             runtime_ms: number | null;
@@ -655,7 +896,10 @@ export interface components {
             name: string | null;
             /** Parent Id */
             parent_id: string | null;
-            /** Queue */
+            /**
+             * Queue
+             * @description the queue the message was routed to
+             */
             queue: string | null;
             /** Received At */
             received_at: string | null;
@@ -663,6 +907,11 @@ export interface components {
             retries: number;
             /** Root Id */
             root_id: string | null;
+            /**
+             * Routing Key
+             * @description the routing key it was sent with
+             */
+            routing_key?: string | null;
             /** Runtime Ms */
             runtime_ms: number | null;
             /** Sent At */
@@ -819,6 +1068,33 @@ export interface operations {
                     "application/json": components["schemas"]["FailureList"];
                 };
             };
+            /** @description a NUL byte in the path or a query parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description authentication is on and no valid credentials were sent */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the path, the query string or one parameter is too long */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -826,6 +1102,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description too many failed authentication attempts from this address (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -846,6 +1131,98 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description a NUL byte in the path or a query parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description authentication is on and no valid credentials were sent */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the path, the query string or one parameter is too long */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many failed authentication attempts from this address (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    quarantine_api_quarantine_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuarantineList"];
+                };
+            };
+            /** @description a NUL byte in the path or a query parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description authentication is on and no valid credentials were sent */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the path, the query string or one parameter is too long */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many failed authentication attempts from this address (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -875,6 +1252,33 @@ export interface operations {
                     "application/json": components["schemas"]["TaskStatsList"];
                 };
             };
+            /** @description a NUL byte in the path or a query parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description authentication is on and no valid credentials were sent */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the path, the query string or one parameter is too long */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -882,6 +1286,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description too many failed authentication attempts from this address (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -911,6 +1324,33 @@ export interface operations {
                     "text/event-stream": string;
                 };
             };
+            /** @description a NUL byte in the path or a query parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description authentication is on and no valid credentials were sent */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the path, the query string or one parameter is too long */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -918,6 +1358,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description too many failed authentication attempts from this address (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -940,6 +1389,42 @@ export interface operations {
                     "application/json": components["schemas"]["StuckList"];
                 };
             };
+            /** @description a NUL byte in the path or a query parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description authentication is on and no valid credentials were sent */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the path, the query string or one parameter is too long */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many failed authentication attempts from this address (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     task_names_api_task_names_get: {
@@ -960,6 +1445,42 @@ export interface operations {
                     "application/json": components["schemas"]["TaskNameList"];
                 };
             };
+            /** @description a NUL byte in the path or a query parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description authentication is on and no valid credentials were sent */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the path, the query string or one parameter is too long */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many failed authentication attempts from this address (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_tasks_api_tasks_get: {
@@ -974,7 +1495,10 @@ export interface operations {
                 name?: string | null;
                 /** @description task-id prefix or text in the captured arguments */
                 q?: string | null;
+                /** @description the queue the task was routed to */
                 queue?: string | null;
+                /** @description the routing key it was sent with */
+                routing_key?: string | null;
                 /** @description ISO-8601 time (UTC unless an offset is given) or epoch seconds */
                 since?: string | null;
                 /** @description task state; may be repeated */
@@ -1000,8 +1524,129 @@ export interface operations {
                     "application/json": components["schemas"]["TaskPage"];
                 };
             };
+            /** @description a NUL byte in the path or a query parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description authentication is on and no valid credentials were sent */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the path, the query string or one parameter is too long */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description invalid parameter */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many failed authentication attempts from this address (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    export_tasks_api_tasks_csv_get: {
+        parameters: {
+            query?: {
+                /** @description exact exception type, as in TaskSummary.exception_type; may be repeated */
+                exception_type?: string[] | null;
+                /** @description stop after this many rows */
+                max_rows?: number;
+                name?: string | null;
+                /** @description task-id prefix or text in the captured arguments */
+                q?: string | null;
+                /** @description the queue the message was routed to */
+                queue?: string | null;
+                routing_key?: string | null;
+                /** @description ISO-8601 time (UTC unless an offset is given) or epoch seconds */
+                since?: string | null;
+                /** @description task state; may be repeated */
+                state?: string[] | null;
+                /** @description ISO-8601 time (UTC unless an offset is given) or epoch seconds */
+                until?: string | null;
+                worker?: string | null;
+                /** @description workflow id or any member task id */
+                workflow?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one row per task, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
+                };
+            };
+            /** @description a NUL byte in the path or a query parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description authentication is on and no valid credentials were sent */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the path, the query string or one parameter is too long */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description too many failed authentication attempts from this address (see Retry-After) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1031,8 +1676,35 @@ export interface operations {
                     "application/json": components["schemas"]["TaskDetail"];
                 };
             };
+            /** @description a NUL byte in the path or a query parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description authentication is on and no valid credentials were sent */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description unknown id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the path, the query string or one parameter is too long */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1047,6 +1719,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description too many failed authentication attempts from this address (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -1067,6 +1748,42 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WorkerList"];
+                };
+            };
+            /** @description a NUL byte in the path or a query parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description authentication is on and no valid credentials were sent */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the path, the query string or one parameter is too long */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many failed authentication attempts from this address (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -1101,8 +1818,44 @@ export interface operations {
                     "application/json": components["schemas"]["WorkflowPage"];
                 };
             };
+            /** @description a NUL byte in the path or a query parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description authentication is on and no valid credentials were sent */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the path, the query string or one parameter is too long */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description invalid parameter */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many failed authentication attempts from this address (see Retry-After) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1135,8 +1888,35 @@ export interface operations {
                     "application/json": components["schemas"]["WorkflowGraphOut"];
                 };
             };
+            /** @description a NUL byte in the path or a query parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description authentication is on and no valid credentials were sent */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description unknown id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the path, the query string or one parameter is too long */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1151,6 +1931,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description too many failed authentication attempts from this address (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

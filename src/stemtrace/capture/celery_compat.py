@@ -161,6 +161,29 @@ def routed_queue(queues: Iterable[Any], exchange: Any, routing_key: Any) -> str 
     return found.pop() if len(found) == 1 else None
 
 
+def published_queue(app: Any, exchange: Any, routing_key: Any) -> str | None:
+    """The queue a message ``after_task_publish`` reports lands in, by the app's queues.
+
+    Routed by name to a direct queue (the common case), Celery sends it on the default
+    exchange with the queue's name as routing key: that answers without a look at the queues.
+    """
+    if not _name(exchange):
+        return routing_key if isinstance(routing_key, str) and routing_key else None
+    return routed_queue(app_queues(app), exchange, routing_key)
+
+
+def received_queue(consumer: Any, delivery_info: Any) -> str | None:
+    """The queue a worker received a message from: the one of its consumer's queues whose
+    binding matches the message's exchange and routing key (``delivery_info``); brokers do not
+    name the queue in a delivery."""
+    if not isinstance(delivery_info, dict):
+        return None
+    exchange, routing_key = delivery_info.get("exchange"), delivery_info.get("routing_key")
+    if not _name(exchange):
+        return routing_key if isinstance(routing_key, str) and routing_key else None
+    return routed_queue(consumer_queues(consumer), exchange, routing_key)
+
+
 def app_queues(app: Any) -> list[Any]:
     """The queues the app declares (``task_queues``, and those created since by name)."""
     try:

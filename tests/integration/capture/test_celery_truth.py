@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support import AppSettings, Recorder
+import redis
+from kombu import Connection
+from tests.support import AppSettings, Recorder, WorkerProcess, make_app, read_stream
 
 from stemtrace.capture import celery_compat as compat
 from stemtrace.core.events import decode_event
@@ -172,3 +175,87 @@ def test_runtime_is_celerys_and_success_handlers_are_apart(rec: Recorder, tmp_pa
             _logged_runtime(rec.worker.log(), holder["s"].id) * 1000.0
         )
     assert plain["handler_ms"] is not None and plain["handler_ms"] < 50.0
+
+
+def _routed_settings(broker_url: str, backend_url: str, **options: Any) -> AppSettings:
+    """A worker consuming one queue bound to a topic exchange by ``image.#``, and ``t.add``
+    routed there with the routing key ``image.compress`` (which no queue is named after)."""
+    uid = uuid.uuid4().hex[:10]
+    queue = f"st_images_{uid}"
+    return AppSettings(
+        broker_url=broker_url,
+        backend_url=backend_url,
+        queue=queue,
+        options=options,
+        conf={
+            "task_queues": {
+                queue: {"exchange": f"st_media_{uid}", "exchange_type": "topic", "routing_key": "image.#"}
+            },
+            "task_routes": {"t.add": {"queue": queue, "routing_key": "image.compress"}},
+        },
+    )
+
+
+def _check_routed(events: list[dict[str, Any]], task_id: str, queue: str, tmp_path: Path) -> None:
+    mine = [e for e in events if e.get("task", {}).get("id") == task_id]
+    (published,) = [e for e in mine if e["type"] == "task.published"]
+    (received,) = [e for e in mine if e["type"] == "task.received"]
+    for event in (published, received):  # both sides name the queue, and the key apart
+        assert event["data"]["queue"] == queue, event
+        assert event["data"]["routing_key"] == "image.compress", event
+    task = shown(events, task_id, tmp_path)
+    assert task["queue"] == queue and task["routing_key"] == "image.compress"
+    by_queue = _listed(events, tmp_path, f"/api/tasks?queue={queue}")
+    assert [t["id"] for t in by_queue["items"]] == [task_id]
+    assert by_queue["items"][0]["routing_key"] == "image.compress"
+    by_key = _listed(events, tmp_path, "/api/tasks?routing_key=image.compress")
+    assert [t["id"] for t in by_key["items"]] == [task_id]
+    assert _listed(events, tmp_path, "/api/tasks?queue=image.compress")["items"] == []
+
+
+def test_the_queue_is_the_routed_queue_on_redis(redis_url: str, tmp_path: Path) -> None:
+    settings = _routed_settings(redis_url, redis_url)
+    holder: dict[str, Any] = {}
+    with Recorder(pool="solo", settings=settings) as recorder:
+        events = recorder.record(lambda t: holder.setdefault("r", t.add.delay(1, 2)))
+        assert holder["r"].get(timeout=10) == 3
+    _check_routed(events, holder["r"].id, settings.queue, tmp_path)
+
+
+def test_the_queue_is_the_routed_queue_on_rabbitmq(
+    amqp_url: str, redis_url: str, unique_name: str, tmp_path: Path
+) -> None:
+    """RabbitMQ routes by the topic binding; events go to a Redis stream to be read back."""
+    settings = _routed_settings(amqp_url, redis_url, url=redis_url, name=unique_name)
+    import stemtrace.capture.install as capture
+
+    capture.uninstall(0.5)
+    tasks = make_app(settings)
+    try:
+        with WorkerProcess(settings, "solo"):
+            result = tasks.add.delay(1, 2)
+            assert result.get(timeout=20) == 3
+            capture.flush(5.0)
+            deadline = time.monotonic() + 20
+            events: list[dict[str, Any]] = []
+            while time.monotonic() < deadline:
+                events, _ = read_stream(redis_url, unique_name)
+                if any(e["type"] == "task.succeeded" for e in events):
+                    break
+                time.sleep(0.2)
+        _check_routed(events, result.id, settings.queue, tmp_path)
+    finally:
+        capture.uninstall(0.5)
+        with Connection(amqp_url) as conn:
+            channel = conn.default_channel
+            for delete in (
+                lambda: channel.queue_delete(settings.queue),
+                lambda: channel.exchange_delete(settings.conf["task_queues"][settings.queue]["exchange"]),
+            ):
+                try:
+                    delete()
+                except Exception:
+                    pass
+        client = redis.Redis.from_url(redis_url)
+        client.delete(unique_name)
+        client.close()

@@ -23,7 +23,9 @@ from stemtrace.core.model import Attempt, TaskRecord
 from stemtrace.core.states import TaskState
 from stemtrace.core.task import fold_task
 from stemtrace.server.jsonfast import NonFinite, loads
-from stemtrace.server.store.write import dumps, envelope, event_body, record_dict, task_row
+from stemtrace.server.store.write import TASK_COLUMNS, dumps, envelope, event_body, record_dict, task_row
+
+_DETAIL = [c.strip() for c in TASK_COLUMNS.split(",")].index("detail")  # a task row's stored detail
 
 FIXTURES = sorted((Path(__file__).parents[2] / "golden" / "fixtures").glob("*.json"))
 REFERENCE = json.JSONEncoder(separators=(",", ":"), default=repr, ensure_ascii=False, check_circular=False)
@@ -121,7 +123,7 @@ def test_record_dict_reads_back_as_to_dict() -> None:
             assert REFERENCE.encode(restored(dumps(record_dict(record)))) == expected, record.id
         # The stored column; a computed non-finite runtime (a plain float: orjson would write
         # null for it) is json's text there.
-        detail = task_row(record, [], "wf", 1.0, 2.0)[-2]
+        detail = task_row(record, [], "wf", 1.0, 2.0)[_DETAIL]
         assert REFERENCE.encode(restored(detail)) == REFERENCE.encode({**record.to_dict(), "_extra": {}})
 
 
@@ -138,4 +140,4 @@ def test_record_dict_leaves_out_what_from_dict_restores() -> None:
         "result": 0,
         "attempts": [{"number": 1, "state": "SUCCESS"}],
     }
-    assert "_extra" not in json.loads(task_row(record, [], "wf", 1.0, 2.0)[-2])
+    assert "_extra" not in json.loads(task_row(record, [], "wf", 1.0, 2.0)[_DETAIL])

@@ -41,7 +41,8 @@ class TaskSummary(BaseModel):
     root_id: str | None
     group_id: str | None
     worker: str | None
-    queue: str | None
+    queue: str | None = Field(description="the queue the message was routed to")
+    routing_key: str | None = Field(None, description="the routing key it was sent with")
     retries: int
     sent_at: datetime | None
     received_at: datetime | None
@@ -107,7 +108,6 @@ class TaskDetail(TaskSummary):
     )
     eta: str | None = None
     expires: str | None = None
-    routing_key: str | None = None
     exchange: str | None = None
     group_index: int | None = None
     attempts: list[AttemptOut]
@@ -312,6 +312,7 @@ def task_summary(row: TaskRow) -> TaskSummary:
         group_id=row.group_id,
         worker=row.worker,
         queue=row.queue,
+        routing_key=row.routing_key,
         retries=row.retries,
         sent_at=iso(row.sent_at),
         received_at=iso(row.received_at),
@@ -349,7 +350,7 @@ def _attempt(a: CoreAttempt) -> AttemptOut:
 def task_detail(d: StoreTaskDetail) -> TaskDetail:
     r = d.record
     summary = task_summary(d.row).model_dump()
-    summary.update(state=r.state)
+    summary.update(state=r.state, routing_key=r.routing_key)
     return TaskDetail(
         **summary,
         names=list(r.names),
@@ -367,7 +368,6 @@ def task_detail(d: StoreTaskDetail) -> TaskDetail:
         handler_ms=r.handler_ms,
         eta=r.eta,
         expires=r.expires,
-        routing_key=r.routing_key,
         exchange=r.exchange,
         group_index=r.group_index,
         attempts=[_attempt(a) for a in r.attempts],

@@ -49,6 +49,7 @@ class TaskQuery:
     states: tuple[TaskState, ...] = ()
     worker: str | None = None
     queue: str | None = None
+    routing_key: str | None = None
     q: str | None = None
     since: float | None = None
     until: float | None = None
@@ -89,7 +90,8 @@ class TaskRow:
     runtime_ms: float | None
     exception_type: str | None
     args_preview: str | None
-    sort_ts: float
+    routing_key: str | None
+    sort_ts: float  # last: the list's order (``read`` pages by a row's last value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from stemtrace.server.store.write import envelope, marks
 
 ROW_COLUMNS = (
     "id, name, state, workflow_id, parent_id, root_id, group_id, worker, queue, retries, sent_at, received_at, "  # noqa: E501
-    "started_at, finished_at, runtime_ms, exception_type, args_preview, sort_ts"
+    "started_at, finished_at, runtime_ms, exception_type, args_preview, routing_key, sort_ts"
 )
 WF_COLUMNS = (
     "id, name, root_id, state, task_count, counts, started_at, finished_at, has_failure, sort_ts, version"
@@ -64,7 +64,12 @@ class Reader:
     def list_tasks(self, query: TaskQuery) -> Page:
         where: list[str] = []
         params: list[Any] = []
-        for column, value in (("name", query.name), ("worker", query.worker), ("queue", query.queue)):
+        for column, value in (
+            ("name", query.name),
+            ("worker", query.worker),
+            ("queue", query.queue),
+            ("routing_key", query.routing_key),
+        ):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)

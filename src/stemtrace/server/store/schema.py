@@ -133,7 +133,14 @@ _V4 = """
 CREATE INDEX IF NOT EXISTS events_task ON events (task_id)
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# v5: the routing key a task was sent with, a column of its own beside the queue it was routed to
+# (``queue`` held the routing key before); filtered on like the queue.
+_V5 = """
+ALTER TABLE tasks ADD COLUMN routing_key TEXT;
+CREATE INDEX IF NOT EXISTS tasks_routing_key ON tasks (routing_key, sort_ts, id)
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 LATEST = len(MIGRATIONS)
 
 

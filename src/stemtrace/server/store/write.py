@@ -547,7 +547,7 @@ def _packed(
 TASK_COLUMNS = (
     "id, name, state, workflow_id, parent_id, root_id, group_id, worker, queue, retries, sort_ts, sent_at, "
     "received_at, started_at, finished_at, runtime_ms, exception_type, args_text, args_preview, updated_at, "
-    "ingested_at, detail, graph"
+    "ingested_at, detail, graph, routing_key"
 )
 # The PostgreSQL type of each of ``TASK_COLUMNS`` (see ``Dialect.insert_rows``).
 TASK_TYPES = (
@@ -556,7 +556,7 @@ TASK_TYPES = (
     *("float8",) * 6,  # sort_ts .. runtime_ms
     *("text",) * 3,  # exception_type, args_text, args_preview
     *("float8",) * 2,  # updated_at, ingested_at
-    *("text",) * 2,  # detail, graph
+    *("text",) * 3,  # detail, graph, routing_key
 )
 
 
@@ -683,6 +683,7 @@ def task_row(
         now,
         encode(detail),
         encode(graph_extra(record)),
+        record.routing_key,
     ]
 
 

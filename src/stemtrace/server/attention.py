@@ -185,3 +185,41 @@ def offline_workers(store: Store, now: float, heartbeat_interval: float, since: 
             )
         )
     return out
+
+
+def event_losses(store: Store, since: float) -> list[Incident]:
+    """Events lost (sequence gaps, library buffer overflow) or quarantined since ``since``."""
+    out = []
+    report = store.loss_report(since)
+    for loss in report.get("latest", []):
+        if loss["detected_at"] < since:
+            continue
+        source = f"{loss.get('host') or '?'} pid {loss.get('pid') or '?'}"
+        out.append(
+            Incident(
+                kind="events_lost",
+                key=f"events_lost:{loss['cause']}:{loss['inst']}",
+                title=f"{loss['count']} events lost from {source}",
+                detail=f"cause: {loss['cause']}",
+                path="/",
+                at=loss["detected_at"],
+                count=int(loss["count"]),
+                extra={"cause": loss["cause"]},
+            )
+        )
+    for entry in store.quarantine():
+        if entry["last_seen"] < since:
+            continue
+        out.append(
+            Incident(
+                kind="events_lost",
+                key=f"quarantined:{entry['reason']}:{entry['kind']}",
+                title=f"events quarantined ({entry['reason']})",
+                detail=str(entry.get("detail") or "")[:200],
+                path="/",
+                at=entry["last_seen"],
+                count=int(entry["count"]),
+                extra={"reason": entry["reason"]},
+            )
+        )
+    return out

@@ -15,10 +15,11 @@ from typing import Any
 from stemtrace.server.graph_cache import GraphCache
 from stemtrace.server.ingest import Ingestor, Maintenance
 from stemtrace.server.live import Hub
+from stemtrace.server.losses import LossTracker
 from stemtrace.server.settings import ServerSettings
-from stemtrace.server.source import transport_config
+from stemtrace.server.source import subscription_group, transport_config
 from stemtrace.server.store import Store, open_store
-from stemtrace.transport import TransportConfig, mask_url
+from stemtrace.transport import TransportConfig, mask_url, resolve
 
 logger = logging.getLogger("stemtrace.server")
 
@@ -37,7 +38,10 @@ class ServerContext:
         self._events = events
         self.ingestor: Ingestor | None = None
         self.maintenance: Maintenance | None = None
+        self.losses: LossTracker | None = None  # sequence gaps into loss records, while ingesting
+        self.subscription: str | None = None  # this store's name on the broker, once ingesting
         self.hub: Hub | None = None
+        self.alerter: Any = None  # an alerts.Alerter when --alerts is set (imported only then)
         self.graphs = GraphCache()
         self.started_at = time.time()
         self._lock = threading.Lock()
@@ -73,14 +77,20 @@ class ServerContext:
             if self.settings.ingest:
                 cfg = self.events_config
                 if cfg is not None:
+                    self.losses = LossTracker(store)
+                    self.losses.start()
+                    group = subscription_group(self.settings, store)
+                    self.subscription = resolve(cfg).subscription_name(group)
+                    logger.info("consuming %s through subscription %s", mask_url(cfg.url), self.subscription)
                     self.ingestor = Ingestor(
                         store,
                         cfg,
-                        group=self.settings.consumer_group,
+                        group=group,
                         batch_size=self.settings.write_batch_size,
                         consumer_name=self.settings.consumer_name
                         or f"{socket.gethostname()}-{self.settings.port}",
                         on_commit=self.hub.publish,
+                        on_applied=self.losses.observe,
                     )
                     self.ingestor.start()
                 self.maintenance = Maintenance(
@@ -88,15 +98,26 @@ class ServerContext:
                     retention=self.settings.retention,
                     failure_retention=self.settings.failure_retention,
                     heartbeat_interval=self.settings.expected_heartbeat_interval,
+                    max_tasks=self.settings.max_tasks,
                 )
                 self.maintenance.start()
+            if self.settings.alerts:
+                from stemtrace.server.alerts import Alerter, load
+
+                self.alerter = Alerter(
+                    store,
+                    load(self.settings.alerts),
+                    public_url=self.settings.public_url,
+                    heartbeat_interval=self.settings.expected_heartbeat_interval,
+                )
+                self.alerter.start()
             self._running = True
 
     def stop(self) -> None:
         with self._lock:
             if not self._running:
                 return
-            for part in (self.ingestor, self.maintenance, self.hub):
+            for part in (self.alerter, self.ingestor, self.maintenance, self.losses, self.hub):
                 if part is not None:
                     part.stop()
             if self._store is not None and self._given_store is None:

@@ -43,6 +43,14 @@ def _log_level(value: str) -> str:
     return value.strip().lower()
 
 
+def _alerts_file(value: str) -> str:
+    """The path, once the file reads as a valid alerts configuration (every problem named)."""
+    from stemtrace.server.alerts.config import load
+
+    load(value)
+    return value
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("app", "str", None, "Celery app to read the broker URL and transport options from (MODULE:APP)."),
     Setting("broker", "str", None, "Broker URL, when no --app is given.", secret=True),
@@ -103,7 +111,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cors_origins", "list", (), "Origins allowed by CORS (off by default)."),
     Setting("ingest", "bool", True, "Consume events; --no-ingest runs a read-only replica."),
     Setting(
-        "consumer_group", "str", "stemtrace-server", "Consumer group shared by replicas of one deployment."
+        "consumer_group",
+        "str",
+        None,
+        "Subscription on the broker (Redis consumer group, RabbitMQ queue suffix); default "
+        "stemtrace:<store id>, so each store sees every event and replicas of one store share them.",
     ),
     Setting(
         "consumer_name",
@@ -127,6 +139,19 @@ SETTINGS: tuple[Setting, ...] = (
         "a worker is offline after 3x its interval without one.",
         renamed_from=("heartbeat_interval",),
         minimum=0.1,
+    ),
+    Setting(
+        "alerts",
+        "str",
+        None,
+        "A TOML file of alert channels and rules (docs: Alerts); checked at startup.",
+        normalize=_alerts_file,
+    ),
+    Setting(
+        "public_url",
+        "str",
+        None,
+        "This server's URL as users open it (e.g. https://stemtrace.example.com), for links in alerts.",
     ),
     Setting("log_level", "str", "info", "Log level: debug, info, warning or error.", normalize=_log_level),
 )
@@ -168,10 +193,12 @@ class ServerSettings:
     insecure_no_auth: bool = False
     cors_origins: tuple[str, ...] = ()
     ingest: bool = True
-    consumer_group: str = "stemtrace-server"
+    consumer_group: str | None = None
     consumer_name: str | None = None
     write_batch_size: int = 5000
     expected_heartbeat_interval: float = 30.0
+    alerts: str | None = None
+    public_url: str | None = None
     log_level: str = "info"
     deprecations: tuple[str, ...] = ()  # "old is deprecated: use new", one per old name used
 

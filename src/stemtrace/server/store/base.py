@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stemtrace.core.events import Event
-from stemtrace.core.model import GraphRecord, TaskRecord
+from stemtrace.core.model import GraphRecord, TaskRecord, WorkflowGraph
 from stemtrace.core.states import TaskState, WorkflowState
 
 
@@ -222,6 +222,11 @@ class Store(ABC):
         once), which makes a 10,000-task graph cheap.
         """
 
+    def collapsed_graph(self, row: WorkflowRow) -> WorkflowGraph | None:
+        """The graph of a huge workflow with its big sibling sets collapsed into one node each
+        (``fanout``), built without holding every task; ``None``: build the full graph."""
+        return None
+
     @abstractmethod
     def get_workflow(self, workflow_id: str) -> WorkflowRow | None: ...
 
@@ -260,8 +265,61 @@ class Store(ABC):
         """Turn STARTED tasks of workers that went offline into LOST; returns how many."""
 
     @abstractmethod
-    def expire(self, now: float, retention: float, failure_retention: float, batch: int = 50) -> int:
+    def expire(self, now: float, retention: float, failure_retention: float, batch: int = 500) -> int:
         """Delete up to ``batch`` expired workflows with everything in them; returns how many."""
+
+    def expire_side_tables(self, now: float, retention: float) -> int:
+        """Delete workers not seen and library health older than ``retention``; returns rows."""
+        return 0
+
+    def evict(self, max_tasks: int, batch: int = 500) -> int:
+        """Delete up to ``batch`` oldest workflows (successes first) while the store holds more
+        than ``max_tasks`` tasks; returns the workflows deleted."""
+        return 0
+
+    def reclaim(self) -> int:
+        """Return freed space to the file system where the engine needs telling; returns pages."""
+        return 0
+
+    def store_id(self) -> str:
+        """This store's persistent identity (the same for every replica of it)."""
+        raise NotImplementedError
+
+    def record_quarantine(self, entries: Sequence[Any], now: float) -> None:
+        """Count quarantined events (``server.quarantine.Quarantined``) in one transaction:
+        one row per ``(reason, kind)``, keeping the latest detail and sample."""
+        raise NotImplementedError
+
+    def quarantine(self) -> list[dict[str, Any]]:
+        """The quarantine rows, most recently seen first."""
+        raise NotImplementedError
+
+    # Loss detection (``server/losses.py``). The defaults keep a store without it working.
+    def record_seen(self, rows: Sequence[Any]) -> None:  # noqa: B027 - optional, not abstract
+        """Record runs of seqs seen: ``(inst, lo, hi, lo_at, hi_at, lo_ts, hi_ts, host, pid)``."""
+
+    def settle_losses(self, now: float, grace: float, forget_before: float | None = None) -> int:
+        """Turn gaps open for ``grace`` seconds into loss records; returns the events newly lost."""
+        return 0
+
+    def loss_report(self, recent_since: float) -> dict[str, Any]:
+        """Events lost by cause, how many detected since ``recent_since``, the latest records."""
+        return {"total": 0, "by_cause": {}, "recent": 0, "latest": []}
+
+    def losses_overlapping(self, start: float, end: float, workflow_id: str | None = None) -> int:
+        """Events lost in windows overlapping ``start..end``, from the workflow's sources if given."""
+        return 0
+
+    def claim_alerts(self, rule: str, keys: Sequence[str], now: float) -> list[str]:
+        """The alert keys this replica may send now (each key is claimed once, store-wide)."""
+        raise NotImplementedError
+
+    def release_alerts(self, keys: Sequence[str]) -> None:  # noqa: B027 - optional, not abstract
+        """Forget claimed keys whose message could not be sent, so they are tried again."""
+
+    def expire_alerts(self, before: float) -> int:
+        """Drop alert keys claimed before ``before`` (a recurring incident may alert again)."""
+        return 0
 
     @abstractmethod
     def ping(self) -> None:

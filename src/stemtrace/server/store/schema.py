@@ -133,14 +133,89 @@ _V4 = """
 CREATE INDEX IF NOT EXISTS events_task ON events (task_id)
 """
 
-# v5: the routing key a task was sent with, a column of its own beside the queue it was routed to
-# (``queue`` held the routing key before); filtered on like the queue.
+# v5: ``store_meta`` holds the store's identity (``store_id``, made once, see
+# ``SqlStore.store_id``): servers on one broker derive their subscription from it, so
+# two stores never split each other's events and replicas of one store share theirs.
+# ``workflows_expiry`` lets retention find expired successes without walking past the
+# failures kept longer (and lets ``--max-tasks`` evict successes first) as a range scan.
 _V5 = """
+CREATE TABLE IF NOT EXISTS store_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS workflows_expiry ON workflows (has_failure, ingested_at);
+CREATE INDEX IF NOT EXISTS workers_last_seen ON workers (last_seen);
+CREATE INDEX IF NOT EXISTS library_health_ts ON library_health (ts)
+"""
+
+# v6: events ingest set aside instead of stalling on them (``server/quarantine.py``): one row
+# per reason and event type, so the table stays a few rows however much poison arrives.
+_V6 = """
+CREATE TABLE IF NOT EXISTS quarantine (
+    reason TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    count {bigint} NOT NULL,
+    first_seen {float} NOT NULL,
+    last_seen {float} NOT NULL,
+    detail TEXT NOT NULL,
+    sample TEXT NOT NULL,
+    PRIMARY KEY (reason, kind)
+)
+"""
+
+# v7: sequence gaps become loss records (``server/losses.py``, ``core/gaps.py``). ``seq_ranges``
+# holds the runs of seqs seen per library process (a row per run, merged back to about one per
+# process); ``losses`` the gaps that stayed open past the grace period, by cause.
+_V7 = """
+CREATE TABLE IF NOT EXISTS seq_ranges (
+    inst {text_c} NOT NULL,
+    lo {bigint} NOT NULL,
+    hi {bigint} NOT NULL,
+    lo_at {float} NOT NULL,
+    hi_at {float} NOT NULL,
+    lo_ts {float} NOT NULL,
+    hi_ts {float} NOT NULL,
+    host TEXT,
+    pid {bigint},
+    PRIMARY KEY (inst, lo)
+);
+CREATE INDEX IF NOT EXISTS seq_ranges_hi_at ON seq_ranges (hi_at);
+CREATE TABLE IF NOT EXISTS losses (
+    inst {text_c} NOT NULL,
+    first_seq {bigint} NOT NULL,
+    last_seq {bigint} NOT NULL,
+    count {bigint} NOT NULL,
+    cause TEXT NOT NULL,
+    host TEXT,
+    pid {bigint},
+    start_ts {float},
+    end_ts {float} NOT NULL,
+    detected_at {float} NOT NULL,
+    PRIMARY KEY (inst, first_seq, cause)
+);
+CREATE INDEX IF NOT EXISTS losses_detected ON losses (detected_at);
+CREATE INDEX IF NOT EXISTS losses_window ON losses (end_ts)
+"""
+
+# v8: the routing key a task was sent with, a column of its own beside the queue it was routed to
+# (``queue`` held the routing key before); filtered on like the queue.
+_V8 = """
 ALTER TABLE tasks ADD COLUMN routing_key TEXT;
 CREATE INDEX IF NOT EXISTS tasks_routing_key ON tasks (routing_key, sort_ts, id)
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+# v9: alerts sent, one row per incident key and throttle window (``store/alert_log.py``): the
+# replica whose insert wins sends the message, so several replicas never send one alert twice.
+_V9 = """
+CREATE TABLE IF NOT EXISTS alert_log (
+    key {text_c} PRIMARY KEY,
+    rule TEXT NOT NULL,
+    sent_at {float} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alert_log_sent ON alert_log (sent_at)
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 LATEST = len(MIGRATIONS)
 
 

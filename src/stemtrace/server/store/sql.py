@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from stemtrace.core.events import Event
-from stemtrace.core.model import GraphRecord, TaskRecord
-from stemtrace.core.states import TaskState
+from stemtrace.core.model import GraphRecord, TaskRecord, WorkflowGraph
+from stemtrace.core.states import TaskState, WorkflowState
 from stemtrace.core.task import mark_lost
 from stemtrace.core.workers import WorkerRecord
 from stemtrace.server.jsonfast import loads
-from stemtrace.server.store import schema
+from stemtrace.server.store import alert_log, schema, seen
+from stemtrace.server.store import retention as retention_sql
 from stemtrace.server.store.base import (
     ApplyResult,
     Changes,
@@ -33,6 +35,7 @@ from stemtrace.server.store.base import (
     WorkflowRow,
 )
 from stemtrace.server.store.db import Pool, dialect_for
+from stemtrace.server.store.fanout import collapsed_graph
 from stemtrace.server.store.read import Reader
 from stemtrace.server.store.write import (
     BatchWriter,
@@ -84,6 +87,7 @@ class SqlStore(Store):
         # One long-lived thread: starting one per batch cost ~3 ms of the ingest thread's time.
         self._committer: ThreadPoolExecutor | None = None
         self._committer_lock = threading.Lock()
+        self._store_id: str | None = None
 
     @property
     def description(self) -> str:
@@ -94,6 +98,7 @@ class SqlStore(Store):
         return _ReaderContext(self)
 
     def _write(self, fn: Any, *args: Any) -> Any:
+        self.dialect.check()
         with self.writers.connection() as conn:
             self.dialect.begin_write(conn)
             try:
@@ -112,6 +117,7 @@ class SqlStore(Store):
 
     def ping(self) -> None:
         try:
+            self.dialect.check()
             with self.pool.connection() as conn:
                 conn.execute("SELECT 1").fetchall()
         except StoreError:
@@ -153,6 +159,7 @@ class SqlStore(Store):
         "Ingest".
         """
         plan = prepared if isinstance(prepared, Plan) else plan_batch(events)
+        self.dialect.check()
         lease = self.writers.connection()
         conn = lease.__enter__()
         try:
@@ -198,26 +205,87 @@ class SqlStore(Store):
 
         return self._write(run)  # type: ignore[no-any-return]
 
-    def expire(self, now: float, retention: float, failure_retention: float, batch: int = 50) -> int:
+    def expire(self, now: float, retention: float, failure_retention: float, batch: int = 500) -> int:
+        """One transaction of retention (see ``store/retention.py``); returns the workflows deleted."""
+
         def run(conn: Any) -> int:
-            w = BatchWriter(conn, self.dialect, now)
-            ids = [
-                wid
-                for (wid,) in w.q(
-                    "SELECT id FROM workflows WHERE (ingested_at < ? AND NOT has_failure) OR ingested_at < ? "
-                    "ORDER BY ingested_at LIMIT ?",
-                    [now - retention, now - failure_retention, batch],
-                )
-            ]
-            for wid in ids:
-                sub = "SELECT id FROM tasks WHERE workflow_id = ?"
-                w.q(f"DELETE FROM events WHERE task_id IN ({sub})", [wid])
-                w.q("DELETE FROM tasks WHERE workflow_id = ?", [wid])
-                w.q("DELETE FROM aliases WHERE workflow_id = ?", [wid])
-                w.q("DELETE FROM workflows WHERE id = ?", [wid])
+            ids = retention_sql.expired_workflows(
+                conn, self.dialect, now, retention=retention, failure_retention=failure_retention, batch=batch
+            )
+            retention_sql.delete_workflows(conn, self.dialect, ids)
             return len(ids)
 
         return self._write(run)  # type: ignore[no-any-return]
+
+    def expire_side_tables(self, now: float, retention: float) -> int:
+        return self._write(  # type: ignore[no-any-return]
+            lambda conn: retention_sql.expire_side_tables(conn, self.dialect, now, retention)
+        )
+
+    def evict(self, max_tasks: int, batch: int = 500) -> int:
+        def run(conn: Any) -> int:
+            ids = retention_sql.eviction_candidates(conn, self.dialect, max_tasks, batch)
+            retention_sql.delete_workflows(conn, self.dialect, ids)
+            return len(ids)
+
+        return self._write(run)  # type: ignore[no-any-return]
+
+    def reclaim(self) -> int:
+        """SQLite: free pages back to the file system and the WAL truncated. PostgreSQL's
+        autovacuum makes deleted rows' space reusable by itself, which keeps it bounded."""
+        if self.dialect.name != "sqlite":
+            return 0
+        with self.writers.connection() as conn:
+            return retention_sql.sqlite_reclaim(conn)
+
+    def store_id(self) -> str:
+        """The store's identity, made once and kept in ``store_meta``: replicas of one store
+        share it, so they share one subscription on the broker; another store has its own."""
+        if self._store_id is None:
+
+            def run(conn: Any) -> str:
+                conn.execute(
+                    self.dialect.sql(
+                        "INSERT INTO store_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"
+                    ),
+                    ("store_id", uuid.uuid4().hex),
+                )
+                found = conn.execute(
+                    self.dialect.sql("SELECT value FROM store_meta WHERE key = ?"), ("store_id",)
+                ).fetchone()
+                return str(found[0])
+
+            self._store_id = self._write(run)
+        return self._store_id
+
+    def record_quarantine(self, entries: Sequence[Any], now: float) -> None:
+        grouped: dict[tuple[str, str], list[Any]] = {}
+        for entry in entries:
+            grouped.setdefault((entry.reason, entry.kind), []).append(entry)
+        if not grouped:
+            return
+        rows = [
+            (reason, kind, len(found), now, now, found[-1].detail, found[-1].sample)
+            for (reason, kind), found in sorted(grouped.items())
+        ]
+        self._write(
+            lambda conn: BatchWriter(conn, self.dialect, now).many(
+                "INSERT INTO quarantine (reason, kind, count, first_seen, last_seen, detail, sample) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reason, kind) DO UPDATE SET "
+                "count = quarantine.count + excluded.count, last_seen = excluded.last_seen, "
+                "detail = excluded.detail, sample = excluded.sample",
+                rows,
+            )
+        )
+
+    def quarantine(self) -> list[dict[str, Any]]:
+        with self._read() as r:
+            found = r.q(
+                "SELECT reason, kind, count, first_seen, last_seen, detail, sample FROM quarantine "
+                "ORDER BY last_seen DESC, reason, kind"
+            )
+        keys = ("reason", "kind", "count", "first_seen", "last_seen", "detail", "sample")
+        return [dict(zip(keys, row, strict=True)) for row in found]
 
     # -- reads ------------------------------------------------------------------------------------------
 
@@ -240,6 +308,20 @@ class SqlStore(Store):
     def workflow_skeletons(self, workflow_id: str) -> list[GraphRecord]:
         with self._read() as r:
             return r.workflow_skeletons(workflow_id)  # type: ignore[no-any-return]
+
+    def collapsed_graph(self, row: WorkflowRow) -> WorkflowGraph | None:
+        with self._read() as r:
+            return collapsed_graph(
+                r,
+                row.id,
+                state=WorkflowState(row.state),
+                name=row.name,
+                root_id=row.root_id,
+                task_count=row.task_count,
+                counts=dict(row.counts),
+                started_at=row.started_at,
+                finished_at=row.finished_at,
+            )
 
     def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
         with self._read() as r:
@@ -301,20 +383,80 @@ class SqlStore(Store):
             malformed = {str(k): int(n) for k, n in r.q("SELECT kind, count FROM malformed ORDER BY kind")}
             health = [
                 {
+                    **json.loads(detail),  # first: the row's own columns are what it says
                     "inst": inst,
                     "host": host,
                     "pid": pid,
                     "seq": int(seq),
                     "ts": float(ts),
-                    **json.loads(detail),
                 }
                 for inst, host, pid, seq, ts, detail in r.q(
                     "SELECT inst, host, pid, seq, ts, detail FROM library_health ORDER BY ts DESC LIMIT 1000"
                 )
             ]
             stored = r.q("SELECT COUNT(*) FROM workflows")[0][0]
-        return {"malformed": malformed, "library": health, "workflows": int(stored)}
+            quarantined: dict[str, int] = {}
+            last_quarantined = None
+            for reason, count, last_seen in r.q("SELECT reason, count, last_seen FROM quarantine"):
+                quarantined[str(reason)] = quarantined.get(str(reason), 0) + int(count)
+                last_quarantined = max(float(last_seen), last_quarantined or 0.0)
+        return {
+            "malformed": malformed,
+            "library": health,
+            "workflows": int(stored),
+            "quarantined": quarantined,
+            "last_quarantined_at": last_quarantined,
+        }
 
+
+    # -- sequence ranges and losses (``store/seen.py``, ``server/losses.py``) ----------------------
+
+    def record_seen(self, rows: Sequence[seen.SeenRow]) -> None:
+        if rows:
+            self._write(lambda conn: seen.record(BatchWriter(conn, self.dialect, 0.0), rows))
+
+    def settle_losses(self, now: float, grace: float, forget_before: float | None = None) -> int:
+        def run(conn: Any) -> int:
+            w = BatchWriter(conn, self.dialect, now)
+            lost = seen.settle(w, now, grace)
+            if forget_before is not None:
+                seen.expire(w, forget_before)
+            return lost
+
+        return self._write(run)  # type: ignore[no-any-return]
+
+    def loss_report(self, recent_since: float) -> dict[str, Any]:
+        with self._read() as r:
+            return seen.report(r.q, recent_since)
+
+    def losses_overlapping(self, start: float, end: float, workflow_id: str | None = None) -> int:
+        with self._read() as r:
+            lost = seen.overlapping(r.q, start, end)
+            if not lost or workflow_id is None:  # almost always: no loss at all in the window
+                return lost
+            insts = [
+                str(i)
+                for (i,) in r.q(
+                    "SELECT DISTINCT e.inst FROM events e JOIN tasks t ON e.task_id = t.id "
+                    "WHERE t.workflow_id = ?",
+                    [workflow_id],
+                )
+            ]
+            return seen.overlapping(r.q, start, end, insts)
+
+    # -- alerts sent (``store/alert_log.py``) ---------------------------------------------------
+
+    def claim_alerts(self, rule: str, keys: Sequence[str], now: float) -> list[str]:
+        if not keys:
+            return []
+        return self._write(lambda conn: alert_log.claim(conn, self.dialect, rule, keys, now))  # type: ignore[no-any-return]
+
+    def release_alerts(self, keys: Sequence[str]) -> None:
+        if keys:
+            self._write(lambda conn: alert_log.release(conn, self.dialect, keys))
+
+    def expire_alerts(self, before: float) -> int:
+        return self._write(lambda conn: alert_log.expire(conn, self.dialect, before))  # type: ignore[no-any-return]
 
 class _ReaderContext:
     def __init__(self, store: SqlStore) -> None:

@@ -95,7 +95,7 @@ def run_server(**given: Any) -> None:
         )
     from stemtrace.server.app import create_app
     from stemtrace.server.ingest import quiet_gc, short_gil_switches
-    from stemtrace.server.source import SourceError, transport_config
+    from stemtrace.server.source import SourceError, subscription_group, transport_config
     from stemtrace.server.store import StoreError, open_store
     from stemtrace.transport import mask_url, resolve
 
@@ -114,7 +114,8 @@ def run_server(**given: Any) -> None:
             fail("no event source: pass --app MODULE:APP, --broker URL or --events-url URL (or --no-ingest)")
         assert events is not None
         try:
-            resolve(events).consumer(settings.consumer_group, "stemtrace-startup-check").close()
+            # Declares the store's own subscription (queue, group) before anything else runs.
+            resolve(events).consumer(subscription_group(settings, store), "stemtrace-startup-check").close()
         except ImportError as exc:
             # A missing client library is an install problem, not an unreachable broker.
             fail(missing_module_message(exc, mask_url(events.url)))
@@ -131,6 +132,9 @@ def run_server(**given: Any) -> None:
     click.echo(
         f"  events:    {mask_url(events.url) + ' (' + events.name + ')' if events else 'not consumed (--no-ingest)'}"  # noqa: E501
     )
+    if events is not None:
+        subscription = resolve(events).subscription_name(subscription_group(settings, store))
+        click.echo(f"  subscription: {subscription}")
     click.echo(f"  store:     {store.description}")
     click.echo(
         f"  retention: {_days(settings.retention)} ({_days(settings.failure_retention)} for workflows with a failure)"  # noqa: E501

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from stemtrace.server.settings import ServerSettings
+from stemtrace.server.store import Store
 from stemtrace.transport import TransportConfig, config_from_app
 
 
@@ -44,3 +45,14 @@ def transport_config(settings: ServerSettings) -> TransportConfig | None:
     if not url:
         return None
     return TransportConfig(url=url, name=settings.events_name)
+
+
+def subscription_group(settings: ServerSettings, store: Store) -> str:
+    """The subscription this server consumes through: ``--consumer-group`` when given, else
+    ``stemtrace:<store id>`` (its first 12 hex digits).
+
+    Derived from the store, not the host: every replica of one store (same database)
+    shares it and splits the load, and any other store (a second team, a laptop pointed at
+    production's broker) gets its own and sees every event too.
+    """
+    return settings.consumer_group or f"stemtrace:{store.store_id()[:12]}"

@@ -57,9 +57,18 @@ class Consumer(ABC):
     @abstractmethod
     def ack(self, deliveries: Sequence[Delivery]) -> None: ...
 
+    # The broker-side name of this consumer's subscription (Redis group, RabbitMQ queue).
+    subscription: str = ""
+
     def lag(self) -> int | None:
         """Messages waiting (not yet delivered to any consumer), when the broker can tell."""
         return None
+
+    def subscriptions(self) -> list[dict[str, Any]]:
+        """Every subscription this consumer can see on the same broker, its own included:
+        ``name`` plus what the broker tells (``consumers``, ``pending``, ``lag``, …).
+        Empty when the transport cannot tell."""
+        return []
 
     @abstractmethod
     def close(self) -> None: ...
@@ -78,4 +87,9 @@ class Transport(ABC):
 
     @abstractmethod
     def consumer(self, group: str, consumer_name: str) -> Consumer:
-        """``group`` names the set of server replicas sharing the load."""
+        """``group`` names the subscription: every store has its own (each sees every event),
+        the replicas of one store share one (they split the load)."""
+
+    def subscription_name(self, group: str) -> str:
+        """What ``group`` is called on the broker (a Redis group, a RabbitMQ queue)."""
+        return group

@@ -7,7 +7,14 @@ own retry loop. The consumer acknowledges manually, after the server commits.
 Delivery: at least once. Retention: whatever the broker does with a plain queue
 (unbounded on most kombu transports; set it on the broker, e.g. SQS
 ``MessageRetentionPeriod``). :mod:`stemtrace.transport.amqp` builds on this class
-and adds RabbitMQ's length and age bounds.
+and adds RabbitMQ's length and age bounds, and a queue per store.
+
+Several stores: a generic kombu broker has one queue, so two stores (two servers
+with different databases) on it split the events between them. Durable fanout
+exchanges are not something kombu's virtual transports offer alike (SQS needs SNS,
+the Redis one's fanout is fire-and-forget pub/sub), so this is a documented
+limitation: give each store its own ``STEMTRACE_EVENTS_NAME`` and library
+``STEMTRACE_NAME``, or use RabbitMQ or Redis. Replicas of one store share the queue.
 """
 
 from __future__ import annotations
@@ -21,6 +28,11 @@ from typing import Any
 from stemtrace.transport.base import Consumer, Delivery, Publisher, Transport
 
 logger = logging.getLogger("stemtrace.transport")
+
+# Header of the small message a server sends through the exchange now and then to say which
+# subscription it consumes (RabbitMQ, see ``stemtrace.transport.amqp``): never a batch.
+ANNOUNCE_HEADER = "stemtrace-subscription"
+HELLO_HEADER = "stemtrace-hello"  # on a server's first announcement: the others answer at once
 
 
 def kombu_module() -> Any:
@@ -61,32 +73,50 @@ class KombuTransport(Transport):
             queue_arguments=self.queue_arguments() or None,
         )
 
-    def declare(self, conn: Any) -> tuple[Any, Any]:
-        """A channel and the bound queue, declared; an existing queue with other bounds is used as is.
+    def declare(self, conn: Any, queue: Any = None, channel: Any = None) -> tuple[Any, Any]:
+        """A channel and the bound queue (``self.queue()`` unless given), declared on ``channel``
+        (a new one unless given); an existing queue with other bounds is used as is.
 
-        RabbitMQ refuses to redeclare a queue with different arguments; events must
-        keep flowing, so we fall back to a passive declare and log it.
+        RabbitMQ refuses to redeclare a queue with different arguments, and closes the
+        channel; events must keep flowing, so we fall back to a passive declare on a new
+        channel, returned in place of the given one, and log it.
         """
-        channel = conn.channel()
-        queue = self.queue()(channel)
+        unbound = self.queue() if queue is None else queue
+        channel = conn.channel() if channel is None else channel
+        bound = unbound(channel)
         try:
-            queue.declare()
+            bound.declare()
         except Exception as exc:
             if "PRECONDITION_FAILED" not in str(exc):
                 raise
-            logger.warning(
-                "stemtrace: queue %r exists with other arguments; using it as is", self.config.name
-            )
+            logger.warning("stemtrace: queue %r exists with other arguments; using it as is", unbound.name)
             channel = conn.channel()
-            queue = self.queue()(channel)
-            queue.queue_declare(passive=True)
-        return channel, queue
+            bound = unbound(channel)
+            bound.queue_declare(passive=True)
+            if unbound.exchange is not None and unbound.exchange.name:
+                bound.bind_to(unbound.exchange, routing_key=unbound.routing_key)
+        return channel, bound
+
+    def producer(self, conn: Any) -> Any:
+        """Declare what publishing needs and return the kombu ``Producer`` batches go through:
+        here the one queue, through the default exchange (RabbitMQ: ``AmqpTransport.producer``)."""
+        channel, _ = self.declare(conn)
+        kombu = kombu_module()
+        return kombu.Producer(channel, exchange=kombu.Exchange(""), routing_key=self.config.name)
+
+    def consumer_queues(self, conn: Any, group: str) -> tuple[Any, list[Any]]:
+        """A channel and the declared queues a store's consumer reads (here the one queue)."""
+        channel, queue = self.declare(conn)
+        return channel, [queue]
+
+    def subscription_name(self, group: str) -> str:
+        return self.config.name
 
     def publisher(self) -> Publisher:
         return KombuPublisher(self)
 
     def consumer(self, group: str, consumer_name: str) -> Consumer:
-        return KombuConsumer(self, prefetch=400)
+        return KombuConsumer(self, group, prefetch=400)
 
 
 class KombuPublisher(Publisher):
@@ -95,11 +125,10 @@ class KombuPublisher(Publisher):
     def __init__(self, transport: KombuTransport) -> None:
         self._conn = transport.connection()
         self._conn.ensure_connection(max_retries=1)
-        channel, self._queue = transport.declare(self._conn)
-        kombu = kombu_module()
-        self._producer = kombu.Producer(
-            channel, exchange=kombu.Exchange(""), routing_key=transport.config.name
-        )
+        # Where batches go (exchange, routing key) and what is declared first is the
+        # transport's choice: ``KombuTransport.producer`` (one queue by the default exchange)
+        # and ``AmqpTransport.producer`` (RabbitMQ: a fanout exchange, a queue per store).
+        self._producer = transport.producer(self._conn)
 
     def send(self, batches: Sequence[bytes]) -> None:
         for payload in batches:
@@ -121,16 +150,18 @@ class KombuPublisher(Publisher):
 class KombuConsumer(Consumer):
     """Pulls batches with manual acks; ``prefetch`` bounds unacknowledged messages."""
 
-    def __init__(self, transport: KombuTransport, prefetch: int) -> None:
+    def __init__(self, transport: KombuTransport, group: str, prefetch: int) -> None:
+        self.subscription = transport.subscription_name(group)
         self._conn = transport.connection()
         self._conn.ensure_connection(max_retries=1)
-        self._channel, self._queue = transport.declare(self._conn)
+        self._channel, queues = transport.consumer_queues(self._conn, group)
+        self._queue = queues[0]
         self._pending: list[Delivery] = []
         self._consumer = kombu_module().Consumer(
             # on_message hands over the raw body: decoding is core.events.decode_batch's job,
             # so one invalid-JSON message is counted as malformed instead of wedging the consumer.
             self._channel,
-            queues=[self._queue],
+            queues=queues,
             on_message=self._on_message,
         )
         self._consumer.qos(prefetch_count=prefetch)
@@ -140,6 +171,11 @@ class KombuConsumer(Consumer):
         self._consumer.consume()
 
     def _on_message(self, message: Any) -> None:
+        headers = message.headers or {}
+        if ANNOUNCE_HEADER in headers:  # a server saying which subscription it consumes
+            self.announced(str(headers[ANNOUNCE_HEADER]), HELLO_HEADER in headers)
+            message.ack()
+            return
         raw = message.body
         payload = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
         self._pending.append(Delivery(payload=payload, token=message))
@@ -162,6 +198,9 @@ class KombuConsumer(Consumer):
                     break
         out, self._pending = self._pending[:max_messages], self._pending[max_messages:]
         return out
+
+    def announced(self, name: str, hello: bool = False) -> None:
+        """A subscription's announcement arrived (the generic transport sends none)."""
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         for delivery in deliveries:

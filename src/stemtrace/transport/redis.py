@@ -4,10 +4,17 @@ Publishing: one stream entry per batch (field ``b``), sent as a pipelined
 ``XADD … MAXLEN ~ N`` plus an ``XTRIM … MINID ~ <now - retention>`` at most once
 a second, so retention is a real time window, not only an entry count.
 
-Consuming: a consumer group (``XREADGROUP``); ``ack`` is ``XACK`` then ``XDEL``,
-so acknowledged batches leave the user's Redis at once and only undelivered
-events wait for the retention window. Entries a dead replica read but never
-acknowledged are taken over with ``XAUTOCLAIM`` after 60 s idle.
+Consuming: one consumer group per store (``stemtrace:<store id>``, made by the
+server from its store's identity), created at id ``0`` so a new store starts with
+what the stream still holds; the replicas of one store are consumers of its group
+and share the load, while every store's group sees every entry. ``ack`` is ``XACK``;
+after each acknowledgement a consumer trims the stream (``XTRIM MINID``) up to the
+oldest entry some group has not acknowledged (its oldest pending entry, or the
+first after its last delivered one), so batches leave the user's Redis once every
+store has them. A group nobody consumes any more (a store that is gone) holds the
+stream back until the publisher's retention trims it: ``/api/health`` lists every
+group with its lag, and ``XGROUP DESTROY`` removes one. Entries a dead replica read
+but never acknowledged are taken over with ``XAUTOCLAIM`` after 60 s idle.
 
 Delivery: at least once (a replica that crashes after commit but before ack
 re-reads the batch; the server de-duplicates on ``(inst, seq)``). Trimming may
@@ -68,6 +75,16 @@ def _min_id(retention_s: float) -> str:
     return f"{max(0, int((time.time() - retention_s) * 1000))}-0"
 
 
+def _parse_id(entry_id: Any) -> tuple[int, int]:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _text(value: Any) -> Any:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
 class RedisStreamPublisher(Publisher):
     """Sends batches with one pipelined round trip."""
 
@@ -103,6 +120,7 @@ class RedisStreamConsumer(Consumer):
         self.config = config
         self.key = stream_key(config)
         self.group = group
+        self.subscription = group
         self.name = consumer_name
         self._conn, self._client = open_client(config, socket_timeout_s=30.0)
         self._ensure_group()
@@ -166,19 +184,75 @@ class RedisStreamConsumer(Consumer):
         ids = [d.token for d in deliveries]
         if not ids:
             return
-        pipe = self._client.pipeline(transaction=False)
-        pipe.xack(self.key, self.group, *ids)
-        pipe.xdel(self.key, *ids)
-        pipe.execute()
+        # No XDEL: another store's group may not have read the entry yet. Trimming after each
+        # acknowledged poll (a few round trips per batch of up to 5,000 events) keeps the
+        # stream as short as the slowest group allows.
+        self._client.xack(self.key, self.group, *ids)
+        self.trim_acknowledged()
+
+    def trim_acknowledged(self) -> int:
+        """Delete the entries every group has acknowledged; returns how many went.
+
+        Everything below the lowest of (each group's oldest pending entry, or the entry
+        after its last delivered one) was read and acknowledged by every group. Reading the
+        groups before their pending summaries keeps that bound safe against a group moving
+        on in between (its pending minimum only grows, its position was read first).
+        """
+        groups = self._client.xinfo_groups(self.key)
+        floor: tuple[int, int] | None = None
+        for g in groups:
+            ms, seq = _parse_id(g.get("last-delivered-id") or b"0-0")
+            bound = (ms, seq + 1)
+            if int(g.get("pending") or 0):
+                summary = self._client.xpending(self.key, g["name"])
+                if summary.get("min"):
+                    bound = min(bound, _parse_id(summary["min"]))
+            floor = bound if floor is None else min(floor, bound)
+        if floor is None or floor <= (0, 1):
+            return 0
+        return int(self._client.xtrim(self.key, minid=f"{floor[0]}-{floor[1]}", approximate=False))
+
+    def _own_group(self) -> dict[str, Any] | None:
+        for g in self._client.xinfo_groups(self.key):
+            if _text(g.get("name")) == self.group:
+                return dict(g)
+        return None
 
     def lag(self) -> int | None:
-        """Undelivered entries: acknowledged ones are deleted, so length minus pending."""
+        """Entries this group has not been delivered yet: Redis's own count (7.0+), else the
+        entries after the group's position (counted up to 100,000)."""
         try:
-            length = int(self._client.xlen(self.key))
-            pending = int(self._client.xpending(self.key, self.group)["pending"])
+            g = self._own_group()
+            if g is None:
+                return None
+            if g.get("lag") is not None:
+                return int(g["lag"])
+            last = _text(g.get("last-delivered-id") or "0-0")
+            return len(self._client.xrange(self.key, min=f"({last}", max="+", count=100_000))
         except Exception:
             return None
-        return max(0, length - pending)
+
+    def subscriptions(self) -> list[dict[str, Any]]:
+        """Every consumer group on the stream: other stores (and stale ones) included."""
+        try:
+            groups = self._client.xinfo_groups(self.key)
+        except Exception:
+            return []
+        out = []
+        for g in groups:
+            name = _text(g.get("name"))
+            lag = g.get("lag")
+            out.append(
+                {
+                    "name": name,
+                    "own": name == self.group,
+                    "consumers": int(g.get("consumers") or 0),
+                    "pending": int(g.get("pending") or 0),
+                    "lag": int(lag) if lag is not None else None,
+                    "position": _text(g.get("last-delivered-id")),
+                }
+            )
+        return out
 
     def close(self) -> None:
         try:

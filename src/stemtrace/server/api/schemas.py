@@ -260,6 +260,30 @@ class StuckList(BaseModel):
     items: list[StuckOut]
 
 
+class Subscription(BaseModel):
+    """One store's subscription on the event broker (Redis consumer group, RabbitMQ queue)."""
+
+    name: str
+    own: bool = Field(description="this server's store consumes through it")
+    consumers: int | None = None
+    pending: int | None = Field(None, description="delivered, not yet acknowledged (Redis)")
+    lag: int | None = Field(None, description="messages waiting for it")
+    position: str | None = Field(None, description="last delivered stream entry (Redis)")
+    last_heard_s: float | None = Field(None, description="seconds since its server announced it (RabbitMQ)")
+
+
+class Retention(BaseModel):
+    """The retention in force, and whether it keeps up."""
+
+    retention_s: float
+    failure_retention_s: float
+    max_tasks: int | None
+    expired_workflows: int
+    evicted_workflows: int
+    behind: bool = Field(description="the last round ran out of time with expired workflows left")
+    last_run_at: datetime | None
+
+
 class IngestHealth(BaseModel):
     enabled: bool
     status: str
@@ -272,6 +296,10 @@ class IngestHealth(BaseModel):
     lag: int | None
     last_commit_at: datetime | None
     malformed: dict[str, int]
+    subscription: str | None = Field(None, description="this store's subscription on the broker")
+    subscriptions: list[Subscription] = Field(
+        default_factory=list, description="every subscription seen on the same broker, this one included"
+    )
 
 
 class StoreHealth(BaseModel):
@@ -296,6 +324,7 @@ class Health(BaseModel):
     ingest: IngestHealth
     store: StoreHealth
     library: LibraryHealth
+    retention: Retention | None = None
 
 
 # -- mapping -------------------------------------------------------------------------------------

@@ -129,6 +129,9 @@ class SqliteDialect(Dialect):
             # costs: SQLite's share of a batch drops ~25%, ingest gains 10-12% over 4 KiB;
             # list queries pay ~0.25 ms (see docs/benchmarks-server.md, "Ingest").
             conn.execute("PRAGMA page_size=16384")
+            # Like page_size, only a new file takes it: retention then gives deleted pages back
+            # to the file system (``store/retention.py``, ``PRAGMA incremental_vacuum``).
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             # WAL lets the API read while ingest writes; NORMAL sync is durable across app crashes.
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, Literal
 
 from stemtrace.core.events import WORKER_HEARTBEAT, WORKER_OFFLINE, WORKER_ONLINE, Event
 
@@ -50,6 +50,15 @@ class WorkerRecord:
             return False
         alive = max(t for t in (self.online_at, self.heartbeat_at, 0.0) if t is not None)
         return now - alive <= MISSED_HEARTBEATS * (self.interval or default_interval)
+
+    def status(
+        self, now: float, default_interval: float, expire_after: float
+    ) -> Literal["online", "offline", "expired"]:
+        """``online``; ``offline`` (recently: its last tasks still matter); ``expired`` after
+        ``expire_after`` offline, which an autoscaled fleet's Workers page hides by default."""
+        if self.is_online(now, default_interval):
+            return "online"
+        return "expired" if now - self.last_seen > expire_after else "offline"
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

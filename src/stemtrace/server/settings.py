@@ -141,6 +141,13 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0.1,
     ),
     Setting(
+        "worker_retention",
+        "duration",
+        "1d",
+        "A worker offline this long is expired: left off the Workers page unless asked for.",
+        minimum=1.0,
+    ),
+    Setting(
         "alerts",
         "str",
         None,
@@ -197,6 +204,7 @@ class ServerSettings:
     consumer_name: str | None = None
     write_batch_size: int = 5000
     expected_heartbeat_interval: float = 30.0
+    worker_retention: float = 86400.0
     alerts: str | None = None
     public_url: str | None = None
     log_level: str = "info"

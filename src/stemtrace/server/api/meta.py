@@ -177,9 +177,21 @@ def quarantine(ctx: Ctx) -> s.QuarantineList:
 
 
 @router.get("/workers", response_model=s.WorkerList, summary="Workers seen, online or not")
-def workers(ctx: Ctx) -> s.WorkerList:
-    found = attention.workers(ctx.store, time.time(), ctx.settings.expected_heartbeat_interval)
-    return s.WorkerList(items=[s.worker_out(rec.to_dict(), online) for rec, online in found])
+def workers(
+    ctx: Ctx,
+    expired: Annotated[
+        bool, Query(description="include workers offline for longer than --worker-retention")
+    ] = False,
+) -> s.WorkerList:
+    now, beat = time.time(), ctx.settings.expected_heartbeat_interval
+    items, hidden = [], 0
+    for rec, online in attention.workers(ctx.store, now, beat):
+        status = rec.status(now, beat, ctx.settings.worker_retention)
+        if status == "expired" and not expired:
+            hidden += 1
+            continue
+        items.append(s.worker_out(rec.to_dict(), online, status))
+    return s.WorkerList(items=items, expired=hidden)
 
 
 @router.get("/task-names", response_model=s.TaskNameList, summary="Task names with stored counts")

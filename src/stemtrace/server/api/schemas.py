@@ -117,6 +117,12 @@ class TaskDetail(TaskSummary):
         description="the first 1,000 of `children`, in the same order, with name and state"
     )
     child_count: int = Field(description="how many children there are (the length of `children`)")
+    skipped_reason: str | None = Field(
+        None, description="a SKIPPED step (known from its workflow's canvas, never sent): why it never runs"
+    )
+    skipped_by: str | None = Field(
+        None, description="a SKIPPED step: the id of the task that decided it (the upstream one that stopped)"
+    )
 
 
 class TaskPage(BaseModel):
@@ -137,6 +143,17 @@ class WorkflowSummary(BaseModel):
 class WorkflowPage(BaseModel):
     items: list[WorkflowSummary]
     next_cursor: str | None
+
+
+class CollapsedOut(BaseModel):
+    count: int = Field(description="how many tasks the node stands for")
+    counts: dict[str, int] = Field(description="those tasks by state, every state listed")
+    member_ids: list[str] = Field(
+        description="a sample of member ids (at most 100): failed first, then unfinished, then the rest, "
+        "each in send order; list them all with /api/tasks?workflow=<id>&state=..."
+    )
+    parent_id: str | None = Field(description="the task that sent them, for spawned siblings")
+    group_id: str | None = Field(description="the group they are members of, for a group or chord header")
 
 
 class NodeOut(BaseModel):
@@ -160,6 +177,13 @@ class NodeOut(BaseModel):
         description="one span per attempt, oldest first, when the task ran more than once (retried or "
         "redelivered); null for a single attempt, whose span is the node's own received/started/finished_at"
     )
+    skipped_reason: str | None = Field(None, description="a SKIPPED step: why it will never run")
+    skipped_by: str | None = Field(None, description="a SKIPPED step: the task that decided it")
+    collapsed: CollapsedOut | None = Field(
+        None,
+        description="set when this node stands for many sibling tasks (a huge workflow's fan-out, "
+        "collapsed by the server): `id` is then no task id",
+    )
 
 
 class EdgeOut(BaseModel):
@@ -176,15 +200,27 @@ class GroupOut(BaseModel):
 
 
 class WorkflowGraphOut(WorkflowSummary):
+    events_may_be_missing: bool = Field(
+        False,
+        description="a loss (a sequence gap, see /api/health `losses`) from a process that sent some of "
+        "this workflow's events overlaps its time: the graph may miss tasks or show stale states",
+    )
     root_id: str | None
     nodes: list[NodeOut]
     edges: list[EdgeOut]
     groups: list[GroupOut]
+    collapsed_tasks: int = Field(
+        0, description="how many tasks are drawn inside collapsed nodes (0: every task is its own node)"
+    )
 
 
 class WorkerOut(BaseModel):
     hostname: str
     online: bool
+    status: Literal["online", "offline", "expired"] = Field(  # WorkerStatus
+        "online",
+        description="offline: recently (within --worker-retention); expired: offline for longer",
+    )
     last_heartbeat: datetime | None
     online_at: datetime | None
     offline_at: datetime | None
@@ -202,6 +238,7 @@ class WorkerOut(BaseModel):
 
 class WorkerList(BaseModel):
     items: list[WorkerOut]
+    expired: int = Field(0, description="workers left out because they expired (see ?expired=true)")
 
 
 class TaskName(BaseModel):
@@ -236,7 +273,8 @@ class TaskStats(BaseModel):
     name: str
     total: int
     succeeded: int
-    failed: int
+    failed: int = Field(description="failed, lost or rejected (Reject without requeue): work not done")
+    revoked: int = Field(0, description="revoked or expired before they ran")
     failure_rate: float
     runtime_p50_ms: float | None
     runtime_p95_ms: float | None
@@ -296,6 +334,16 @@ class IngestHealth(BaseModel):
     lag: int | None
     last_commit_at: datetime | None
     malformed: dict[str, int]
+    quarantined: dict[str, int] = Field(
+        default_factory=dict, description="events set aside, by reason (all replicas; GET /api/quarantine)"
+    )
+    repaired: dict[str, int] = Field(
+        default_factory=dict, description="events stored after repair at the edge, by what (this replica)"
+    )
+    restarts: int = Field(0, description="times the ingest loop was restarted after a crash")
+    lag_seconds: float | None = Field(
+        None, description="0 when caught up, else the age of the newest event stored while messages wait"
+    )
     subscription: str | None = Field(None, description="this store's subscription on the broker")
     subscriptions: list[Subscription] = Field(
         default_factory=list, description="every subscription seen on the same broker, this one included"
@@ -318,13 +366,57 @@ class LibraryHealth(BaseModel):
     sources: list[dict[str, Any]]
 
 
+class QuarantineEntry(BaseModel):
+    """Events ingest acknowledged without storing them, for one reason and event type."""
+
+    reason: str = Field(description="bad_id, bad_seq, bad_canvas, undecodable, store_rejected or invalid")
+    kind: str = Field(description='the event type, or "message" for a payload that never became events')
+    count: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    detail: str = Field(description="why the latest one was set aside")
+    sample: str = Field(description="the latest one's text, ASCII, cut at 2 KiB")
+
+
+class QuarantineList(BaseModel):
+    items: list[QuarantineEntry]
+
+
+class LossRecord(BaseModel):
+    """Events of one library process that never arrived (a sequence gap past the grace period)."""
+
+    inst: str = Field(description="the library process instance (new on every fork or restart)")
+    host: str | None
+    pid: int | None
+    first_seq: int
+    last_seq: int
+    count: int
+    cause: str = Field(description="buffer overflow | missing after broker trimming | unknown")
+    start: datetime | None = Field(description="time of the event before the gap (none: from seq 1)")
+    end: datetime | None = Field(description="time of the event after the gap")
+    detected_at: datetime | None
+
+
+class Losses(BaseModel):
+    """Events known lost (sequence gaps), all time and recently, with the latest records."""
+
+    total: int
+    recent: int = Field(description="events recorded lost within recent_window_s; non-zero means degraded")
+    recent_window_s: float
+    grace_s: float = Field(description="how long a gap may stay open before it counts as lost")
+    by_cause: dict[str, int]
+    latest: list[LossRecord]
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
+    reasons: list[str] = Field(default_factory=list, description="why the status is degraded")
     version: str
     ingest: IngestHealth
     store: StoreHealth
     library: LibraryHealth
     retention: Retention | None = None
+    losses: Losses | None = None
 
 
 # -- mapping -------------------------------------------------------------------------------------
@@ -404,6 +496,8 @@ def task_detail(d: StoreTaskDetail) -> TaskDetail:
         children=d.children,
         child_tasks=[ChildTask(id=c.id, name=c.name, state=TaskState(c.state)) for c in d.child_tasks],
         child_count=len(d.children),
+        skipped_reason=_text(d.extra.get("skipped_reason")),
+        skipped_by=_text(d.extra.get("skipped_by")),
     )
 
 
@@ -423,11 +517,15 @@ def workflow_summary(row: WorkflowRow) -> WorkflowSummary:
     )
 
 
-def worker_out(raw: dict[str, Any], online: bool) -> WorkerOut:
+WorkerStatus = Literal["online", "offline", "expired"]
+
+
+def worker_out(raw: dict[str, Any], online: bool, status: WorkerStatus | None = None) -> WorkerOut:
     hb = raw.get("heartbeat_at") or raw.get("online_at")
     return WorkerOut(
         hostname=raw["hostname"],
         online=online,
+        status=status or ("online" if online else "offline"),
         last_heartbeat=iso(hb),
         online_at=iso(raw.get("online_at")),
         offline_at=iso(raw.get("offline_at")),

@@ -91,6 +91,7 @@ def test_fuzzing_covers_every_get_route() -> None:
     assert gets - {"/api/stream"} == {
         "/api/failures",
         "/api/health",
+        "/api/quarantine",
         "/api/stats/tasks",
         "/api/stuck",
         "/api/task-names",

@@ -7,6 +7,8 @@ come from a tiny pool so the API's threadpool and the ingest thread never share 
 
 from __future__ import annotations
 
+import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -14,9 +16,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from stemtrace.server.store.base import StoreError
+
+logger = logging.getLogger("stemtrace.server.store")
 
 
 class Dialect:
@@ -41,6 +45,10 @@ class Dialect:
 
     def begin_write(self, conn: Any) -> None:
         raise NotImplementedError
+
+    def check(self) -> None:
+        """Raise :class:`StoreError` when the store is no longer the one opened (SQLite: its
+        file was removed or replaced). Called before every write and by ``ping``."""
 
     def describe(self) -> str:
         raise NotImplementedError
@@ -113,16 +121,41 @@ class SqliteDialect(Dialect):
         self.path = path[1:] if path.startswith("/") else path
         if not self.path:
             raise StoreError("sqlite store URL needs a path: sqlite:///path/to/stemtrace.db")
+        # (st_dev, st_ino) of the file this server opened first. A file removed under a running
+        # server stays writable through the open connections, into an inode nobody will ever
+        # see again; a new connection would create an empty database. Both are refused.
+        self._identity: tuple[int, int] | None = None
 
     single_writer = True  # SQLite runs one write transaction at a time anyway
 
-    def connect(self, *, writer: bool = False) -> sqlite3.Connection:
-        parent = Path(self.path).expanduser().parent
+    def check(self) -> None:
+        if self._identity is None or self.path == ":memory:":
+            return
+        path = Path(self.path).expanduser()
         try:
-            parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                str(Path(self.path).expanduser()), isolation_level=None, check_same_thread=False, timeout=30
+            st = os.stat(path)
+        except OSError as exc:
+            raise StoreError(
+                f"the SQLite store {path} is gone ({type(exc).__name__}): its file or directory was removed "
+                "while the server ran; ingest is paused and acknowledges nothing. Put the file back, "
+                "or restart the server to start a new store there"
+            ) from exc
+        if (st.st_dev, st.st_ino) != self._identity:
+            raise StoreError(
+                f"the SQLite store {path} was replaced by another file while the server ran; ingest is "
+                "paused and acknowledges nothing. Restart the server to use the new file"
             )
+
+    def connect(self, *, writer: bool = False) -> sqlite3.Connection:
+        path = Path(self.path).expanduser()
+        try:
+            if self._identity is not None:  # opened before: never create it anew
+                self.check()
+                target, uri = f"file:{quote(str(path))}?mode=rw", True
+            else:
+                _announce_new(path)
+                target, uri = str(path), False
+            conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, timeout=30, uri=uri)
             # 16 KiB pages for a new database (a no-op on an existing one, which keeps its own):
             # every batch inserts random task ids into several indexes, so a commit writes
             # hundreds of scattered pages to the WAL, and per page, not per byte, is what it
@@ -144,6 +177,9 @@ class SqliteDialect(Dialect):
             # rewrites in many batches (a hot index page) is copied back once per checkpoint,
             # not once every other batch. Ingest +13% (docs/benchmarks-server.md); the WAL peaks at ~145 MB.
             conn.execute("PRAGMA wal_autocheckpoint=8192")
+            if self._identity is None and self.path != ":memory:":
+                st = os.stat(path)
+                self._identity = (st.st_dev, st.st_ino)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(
                 f"cannot open SQLite store {self.path}: {exc}; check the path is writable"
@@ -189,6 +225,23 @@ class SqliteDialect(Dialect):
 
     def describe(self) -> str:
         return f"sqlite:///{self.path}"
+
+
+def _announce_new(path: Path) -> None:
+    """Create the store's directory, saying so loudly when a new, empty database starts there:
+    after a restart that is what an operator whose data directory vanished must see."""
+    if str(path) == ":memory:" or path.exists():
+        return
+    parent = path.parent
+    if not parent.exists():
+        parent.mkdir(parents=True, exist_ok=True)
+        logger.warning(
+            "SQLite store directory %s did not exist: created it for a new, empty store "
+            "(expected on a first start only)",
+            parent,
+        )
+    else:
+        logger.warning("no SQLite store at %s: starting a new, empty one (expected on a first start)", path)
 
 
 class PostgresDialect(Dialect):

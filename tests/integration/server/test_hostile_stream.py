@@ -1,0 +1,119 @@
+"""Hostile stream messages on a real Redis stream, between healthy events, into SQLite and
+PostgreSQL: ingest keeps running, every healthy event is stored, every hostile message is
+quarantined, repaired or dropped-and-counted, and every GET endpoint answers without a 5xx
+after each one."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from hostile_messages import HOSTILE
+from server_events import EventFactory, TestClient
+from server_harness import publish, wait_for
+
+from stemtrace.core.events import encode_batch
+from stemtrace.server import create_app
+from stemtrace.transport import TransportConfig, resolve
+
+pytestmark = pytest.mark.integration
+
+LIST_ENDPOINTS = [
+    "/api/tasks",
+    "/api/tasks?state=FAILURE",
+    "/api/tasks?q=hostile",
+    "/api/workflows",
+    "/api/health",
+    "/api/quarantine",
+    "/api/workers",
+    "/api/task-names",
+    "/api/failures",
+    "/api/stats/tasks",
+    "/api/stuck",
+    "/metrics",
+]
+
+
+def healthy(tid: str) -> bytes:
+    return encode_batch([e.to_dict() for e in EventFactory().run(tid, "proj.healthy", 0.0, queue="celery")])
+
+
+def accounted(health: dict[str, Any]) -> int:
+    """Every trace a message can leave: task events stored, events repaired (worker and library
+    events are stored as rows, not as events), malformed, quarantined."""
+    ingest = health["ingest"]
+    counts = (ingest["malformed"], ingest["quarantined"], ingest["repaired"])
+    return int(ingest["stored"]) + sum(sum(c.values()) for c in counts)
+
+
+def every_get_answers(c: TestClient, seen: set[str]) -> None:
+    for path in LIST_ENDPOINTS:
+        r = c.get(path)
+        assert r.status_code < 500, (path, r.status_code, r.text[:300])
+    items = c.get("/api/tasks", params={"limit": 1000}).json()["items"]
+    for item in items:
+        if item["id"] in seen:
+            continue
+        seen.add(item["id"])
+        for path in (f"/api/tasks/{item['id']}", f"/api/workflows/{item['workflow_id'] or item['id']}"):
+            r = c.get(path)
+            assert r.status_code < 500, (path, r.status_code, r.text[:300])
+
+
+@pytest.mark.parametrize("broker", ["redis"], indirect=True)
+def test_hostile_messages_never_stall_ingest_nor_break_an_endpoint(
+    source: TransportConfig, store_url: str
+) -> None:
+    app = create_app(store_url=store_url, events=source)
+    pub = resolve(source).publisher()
+    seen: set[str] = set()
+    silent: list[str] = []
+    try:
+        with TestClient(app) as c:
+            publish(source, [e.to_dict() for e in EventFactory().run("warm-up", "proj.healthy", 0.0)])
+            wait_for(lambda: c.get("/api/tasks/warm-up").status_code == 200, timeout=30)
+            wait_for(lambda: c.get("/api/health").json()["ingest"]["stored"] >= 4, timeout=10)
+            for i, (label, make) in enumerate(HOSTILE):
+                before = c.get("/api/health").json()
+                pub.send([healthy(f"ok-{i}-a"), make(), healthy(f"ok-{i}-b")])
+                try:
+                    wait_for(
+                        lambda i=i: c.get(f"/api/tasks/ok-{i}-b").status_code == 200, timeout=30, every=0.05
+                    )
+                    wait_for(
+                        lambda i=i: c.get(f"/api/tasks/ok-{i}-a").status_code == 200, timeout=5, every=0.05
+                    )
+                    # The counters follow the commit once its batch is acknowledged.
+                    wait_for(
+                        lambda b=before: accounted(c.get("/api/health").json()) >= accounted(b) + 8, timeout=5
+                    )
+                except AssertionError:
+                    raise AssertionError(
+                        f"ingest stalled after {label!r}: {c.get('/api/health').json()}"
+                    ) from None
+                time.sleep(0.05)  # let anything left of the message land before reading the counters
+                after = c.get("/api/health").json()
+                assert after["ingest"]["restarts"] == 0, (label, after)
+                assert after["ingest"]["status"] == "ok", (label, after)
+                if accounted(after) - accounted(before) <= 8:
+                    silent.append(label)
+                every_get_answers(c, seen)
+            for i in range(len(HOSTILE)):
+                for half in "ab":
+                    task = c.get(f"/api/tasks/ok-{i}-{half}").json()
+                    assert task["state"] == "SUCCESS" and task["queue"] == "celery", task
+            health = c.get("/api/health").json()
+            assert health["status"] == "degraded"
+            assert any(r.startswith("quarantine:") for r in health["reasons"]), health["reasons"]
+            quarantine = c.get("/api/quarantine").json()["items"]
+            reasons = {q["reason"] for q in quarantine}
+            assert {"bad_id", "bad_seq", "undecodable"} <= reasons, quarantine
+            assert all(len(q["sample"]) <= 2048 and q["count"] >= 1 for q in quarantine)
+            metrics = c.get("/metrics").text
+            assert 'stemtrace_events_quarantined_total{reason="bad_id"}' in metrics
+            assert "stemtrace_ingest_lag_seconds" in metrics
+    finally:
+        pub.close()
+    # Messages that hold no event at all leave no trace; every other one must.
+    assert set(silent) <= {"empty array", "compact batch with no events"}, silent

@@ -309,6 +309,36 @@ export interface components {
             name: string | null;
             state: components["schemas"]["TaskState"];
         };
+        /** CollapsedOut */
+        CollapsedOut: {
+            /**
+             * Count
+             * @description how many tasks the node stands for
+             */
+            count: number;
+            /**
+             * Counts
+             * @description those tasks by state, every state listed
+             */
+            counts: {
+                [key: string]: number;
+            };
+            /**
+             * Group Id
+             * @description the group they are members of, for a group or chord header
+             */
+            group_id: string | null;
+            /**
+             * Member Ids
+             * @description a sample of member ids (at most 100): failed first, then unfinished, then the rest, each in send order; list them all with /api/tasks?workflow=<id>&state=...
+             */
+            member_ids: string[];
+            /**
+             * Parent Id
+             * @description the task that sent them, for spawned siblings
+             */
+            parent_id: string | null;
+        };
         /** EdgeOut */
         EdgeOut: {
             /**
@@ -543,6 +573,8 @@ export interface components {
             attempt_spans: components["schemas"]["AttemptSpanOut"][] | null;
             /** Attempts */
             attempts: number;
+            /** @description set when this node stands for many sibling tasks (a huge workflow's fan-out, collapsed by the server): `id` is then no task id */
+            collapsed?: components["schemas"]["CollapsedOut"] | null;
             /** Exception Type */
             exception_type: string | null;
             /** Finished At */
@@ -567,6 +599,16 @@ export interface components {
             runtime_ms: number | null;
             /** Sent At */
             sent_at: string | null;
+            /**
+             * Skipped By
+             * @description a SKIPPED step: the task that decided it
+             */
+            skipped_by?: string | null;
+            /**
+             * Skipped Reason
+             * @description a SKIPPED step: why it will never run
+             */
+            skipped_reason?: string | null;
             /** Started At */
             started_at: string | null;
             state: components["schemas"]["TaskState"];
@@ -810,6 +852,16 @@ export interface components {
             runtime_ms: number | null;
             /** Sent At */
             sent_at: string | null;
+            /**
+             * Skipped By
+             * @description a SKIPPED step: the id of the task that decided it (the upstream one that stopped)
+             */
+            skipped_by?: string | null;
+            /**
+             * Skipped Reason
+             * @description a SKIPPED step (known from its workflow's canvas, never sent): why it never runs
+             */
+            skipped_reason?: string | null;
             /** Started At */
             started_at: string | null;
             state: components["schemas"]["TaskState"];
@@ -858,12 +910,21 @@ export interface components {
         TaskState: "PLANNED" | "PENDING" | "RECEIVED" | "STARTED" | "RETRY" | "SUCCESS" | "FAILURE" | "REVOKED" | "REJECTED" | "IGNORED" | "LOST" | "SKIPPED";
         /** TaskStats */
         TaskStats: {
-            /** Failed */
+            /**
+             * Failed
+             * @description failed, lost or rejected (Reject without requeue): work not done
+             */
             failed: number;
             /** Failure Rate */
             failure_rate: number;
             /** Name */
             name: string;
+            /**
+             * Revoked
+             * @description revoked or expired before they ran
+             * @default 0
+             */
+            revoked: number;
             /** Runtime P50 Ms */
             runtime_p50_ms: number | null;
             /** Runtime P95 Ms */
@@ -939,6 +1000,12 @@ export interface components {
         };
         /** WorkerList */
         WorkerList: {
+            /**
+             * Expired
+             * @description workers left out because they expired (see ?expired=true)
+             * @default 0
+             */
+            expired: number;
             /** Items */
             items: components["schemas"]["WorkerOut"][];
         };
@@ -972,6 +1039,13 @@ export interface components {
             queues: string[];
             /** Registered */
             registered: string[];
+            /**
+             * Status
+             * @description offline: recently (within --worker-retention); expired: offline for longer
+             * @default online
+             * @enum {string}
+             */
+            status: "online" | "offline" | "expired";
             /** Versions */
             versions: {
                 [key: string]: unknown;
@@ -979,12 +1053,24 @@ export interface components {
         };
         /** WorkflowGraphOut */
         WorkflowGraphOut: {
+            /**
+             * Collapsed Tasks
+             * @description how many tasks are drawn inside collapsed nodes (0: every task is its own node)
+             * @default 0
+             */
+            collapsed_tasks: number;
             /** Counts */
             counts: {
                 [key: string]: number;
             };
             /** Edges */
             edges: components["schemas"]["EdgeOut"][];
+            /**
+             * Events May Be Missing
+             * @description a loss (a sequence gap, see /api/health `losses`) from a process that sent some of this workflow's events overlaps its time: the graph may miss tasks or show stale states
+             * @default false
+             */
+            events_may_be_missing: boolean;
             /** Finished At */
             finished_at: string | null;
             /** Groups */
@@ -1734,7 +1820,10 @@ export interface operations {
     };
     workers_api_workers_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description include workers offline for longer than --worker-retention */
+                expired?: boolean;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -1775,6 +1864,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
             /** @description too many failed authentication attempts from this address (see Retry-After) */

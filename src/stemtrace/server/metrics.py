@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 
+from stemtrace.core.gaps import CAUSES
 from stemtrace.server.api.deps import server
 from stemtrace.server.context import ServerContext
 
@@ -65,39 +66,22 @@ def render(ctx: ServerContext) -> str:
     )
     if st is not None and st.lag is not None:
         metric("stemtrace_ingest_lag", "gauge", "Messages waiting in the broker.", [("", float(st.lag))])
-    if st is not None:
-        lag_s = st.lag_seconds(time.time())
-        if lag_s is not None:
-            metric(
-                "stemtrace_ingest_lag_seconds",
-                "gauge",
-                "0 when caught up, else the age of the newest event stored while messages wait.",
-                [("", lag_s)],
-            )
-        metric(
-            "stemtrace_ingest_restarts_total",
-            "counter",
-            "Times the ingest loop was restarted after a crash.",
-            [("", float(st.restarts))],
-        )
-        metric(
-            "stemtrace_events_repaired_total",
-            "counter",
-            "Events stored after repair at the ingest edge, by what was repaired (this replica).",
-            [(f'{{reason="{_label(k)}"}}', float(v)) for k, v in sorted(st.repaired.items())],
-        )
-    metric(
-        "stemtrace_events_quarantined_total",
-        "counter",
-        "Events set aside instead of stored, by reason (all replicas; GET /api/quarantine).",
-        [(f'{{reason="{_label(k)}"}}', float(v)) for k, v in sorted(counters.get("quarantined", {}).items())],
-    )
     malformed = counters.get("malformed", {})
     metric(
         "stemtrace_malformed_events_total",
         "counter",
         "Events skipped as malformed, by kind (all replicas).",
         [(f'{{kind="{_label(k)}"}}', float(v)) for k, v in sorted(malformed.items())],
+    )
+    try:  # sequence gaps recorded as losses (server/losses.py)
+        lost: dict[str, int] = ctx.store.loss_report(time.time())["by_cause"]
+    except Exception:
+        lost = {}
+    metric(
+        "stemtrace_events_lost_total",
+        "counter",
+        "Events known lost (sequence gaps past the grace period), by cause (all replicas).",
+        [(f'{{cause="{_label(c)}"}}', float(lost.get(c, 0))) for c in sorted({*CAUSES, *lost})],
     )
     library = counters.get("library", [])
     for field, help_text in (

@@ -25,6 +25,7 @@ from stemtrace.server.api.params import (
 )
 from stemtrace.server.context import ServerContext
 from stemtrace.server.graph_cache import gc_paused
+from stemtrace.server.losses import with_missing_flag, workflow_flag
 from stemtrace.server.store import TaskQuery, WorkflowQuery
 
 router = APIRouter(prefix="/api")
@@ -128,12 +129,14 @@ def get_workflow(
     row = store.get_workflow(resolved) if resolved else None
     key = (resolved, row.version, plumbing) if resolved and row is not None else None
     cached = ctx.graphs.get(key) if key is not None else None
+    # Losses are recorded after graphs are built (and cached): the flag is added per request.
+    missing = row is not None and workflow_flag(store, row)
     if cached is not None:
-        return Response(cached, media_type="application/json")  # type: ignore[return-value]
+        return Response(with_missing_flag(cached, missing), media_type="application/json")  # type: ignore[return-value]
     with ctx.graphs.building(key) if key is not None else nullcontext():
         cached = ctx.graphs.peek(key) if key is not None else None
         if cached is not None:  # built by the request this one waited for
-            return Response(cached, media_type="application/json")  # type: ignore[return-value]
+            return Response(with_missing_flag(cached, missing), media_type="application/json")  # type: ignore[return-value]
         big = row is not None and row.task_count >= GC_PAUSE_TASKS
         with gc_paused() if big else nullcontext():
             records = store.workflow_skeletons(resolved) if resolved else []
@@ -144,4 +147,4 @@ def get_workflow(
             del records  # freed before the collector is back, so it never walks them
         if key is not None:
             ctx.graphs.put(key, encoded)
-    return Response(encoded, media_type="application/json")  # type: ignore[return-value]
+    return Response(with_missing_flag(encoded, missing), media_type="application/json")  # type: ignore[return-value]

@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stemtrace.server.jsonfast import decode_payload
-from stemtrace.server.store import Changes, PendingApply, Store
+from stemtrace.server.quarantine import Quarantined, is_data_error, salvage
+from stemtrace.server.store import ApplyResult, Changes, PendingApply, Store
+from stemtrace.server.validate import Rejected, check
 from stemtrace.transport import Consumer, TransportConfig, mask_url, resolve
 
 logger = logging.getLogger("stemtrace.server.ingest")
@@ -36,6 +38,9 @@ EVENTS_PER_MESSAGE_GUESS = 50  # until messages have been seen: how many events 
 MAX_MESSAGES_PER_POLL = 1000
 POLL_WHILE_COMMITTING_S = 0.05
 SWITCH_INTERVAL_S = 0.001  # see ``short_gil_switches``
+MAX_RESTART_BACKOFF_S = 60.0
+LAG_DEGRADED_S = 120.0  # /api/health says "degraded" when ingest is this far behind
+CRASH_RECENT_S = 300.0  # ... or restarted after a crash this recently
 
 
 def short_gil_switches() -> None:
@@ -84,7 +89,22 @@ class IngestStats:
     lag: int | None = None
     last_commit_at: float | None = None
     rate: float = 0.0  # events per second, smoothed
+    quarantined: Counter[str] = field(default_factory=Counter)  # by reason, by this replica
+    repaired: Counter[str] = field(default_factory=Counter)  # events stored after repair, by what
+    restarts: int = 0  # times the supervisor restarted the loop after a crash
+    last_crash_at: float | None = None
+    newest_ts: float | None = None  # the newest event time committed
+    started_at: float = field(default_factory=time.time)
     _window: list[tuple[float, int]] = field(default_factory=list)
+
+    def lag_seconds(self, now: float) -> float | None:
+        """How far behind ingest is: 0 with nothing waiting in the broker, else the age of the
+        newest event committed (since start when none was). None when the broker cannot say."""
+        if self.lag is None:
+            return None
+        if self.lag == 0:
+            return 0.0
+        return max(0.0, now - (self.newest_ts if self.newest_ts is not None else self.started_at))
 
     def record(self, now: float, events: int) -> None:
         self._window.append((now, events))
@@ -127,7 +147,8 @@ class Ingestor:
         self._fault: str | None = None  # "broker" | "store" while degraded
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="stemtrace-ingest", daemon=True)
+        self.stats.started_at = self.clock()
+        self._thread = threading.Thread(target=self._supervise, name="stemtrace-ingest", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -135,6 +156,54 @@ class Ingestor:
         if self._thread is not None:
             self._thread.join(timeout)
         self._drop_consumer()
+
+    @property
+    def alive(self) -> bool:
+        """False when the ingest thread ended although nobody stopped it (never expected)."""
+        return self._stop.is_set() or (self._thread is not None and self._thread.is_alive())
+
+    def problems(self, now: float) -> list[str]:
+        """Why this replica's ingest makes ``/api/health`` say ``degraded`` (empty when it doesn't)."""
+        s = self.stats
+        out = []
+        if not self.alive:
+            out.append("ingest: the ingest thread is not running")
+        if s.status == "degraded":
+            what = {"store": "the store is unwritable", "broker": "the broker is unreachable"}.get(
+                self._fault or "", "stalled"
+            )
+            out.append(f"ingest: {what}: {s.error}" if s.error else f"ingest: {what}")
+        lag = s.lag_seconds(now)
+        if lag is not None and lag > LAG_DEGRADED_S:
+            out.append(f"ingest: {lag:.0f} s behind ({s.lag} messages waiting)")
+        if s.last_crash_at is not None and now - s.last_crash_at < CRASH_RECENT_S and s.status != "degraded":
+            ago = now - s.last_crash_at
+            out.append(f"ingest: restarted after a crash {ago:.0f} s ago ({s.restarts} in all)")
+        return out
+
+    def _supervise(self) -> None:
+        """Run the loop; a crash (a bug: every expected failure is handled inside) is logged,
+        shown by ``/api/health``, and followed by a restart after a growing pause. What was
+        polled and not acknowledged comes back to the new consumer."""
+        backoff = 1.0
+        while not self._stop.is_set():
+            try:
+                self._run()
+                return
+            except BaseException as exc:  # a daemon thread that dies says nothing
+                s = self.stats
+                s.restarts += 1
+                s.last_crash_at = self.clock()
+                s.status = "degraded"
+                s.error = f"ingest crashed: {type(exc).__name__}: {mask_url(str(exc))[:200]}"
+                self._fault = "crash"
+                logger.error("ingest crashed; restarting it in %.0f s", backoff, exc_info=True)
+                try:
+                    self._drop_consumer()
+                except Exception:
+                    pass
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_RESTART_BACKOFF_S)
 
     def subscriptions(self) -> list[dict[str, Any]]:
         """The subscriptions on this broker as the consumer last saw them (see
@@ -149,9 +218,12 @@ class Ingestor:
 
     def _degraded(self, what: str, exc: BaseException) -> None:
         self._fault = what.split(" ", 1)[0]
-        message = f"{what}: {type(exc).__name__}: {mask_url(str(exc))[:200]}"
+        message = f"{what}: {type(exc).__name__}: {mask_url(str(exc))[:300]}"
         if self.stats.status != "degraded" or self.stats.error != message:
-            logger.warning("ingest degraded, retrying in the background (%s)", message)
+            # A store that cannot be written is an operator's problem (file removed, disk full):
+            # say so at ERROR. A broker that went away usually comes back by itself.
+            log = logger.error if self._fault == "store" else logger.warning
+            log("ingest paused, acknowledging nothing and retrying in the background (%s)", message)
         self.stats.status = "degraded"
         self.stats.error = message
 
@@ -177,7 +249,7 @@ class Ingestor:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
-            if self.stats.status == "starting" or self._fault == "broker":
+            if self.stats.status == "starting" or self._fault in ("broker", "crash"):
                 self._recovered()
             now = self.clock()
             if now - last_lag > 2.0:
@@ -218,9 +290,27 @@ class Ingestor:
 
     def _decode(self, deliveries: list[Any]) -> _Batch:
         batch = _Batch(deliveries)
+        now = self.clock()
+        newest = 0.0
         for delivery in deliveries:
-            good, bad = decode_payload(delivery.payload)
-            batch.events.extend(good)
+            try:
+                good, bad = decode_payload(delivery.payload)
+            except Exception as exc:  # e.g. RecursionError: JSON nested past the parser's limit
+                self._quarantine(batch, Quarantined.of_payload("undecodable", delivery.payload, _why(exc)))
+                continue
+            for decoded in good:
+                try:
+                    event, repaired = check(decoded, now)
+                except Rejected as exc:
+                    self._quarantine(batch, Quarantined.of_event(exc.reason, decoded, exc.detail))
+                    continue
+                except Exception as exc:  # validation itself must never stall ingest
+                    self._quarantine(batch, Quarantined.of_event("invalid", decoded, _why(exc)))
+                    continue
+                if repaired:
+                    batch.repaired.update(repaired)
+                newest = max(newest, event.ts)
+                batch.events.append(event)
             for err in bad:
                 batch.malformed[err.kind] += 1
                 if err.kind not in self._logged_kinds:
@@ -228,13 +318,26 @@ class Ingestor:
                     logger.warning(
                         "skipping malformed event (%s); further ones of this kind are only counted", err
                     )
-        seen = (len(batch.events) + sum(batch.malformed.values())) / len(deliveries)
+        batch.newest_ts = newest or None
+        seen = (len(batch.events) + sum(batch.malformed.values()) + len(batch.quarantined)) / len(deliveries)
         self.per_message += (seen - self.per_message) * 0.3
         try:
             batch.prepared = self.store.prepare(batch.events)
         except Exception:  # ``apply_begin`` prepares again, and reports what fails then
             logger.debug("preparing a batch failed; it is prepared again when applied", exc_info=True)
         return batch
+
+    def _quarantine(self, batch: _Batch, entry: Quarantined) -> None:
+        batch.quarantined.append(entry)
+        key = f"quarantine:{entry.reason}:{entry.kind}"
+        if key not in self._logged_kinds:
+            self._logged_kinds.add(key)
+            logger.warning(
+                "quarantined a %s (%s: %s); further ones are only counted (GET /api/quarantine)",
+                entry.kind,
+                entry.reason,
+                entry.detail[:200],
+            )
 
     def _begin(self, batch: _Batch) -> _Batch | None:
         """Run the batch's statements; its commit goes on in the background."""
@@ -243,9 +346,19 @@ class Ingestor:
                 batch.events, batch.malformed, self.clock(), prepared=batch.prepared
             )
         except Exception as exc:
-            self._store_failed(exc)
-            return None
+            if not is_data_error(exc):
+                self._store_failed(exc)
+                return None
+            batch.pending = _Failed(exc)  # ``_finish`` splits it
         return batch
+
+    def _salvage(self, batch: _Batch, exc: BaseException) -> ApplyResult:
+        """The batch failed for something in it: store all but what fails alone, quarantine that."""
+        logger.info("a batch of %d events failed (%s); splitting it", len(batch.events), _why(exc))
+        found = salvage(self.store, batch.events, batch.malformed, self.clock())
+        for entry in found.quarantined:
+            self._quarantine(batch, entry)
+        return ApplyResult(stored=found.stored, changes=found.merged_changes())
 
     def _store_failed(self, exc: Exception) -> None:
         """Nothing of the batch is acknowledged. A new consumer gets it back at once: RabbitMQ
@@ -258,7 +371,14 @@ class Ingestor:
         """Wait for the commit, then acknowledge; on a store error nothing is acknowledged."""
         assert batch.pending is not None
         try:
-            result = batch.pending.result()
+            try:
+                result = batch.pending.result()
+            except Exception as exc:
+                if not is_data_error(exc):
+                    raise
+                result = self._salvage(batch, exc)
+            if batch.quarantined:
+                self.store.record_quarantine(batch.quarantined, self.clock())
             if self.on_applied is not None:  # the seqs seen, recorded before the acknowledgement
                 self.on_applied(batch.events)
         except Exception as exc:
@@ -280,6 +400,10 @@ class Ingestor:
         s.messages += len(batch.deliveries)
         s.batches += 1
         s.malformed.update(batch.malformed)
+        s.quarantined.update(q.reason for q in batch.quarantined)
+        s.repaired.update(batch.repaired)
+        if batch.newest_ts is not None and (s.newest_ts is None or batch.newest_ts > s.newest_ts):
+            s.newest_ts = batch.newest_ts
         s.last_commit_at = now
         s.record(now, len(batch.events))
         if s.status != "ok":
@@ -298,6 +422,25 @@ class _Batch:
     malformed: Counter[str] = field(default_factory=Counter)
     prepared: object = None  # Store.prepare(events), worked out while the previous batch commits
     pending: PendingApply | None = None
+    quarantined: list[Quarantined] = field(default_factory=list)
+    repaired: Counter[str] = field(default_factory=Counter)
+    newest_ts: float | None = None
+
+
+class _Failed(PendingApply):
+    """A batch whose statements failed for something in it: ``result()`` raises that."""
+
+    def __init__(self, exc: Exception) -> None:
+        super().__init__(ApplyResult())
+        self._exc = exc
+
+    def result(self) -> ApplyResult:
+        raise self._exc
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__
 
 
 RECLAIM_EVERY_S = 60.0

@@ -66,6 +66,33 @@ def render(ctx: ServerContext) -> str:
     )
     if st is not None and st.lag is not None:
         metric("stemtrace_ingest_lag", "gauge", "Messages waiting in the broker.", [("", float(st.lag))])
+    if st is not None:
+        lag_s = st.lag_seconds(time.time())
+        if lag_s is not None:
+            metric(
+                "stemtrace_ingest_lag_seconds",
+                "gauge",
+                "0 when caught up, else the age of the newest event stored while messages wait.",
+                [("", lag_s)],
+            )
+        metric(
+            "stemtrace_ingest_restarts_total",
+            "counter",
+            "Times the ingest loop was restarted after a crash.",
+            [("", float(st.restarts))],
+        )
+        metric(
+            "stemtrace_events_repaired_total",
+            "counter",
+            "Events stored after repair at the ingest edge, by what was repaired (this replica).",
+            [(f'{{reason="{_label(k)}"}}', float(v)) for k, v in sorted(st.repaired.items())],
+        )
+    metric(
+        "stemtrace_events_quarantined_total",
+        "counter",
+        "Events set aside instead of stored, by reason (all replicas; GET /api/quarantine).",
+        [(f'{{reason="{_label(k)}"}}', float(v)) for k, v in sorted(counters.get("quarantined", {}).items())],
+    )
     malformed = counters.get("malformed", {})
     metric(
         "stemtrace_malformed_events_total",

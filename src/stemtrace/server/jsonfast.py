@@ -7,7 +7,7 @@ the capture library stay standard-library.
 
 Nothing ``json`` accepted is refused or read differently: what orjson will not
 parse (``NaN``/``Infinity`` literals, ``1e400``, lone surrogates, a BOM, UTF-16) or
-would read differently (integers beyond 64 bits, which it makes floats) is parsed
+would read differently (integers outside ``[-2**63, 2**64 - 1]``, which it makes floats) is parsed
 by ``json``. Non-finite numbers read that way become :class:`NonFinite`, a
 ``float`` subclass that orjson refuses to encode (it would write ``null``), so a
 value holding one is encoded by ``json`` as before (``NaN``/``Infinity``).
@@ -43,13 +43,53 @@ class NonFinite(float):
     __slots__ = ()
 
 
-# orjson reads an integer outside the 64-bit range as a float (json keeps it exact), so a
-# text with a run of 19 or more digits goes to json. Mapping digits to "0" and searching is
-# ~1% of a parse; a number that long is rare in events (a 32-hex id holds one ~0.2% of the time).
+# orjson reads an integer outside [-2**63, 2**64 - 1] as a float (json keeps it exact). Mapping
+# digits to "0" and searching for 19 of them finds every run of digits long enough to be out of
+# that range (~1% of a parse); only those runs are then read, so the 19-digit nanosecond
+# timestamps of every batch (< 2**63) stay on orjson. A run inside a string or a float is judged
+# the same way: out of range, it sends the text to json, which reads it as before.
 _BYTES_DIGITS = bytes.maketrans(b"123456789", b"000000000")
 _STR_DIGITS = str.maketrans("123456789", "000000000")
 _LONG_BYTES = b"0" * 19
 _LONG_STR = "0" * 19
+_MAX_POSITIVE = 2**64 - 1  # orjson's largest exact integer (unsigned 64-bit)
+_MAX_NEGATED = 2**63  # -(its smallest, signed 64-bit)
+
+
+def _in_range(digits: str, negative: bool) -> bool:
+    """Whether a run of ``digits`` (after a ``-`` when ``negative``) is within orjson's range."""
+    digits = digits.lstrip("0")
+    if len(digits) > 20:  # also keeps int() below Python's limit on the digits it converts
+        return False
+    return int(digits or "0") <= (_MAX_NEGATED if negative else _MAX_POSITIVE)
+
+
+def _bytes_exact(text: bytes) -> bool:
+    """No run of digits in ``text`` that orjson would read differently from json."""
+    zeros = text.translate(_BYTES_DIGITS)
+    start, end = zeros.find(_LONG_BYTES), len(zeros)
+    while start != -1:  # the leftmost 19 digits after the previous run begin a run
+        stop = start + 19
+        while stop < end and zeros[stop] == 48:  # b"0"
+            stop += 1
+        if not _in_range(text[start:stop].decode(), start > 0 and text[start - 1] == 45):  # b"-"
+            return False
+        start = zeros.find(_LONG_BYTES, stop)
+    return True
+
+
+def _str_exact(text: str) -> bool:
+    """:func:`_bytes_exact` for text."""
+    zeros = text.translate(_STR_DIGITS)
+    start, end = zeros.find(_LONG_STR), len(zeros)
+    while start != -1:
+        stop = start + 19
+        while stop < end and zeros[stop] == "0":
+            stop += 1
+        if not _in_range(text[start:stop], start > 0 and text[start - 1] == "-"):
+            return False
+        start = zeros.find(_LONG_STR, stop)
+    return True
 
 
 def _float(text: str) -> float:
@@ -60,13 +100,8 @@ def _float(text: str) -> float:
 
 def loads(text: bytes | str) -> Any:
     """``json.loads``, via orjson when that gives the same value; raises ``ValueError`` like it."""
-    if type(text) is bytes:
-        long_number = _LONG_BYTES in text.translate(_BYTES_DIGITS)
-    elif type(text) is str:
-        long_number = _LONG_STR in text.translate(_STR_DIGITS)
-    else:  # bytearray, a str subclass, ...: json decides, as it always did
-        long_number = True
-    if not long_number:
+    # Others (bytearray, a str subclass, ...): json decides, as it always did.
+    if _bytes_exact(text) if type(text) is bytes else type(text) is str and _str_exact(text):
         try:
             return _orjson_loads(text)
         except _OrjsonDecodeError:

@@ -90,3 +90,41 @@ def test_loads_raises_like_json() -> None:
     for bad in (b"[1,", b"\xff", b""):
         with pytest.raises(ValueError):
             loads(bad)
+
+
+# Integers at orjson's bounds: [-2**63, 2**64 - 1] it reads exactly, beyond them as floats.
+BOUNDS = [
+    ("[9223372036854775807]", True),  # 2**63 - 1
+    ("[9223372036854775808]", True),  # 2**63
+    ("[18446744073709551615]", True),  # 2**64 - 1
+    ("[18446744073709551616]", False),  # 2**64
+    ("[-9223372036854775808]", True),  # -2**63
+    ("[-9223372036854775809]", False),  # -2**63 - 1
+    ("[-18446744073709551615]", False),  # a negative orjson would make a float
+    ("[00000000000000000000000000001]", True),  # invalid JSON either way: orjson refuses it too
+    ("[1795480694309215744, 1795480694309215745]", True),  # nanosecond timestamps
+    ('["123456789012345678901234567890"]', False),  # digits in a string: json, read the same
+    ('["id 18446744073709551615"]', True),
+    ('["id-18446744073709551615"]', False),  # judged as a negative number: json, read the same
+    ("[1.0000000000000000000001, 12345678901234567890.5]", True),  # float digits in range
+    ("[1795480694309215744, 99999999999999999999]", False),  # the second run decides
+]
+
+
+@pytest.mark.parametrize(("text", "fast"), BOUNDS)
+def test_only_integers_beyond_64_bits_leave_orjson(text: str, fast: bool) -> None:
+    from stemtrace.server import jsonfast
+
+    assert jsonfast._bytes_exact(text.encode()) is fast
+    assert jsonfast._str_exact(text) is fast
+    try:
+        want: object = json.loads(text)
+    except ValueError:
+        for form in (text, text.encode()):
+            with pytest.raises(ValueError):
+                loads(form)
+        return
+    for form in (text, text.encode()):
+        got = loads(form)
+        assert got == want
+        assert [type(x) for x in got] == [type(x) for x in want]  # type: ignore[attr-defined]

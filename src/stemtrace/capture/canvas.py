@@ -83,6 +83,46 @@ def _list(sigs: list[Any], budget: _Budget) -> list[dict[str, Any]]:
     return out
 
 
+# The key ``signals`` adds to the embed of a task protocol 1 message (see :func:`_linked_chain`).
+PROTOCOL_1 = "protocol_1"
+
+
+def _chain_step(sig: Any) -> bool:
+    """A signature a chain froze before linking it: it has an id and a reply-to queue, which
+    ``Signature.freeze`` sets and a user's ``link=`` signature lacks until it is applied."""
+    options = _opts(sig) if isinstance(sig, Mapping) else {}
+    return bool(options.get("task_id")) and bool(options.get("reply_to"))
+
+
+def _linked_chain(callbacks: list[Any]) -> tuple[list[Any], list[Any]]:
+    """A task protocol 1 message's callbacks as ``(chain, callbacks)``.
+
+    Under protocol 1 Celery sends a chain's next steps as link callbacks, each step linking the
+    one after it (``celery.canvas._chain.prepare_steps`` with ``use_link``), where protocol 2
+    lists them in the message's ``chain``. Each link that is the one frozen step among a task's
+    links is unrolled into the forward chain; the others stay callbacks of their task.
+    """
+    chain: list[Any] = []
+    own = callbacks
+    links = callbacks
+    for _ in range(MAX_NODES):
+        steps = [sig for sig in links if _chain_step(sig)]
+        if len(steps) != 1:
+            break
+        step = steps[0]
+        others = [sig for sig in links if sig is not step]
+        if chain:  # the previous step keeps its other links
+            chain[-1] = {**chain[-1], "options": {**_opts(chain[-1]), "link": others}}
+        else:
+            own = others
+        chain.append(step)
+        nxt = _opts(step).get("link") or []
+        links = list(nxt) if isinstance(nxt, (list, tuple)) else [nxt]
+    if chain:
+        chain[-1] = {**chain[-1], "options": {**_opts(chain[-1]), "link": links}}
+    return chain, own
+
+
 def summarize(embed: Any, max_nodes: int = MAX_NODES) -> dict[str, Any] | None:
     """The ``canvas`` field for an embed, or ``None`` when the message carries no structure."""
     if not isinstance(embed, Mapping):
@@ -91,6 +131,9 @@ def summarize(embed: Any, max_nodes: int = MAX_NODES) -> dict[str, Any] | None:
     chord = embed.get("chord")
     callbacks = embed.get("callbacks") or []
     errbacks = embed.get("errbacks") or []
+    if embed.get(PROTOCOL_1) and not chain and isinstance(callbacks, (list, tuple)):
+        forward_steps, callbacks = _linked_chain(list(callbacks))
+        chain = list(reversed(forward_steps))  # as protocol 2 stores it: reversed
     if not (chain or chord or callbacks or errbacks):
         return None
     budget = _Budget(max_nodes)

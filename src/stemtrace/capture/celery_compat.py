@@ -102,6 +102,15 @@ def request_of(task: Any) -> Any:
         return getattr(task, "request", None)
 
 
+def sent_with_protocol_1(request: Any) -> bool:
+    """Whether the worker's ``request`` came in a task protocol 1 message: the worker converts
+    one to protocol 2 (``celery.worker.strategy``, ``proto1_to_proto2``) but its headers still
+    lack the ``task`` name every protocol 2 message has there."""
+    message = getattr(request, "_message", None) or getattr(request, "message", None)
+    headers = getattr(message, "headers", None)
+    return isinstance(headers, dict) and "task" not in headers
+
+
 # -- queues ------------------------------------------------------------------------
 
 

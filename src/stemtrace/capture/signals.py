@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from stemtrace.capture import celery_compat as compat
 from stemtrace.capture import state as _state
+from stemtrace.capture.canvas import PROTOCOL_1
 from stemtrace.capture.fields import EMPTY_EMBED
 from stemtrace.core import events as ev
 
@@ -106,6 +107,7 @@ def on_after_task_publish(
             b = body if isinstance(body, dict) else {}
             h, args, kwargs = b, b.get("args", ()), b.get("kwargs", {})
             embed = {k: b.get(k) for k in ("chord", "callbacks", "errbacks")}
+            embed[PROTOCOL_1] = True  # a chain's steps are its links (capture.canvas)
             task_id, name = b.get("id"), b.get("task", sender)
         em = st._emitter or st.emitter()
         em.put(  # an Entry: fields.DATA_FIELDS[TASK_PUBLISHED], then RAW_FIELDS (empty kwargs as None)
@@ -154,6 +156,8 @@ def on_task_received(sender: Any = None, request: Any = None, **_: Any) -> None:
         delivery = getattr(request, "delivery_info", None) or {}
         payload = getattr(request, "_payload", None)
         embed = payload[2] if isinstance(payload, (list, tuple)) and len(payload) == 3 else None
+        if embed is not None and compat.sent_with_protocol_1(request):
+            embed = {**embed, PROTOCOL_1: True}
         em = st._emitter or st.emitter()
         em.put(  # an Entry: fields.DATA_FIELDS[TASK_RECEIVED], then RAW_FIELDS
             (

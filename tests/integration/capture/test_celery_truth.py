@@ -259,3 +259,34 @@ def test_the_queue_is_the_routed_queue_on_rabbitmq(
         client = redis.Redis.from_url(redis_url)
         client.delete(unique_name)
         client.close()
+
+
+def test_protocol_1_chain_steps_are_chain_edges(redis_url: str, tmp_path: Path) -> None:
+    """Under ``task_protocol = 1`` Celery sends a chain's next steps as link callbacks: they are
+    drawn as a chain, and a user's own ``link=`` stays a link."""
+    from celery import chain
+
+    settings = AppSettings(broker_url=redis_url, backend_url=redis_url, conf={"task_protocol": 1})
+    holder: dict[str, Any] = {}
+
+    def scenario(t: Any) -> Any:
+        holder["chain"] = chain(t.add.s(1, 2), t.add.s(3), t.add.s(4)).apply_async()
+        holder["link"] = t.add.apply_async((5, 6), link=t.tsum.s())
+        return holder["chain"]
+
+    with Recorder(pool="solo", settings=settings) as recorder:
+        events = recorder.record(scenario, settle_s=1.5)
+        assert holder["chain"].get(timeout=10) == 10
+    last = holder["chain"]
+    ids = [last.parent.parent.id, last.parent.id, last.id]
+    graph = _listed(events, tmp_path, f"/api/workflows/{ids[0]}")
+    edges = {(e["source"], e["target"]): e["kind"] for e in graph["edges"]}
+    assert edges.get((ids[0], ids[1])) == "chain" and edges.get((ids[1], ids[2])) == "chain", edges
+    assert "link" not in edges.values()
+    # A user's link=: a callback (Celery sends it no parent id under protocol 1, so the server
+    # cannot place its run; it must not pass for a chain step either).
+    (published,) = [
+        e for e in events if e["type"] == "task.published" and e["task"]["id"] == holder["link"].id
+    ]
+    canvas = published["data"]["canvas"]
+    assert canvas["chain"] == [] and [c["name"] for c in canvas["callbacks"]] == ["t.tsum"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery, chain, chord, group
 
-from stemtrace.capture.canvas import summarize
+from stemtrace.capture.canvas import PROTOCOL_1, summarize
 
 app = Celery("canvas-test", set_as_current=False)
 
@@ -55,3 +57,33 @@ def test_node_cap_marks_truncation() -> None:
     out = summarize(embed, max_nodes=10)
     assert out is not None
     assert len(out["chain"]) == 10 and out["truncated"] is True
+
+
+def _frozen(name: str, task_id: str, link: list[Any] | None = None) -> dict[str, Any]:
+    """A signature as a chain freezes it (``task_id`` and ``reply_to`` set) before linking it."""
+    options: dict[str, Any] = {"task_id": task_id, "reply_to": "oid"}
+    if link is not None:
+        options["link"] = link
+    return {"task": name, "args": [], "kwargs": {}, "options": options, "subtask_type": None}
+
+
+def test_protocol_1_chain_links_are_unrolled_into_the_chain() -> None:
+    user_link = {"task": "t.notify", "args": [], "kwargs": {}, "options": {}, "subtask_type": None}
+    step3 = _frozen("t.c", "id-c")
+    step2 = _frozen("t.b", "id-b", [step3, user_link])  # the user linked step 2 too
+    embed = {"chord": None, "callbacks": [step2], "errbacks": None, PROTOCOL_1: True}
+    out = summarize(embed)
+    assert out is not None
+    assert [(s["id"], s["name"]) for s in out["chain"]] == [("id-b", "t.b"), ("id-c", "t.c")]
+    assert out["callbacks"] == []
+    assert [c["name"] for c in out["chain"][0]["callbacks"]] == ["t.notify"]
+    assert "callbacks" not in out["chain"][1]
+
+
+def test_protocol_1_user_links_stay_callbacks() -> None:
+    user_link = {"task": "t.notify", "args": [], "kwargs": {}, "options": {}, "subtask_type": None}
+    out = summarize({"chord": None, "callbacks": [user_link], "errbacks": None, PROTOCOL_1: True})
+    assert out is not None and out["chain"] == [] and [c["name"] for c in out["callbacks"]] == ["t.notify"]
+    # Without the marker (protocol 2), frozen links are links as they are.
+    out = summarize({"chain": None, "chord": None, "callbacks": [_frozen("t.b", "id-b")], "errbacks": None})
+    assert out is not None and out["chain"] == [] and [c["id"] for c in out["callbacks"]] == ["id-b"]

@@ -66,8 +66,11 @@ class Design:
     """Accumulates edges, planned tasks and groups from many records' canvases."""
 
     __slots__ = (
+        "_defaults",
+        "_own",
         "_parsed",
         "_replays",
+        "_stated",
         "_trace",
         "callbacks",
         "edges",
@@ -82,6 +85,11 @@ class Design:
         self.groups: dict[str, GroupInfo] = {}
         self.callbacks: dict[str, list[Sig]] = {}
         self.errbacks: dict[str, list[Sig]] = {}
+        # Group membership, three sources from strongest to weakest (``members``): what a
+        # task's own message says, what a canvas names explicitly, what a canvas implies.
+        self._own: dict[str, tuple[str, int]] = {}
+        self._stated: dict[str, set[tuple[str, int]]] = {}
+        self._defaults: dict[str, set[tuple[str, int]]] = {}
         self._parsed: dict[bytes, Canvas] = {}
         # (canvas key, the walking task's group id) -> its replay; the group id is in the
         # key because ``chord`` records the chord on the task's own group.
@@ -132,7 +140,31 @@ class Design:
         # Membership is decided by group_index: on Celery 5.6+ a chord callback
         # carries the header's group id with group_index=None.
         if group_id and group_index is not None:
-            self.group(group_id).add_member(group_index, task_id)
+            self.group(group_id)
+            self._stated.setdefault(task_id, set()).add((group_id, group_index))
+
+    def members(self) -> None:
+        """Put every task in its group(s): call once every record was added.
+
+        A task's own message names its group; only a task without one is placed by what
+        canvases say, and by what a canvas merely implies (``_default_member``) only when
+        no canvas names a group for it. Celery 5.3 re-freezes a chord's group body under
+        a new id when it applies it, so the id the design implies and the one the members
+        carry differ: taking the strongest source, not every source, draws one box, and
+        the same box whatever order the records came in.
+        """
+        for info in self.groups.values():
+            info.members.clear()
+        placed: dict[str, set[tuple[str, int]]] = {}
+        for task_id, own in self._own.items():
+            placed[task_id] = {own}
+        for source in (self._stated, self._defaults):
+            for task_id, found in source.items():
+                if task_id not in placed:
+                    placed[task_id] = found
+        for task_id, found in placed.items():
+            for group_id, index in found:
+                self.group(group_id).add_member(index, task_id)
 
     def chord(self, group_id: str | None, body: Sig) -> None:
         if not group_id:
@@ -191,11 +223,13 @@ class Design:
         if trace is not None and task_id == trace[0]:
             trace[1].complete = False  # this depends on the walking task: never replay it
         planned = self.planned.get(task_id)
-        if planned is None or planned.group_id is not None:
+        if planned is None:
             return
         index = planned.group_index if planned.group_index is not None else position
-        self.planned[task_id] = PlannedTask(task_id, planned.name, group_id, index)
-        self.member(task_id, group_id, index)
+        self._defaults.setdefault(task_id, set()).add((group_id, index))
+        self.group(group_id)
+        if planned.group_id is None:
+            self.planned[task_id] = PlannedTask(task_id, planned.name, group_id, index)
 
     def _links(
         self, task_id: str, callbacks: Iterable[Sig], errbacks: Iterable[Sig], *, walk: bool = True
@@ -211,7 +245,9 @@ class Design:
     def add_record(self, record: GraphRecord) -> None:
         """Everything ``record``'s own messages say about the structure around it."""
         task_id, group_id = record.id, record.group_id
-        self.member(task_id, group_id, record.group_index)
+        if group_id and record.group_index is not None:
+            self.group(group_id)
+            self._own[task_id] = (group_id, record.group_index)
         for raw in record.canvases:
             canvas, key = self._parse(raw)
             replay = self._replays.get((key, group_id)) if key is not None else None

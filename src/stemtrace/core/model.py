@@ -169,6 +169,21 @@ class AttemptSpan:
 
 
 @dataclass(frozen=True, slots=True)
+class Collapsed:
+    """Many sibling tasks drawn as one node: a huge fan-out, collapsed by the server.
+
+    ``member_ids`` lists failed members first, then unfinished ones, then the rest, each
+    in send order, at most a sample of them; ``counts`` covers every member.
+    """
+
+    count: int
+    counts: Mapping[str, int]
+    member_ids: tuple[str, ...]
+    parent_id: str | None = None  # the task that sent them (spawned siblings)
+    group_id: str | None = None  # the group they are members of
+
+
+@dataclass(frozen=True, slots=True)
 class Node:
     """A task in a workflow graph, real or ``PLANNED``/``SKIPPED``."""
 
@@ -192,6 +207,11 @@ class Node:
     # or a redelivery); ``None`` for a single attempt, whose span is the node's own, and
     # when no attempt has a time (attempts known only by count: nothing to draw).
     attempt_spans: tuple[AttemptSpan, ...] | None = None
+    # A SKIPPED step: why it will never run, and the task that decided it (the upstream
+    # task that failed / was revoked, or the one whose success made an error callback moot).
+    skipped_reason: str | None = None
+    skipped_by: str | None = None
+    collapsed: Collapsed | None = None  # this node stands for many sibling tasks
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,16 @@
 """Planned steps that will never run, and which steps sit inside a group's branch.
 
-A step known only from an embedded canvas is ``PLANNED``. When a step upstream of
-it ended without success (failed, lost, revoked, rejected, ignored), Celery will
-never send it: it is ``SKIPPED``, never ``FAILURE``. Error callbacks are the
-exception: they run *because* of a failure, so they are not skipped by one.
+A step known only from an embedded canvas is ``PLANNED``. It becomes ``SKIPPED``
+(never ``FAILURE``: it did not run), with the reason and the task that decided it, when:
+
+* a step upstream of it ended without success (failed, lost, revoked, rejected,
+  ignored): Celery sends no chain step, chord callback or link callback after that;
+* it is an error callback (``link_error``) of a task that succeeded.
+
+Error callbacks are not skipped by a failure: they run *because* of one. A step whose
+predecessors all succeeded stays ``PLANNED`` even when every task sent so far is final:
+a client-launched chord's header is sent one member at a time, so "nothing is running"
+does not mean "nothing more will be sent" (its callback is sent once the last member is).
 """
 
 from __future__ import annotations
@@ -20,30 +27,64 @@ BLOCKING = frozenset(
 _CARRIES = frozenset({"chain", "chord", "link"})  # edges along which "will never run" travels
 
 
+def _send_order(node: Node) -> tuple[bool, float, str]:
+    stamp = node.sent_at if node.sent_at is not None else node.started_at
+    return (stamp is None, stamp or 0.0, node.id)
+
+
+def _label(node: Node) -> str:
+    return f"{node.name or 'task'} ({node.id})"
+
+
 def settle_planned(nodes: dict[str, Node], edges: dict[tuple[str, str], str], replaced: set[str]) -> None:
-    """Turn ``PLANNED`` nodes downstream of a non-successful step into ``SKIPPED`` (in place).
+    """Turn ``PLANNED`` nodes that can no longer run into ``SKIPPED`` (in place).
 
     ``replaced`` ids end an attempt ``IGNORED`` by design (``task.replace()``), which
     does not stop what follows them.
     """
-    queue = deque(
-        node_id
-        for node_id, node in nodes.items()
-        if node.state in BLOCKING and not (node.state is TaskState.IGNORED and node_id in replaced)
-    )
-    if not queue:
-        return  # nothing blocks: no planned step becomes skipped
-    successors: dict[str, list[str]] = {}
+    successors: dict[str, list[tuple[str, str]]] = {}
+    errback_sources: set[str] = set()
     for (source, target), kind in edges.items():
-        if kind in _CARRIES:
-            successors.setdefault(source, []).append(target)
-    while queue:
-        current = queue.popleft()
-        for target in successors.get(current, ()):
-            node = nodes[target]
-            if node.state is TaskState.PLANNED:
-                nodes[target] = replace(node, state=TaskState.SKIPPED)
-                queue.append(target)
+        if kind in _CARRIES or kind == "errback":
+            successors.setdefault(source, []).append((target, kind))
+            if kind == "errback":
+                errback_sources.add(source)
+    sources = [
+        node
+        for node_id, node in nodes.items()
+        if node_id in successors
+        and (
+            (node.state in BLOCKING and not (node.state is TaskState.IGNORED and node_id in replaced))
+            or (node.state is TaskState.SUCCESS and node_id in errback_sources)
+        )
+    ]
+    if not sources:
+        return  # nothing stopped before a planned step: none becomes skipped
+    queue: deque[str] = deque()
+
+    def skip(target: str, reason: str, by: str) -> None:
+        node = nodes[target]
+        if node.state is TaskState.PLANNED:
+            nodes[target] = replace(node, state=TaskState.SKIPPED, skipped_reason=reason, skipped_by=by)
+            queue.append(target)
+
+    # Sources in send order (ids are random: they only break ties), so a step downstream
+    # of two stopped tasks names the same one whatever the id values.
+    for node in sorted(sources, key=_send_order):
+        if node.state is TaskState.SUCCESS:
+            for target, kind in successors[node.id]:
+                if kind == "errback":
+                    skip(target, f"it is the error callback of {_label(node)}, which succeeded", node.id)
+        else:
+            reason = f"{_label(node)}, upstream of it, ended {node.state.value}"
+            for target, kind in successors[node.id]:
+                if kind in _CARRIES:
+                    skip(target, reason, node.id)
+    while queue:  # a skipped step's own successors never run either, for the same reason
+        current = nodes[queue.popleft()]
+        reason, by = current.skipped_reason or "", current.skipped_by or current.id
+        for target, _kind in successors.get(current.id, ()):
+            skip(target, reason, by)
 
 
 def branches(

@@ -1,37 +1,96 @@
-"""Roll a workflow's task states up into one workflow state and per-state counts."""
+"""Roll a workflow's tasks up into one state, one task count, per-state counts and a name.
+
+This is the only roll-up: the workflow page (``core.workflow.build_workflow``) and the
+Workflows list (the summary row the store writes at ingest) both call :func:`summarize`
+and :func:`root_order`, so the two can never disagree on a workflow's state, name, task
+count or counts. What they feed it is the same too: every task of the workflow but
+Celery's plumbing, plus the steps known only from an embedded canvas (``PLANNED``, or
+``SKIPPED`` once they can no longer run).
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
-from stemtrace.core.states import FINAL_STATES, TaskState, WorkflowState
+from stemtrace.core.states import FAILED_STATES, FINAL_STATES, TaskState, WorkflowState
 
-_FAILED = frozenset({TaskState.FAILURE, TaskState.LOST})
+# Tasks Celery runs to drive a canvas, not work the user asked for: never counted, never
+# a workflow's name. ``celery.chord_unlock`` polls a chord's header on result backends
+# without native chord support and retries once a second until the header is done.
+# Not plumbing: ``celery.accumulate`` (it carries the id of a task replaced by a group, so
+# it *is* that task's last step), ``celery.map``/``starmap``/``chunks`` (they run the
+# user's function), ``celery.backend_cleanup`` (a periodic task of its own).
+PLUMBING_NAMES = frozenset({"celery.chord_unlock"})
+_FAILED_VALUES = frozenset(s.value for s in FAILED_STATES)
+_STATES = {s.value: s for s in TaskState}
+
+
+def is_plumbing(name: str | None) -> bool:
+    return name in PLUMBING_NAMES
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A workflow's roll-up: what the Workflows list and the workflow page both show."""
+
+    state: WorkflowState
+    task_count: int
+    counts: dict[str, int]  # every TaskState, zeros included
+    has_failure: bool
+
+
+def workflow_state(counts: Mapping[TaskState, int]) -> WorkflowState:
+    """``RUNNING`` while any task (a ``PLANNED`` step included) is not final; then
+    ``FAILURE`` if any task failed, was lost or was rejected; ``REVOKED`` if any other
+    task did not complete (revoked, expired, ignored, skipped); else ``SUCCESS``.
+
+    Dropped work therefore never rolls up to ``SUCCESS``, whatever Celery version
+    reported it.
+    """
+    running = failed = stopped = False
+    for state, n in counts.items():
+        if n <= 0:
+            continue
+        if state not in FINAL_STATES:
+            running = True
+        elif state in FAILED_STATES:
+            failed = True
+        elif state is not TaskState.SUCCESS:
+            stopped = True
+    if running:
+        return WorkflowState.RUNNING
+    if failed:
+        return WorkflowState.FAILURE
+    if stopped:
+        return WorkflowState.REVOKED
+    return WorkflowState.SUCCESS
+
+
+def summarize(counts: Mapping[TaskState, int] | Mapping[str, int]) -> Summary:
+    """The roll-up of a workflow whose counted tasks are in these states (by state or value)."""
+    by_state: dict[TaskState, int] = {}
+    for key, n in counts.items():
+        task_state = key if isinstance(key, TaskState) else _STATES.get(key) or TaskState(key)
+        by_state[task_state] = by_state.get(task_state, 0) + int(n)
+    out = {s.value: by_state.get(s, 0) for s in TaskState}
+    has_failure = any(out[v] for v in _FAILED_VALUES)
+    return Summary(workflow_state(by_state), sum(out.values()), out, has_failure)
 
 
 def rollup(states: Iterable[TaskState]) -> tuple[WorkflowState, dict[str, int]]:
-    """The workflow's state and how many tasks are in each state.
+    """:func:`summarize` of individual states: the workflow's state and per-state counts."""
+    summary = summarize(Counter(states))
+    return summary.state, summary.counts
 
-    ``RUNNING`` while any task (``PLANNED`` ones included) is not final; then
-    ``FAILURE`` if any task failed or was lost, ``REVOKED`` if one was revoked and
-    none failed, else ``SUCCESS``. Counts list every state, zeros included, so the
-    API shape does not depend on the data.
+
+def root_order(sent_at: float | None, started_at: float | None, task_id: str) -> tuple[bool, float, str]:
+    """Sort key of a workflow's tasks: sent ones first in send order, then the rest by id.
+
+    A workflow's name is its root's: the first task in this order that nothing in the
+    workflow leads to (no parent task in it, no designed step before it) and that is
+    not plumbing.
     """
-    tally = Counter(states)  # one pass in C: a 10,000-task graph rolls up per request
-    counts = {state.value: tally.get(state, 0) for state in TaskState}
-    running = failed = revoked = False
-    for state in tally:
-        if state not in FINAL_STATES:
-            running = True
-        elif state in _FAILED:
-            failed = True
-        elif state is TaskState.REVOKED:
-            revoked = True
-    if running:
-        return WorkflowState.RUNNING, counts
-    if failed:
-        return WorkflowState.FAILURE, counts
-    if revoked:
-        return WorkflowState.REVOKED, counts
-    return WorkflowState.SUCCESS, counts
+    stamp = sent_at if sent_at is not None else started_at
+    return (stamp is None, stamp or 0.0, task_id)

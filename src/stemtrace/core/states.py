@@ -35,6 +35,15 @@ FINAL_STATES = frozenset(
 )
 
 
+# Final states of work that did not complete. A workflow holding any of them is never
+# SUCCESS: ``FAILED_STATES`` roll it up to FAILURE (an error, a dead worker, a message the
+# task refused with ``Reject``), the others to REVOKED (stopped on purpose: ``revoke``,
+# expiry, ``raise Ignore()``, Celery's own "revoke-like" exit, and the steps that
+# therefore never ran).
+FAILED_STATES = frozenset({TaskState.FAILURE, TaskState.LOST, TaskState.REJECTED})
+STOPPED_STATES = frozenset({TaskState.REVOKED, TaskState.IGNORED, TaskState.SKIPPED})
+
+
 class WorkflowState(str, Enum):
     """Roll-up of a workflow's task states."""
 

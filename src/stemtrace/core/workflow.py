@@ -9,16 +9,19 @@ steps of a ``task.replace()``). The result does not depend on record order.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from stemtrace.core.canvas import canvas_ids, parse_canvas
 from stemtrace.core.design import STRUCTURAL_KINDS, Design, PlannedTask
-from stemtrace.core.identity import CHORD_UNLOCK, UnionFind, chord_unlock_ids, linked_ids
+from stemtrace.core.identity import UnionFind, chord_unlock_ids, linked_ids
 from stemtrace.core.model import Attempt, AttemptSpan, Container, Edge, GraphRecord, Node, WorkflowGraph
 from stemtrace.core.planning import branches, settle_planned
-from stemtrace.core.rollup import rollup
+from stemtrace.core.rollup import is_plumbing, root_order, summarize
 from stemtrace.core.states import TaskState, WorkflowState
 
-__all__ = ["UnionFind", "build_workflow", "linked_ids"]
+__all__ = ["Structure", "UnionFind", "build_workflow", "linked_ids", "structure", "structure_ids"]
 
 
 def _node(record: GraphRecord) -> Node:
@@ -41,7 +44,7 @@ def _node(record: GraphRecord) -> Node:
         record.parent_id,
         record.group_id,
         record.group_index,
-        record.name == CHORD_UNLOCK,
+        is_plumbing(record.name),
         _spans(attempts) if len(attempts) > 1 else None,
     )
 
@@ -89,7 +92,7 @@ def _runtime_edges(
         if not parent_id or parent_id == record.id or parent_id not in records:
             continue  # a root task's retry names itself as parent
         parent = records[parent_id]
-        if parent.name == CHORD_UNLOCK:
+        if is_plumbing(parent.name):
             out[record.id] = "plumbing"
             continue
         if record.id in has_design_in:
@@ -142,8 +145,9 @@ def build_workflow(
     design = Design()
     for record in by_id.values():
         design.add_record(record)
-    plumbing = {i for i, r in by_id.items() if r.name == CHORD_UNLOCK}
-    for unlock in plumbing:
+    design.members()
+    plumbing = {i for i, r in by_id.items() if is_plumbing(r.name)}
+    for unlock in sorted(plumbing):
         for group_id in chord_unlock_ids(by_id[unlock].args):
             if group_id in design.groups:
                 design.group(group_id).chord = True
@@ -174,9 +178,9 @@ def build_workflow(
     settle_planned(nodes, edges, replaced)
 
     containers = _containers(design, nodes, edges)
-    counted = [n.state for n in nodes.values() if not n.plumbing]
-    state, counts = rollup(counted)
     real = [n for n in nodes.values() if not n.plumbing]
+    summary = summarize(Counter(n.state for n in real))
+    state = summary.state
     starts = [t for n in real if (t := n.sent_at if n.sent_at is not None else n.started_at) is not None]
     ends = [n.finished_at for n in real if n.finished_at is not None]
     targets = {target for (_, target) in edges}
@@ -185,8 +189,8 @@ def build_workflow(
     return WorkflowGraph(
         id=workflow_id,
         state=state,
-        task_count=len(real),
-        counts=counts,
+        task_count=summary.task_count,
+        counts=summary.counts,
         started_at=min(starts) if starts else None,
         finished_at=max(ends) if ends and state is not WorkflowState.RUNNING else None,
         root_id=root.id if root else None,
@@ -199,8 +203,7 @@ def build_workflow(
 
 def _node_order(node: Node) -> tuple[bool, float, str]:
     # Sent tasks first, in send order; planned steps after them.
-    stamp = node.sent_at if node.sent_at is not None else node.started_at
-    return (stamp is None, stamp or 0.0, node.id)
+    return root_order(node.sent_at, node.started_at, node.id)
 
 
 def _containers(
@@ -243,3 +246,46 @@ def _containers(
         kind = "chord" if info.chord else "group"
         out.append(Container(group_id, kind, flat, callback, per_index))
     return tuple(out)
+
+
+# -- the designed part of a workflow, for its summary ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Structure:
+    """What a workflow's summary needs beyond per-state task counts (``server.store``).
+
+    ``planned``: the steps no task record stands for (``PLANNED``, or ``SKIPPED`` with
+    the reason), exactly as ``build_workflow`` draws them. ``targets``: the ids a
+    designed step or a parent leads to, which therefore are not the workflow's root.
+    """
+
+    planned: tuple[Node, ...]
+    targets: frozenset[str]
+
+
+def needs_structure(record: GraphRecord) -> bool:
+    """Whether ``structure`` must see this record: it carries a canvas, or is plumbing."""
+    return bool(record.canvases) or is_plumbing(record.name)
+
+
+def structure_ids(record: GraphRecord) -> set[str]:
+    """The ids ``record``'s canvases mention: ``structure`` must see their records too."""
+    out: set[str] = set()
+    for raw in record.canvases:
+        out |= canvas_ids(parse_canvas(raw))
+    return out
+
+
+def structure(workflow_id: str, records: Sequence[GraphRecord]) -> Structure:
+    """The planned steps and edge targets of a workflow, from part of its records.
+
+    ``records`` must hold every record with a canvas or of plumbing (``needs_structure``)
+    and every record those canvases mention (``structure_ids``); the others add no planned
+    step and no designed edge, so the result is what ``build_workflow`` finds from all of
+    them.
+    """
+    graph = build_workflow(workflow_id, records)
+    real = {r.id for r in records}
+    planned = tuple(n for n in graph.nodes if n.id not in real)
+    return Structure(planned, frozenset(e.target for e in graph.edges))

@@ -25,7 +25,9 @@ from stemtrace.core.workflow import UnionFind, linked_ids
         ([T.SUCCESS, T.LOST], W.FAILURE),
         ([T.REVOKED, T.SUCCESS], W.REVOKED),
         ([T.REVOKED, T.FAILURE], W.FAILURE),
-        ([T.SUCCESS, T.IGNORED], W.SUCCESS),
+        ([T.SUCCESS, T.IGNORED], W.REVOKED),  # raise Ignore(): no result, a chain stops
+        ([T.SUCCESS, T.REJECTED], W.FAILURE),  # Reject(requeue=False): the work was dropped
+        ([T.SUCCESS, T.SKIPPED], W.REVOKED),
         ([T.RETRY], W.RUNNING),
         ([], W.SUCCESS),
     ],

@@ -64,6 +64,8 @@ def pydantic_graph(graph: WorkflowGraph) -> WorkflowGraphOut:
                 )
                 for a in n.attempt_spans
             ],
+            skipped_reason=n.skipped_reason,
+            skipped_by=n.skipped_by,
         )
         for n in graph.nodes
     ]

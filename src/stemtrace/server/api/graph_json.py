@@ -16,7 +16,7 @@ from json.encoder import encode_basestring
 from math import isfinite
 from typing import Any
 
-from stemtrace.core.model import AttemptSpan, Node
+from stemtrace.core.model import AttemptSpan, Collapsed, Node
 from stemtrace.core.model import WorkflowGraph as CoreGraph
 from stemtrace.core.states import TaskState
 
@@ -25,7 +25,7 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_cir
 _NODE = (
     '{"id":%s,"name":%s,"state":%s,"attempts":%s,"worker":%s,"queue":%s,"sent_at":%s,"received_at":%s,'
     '"started_at":%s,"finished_at":%s,"runtime_ms":%s,"exception_type":%s,"parent_id":%s,"group_id":%s,'
-    '"group_index":%s,"plumbing":%s,"attempt_spans":%s}'
+    '"group_index":%s,"plumbing":%s,"attempt_spans":%s,"skipped_reason":%s,"skipped_by":%s,"collapsed":%s}'
 )
 _STATE = {state: f'"{state.value}"' for state in TaskState}
 _SECONDS: dict[int, str] = {}  # whole epoch second -> "YYYY-MM-DDTHH:MM:SS" (UTC)
@@ -117,6 +117,21 @@ def _node(n: Node) -> str:
         _int(n.group_index),
         "true" if n.plumbing else "false",
         "null" if spans is None else _ENCODER.encode(_spans(spans)),
+        _text(n.skipped_reason),
+        _text(n.skipped_by),
+        "null" if n.collapsed is None else _collapsed(n.collapsed),
+    )
+
+
+def _collapsed(c: Collapsed) -> str:
+    return _ENCODER.encode(
+        {
+            "count": c.count,
+            "counts": {k: int(v) for k, v in c.counts.items()},
+            "member_ids": list(c.member_ids),
+            "parent_id": c.parent_id,
+            "group_id": c.group_id,
+        }
     )
 
 
@@ -143,6 +158,7 @@ def workflow_graph_json(graph: CoreGraph) -> bytes:
             }
             for g in graph.groups
         ],
+        "collapsed_tasks": int(graph.extra.get("collapsed_tasks", 0)),
     }
     nodes = ",".join([_node(n) for n in graph.nodes])
     text = f'{_ENCODER.encode(head)[:-1]},"nodes":[{nodes}],{_ENCODER.encode(tail)[1:]}'

@@ -27,6 +27,7 @@ from stemtrace.server.context import ServerContext
 from stemtrace.server.graph_cache import gc_paused
 from stemtrace.server.losses import with_missing_flag, workflow_flag
 from stemtrace.server.store import TaskQuery, WorkflowQuery
+from stemtrace.server.store.fanout import COLLAPSE_OVER
 
 router = APIRouter(prefix="/api")
 Ctx = Annotated[ServerContext, Depends(server)]
@@ -139,6 +140,14 @@ def get_workflow(
             return Response(with_missing_flag(cached, missing), media_type="application/json")  # type: ignore[return-value]
         big = row is not None and row.task_count >= GC_PAUSE_TASKS
         with gc_paused() if big else nullcontext():
+            # A huge workflow: its big sibling sets come collapsed, built without every record.
+            huge = row is not None and row.task_count > COLLAPSE_OVER
+            collapsed = store.collapsed_graph(row) if huge and row is not None else None
+            if collapsed is not None:
+                encoded = workflow_graph_json(collapsed)
+                if key is not None:
+                    ctx.graphs.put(key, encoded)
+                return Response(with_missing_flag(encoded, missing), media_type="application/json")  # type: ignore[return-value]
             records = store.workflow_skeletons(resolved) if resolved else []
             if not records or resolved is None:
                 raise ApiError(404, f"no workflow or task with id {workflow_id[:80]!r}")

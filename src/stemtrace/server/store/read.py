@@ -10,10 +10,13 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from stemtrace.core.model import Attempt, GraphRecord, TaskRecord
-from stemtrace.core.states import TaskState
+from stemtrace.core.rollup import PLUMBING_NAMES
+from stemtrace.core.states import FAILED_STATES, TaskState
+from stemtrace.core.workflow import structure
 from stemtrace.server.store.base import (
     ChildRow,
     Page,
@@ -26,6 +29,7 @@ from stemtrace.server.store.base import (
     encode_cursor,
 )
 from stemtrace.server.store.db import Dialect
+from stemtrace.server.store.summary import structural_records
 from stemtrace.server.store.write import envelope, marks
 
 ROW_COLUMNS = (
@@ -48,6 +52,10 @@ TEXT_SCAN_ROWS = 5_000
 # have hundreds of thousands of children; the workflow graph is the place to browse those).
 CHILD_TASKS_MAX = 1_000
 _PLACEHOLDERS: dict[tuple[int, TaskState], tuple[Attempt, ...]] = {}
+_FAILED = tuple(sorted(s.value for s in FAILED_STATES))
+# Celery's plumbing (``celery.chord_unlock``) is never counted as the user's work.
+_PLUMB = ", ".join(f"'{name}'" for name in sorted(PLUMBING_NAMES))
+_NOT_PLUMBING = f"(name IS NULL OR name NOT IN ({_PLUMB}))"
 _STATES = {s.value: s for s in TaskState}
 
 
@@ -56,7 +64,7 @@ class Reader:
         self.conn = conn
         self.d = dialect
 
-    def q(self, text: str, params: list[Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def q(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return list(self.conn.execute(self.d.sql(text), tuple(params)).fetchall())
 
     # -- tasks ----------------------------------------------------------------------------------
@@ -169,7 +177,7 @@ class Reader:
     def get_task(self, task_id: str) -> TaskDetail | None:
         found = self.q(f"SELECT {ROW_COLUMNS}, detail FROM tasks WHERE id = ?", [task_id])
         if not found:
-            return None
+            return self._planned_task(task_id)
         row = TaskRow(*found[0][:-1])
         detail = json.loads(found[0][-1])
         extra = detail.pop("_extra", {}) or {}
@@ -191,6 +199,49 @@ class Reader:
             children=[c[0] for c in found_children],
             child_tasks=[ChildRow(*c) for c in found_children[:CHILD_TASKS_MAX]],
         )
+
+    def _planned_task(self, task_id: str) -> TaskDetail | None:
+        """A step known only from an embedded canvas (``PLANNED``, or ``SKIPPED`` and why).
+
+        Its id is in ``aliases`` (every id a canvas names is), so it resolves to its workflow;
+        the workflow's designed part (``summary.structural_records``) says what it is, as the
+        graph draws it. The reason and the deciding task travel in ``extra``.
+        """
+        workflow_id = self.resolve_workflow(task_id)
+        if workflow_id is None:
+            return None
+        records = structural_records(self, [workflow_id]).get(workflow_id)
+        if not records:
+            return None
+        node = next((n for n in structure(workflow_id, records).planned if n.id == task_id), None)
+        if node is None:
+            return None  # a group id, or an id the design does not name as a task
+        row = TaskRow(
+            id=node.id,
+            name=node.name,
+            state=node.state.value,
+            workflow_id=workflow_id,
+            parent_id=None,
+            root_id=None,
+            group_id=node.group_id,
+            worker=None,
+            queue=None,
+            retries=0,
+            sent_at=None,
+            received_at=None,
+            started_at=None,
+            finished_at=None,
+            runtime_ms=None,
+            exception_type=None,
+            args_preview=None,
+            routing_key=None,
+            sort_ts=0.0,
+        )
+        record = TaskRecord(id=node.id, name=node.name, state=node.state, group_id=node.group_id)
+        if node.group_index is not None:
+            record = replace(record, group_index=node.group_index)
+        extra = {"skipped_reason": node.skipped_reason, "skipped_by": node.skipped_by}
+        return TaskDetail(row=row, record=record, extra=extra, events=[], children=[], child_tasks=[])
 
     def stale_tasks(self, states: list[TaskState], older_than: float, limit: int) -> list[TaskRow]:
         rows = self.q(
@@ -258,8 +309,9 @@ class Reader:
     def failures(
         self, since: float | None, until: float | None, name: str | None, limit: int
     ) -> list[dict[str, Any]]:
-        where = ["state = ?"]
-        params: list[Any] = [TaskState.FAILURE.value]
+        # Every state a workflow rolls up to FAILURE for; Celery's plumbing is not the user's.
+        where = [f"state IN ({marks(len(_FAILED))})", _NOT_PLUMBING]
+        params: list[Any] = list(_FAILED)
         _time_range(where, params, since, until)
         if name is not None:
             where.append("name = ?")
@@ -296,14 +348,14 @@ class Reader:
 
     def task_stats(self, since: float, until: float, name: str | None, buckets: int) -> list[dict[str, Any]]:
         step = max((until - since) / max(buckets, 1), 1.0)
-        where = ["sort_ts >= ?", "sort_ts < ?"]
+        where = ["sort_ts >= ?", "sort_ts < ?", _NOT_PLUMBING]
         params: list[Any] = [since, until]
         if name is not None:
             where.append("name = ?")
             params.append(name)
         clause = " AND ".join(where)
         series: dict[str, dict[int, list[int]]] = defaultdict(dict)
-        totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         for tname, bucket, state, n in self.q(
             f"SELECT name, {self.d.bucket('(sort_ts - ?)')}, state, COUNT(*) FROM tasks WHERE {clause} "
             "AND name IS NOT NULL GROUP BY 1, 2, 3",
@@ -315,9 +367,11 @@ class Reader:
             if state == TaskState.SUCCESS.value:
                 cell[0] += int(n)
                 tot[1] += int(n)
-            elif state in (TaskState.FAILURE.value, TaskState.LOST.value):
+            elif state in _FAILED:
                 cell[1] += int(n)
                 tot[2] += int(n)
+            elif state == TaskState.REVOKED.value:
+                tot[3] += int(n)
         out = []
         for tname in sorted(totals):
             runtimes = sorted(
@@ -328,7 +382,7 @@ class Reader:
                     [tname, since, until],
                 )
             )
-            total, ok, failed = totals[tname]
+            total, ok, failed, revoked = totals[tname]
             done = ok + failed
             out.append(
                 {
@@ -336,6 +390,7 @@ class Reader:
                     "total": total,
                     "succeeded": ok,
                     "failed": failed,
+                    "revoked": revoked,
                     "failure_rate": failed / done if done else 0.0,
                     "runtime_p50_ms": _pct(runtimes, 0.50),
                     "runtime_p95_ms": _pct(runtimes, 0.95),

@@ -16,7 +16,7 @@ A batch goes through three steps so that ingest can overlap them with its neighb
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import Any
@@ -25,18 +25,16 @@ from stemtrace.core.events import LIBRARY_HEALTH, WORKER_EVENT_TYPES, Event, dec
 from stemtrace.core.identity import CHORD_UNLOCK, linked_ids
 from stemtrace.core.jsontext import dumps as std_dumps  # json's text, where orjson's would differ
 from stemtrace.core.model import Attempt, TaskRecord
-from stemtrace.core.rollup import rollup
-from stemtrace.core.states import TaskState, WorkflowState
 from stemtrace.core.task import fold_task
 from stemtrace.core.workers import WorkerRecord, fold_worker, worker_name
 from stemtrace.server.jsonfast import fast_dumps, loads
 from stemtrace.server.store.base import ApplyResult, Changes
 from stemtrace.server.store.db import Dialect
+from stemtrace.server.store.summary import summary_rows
 
 CHUNK = 500
 ARGS_TEXT_MAX = 4000
 PREVIEW_MAX = 120
-_FAILED = {TaskState.FAILURE.value, TaskState.LOST.value}
 
 
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
@@ -80,12 +78,7 @@ def event_body(e: Event) -> str:
 def envelope(
     inst: str, seq: int, task_id: str | None, etype: str, ts: float, *, body: dict[str, Any]
 ) -> dict[str, Any]:
-    """A stored event as ``Event.to_dict()`` gives it, from its columns and parsed body.
-
-    Bodies stored by schema version 3 and earlier are whole envelopes, and are returned as they are.
-    """
-    if "type" in body:
-        return body
+    """A stored event as ``Event.to_dict()`` gives it, from its columns and parsed body."""
     out: dict[str, Any] = {
         "v": body["v"],
         "type": etype,
@@ -219,7 +212,7 @@ class Staged:
     plan: Plan
     alias_rows: list[tuple[str, str]]
     task_rows: list[list[Any]]
-    workflow_rows: list[tuple[Any, ...]]
+    workflow_ids: list[str]  # rolled up once the task rows are written
     changes: Changes
 
     def write(self) -> int:
@@ -240,7 +233,7 @@ class Staged:
             tail="ON CONFLICT (id) DO UPDATE SET workflow_id = excluded.workflow_id",
         )
         write_tasks(w, self.task_rows)
-        _write_workflows(w, self.workflow_rows)
+        roll_up(w, self.workflow_ids)
         return stored
 
 
@@ -274,18 +267,16 @@ class BatchWriter:
         self._count_malformed(malformed)
         self._health(plan.health)
         workers = self._workers(plan.worker_events)
-        task_wf, merged, aliased, fresh, alias_rows = self._assign_workflows(plan)
+        task_wf, merged, aliased, _fresh, alias_rows = self._assign_workflows(plan)
         rows = self._fold_tasks(plan, task_wf, aliased)
         touched_wf = set(task_wf.values())
-        known = {tid for tid in rows if tid in aliased}
-        workflow_rows = self._roll_up(sorted(touched_wf), fresh, rows, known)
         changes = Changes(
             tasks=frozenset(task_wf),
             workflows=frozenset(touched_wf | merged),
             workers=frozenset(workers),
             task_workflows=dict(task_wf),
         )
-        return Staged(self, plan, alias_rows, list(rows.values()), workflow_rows, changes)
+        return Staged(self, plan, alias_rows, list(rows.values()), sorted(touched_wf), changes)
 
     # -- counters -----------------------------------------------------------------------------
 
@@ -438,110 +429,6 @@ class BatchWriter:
         return rows
 
     # -- workflows -------------------------------------------------------------------------------
-
-    def _roll_up(
-        self,
-        workflow_ids: Sequence[str],
-        fresh: set[str],
-        rows: Mapping[str, Sequence[Any]],
-        known: set[str],
-    ) -> list[tuple[Any, ...]]:
-        """The touched workflows' summary rows, before the batch's task rows are written.
-
-        Each is aggregated over the batch's rows plus its stored tasks the batch does not
-        rewrite: the same result as ``roll_up`` after the write. ``known`` are the batch's
-        tasks that may have a stored row; after ``_merge`` that row is in the workflow the
-        batch assigns (row and alias always move together). A workflow created by this
-        batch has no stored task.
-        """
-        stats, first_task = _aggregate_rows(workflow_ids, rows)
-        rewritten: dict[str, list[str]] = defaultdict(list)
-        for tid in sorted(known):
-            rewritten[rows[tid][_WORKFLOW]].append(tid)
-        names: dict[str, str | None] = {}
-        first_stored: dict[str, tuple[Any, ...] | None] = {}
-        stored = [wf for wf in workflow_ids if wf not in fresh]
-        for part, skip in _packed(stored, rewritten):
-            if skip is None:  # too many to leave out by id
-                self._scan_roll_up(part[0], set(rewritten[part[0]]), stats, first_stored)
-            else:
-                _stored_aggregates(self, part, skip, stats)
-            names.update(self.q(f"SELECT id, name FROM tasks WHERE id IN ({marks(len(part))})", part))
-
-        def name_of(wf: str) -> str | None:
-            named = rows.get(wf)  # the task whose id is the workflow's, else the first one
-            if named is not None:
-                return named[_NAME]  # type: ignore[no-any-return]
-            if wf in names:
-                return names[wf]
-            best = first_task.get(wf)
-            if wf not in fresh:
-                if wf in first_stored:
-                    found = first_stored[wf]
-                else:
-                    skip = rewritten.get(wf, [])
-                    not_rewritten = f" AND id NOT IN ({marks(len(skip))})" if skip else ""
-                    hits = self.q(
-                        f"SELECT name, sort_ts, id FROM tasks WHERE workflow_id = ?{not_rewritten} "
-                        "ORDER BY sort_ts, id LIMIT 1",
-                        [wf, *skip],
-                    )
-                    found = hits[0] if hits else None
-                if found is not None and (best is None or (found[1], found[2]) < (best[_SORT_TS], best[0])):
-                    return found[0]  # type: ignore[no-any-return]
-            return None if best is None else best[_NAME]
-
-        return _summaries(self, workflow_ids, stats, name_of)
-
-    def _scan_roll_up(
-        self,
-        wf: str,
-        skip: set[str],
-        stats: dict[str, dict[str, Any]],
-        first_stored: dict[str, tuple[Any, ...] | None],
-    ) -> None:
-        """``_roll_up``'s query for one workflow whose rewritten tasks are too many to bind
-        (SQLite before 3.32 binds at most 999 values): its stored tasks, skipped in Python."""
-        best: tuple[Any, ...] | None = None
-        for tid, name, state, started, finished, sort_ts, updated in self.q(
-            "SELECT id, name, state, COALESCE(started_at, received_at, sent_at), finished_at, sort_ts, "
-            "updated_at FROM tasks WHERE workflow_id = ?",
-            [wf],
-        ):
-            if tid in skip:
-                continue
-            _aggregate(
-                stats, wf, state, 1, started=started, finished=finished, first=sort_ts, updated=updated
-            )
-            if best is None or (sort_ts, tid) < (best[1], best[2]):
-                best = (name, sort_ts, tid)
-        first_stored[wf] = best
-
-
-# Values one statement binds at most here: under SQLite's old limit of 999.
-_PARAMS_MAX = 900
-
-
-def _packed(
-    workflow_ids: Sequence[str], rewritten: Mapping[str, list[str]]
-) -> Iterator[tuple[list[str], list[str] | None]]:
-    """Workflows in groups, each with the rewritten task ids to leave out, every group
-    binding at most ``_PARAMS_MAX`` values. A workflow with too many rewritten tasks for
-    that comes alone with ``None`` to leave out: ``_roll_up`` scans it instead."""
-    part: list[str] = []
-    skip: list[str] = []
-    for wf in workflow_ids:
-        own = rewritten.get(wf, [])
-        if len(own) > _PARAMS_MAX // 2:
-            yield [wf], None
-            continue
-        if part and len(part) + len(skip) + 1 + len(own) > _PARAMS_MAX:
-            yield part, skip
-            part, skip = [], []
-        part.append(wf)
-        skip.extend(own)
-    if part:
-        yield part, skip
 
 
 TASK_COLUMNS = (
@@ -722,81 +609,16 @@ def graph_extra(record: TaskRecord) -> list[Any]:
 
 
 def roll_up(w: BatchWriter, workflow_ids: Sequence[str]) -> None:
-    """Recompute the summary rows of these workflows from their tasks."""
-    stats: dict[str, dict[str, Any]] = {}
-    _stored_aggregates(w, workflow_ids, [], stats)
-    ph = marks(len(workflow_ids))
-    names: dict[str, str | None] = dict(w.q(f"SELECT id, name FROM tasks WHERE id IN ({ph})", workflow_ids))
-
-    def name_of(wf: str) -> str | None:
-        if wf in names:
-            return names[wf]
-        found = w.q("SELECT name FROM tasks WHERE workflow_id = ? ORDER BY sort_ts, id LIMIT 1", [wf])
-        name: str | None = found[0][0] if found else None
-        return name
-
-    _write_workflows(w, _summaries(w, workflow_ids, stats, name_of))
+    """Rewrite the summary rows of these workflows from their stored tasks (``summary``):
+    after a batch's task rows are written, and wherever tasks change outside ingest."""
+    rows, gone = summary_rows(w, workflow_ids)
+    for part in chunks(gone):
+        w.q(f"DELETE FROM workflows WHERE id IN ({marks(len(part))})", list(part))
+    _write_workflows(w, rows)
 
 
-def _stored_aggregates(
-    w: BatchWriter, workflow_ids: Sequence[str], skip: Sequence[str], stats: dict[str, dict[str, Any]]
-) -> None:
-    """Add these workflows' stored tasks, but those in ``skip``, to ``stats`` (``_aggregate``)."""
-    where = f"workflow_id IN ({marks(len(workflow_ids))})"
-    if skip:
-        where += f" AND id NOT IN ({marks(len(skip))})"
-    for wf, state, n, started, finished, first, updated in w.q(
-        "SELECT workflow_id, state, COUNT(*), MIN(COALESCE(started_at, received_at, sent_at)), MAX(finished_at), "  # noqa: E501
-        f"MIN(sort_ts), MAX(updated_at) FROM tasks WHERE {where} GROUP BY workflow_id, state",
-        [*workflow_ids, *skip],
-    ):
-        _aggregate(stats, wf, state, int(n), started=started, finished=finished, first=first, updated=updated)
-
-
-def _aggregate(
-    stats: dict[str, dict[str, Any]],
-    wf: str,
-    state: str,
-    n: int,
-    *,
-    started: float | None,
-    finished: float | None,
-    first: float | None,
-    updated: float | None,
-) -> None:
-    """Add ``n`` tasks in ``state`` to workflow ``wf``'s aggregates (MIN/MAX skip NULLs, as SQL's)."""
-    s = stats.get(wf)
-    if s is None:
-        s = stats[wf] = {"states": {}, "started": None, "finished": None, "first": None, "updated": None}
-    states = s["states"]
-    states[state] = states.get(state, 0) + n
-    s["started"] = _min(s["started"], started)
-    s["finished"] = _max(s["finished"], finished)
-    s["first"] = _min(s["first"], first)
-    s["updated"] = _max(s["updated"], updated)
-
-
-def _summaries(
-    w: BatchWriter,
-    workflow_ids: Sequence[str],
-    stats: Mapping[str, dict[str, Any]],
-    name_of: Callable[[str], str | None],
-) -> list[tuple[Any, ...]]:
-    """One summary row per workflow that still has tasks; a workflow without any is deleted."""
-    rows = []
-    for wf in workflow_ids:
-        agg = stats.get(wf)
-        if agg is None:
-            w.q("DELETE FROM workflows WHERE id = ?", [wf])
-            continue
-        rows.append(_workflow_row(w, wf, agg, name_of(wf)))
-    return rows
-
-
-# Task row columns the roll-up reads (see ``TASK_COLUMNS``).
-_NAME, _STATE, _WORKFLOW = 1, 2, 3
-_SORT_TS, _SENT, _RECEIVED, _STARTED, _FINISHED = 10, 11, 12, 13, 14
-_UPDATED, _INGESTED = 19, 20
+# Task row columns ``_final_row`` fills in (see ``TASK_COLUMNS``).
+_WORKFLOW, _INGESTED = 3, 20
 
 
 def _final_row(planned: list[Any], workflow_id: str, now: float) -> list[Any]:
@@ -804,85 +626,6 @@ def _final_row(planned: list[Any], workflow_id: str, now: float) -> list[Any]:
     planned[_WORKFLOW] = workflow_id
     planned[_INGESTED] = now
     return planned
-
-
-def _aggregate_rows(
-    workflow_ids: Sequence[str], task_rows: Mapping[str, Sequence[Any]]
-) -> tuple[dict[str, dict[str, Any]], dict[str, Sequence[Any]]]:
-    """``roll_up``'s aggregates over these task rows (SQL's MIN/MAX skip NULLs, as
-    ``_min``/``_max`` do), and each workflow's first row by ``(sort_ts, id)``."""
-    wanted = set(workflow_ids)
-    stats: dict[str, dict[str, Any]] = {}
-    first_task: dict[str, Sequence[Any]] = {}
-    for row in task_rows.values():
-        wf = row[_WORKFLOW]
-        if wf not in wanted:
-            continue
-        began = row[_STARTED]
-        if began is None:
-            began = row[_RECEIVED]
-            if began is None:
-                began = row[_SENT]
-        _aggregate(
-            stats,
-            wf,
-            row[_STATE],
-            1,
-            started=began,
-            finished=row[_FINISHED],
-            first=row[_SORT_TS],
-            updated=row[_UPDATED],
-        )
-        # ORDER BY sort_ts, id LIMIT 1 (ids compare the same in SQL and Python: by code point)
-        best = first_task.get(wf)
-        if best is None or (row[_SORT_TS], row[0]) < (best[_SORT_TS], best[0]):
-            first_task[wf] = row
-    return stats, first_task
-
-
-_TASK_STATES = {state.value: state for state in TaskState}
-# What a workflow's summary derives from its per-state task counts alone, by those counts:
-# most workflows share a handful of shapes (one SUCCESS, three SUCCESS and a FAILURE...).
-_SUMMARIES: dict[tuple[tuple[str, int], ...], tuple[str, int, str, bool]] = {}
-_SUMMARIES_MAX = 4096
-
-
-def _summary(state_counts: Mapping[str, int]) -> tuple[str, int, str, bool]:
-    """(workflow state, task count, counts as JSON, has_failure) for these task counts."""
-    key = tuple(sorted(state_counts.items()))
-    found = _SUMMARIES.get(key)
-    if found is not None:
-        return found
-    states: list[TaskState] = []
-    for st, n in key:
-        states += [_TASK_STATES.get(st) or TaskState(st)] * n
-    wf_state, counts = rollup(states)
-    state_value = wf_state.value if isinstance(wf_state, WorkflowState) else str(wf_state)
-    has_failure = any(st in _FAILED for st, _ in key) or state_value == WorkflowState.FAILURE.value
-    found = (state_value, sum(n for _, n in key), dumps(dict(counts)), has_failure)
-    if len(_SUMMARIES) >= _SUMMARIES_MAX:
-        _SUMMARIES.clear()
-    _SUMMARIES[key] = found
-    return found
-
-
-def _workflow_row(w: BatchWriter, wf: str, agg: Mapping[str, Any], name: str | None) -> tuple[Any, ...]:
-    state_value, total, counts, has_failure = _summary(agg["states"])
-    finished = agg["finished"] if state_value != WorkflowState.RUNNING.value else None
-    return (
-        wf,
-        name,
-        wf,
-        state_value,
-        total,
-        counts,
-        agg["first"],
-        agg["started"],
-        finished,
-        has_failure,
-        agg["updated"],
-        w.now,
-    )
 
 
 def _write_workflows(w: BatchWriter, rows: list[tuple[Any, ...]]) -> None:
@@ -894,16 +637,8 @@ def _write_workflows(w: BatchWriter, rows: list[tuple[Any, ...]]) -> None:
         rows,
         constants=", 1",
         tail="ON CONFLICT (id) DO UPDATE SET version = workflows.version + 1, name = excluded.name, "
-        "state = excluded.state, "
+        "root_id = excluded.root_id, state = excluded.state, "
         "task_count = excluded.task_count, counts = excluded.counts, sort_ts = excluded.sort_ts, "
         "started_at = excluded.started_at, finished_at = excluded.finished_at, has_failure = excluded.has_failure, "  # noqa: E501
         "updated_at = excluded.updated_at, ingested_at = excluded.ingested_at",
     )
-
-
-def _min(a: float | None, b: float | None) -> float | None:
-    return b if a is None else a if b is None else min(a, b)
-
-
-def _max(a: float | None, b: float | None) -> float | None:
-    return b if a is None else a if b is None else max(a, b)

@@ -1,0 +1,218 @@
+"""The Workflows list's rows: each workflow rolled up exactly as its page rolls it up.
+
+The page builds the whole graph (``core.workflow.build_workflow``); a list row is
+written at ingest for every workflow a batch touches, where building a 100,000-task
+graph per batch is out of the question. Both sides end in the same core functions
+(``core.rollup.summarize`` and ``root_order``) and feed them the same tasks:
+
+* per-state counts of every task but Celery's plumbing, aggregated in SQL;
+* the steps known only from a canvas (``PLANNED``/``SKIPPED``), from
+  ``core.workflow.structure`` over the few records that can add one: those that carry
+  a canvas or are plumbing, and those their canvases mention;
+* the root (which names the workflow): the first task in send order that no parent in
+  the workflow and no designed step leads to, plumbing excluded.
+
+It runs after the batch's task rows are written, in the same transaction, so it reads
+one consistent store.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from stemtrace.core.model import GraphRecord, Node, TaskRecord
+from stemtrace.core.rollup import PLUMBING_NAMES, root_order, summarize
+from stemtrace.core.states import WorkflowState
+from stemtrace.core.workflow import Structure, needs_structure, structure, structure_ids
+
+_PART = 200  # workflows per statement
+_CANDIDATES = 8  # root candidates read per workflow before the full scan
+# Plumbing names are constants of core (no quotes in them), written into the SQL.
+_PLUMB = ", ".join(f"'{name}'" for name in sorted(PLUMBING_NAMES))
+_NOT_PLUMBING = f"(name IS NULL OR name NOT IN ({_PLUMB}))"
+_NO_STRUCTURE = Structure((), frozenset())
+
+
+class Db(Protocol):
+    """A connection's query helper (``write.BatchWriter``, ``read.Reader``)."""
+
+    def q(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+
+class Writer(Db, Protocol):
+    """What the roll-up needs of ``write.BatchWriter``."""
+
+    now: float
+
+
+def _parts(items: Sequence[str], size: int = _PART) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def summary_rows(w: Writer, workflow_ids: Sequence[str]) -> tuple[list[tuple[Any, ...]], list[str]]:
+    """The summary rows of these workflows, and the ones with no task left (to delete)."""
+    rows: list[tuple[Any, ...]] = []
+    gone: list[str] = []
+    for part in _parts(sorted(set(workflow_ids))):
+        stats = _aggregates(w, part)
+        records = structural_records(w, part)
+        for wf in part:
+            agg = stats.get(wf)
+            if agg is None:
+                gone.append(wf)
+                continue
+            found = records.get(wf)
+            shape = structure(wf, found) if found else _NO_STRUCTURE
+            counts: Counter[str] = Counter(agg["counts"])
+            counts.update(n.state.value for n in shape.planned)
+            summary = summarize(counts)
+            root_id, name = _root(w, wf, shape)
+            finished = agg["finished"] if summary.state is not WorkflowState.RUNNING else None
+            rows.append(
+                (
+                    wf,
+                    name,
+                    root_id or wf,
+                    summary.state.value,
+                    summary.task_count,
+                    json.dumps(summary.counts, separators=(",", ":")),
+                    agg["first"],
+                    agg["started"],
+                    finished,
+                    summary.has_failure,
+                    agg["updated"],
+                    w.now,
+                )
+            )
+    return rows, gone
+
+
+def _aggregates(w: Writer, part: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per workflow: counts by state of its counted tasks, and its times.
+
+    ``sort_ts`` and ``updated_at`` span every task (plumbing too: it is activity); the
+    counts and the start/finish of the work leave plumbing out, as the page does.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for wf, state, plumbing, n, started, finished, first, updated in w.q(
+        f"SELECT workflow_id, state, CASE WHEN {_NOT_PLUMBING} THEN 0 ELSE 1 END, COUNT(*), "
+        "MIN(COALESCE(started_at, received_at, sent_at)), MAX(finished_at), MIN(sort_ts), MAX(updated_at) "
+        f"FROM tasks WHERE workflow_id IN ({_marks(len(part))}) GROUP BY 1, 2, 3",
+        list(part),
+    ):
+        agg = out.get(wf)
+        if agg is None:
+            agg = out[wf] = {"counts": {}, "started": None, "finished": None, "first": None, "updated": None}
+        agg["first"] = _min(agg["first"], first)
+        agg["updated"] = _max(agg["updated"], updated)
+        if plumbing:
+            continue
+        agg["counts"][state] = agg["counts"].get(state, 0) + int(n)
+        agg["started"] = _min(agg["started"], started)
+        agg["finished"] = _max(agg["finished"], finished)
+    return out
+
+
+def structural_records(w: Db, part: Sequence[str]) -> dict[str, list[GraphRecord]]:
+    """Per workflow, the records ``core.workflow.structure`` needs (see its docstring).
+
+    A record's canvases sit in its ``graph`` column, JSON in which only a canvas writes a
+    ``{``; a name holding one only costs a record read for nothing.
+    """
+    from stemtrace.server.store.read import SKELETON_COLUMNS  # here: read imports write, which imports this
+
+    out: dict[str, list[GraphRecord]] = {}
+    for row in w.q(
+        f"SELECT {SKELETON_COLUMNS}, workflow_id FROM tasks WHERE workflow_id IN ({_marks(len(part))}) "
+        f"AND (graph IS NULL OR graph LIKE ? OR NOT {_NOT_PLUMBING})",
+        [*part, "%{%"],
+    ):
+        record = _record(row)
+        if needs_structure(record):
+            out.setdefault(row[-1], []).append(record)
+    for wf, found in out.items():
+        have = {r.id for r in found}
+        wanted = sorted({i for r in found for i in structure_ids(r)} - have)
+        for ids in _parts(wanted, 500):
+            for row in w.q(
+                f"SELECT {SKELETON_COLUMNS}, workflow_id FROM tasks WHERE id IN ({_marks(len(ids))})",
+                list(ids),
+            ):
+                if row[-1] == wf:
+                    found.append(_record(row))
+    return out
+
+
+def _record(row: tuple[Any, ...]) -> GraphRecord:
+    from stemtrace.server.store.read import skeleton  # here: read imports write, which imports this
+
+    if row[13] is not None:
+        return skeleton(row, json.loads(row[13]))
+    raw = json.loads(row[14])  # written before schema v2: the full detail
+    raw.pop("_extra", None)
+    return TaskRecord.from_dict(raw)
+
+
+def _root(w: Writer, wf: str, shape: Structure) -> tuple[str | None, str | None]:
+    """The workflow's root task (id, name), as ``build_workflow`` picks it."""
+    found = _root_among(w, wf, shape, _CANDIDATES)
+    if found is None:
+        found = _root_among(w, wf, shape, None)
+    return found if found is not None else (None, None)
+
+
+def _root_among(w: Writer, wf: str, shape: Structure, limit: int | None) -> tuple[str, str | None] | None:
+    stamp = "COALESCE(sent_at, started_at)"
+    tail = "" if limit is None else f" LIMIT {int(limit)}"
+    rows = w.q(
+        "SELECT id, name, parent_id, sent_at, started_at FROM tasks "
+        f"WHERE workflow_id = ? AND {_NOT_PLUMBING} "
+        f"ORDER BY CASE WHEN {stamp} IS NULL THEN 1 ELSE 0 END, {stamp}, id{tail}",
+        [wf],
+    )
+    complete = limit is None or len(rows) < limit
+    parents = sorted({p for (tid, _, p, _, _) in rows if p and p != tid})
+    leads: set[str] = set()  # parents that are counted tasks of this workflow: an edge into the child
+    for ids in _parts(parents, 500):
+        leads.update(
+            pid
+            for (pid,) in w.q(
+                f"SELECT id FROM tasks WHERE id IN ({_marks(len(ids))}) "
+                f"AND workflow_id = ? AND {_NOT_PLUMBING}",
+                [*ids, wf],
+            )
+        )
+    candidates: list[tuple[tuple[bool, float, str], str, str | None]] = [
+        (root_order(sent, started, tid), tid, name)
+        for tid, name, parent, sent, started in rows
+        if tid not in shape.targets and not (parent and parent != tid and parent in leads)
+    ]
+    if not complete and (not candidates or min(candidates)[0][0]):
+        # Nothing qualified among the first rows, or the best has no time (rows without one
+        # are ordered by id, which SQL may collate differently): look at all of them.
+        return None
+    candidates += [(root_order(None, None, n.id), n.id, n.name) for n in _free(shape.planned, shape.targets)]
+    if not candidates:
+        return None
+    _, tid, name = min(candidates)
+    return tid, name
+
+
+def _free(planned: Sequence[Node], targets: frozenset[str]) -> list[Node]:
+    return [n for n in planned if n.id not in targets]
+
+
+def _min(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)

@@ -3,15 +3,20 @@ import { Fragment, useState } from 'react';
 import { Link, useParams } from 'react-router';
 import type { Attempt, TaskDetail, TaskEvent } from '../api/types';
 import { useAncestors, useTask } from '../queries';
+import { useTitle } from '../app/title';
+import { callText, shortTaskName } from '../domain/args';
 import { CopyButton, Duration, Empty, ErrorBanner, Loading, StateBadge, Time } from '../components/common';
 import { JsonTree } from '../components/JsonTree';
-import { isFailed } from '../domain/states';
-import { durationBetween } from '../domain/time';
+import { RerunCopy } from '../components/RerunCopy';
+import { isFailed, stateClass } from '../domain/states';
+import { formatDuration } from '../domain/time';
+import { attemptPhases, phasesText } from '../domain/waiting';
 import { exceptionName } from '../domain/values';
 
 export function TaskPage() {
   const { id = '' } = useParams();
   const q = useTask(id);
+  useTitle(q.data ? `${q.data.state} ${shortTaskName(q.data.name ?? '?')} ${q.data.id.slice(0, 6)}` : q.error ? 'Task not found' : `Task ${id.slice(0, 6)}`);
   if (q.isPending) return <Loading what="task" />;
   if (q.error) {
     return (
@@ -28,12 +33,15 @@ export function TaskPage() {
 
 export function TaskView({ task, compact = false }: { task: TaskDetail; compact?: boolean }) {
   const wfId = task.workflow_id ?? task.root_id;
+  // An ETA/countdown task sits RECEIVED until its time: say so rather than let it look stuck.
+  const scheduled = !!task.eta && !task.started_at && ['PENDING', 'RECEIVED', 'RETRY'].includes(task.state);
   return (
     <div className={`page task-page${compact ? ' compact' : ''}`}>
       {!compact && <Breadcrumb task={task} />}
       <header className="task-head">
         <div className="task-title">
           <StateBadge state={task.state} />
+          {scheduled && <span className="badge st-scheduled" title={`ETA ${task.eta ?? ''}`}>SCHEDULED</span>}
           <h1>{task.name ?? <em>unknown task</em>}</h1>
         </div>
         <dl className="facts">
@@ -42,6 +50,9 @@ export function TaskView({ task, compact = false }: { task: TaskDetail; compact?
           {task.names.length > 1 && (<><dt>Also named</dt><dd>{task.names.filter((n) => n !== task.name).join(', ')}</dd></>)}
           <dt>Worker</dt><dd>{task.worker ?? '—'}</dd>
           <dt>Queue</dt><dd>{task.queue ?? '—'}</dd>
+          {task.args_preview && (<><dt>Call</dt><dd className="mono call" title={task.args_preview}>{callText(task.name, task.args_preview)}</dd></>)}
+          <dt>Re-run</dt><dd><RerunCopy task={task} /></dd>
+          {scheduled && (<><dt>Scheduled</dt><dd className="scheduled">scheduled for <Time ts={task.eta} /></dd></>)}
           <dt>Received</dt><dd><Time ts={task.received_at ?? task.sent_at} /></dd>
           <dt>Runtime</dt><dd><Duration ms={task.runtime_ms} /></dd>
           {task.retries > 0 && (<><dt>Retries</dt><dd>{task.retries}</dd></>)}
@@ -50,7 +61,7 @@ export function TaskView({ task, compact = false }: { task: TaskDetail; compact?
       </header>
       <section>
         <h2>Attempts</h2>
-        <Attempts attempts={task.attempts} />
+        <Attempts attempts={task.attempts} sentAt={task.sent_at} />
       </section>
       <section className="values">
         <div>
@@ -99,18 +110,16 @@ function Breadcrumb({ task }: { task: TaskDetail }) {
   );
 }
 
-function Attempts({ attempts }: { attempts: Attempt[] }) {
+function Attempts({ attempts, sentAt }: { attempts: Attempt[]; sentAt: string | null }) {
   if (!attempts.length) return <p className="muted">Not received by a worker yet.</p>;
-  const spans = attempts.map((a) => ({
-    wait: durationBetween(a.received_at, a.started_at) ?? 0,
-    run: a.runtime_ms ?? durationBetween(a.started_at, a.finished_at) ?? 0,
-  }));
-  const scale = Math.max(1, ...spans.map((s) => s.wait + s.run));
+  const phases = attemptPhases(sentAt, attempts);
+  const scale = Math.max(1, ...phases.map((p) => (p.queued ?? 0) + (p.reserved ?? 0) + (p.run ?? 0)));
   const lastFailed = [...attempts].reverse().find((a) => isFailed(a.state) || a.state === 'RETRY');
   return (
     <ol className="attempts">
       {attempts.map((a, i) => {
-        const s = spans[i] ?? { wait: 0, run: 0 };
+        const p = phases[i] ?? { queued: null, reserved: null, run: null };
+        const pct = (ms: number | null) => `${(100 * (ms ?? 0)) / scale}%`;
         return (
           <li key={a.number} className="attempt">
             <div className="attempt-head">
@@ -118,19 +127,23 @@ function Attempts({ attempts }: { attempts: Attempt[] }) {
               <StateBadge state={a.state} />
               <span>{a.worker ?? '—'}</span>
               <span className="muted"><Time ts={a.started_at ?? a.received_at} /></span>
-              <span className="bar" title={`queue wait ${Math.round(s.wait)} ms · run ${Math.round(s.run)} ms`}>
-                <span className="wait" style={{ width: `${(100 * s.wait) / scale}%` }} />
-                <span className={`run bg-${a.state.toLowerCase()}`} style={{ width: `${(100 * s.run) / scale}%` }} />
+              <span className="bar" aria-hidden="true">
+                <span className="queued" style={{ width: pct(p.queued) }} />
+                <span className="reserved" style={{ width: pct(p.reserved) }} />
+                <span className={`run bg-${stateClass(a.state)}`} style={{ width: pct(p.run) }} />
               </span>
-              <span className="muted">wait <Duration ms={s.wait} /> · run <Duration ms={s.run} /></span>
+              <span className="phases" data-phases>{phasesText(p, (ms) => formatDuration(ms)) || 'not started'}</span>
             </div>
             {a.lost_reason && <p className="lost">Lost: {a.lost_reason}</p>}
             {(a.exception_type || a.exception) && (
-              <p className="exc"><strong>{exceptionName(a.exception_type)}</strong>{a.exception ? `: ${a.exception}` : ''}</p>
+              <p className="exc">
+                <strong title={a.exception_type ?? undefined}>{exceptionName(a.exception_type)}</strong>{a.exception ? `: ${a.exception}` : ''}
+                {a.exception_truncated && <TruncatedMark size={a.exception_original_size} />}
+              </p>
             )}
             {a.traceback && (
               <details open={a === lastFailed}>
-                <summary>Traceback</summary>
+                <summary>Traceback{a.traceback_truncated && <TruncatedMark size={a.traceback_original_size} />}</summary>
                 <pre className="traceback">{a.traceback}</pre>
               </details>
             )}
@@ -207,5 +220,14 @@ function EventLog({ events }: { events: TaskEvent[] }) {
         })}
       </tbody>
     </table>
+  );
+}
+
+/** The library cut a long message or traceback: say so, with the size it had. */
+function TruncatedMark({ size }: { size?: number | null }) {
+  return (
+    <span className="marker truncated" title="Cut by the capture library's size limit">
+      truncated{size ? ` (was ${size.toLocaleString()} B)` : ''}
+    </span>
   );
 }

@@ -115,7 +115,7 @@ SETTINGS: tuple[Setting, ...] = (
         "str",
         None,
         "Subscription on the broker (Redis consumer group, RabbitMQ queue suffix); default "
-        "stemtrace:<store id>, so each store sees every event and replicas of one store share them.",
+        "`stemtrace:<store id>`, so each store sees every event and replicas of one store share them.",
     ),
     Setting(
         "consumer_name",

@@ -29,7 +29,7 @@ from stemtrace.transport.base import Consumer, Delivery, Publisher, Transport
 
 logger = logging.getLogger("stemtrace.transport")
 
-# Header of the small message a server sends through the exchange now and then to say which
+# Header of the small message a server sends through the registry exchange now and then to say which
 # subscription it consumes (RabbitMQ, see ``stemtrace.transport.amqp``): never a batch.
 ANNOUNCE_HEADER = "stemtrace-subscription"
 HELLO_HEADER = "stemtrace-hello"  # on a server's first announcement: the others answer at once

@@ -4,8 +4,8 @@
 
 Starts ``stemtrace demo --no-open`` on a free port, waits until the demo's failing chord (one of
 four header tasks fails, so the callback never runs) has finished, opens its workflow page in
-headless Chromium (Playwright) and writes ``docs/assets/workflow.png``. Nothing here is needed at
-run time.
+headless Chromium (Playwright) and writes ``docs/assets/workflow.png``, then the "Needs attention"
+home page as ``docs/assets/attention.png``. Nothing here is needed at run time.
 """
 
 from __future__ import annotations
@@ -72,8 +72,13 @@ def main() -> int:
             page.wait_for_load_state("networkidle")
             time.sleep(2)  # the graph layout runs in a Web Worker
             page.screenshot(path=str(args.out))
+            attention = args.out.with_name("attention.png")
+            page.goto(f"{base}/")
+            page.locator("main h1").wait_for()
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(attention))
             browser.close()
-        print(f"wrote {args.out}")
+        print(f"wrote {args.out} and {attention}")
     finally:
         demo.send_signal(signal.SIGINT)
         demo.wait(30)

@@ -1,13 +1,14 @@
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { lazy, StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
-import { createBrowserRouter, Navigate, RouterProvider } from 'react-router';
+import { createBrowserRouter, RouterProvider } from 'react-router';
 import { apiRoot } from './api/client';
 import { ApiError } from './api/client';
 import { LiveProvider } from './app/live';
 import { PrefsProvider } from './app/prefs';
 import { Layout } from './components/Layout';
 import { RouteError } from './components/RouteError';
+import { AttentionPage } from './pages/AttentionPage';
 import { FailuresPage } from './pages/FailuresPage';
 import { NotFoundPage } from './pages/NotFoundPage';
 import { TaskPage } from './pages/TaskPage';
@@ -40,7 +41,7 @@ const router = createBrowserRouter(
           // A page that fails to load or render shows its error inside the app frame.
           errorElement: <RouteError />,
           children: [
-            { index: true, element: <Navigate to="/tasks" replace /> },
+            { index: true, element: <AttentionPage /> },
             { path: 'tasks', element: <TasksPage /> },
             { path: 'tasks/:id', element: <TaskPage /> },
             { path: 'workflows', element: <WorkflowsPage /> },

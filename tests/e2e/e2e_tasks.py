@@ -78,3 +78,17 @@ def parent(n: int) -> int:
         add.delay(i, i)
     time.sleep(0.05)
     return n
+
+
+@app.task(name="e2e.shaky")
+def shaky(i: int) -> int:
+    """Fails for one member in ten: a fan-out whose few failures must be findable in one click."""
+    if i % 10 == 3:
+        raise RuntimeError(f"item {i} is shaky")
+    return i
+
+
+@app.task(name="e2e.verbose")
+def verbose() -> None:
+    """Fails with a message and traceback longer than the library keeps: shown as truncated."""
+    raise ValueError("x" * 40_000)

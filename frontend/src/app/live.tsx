@@ -6,7 +6,7 @@ import { buildUrl } from '../api/client';
 import { prefixes as P } from '../queries/keys';
 import { invalidationPlan, mergeChanges, taskDetailAffected, type StreamMessage } from './liveplan';
 
-export type LiveStatus = 'live' | 'connecting' | 'polling' | 'paused' | 'hidden';
+export type LiveStatus = 'live' | 'connecting' | 'reconnecting' | 'polling' | 'paused' | 'hidden';
 
 interface Live {
   status: LiveStatus;
@@ -14,9 +14,11 @@ interface Live {
   togglePaused: () => void;
   /** refetchInterval for queries: a number only while falling back to polling. */
   pollMs: number | false;
+  /** When the stream dropped (epoch ms), while it is down; the data shown may be older than this. */
+  droppedAt: number | null;
 }
 
-const LiveContext = createContext<Live>({ status: 'paused', paused: true, togglePaused: () => {}, pollMs: false });
+const LiveContext = createContext<Live>({ status: 'paused', paused: true, togglePaused: () => {}, pollMs: false, droppedAt: null });
 
 const FLUSH_MS = 750;
 const LIVE_MAX_PAGES = 2;
@@ -26,12 +28,16 @@ function loadedPages(q: Query): number {
   return data?.pages?.length ?? 1;
 }
 const POLL_MS = 5000;
+/** While polling, try the stream again this often: Live comes back by itself. */
+const RETRY_MS = 10_000;
 
 export function LiveProvider({ children }: { children: ReactNode }) {
   const qc = useQueryClient();
   const [paused, setPaused] = useState(false);
   const [hidden, setHidden] = useState(() => typeof document !== 'undefined' && document.hidden);
   const [status, setStatus] = useState<LiveStatus>('connecting');
+  const [droppedAt, setDroppedAt] = useState<number | null>(null);
+  const [attempt, setAttempt] = useState(0);
   const pending = useRef<StreamMessage>({});
   const hadConnection = useRef(false);
 
@@ -50,7 +56,7 @@ export function LiveProvider({ children }: { children: ReactNode }) {
       setStatus('polling');
       return;
     }
-    setStatus('connecting');
+    setStatus(hadConnection.current ? 'reconnecting' : 'connecting');
     const es = new EventSource(buildUrl('/stream', { topics: 'tasks,workflows,workers' }));
     let timer: number | undefined;
     let failures = 0;
@@ -87,9 +93,11 @@ export function LiveProvider({ children }: { children: ReactNode }) {
       }
     };
     let opened = false;
+    let retry: number | undefined;
     es.onopen = () => {
       failures = 0;
       setStatus('live');
+      setDroppedAt(null);
       // Changes made while paused, hidden or disconnected were never announced: catch up once.
       if (!opened && hadConnection.current) void qc.invalidateQueries();
       opened = true;
@@ -105,21 +113,30 @@ export function LiveProvider({ children }: { children: ReactNode }) {
     };
     es.onerror = () => {
       failures += 1;
-      // EventSource retries by itself; after repeated failures, poll instead of waiting on it.
+      if (hadConnection.current) setDroppedAt((d) => d ?? Date.now());
+      // EventSource retries by itself; after repeated failures, poll instead of waiting on it, and
+      // try the stream again now and then so Live returns without a reload.
       if (failures >= 3) {
         es.close();
         setStatus('polling');
-      } else setStatus('connecting');
+        retry = window.setTimeout(() => setAttempt((a) => a + 1), RETRY_MS);
+      } else setStatus(hadConnection.current ? 'reconnecting' : 'connecting');
     };
     return () => {
       es.close();
       if (timer !== undefined) window.clearTimeout(timer);
+      if (retry !== undefined) window.clearTimeout(retry);
     };
-  }, [paused, hidden, qc]);
+  }, [paused, hidden, qc, attempt]);
 
   const value = useMemo<Live>(
-    () => ({ status, paused, togglePaused: () => setPaused((p) => !p), pollMs: status === 'polling' ? POLL_MS : false }),
-    [status, paused],
+    () => ({
+      status, paused, togglePaused: () => setPaused((p) => !p),
+      // Reconnecting or polling: keep the data fresh by asking, until the stream is back.
+      pollMs: status === 'polling' || status === 'reconnecting' ? POLL_MS : false,
+      droppedAt: status === 'live' || paused ? null : droppedAt,
+    }),
+    [status, paused, droppedAt],
   );
   return <LiveContext.Provider value={value}>{children}</LiveContext.Provider>;
 }

@@ -7,6 +7,7 @@ import { findTaskId } from '../domain/values';
 import { Loading } from './common';
 
 const NAV = [
+  { to: '/', label: 'Attention', key: 'a' },
   { to: '/tasks', label: 'Tasks', key: 't' },
   { to: '/workflows', label: 'Workflows', key: 'w' },
   { to: '/failures', label: 'Failures', key: 'f' },
@@ -63,17 +64,19 @@ export function Layout() {
     };
   }, [navigate]);
 
-  const liveLabel = { live: 'Live', connecting: 'Connecting…', polling: 'Polling', paused: 'Paused', hidden: 'Paused (tab hidden)' }[live.status];
+  const liveLabel = {
+    live: 'Live', connecting: 'Connecting…', reconnecting: 'Reconnecting…', polling: 'Reconnecting…', paused: 'Paused', hidden: 'Paused (tab hidden)',
+  }[live.status];
 
   return (
     <div className="app">
       <header className="topbar">
-        <a className="brand" href="#main" onClick={(e) => { e.preventDefault(); navigate('/tasks'); }}>
+        <a className="brand" href="#main" onClick={(e) => { e.preventDefault(); navigate('/'); }}>
           <span className="brand-mark" aria-hidden="true">◆</span> stemtrace
         </a>
         <nav aria-label="Main">
           {NAV.map((n) => (
-            <NavLink key={n.to} to={n.to} className={({ isActive }) => (isActive ? 'nav active' : 'nav')}>
+            <NavLink key={n.to} to={n.to} end={n.to === '/'} className={({ isActive }) => (isActive ? 'nav active' : 'nav')}>
               {n.label}
             </NavLink>
           ))}
@@ -111,6 +114,12 @@ export function Layout() {
           </button>
         </div>
       </header>
+      {live.droppedAt !== null && (
+        <div className="stale-banner" role="status" data-stale>
+          The live stream dropped at {new Date(live.droppedAt).toLocaleTimeString()}: reconnecting. What you see may be stale;
+          it refreshes every few seconds meanwhile and goes back to Live by itself.
+        </div>
+      )}
       <main id="main">
         {/* Pages loaded on first visit (React.lazy) show this until their code arrives. */}
         <Suspense fallback={<Loading what="page" />}>
@@ -122,7 +131,7 @@ export function Layout() {
           <h2>Keyboard</h2>
           <dl>
             <dt>/</dt><dd>Focus search</dd>
-            <dt>g t · g w · g f · g k</dt><dd>Tasks · Workflows · Failures · Workers</dd>
+            <dt>g a · g t · g w · g f · g k</dt><dd>Attention · Tasks · Workflows · Failures · Workers</dd>
             <dt>j / k, ↑ / ↓, Enter</dt><dd>Move in a list, open the row</dd>
             <dt>Paste a task id</dt><dd>Open that task</dd>
             <dt>?</dt><dd>This help</dd>

@@ -6,7 +6,7 @@ export function node(id: string, over: Partial<WorkflowNode> = {}): WorkflowNode
     id, name: 'app.tasks.work', state: 'SUCCESS', attempts: 1, worker: 'w1@host', queue: 'celery',
     sent_at: null, received_at: null, started_at: null, finished_at: null, runtime_ms: null,
     exception_type: null, parent_id: null, group_id: null, group_index: null, plumbing: false,
-    attempt_spans: null, ...over,
+    attempt_spans: null, collapsed: null, skipped_by: null, skipped_reason: null, ...over,
   };
 }
 
@@ -15,7 +15,8 @@ export function workflow(nodes: WorkflowNode[], over: Partial<WorkflowDetail> = 
   for (const n of nodes) counts[n.state] = (counts[n.state] ?? 0) + 1;
   return {
     id: nodes[0]?.id ?? 'wf', name: nodes[0]?.name ?? null, root_id: nodes[0]?.id ?? null, state: 'SUCCESS',
-    task_count: nodes.length, counts, started_at: null, finished_at: null, nodes, edges: [], groups: [], ...over,
+    task_count: nodes.length, counts, started_at: null, finished_at: null, nodes, edges: [], groups: [],
+    collapsed_tasks: 0, events_may_be_missing: false, ...over,
   };
 }
 

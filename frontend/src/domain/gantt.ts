@@ -14,8 +14,10 @@ export interface GanttBar {
   state: string;
   worker: string | null;
   attempts: number;
-  /** When it was queued (sent/received); null when unknown. */
+  /** When it was queued (sent; a retry: when the attempt before it ended); null when unknown. */
   queued: number | null;
+  /** When a worker received it (queued → received is "queued", received → start "reserved"). */
+  received: number | null;
   /** When it started running; null when it never started. */
   start: number | null;
   end: number;
@@ -46,7 +48,7 @@ export function toBar(n: WorkflowNode, now: number): GanttBar | null {
   const end = finished ?? Math.max(now, start ?? begin);
   return {
     id: n.id, attempt: null, name: n.name ?? n.id, state: n.state, worker: n.worker, attempts: n.attempts,
-    queued, start, end, running,
+    queued, received: parseTs(n.received_at), start, end, running,
   };
 }
 
@@ -78,7 +80,7 @@ export function attemptBars(n: WorkflowNode, attempts: readonly AttemptSpan[], n
     if (begin === null) return;
     out.push({
       id: n.id, attempt: a.number, name: n.name ?? n.id, state: a.state, worker: a.worker ?? (start !== null ? n.worker : null),
-      attempts: attempts.length, queued, start, end: Math.max(end, begin), running: finished === null && nextBegin === null,
+      attempts: attempts.length, queued, received, start, end: Math.max(end, begin), running: finished === null && nextBegin === null,
     });
   });
   return out;

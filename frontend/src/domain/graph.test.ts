@@ -6,7 +6,7 @@ describe('buildViewGraph', () => {
   it('draws a small chord member by member inside a bracket, joined before the callback', () => {
     const v = buildViewGraph(chordWorkflow(3));
     expect(v.nodes.filter((n) => n.kind === 'task').map((n) => n.id).sort()).toEqual(['cb', 'item-0', 'item-1', 'item-2', 'root']);
-    expect(v.containers).toEqual([{ id: 'grp:g1', kind: 'chord', groupId: 'g1', children: ['item-0', 'item-1', 'item-2'], packed: false }]);
+    expect(v.containers).toEqual([{ id: 'grp:g1', kind: 'chord', groupId: 'g1', children: ['item-0', 'item-1', 'item-2'], taskCount: 3, packed: false }]);
     const join = v.nodes.find((n) => n.kind === 'join');
     expect(join).toMatchObject({ id: 'join:g1', done: 3, total: 3, callbackName: 'app.aggregate' });
     // Header → join → callback; no direct header → callback edges remain.
@@ -126,5 +126,20 @@ describe('buildViewGraph', () => {
     expect(v.edges.map((e) => `${e.source}>${e.target}`).sort()).toEqual([
       'fan:g:ch0>join:ch0', 'fan:g:ch1>join:ch1', 'fan:g:ch2>join:ch2', 'join:ch0>cb0', 'join:ch1>cb1', 'join:ch2>cb2',
     ]);
+  });
+
+  it('draws a node the server collapsed as a fan-out of its full count, not of its sample', () => {
+    const wf = workflow([
+      node('root', { name: 'app.prepare' }),
+      node('fan:x', {
+        name: 'app.score', state: 'FAILURE', parent_id: 'root',
+        collapsed: { count: 5000, counts: { SUCCESS: 4990, FAILURE: 10, STARTED: 0 }, member_ids: ['m1', 'm2'], parent_id: 'root', group_id: null },
+      }),
+    ], { edges: [{ source: 'root', target: 'fan:x', kind: 'spawn' }] });
+    const v = buildViewGraph(wf);
+    const fan = v.nodes.find((n) => n.id === 'fan:x');
+    expect(fan).toMatchObject({ kind: 'fanout', memberCount: 5000, serverCollapsed: true, counts: { SUCCESS: 4990, FAILURE: 10 }, state: 'FAILURE', memberName: 'app.score' });
+    expect(v.viewIdOf.get('m2')).toBe('fan:x');
+    expect(v.edges.map((e) => e.id)).toEqual(['root>fan:x:spawn']);
   });
 });

@@ -18,6 +18,12 @@ export interface ViewNode {
   /** Fan-out: the member task ids and their state counts. */
   members?: string[];
   counts?: Record<string, number>;
+  /** Fan-out: the members' task name when they share one (what its count links filter by). */
+  memberName?: string | null;
+  /** Fan-out: how many tasks it stands for (a server-collapsed node lists only a sample of them). */
+  memberCount?: number;
+  /** Collapsed by the server (a huge workflow): it cannot expand here, only list its members. */
+  serverCollapsed?: boolean;
   /** Chord join: how many header tasks succeeded out of how many, and the callback's name. */
   done?: number;
   total?: number;
@@ -36,6 +42,8 @@ export interface ViewContainer {
   kind: 'group' | 'chord';
   groupId: string;
   children: string[];
+  /** Tasks inside, counting every member of a collapsed slice (not the slices themselves). */
+  taskCount: number;
   /** Many members: packed into a grid, edges from and to outside attached to the bracket itself. */
   packed: boolean;
 }
@@ -161,7 +169,8 @@ export function buildViewGraph(wf: WorkflowDetail, opts: ViewOptions = {}): View
     const label = names.size === 1 ? [...names][0] ?? '?' : `${names.size} task names`;
     out.push({
       id: c.key, kind: 'fanout', taskId: first, label: c.range ? `${label} #${c.range[0]}–${c.range[1]}` : label,
-      state: rollUp(counts), container: null, members: c.members, counts,
+      state: rollUp(counts), container: null, members: c.members, counts, memberName: names.size === 1 ? [...names][0] ?? null : null,
+      memberCount: c.members.length,
     });
     if (c.groupId && !c.range) fanOfGroup.set(c.groupId, c.key);
   }
@@ -170,6 +179,7 @@ export function buildViewGraph(wf: WorkflowDetail, opts: ViewOptions = {}): View
   const containerOf = new Map<string, string>();
   const containers: ViewContainer[] = [];
   const slicesOf = new Map<string, string[]>();
+  const membersOf = new Map(collapsed.map((c) => [c.key, c.members.length]));
   for (const c of collapsed) {
     if (c.range && c.groupId) slicesOf.set(c.groupId, [...(slicesOf.get(c.groupId) ?? []), c.key]);
   }
@@ -180,7 +190,8 @@ export function buildViewGraph(wf: WorkflowDetail, opts: ViewOptions = {}): View
     // A bracket around a few leftovers of a group mostly drawn elsewhere would mislead.
     if (children.length < 2 || (drawn.length < g.members.length / 2 && !slicesOf.has(g.id))) continue;
     const id = `grp:${g.id}`;
-    containers.push({ id, kind: g.kind === 'chord' ? 'chord' : 'group', groupId: g.id, children, packed: children.length > PACK_OVER });
+    const taskCount = children.reduce((sum, child) => sum + (membersOf.get(child) ?? 1), 0);
+    containers.push({ id, kind: g.kind === 'chord' ? 'chord' : 'group', groupId: g.id, children, taskCount, packed: children.length > PACK_OVER });
     for (const m of children) containerOf.set(m, id);
   }
   for (const n of out) if (n.kind === 'fanout') n.container = containerOf.get(n.id) ?? null;
@@ -188,6 +199,17 @@ export function buildViewGraph(wf: WorkflowDetail, opts: ViewOptions = {}): View
   for (const n of nodes) {
     if (taken.has(n.id)) continue;
     viewIdOf.set(n.id, n.id);
+    if (n.collapsed) {
+      // The server drew many siblings as this one node (its id is no task id).
+      const c = n.collapsed;
+      const counts = Object.fromEntries(Object.entries(c.counts).filter(([, k]) => k > 0));
+      for (const m of c.member_ids) if (!byId.has(m)) viewIdOf.set(m, n.id);
+      out.push({
+        id: n.id, kind: 'fanout', taskId: c.member_ids[0] ?? null, label: n.name ?? `${c.count} tasks`, state: rollUp(counts),
+        container: containerOf.get(n.id) ?? null, members: c.member_ids, counts, memberName: n.name, memberCount: c.count, serverCollapsed: true,
+      });
+      continue;
+    }
     out.push({
       id: n.id, kind: 'task', taskId: n.id, label: n.name ?? n.id, state: n.state,
       container: containerOf.get(n.id) ?? null,

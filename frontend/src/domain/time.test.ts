@@ -10,7 +10,8 @@ describe('time', () => {
     expect(formatTime('garbage', 'local')).toBe('—');
   });
   it('formats durations at every scale', () => {
-    expect(formatDuration(0.42)).toBe('0.42 ms');
+    expect(formatDuration(0.42)).toBe('<1 ms');
+    expect(formatDuration(0)).toBe('0 ms');
     expect(formatDuration(12.4)).toBe('12 ms');
     expect(formatDuration(1250)).toBe('1.25 s');
     expect(formatDuration(184_000)).toBe('3m 04s');

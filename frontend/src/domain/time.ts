@@ -28,11 +28,12 @@ export function formatAgo(deltaMs: number): string {
   return formatDuration(deltaMs, true) + ' ago';
 }
 
-/** 0.4 ms, 12 ms, 1.25 s, 3m 04s, 2h 05m, 3d 4h. `coarse` drops sub-second precision. */
+/** <1 ms, 12 ms, 1.25 s, 3m 04s, 2h 05m, 3d 4h. `coarse` drops sub-second precision. */
 export function formatDuration(ms: number | null | undefined, coarse = false): string {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return '—';
   if (ms < 0) ms = 0;
-  if (!coarse && ms < 1) return `${ms.toFixed(2)} ms`;
+  // Timestamps are whole milliseconds: a fraction of one would claim a precision the figures beside it lack.
+  if (!coarse && ms < 1) return ms === 0 ? '0 ms' : '<1 ms';
   if (!coarse && ms < 1000) return `${Math.round(ms)} ms`;
   const s = ms / 1000;
   if (s < 60) return coarse ? `${Math.floor(s)}s` : `${s < 10 ? s.toFixed(2) : s.toFixed(1)} s`;

@@ -27,10 +27,11 @@ describe('values', () => {
 });
 
 describe('exceptionName', () => {
-  it('drops only the builtins module', async () => {
+  it('keeps the class, not its module path', async () => {
     const { exceptionName } = await import('./values');
     expect(exceptionName('builtins.ValueError')).toBe('ValueError');
-    expect(exceptionName('app.errors.ValueError')).toBe('app.errors.ValueError');
+    expect(exceptionName('stemtrace.demo.errors.PaymentDeclined')).toBe('PaymentDeclined');
+    expect(exceptionName('Plain')).toBe('Plain');
     expect(exceptionName(null)).toBe('');
   });
 });

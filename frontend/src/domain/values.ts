@@ -66,8 +66,10 @@ export function findTaskId(text: string): string | null {
   return m ? m[0].toLowerCase() : null;
 }
 
-/** `builtins.ValueError` → `ValueError`; other modules stay, since `app.errors.ValueError` is a different class. */
+/** The class alone — `stemtrace.demo.errors.PaymentDeclined` → `PaymentDeclined` — so a narrow cell
+ * shows what failed; the full path goes in the element's title (two modules' `ValueError`s differ). */
 export function exceptionName(type: string | null | undefined): string {
   if (!type) return '';
-  return type.startsWith('builtins.') ? type.slice('builtins.'.length) : type;
+  const i = type.lastIndexOf('.');
+  return i >= 0 && i < type.length - 1 ? type.slice(i + 1) : type;
 }

@@ -1,6 +1,7 @@
 // Failures: grouped by task name and exception type, drilling down to the group's failed tasks.
 import { Link } from 'react-router';
 import { useFailures } from '../queries';
+import { useTitle } from '../app/title';
 import { useUrlState } from '../app/urlstate';
 import { Empty, ErrorBanner, Loading, Time } from '../components/common';
 import { exceptionName } from '../domain/values';
@@ -8,6 +9,7 @@ import { RANGE_PRESETS } from '../domain/time';
 
 export function FailuresPage() {
   const [params, set] = useUrlState();
+  useTitle('Failures');
   const range = params.get('range') ?? '24h';
   const q = useFailures(range);
   const items = q.data?.items ?? [];

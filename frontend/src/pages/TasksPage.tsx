@@ -1,15 +1,17 @@
 // Tasks: a dense, virtualized, server-paged table with filters and search in the URL.
 import { useVirtualizer } from '@tanstack/react-virtual';
-import { useEffect, useMemo, useRef, useState } from 'react';
+import { useEffect, useImperativeHandle, useMemo, useRef, useState, type Ref } from 'react';
 import { Link, useNavigate } from 'react-router';
 import type { TaskFilters } from '../api/client';
 import type { TaskSummary } from '../api/types';
+import { useTitle } from '../app/title';
 import { useDebouncedParam, useUrlState } from '../app/urlstate';
 import { Duration, Empty, ErrorBanner, NoEventsHint, StateBadge, Time } from '../components/common';
 import { TASK_STATES } from '../domain/states';
 import { rangeFilter, TimeRange } from '../components/TimeRange';
 import { useExceptionTypes, useTaskList, useTaskNames, useWorkers } from '../queries';
 import { exceptionName, findTaskId } from '../domain/values';
+import { callText } from '../domain/args';
 
 /** 10,000 rows: past that, narrowing the filters beats scrolling. */
 const MAX_PAGES = 50;
@@ -18,6 +20,7 @@ export const ROW_HEIGHT = 25;
 export function TasksPage() {
   const [params, set] = useUrlState();
   const navigate = useNavigate();
+  useTitle('Tasks');
   const states = params.getAll('state');
   const range = params.get('range');
   const filters: TaskFilters = {
@@ -36,12 +39,39 @@ export function TasksPage() {
 
   const rows = useMemo(() => query.data?.pages.flatMap((p) => p.items) ?? [], [query.data]);
   const hasFilters = [...params.keys()].length > 0;
+  // While the pointer is over the list or it is scrolled, new rows wait behind a pill instead of
+  // pushing the row under the pointer down (the snapshot is the ids the user is looking at).
+  const [held, setHeld] = useState<{ hover: boolean; scrolled: boolean }>({ hover: false, scrolled: false });
+  const [snapshot, setSnapshot] = useState<ReadonlySet<string> | null>(null);
+  const holding = held.hover || held.scrolled;
+  const filterKey = params.toString();
+  useEffect(() => setSnapshot(null), [filterKey]);
+  useEffect(() => {
+    if (!holding) setSnapshot(null);
+    else setSnapshot((s) => s ?? new Set(rows.map((r) => r.id)));
+  }, [holding, rows]);
+  const firstHeld = snapshot ? rows.findIndex((r) => snapshot.has(r.id)) : -1;
+  const fresh = firstHeld > 0 ? firstHeld : 0;
+  const shown = fresh ? rows.slice(fresh) : rows;
+  const tableRef = useRef<{ toTop: () => void }>(null);
 
   return (
     <div className="page tasks-page">
       <div className="page-head">
         <h1>Tasks</h1>
-        <span className="muted">{rows.length ? `${rows.length.toLocaleString()}${query.hasNextPage ? '+' : ''} shown` : ''}</span>
+        <span className="muted" data-match-count>{matchText(rows.length, !!query.hasNextPage)}</span>
+        {fresh > 0 && (
+          <button
+            type="button"
+            className="btn small new-pill"
+            onClick={() => {
+              setSnapshot(new Set(rows.map((r) => r.id)));
+              tableRef.current?.toTop();
+            }}
+          >
+            {fresh.toLocaleString()} new — show
+          </button>
+        )}
       </div>
       <Filters
         params={params}
@@ -67,7 +97,9 @@ export function TasksPage() {
         )
       ) : (
         <TaskTable
-          rows={rows}
+          ref={tableRef}
+          rows={shown}
+          onHold={(h) => setHeld((prev) => (prev.hover === (h.hover ?? prev.hover) && prev.scrolled === (h.scrolled ?? prev.scrolled) ? prev : { ...prev, ...h }))}
           onEnd={() => {
             if (query.hasNextPage && !query.isFetchingNextPage && (query.data?.pages.length ?? 0) < MAX_PAGES) void query.fetchNextPage();
           }}
@@ -184,8 +216,25 @@ function Filters(props: {
 
 const COLUMNS = ['State', 'Name', 'Args', 'Worker', 'Queue', 'Received', 'Runtime', 'Retries', 'Exception'];
 
-function TaskTable({ rows, onEnd, loadingMore, capped }: { rows: TaskSummary[]; onEnd: () => void; loadingMore: boolean; capped: boolean }) {
+/** "42 tasks match", or "more than 200 match" while further pages exist (the API does not count). */
+export function matchText(n: number, more: boolean): string {
+  if (!n) return '';
+  if (more) return `more than ${n.toLocaleString()} match`;
+  return `${n.toLocaleString()} ${n === 1 ? 'task matches' : 'tasks match'}`;
+}
+
+interface TableProps {
+  ref?: Ref<{ toTop: () => void }>;
+  rows: TaskSummary[];
+  onEnd: () => void;
+  onHold: (h: { hover?: boolean; scrolled?: boolean }) => void;
+  loadingMore: boolean;
+  capped: boolean;
+}
+
+function TaskTable({ ref, rows, onEnd, onHold, loadingMore, capped }: TableProps) {
   const scrollRef = useRef<HTMLDivElement>(null);
+  useImperativeHandle(ref, () => ({ toTop: () => scrollRef.current?.scrollTo({ top: 0 }) }), []);
   const navigate = useNavigate();
   const [cursor, setCursor] = useState(-1);
   const virt = useVirtualizer({ count: rows.length, getScrollElement: () => scrollRef.current, estimateSize: () => ROW_HEIGHT, overscan: 12 });
@@ -210,11 +259,26 @@ function TaskTable({ rows, onEnd, loadingMore, capped }: { rows: TaskSummary[]; 
   };
 
   return (
-    <div className="table tasks-table" role="table" aria-label="Tasks" aria-rowcount={rows.length}>
+    <div
+      className="table tasks-table"
+      role="table"
+      aria-label="Tasks"
+      aria-rowcount={rows.length}
+      onMouseEnter={() => onHold({ hover: true })}
+      onMouseLeave={() => onHold({ hover: false })}
+    >
       <div className="tr th" role="row">
         {COLUMNS.map((c) => <div key={c} role="columnheader" className={`td c-${c.toLowerCase()}`}>{c}</div>)}
       </div>
-      <div className="tbody" ref={scrollRef} tabIndex={0} onKeyDown={onKey} aria-label="Task rows">
+      <div
+        className="tbody"
+        role="rowgroup"
+        ref={scrollRef}
+        tabIndex={0}
+        onKeyDown={onKey}
+        onScroll={(e) => onHold({ scrolled: e.currentTarget.scrollTop > 4 })}
+        aria-label="Task rows"
+      >
         <div style={{ height: virt.getTotalSize(), position: 'relative' }}>
           {items.map((vi) => {
             const t = rows[vi.index];
@@ -232,7 +296,7 @@ function TaskTable({ rows, onEnd, loadingMore, capped }: { rows: TaskSummary[]; 
                 <div role="cell" className="td c-name">
                   <Link to={`/tasks/${t.id}`} title={`${t.name ?? '?'} · ${t.id}`}>{t.name ?? <em>unknown</em>}</Link>
                 </div>
-                <div role="cell" className="td c-args mono" title={t.args_preview ?? ''}>{t.args_preview ?? ''}</div>
+                <div role="cell" className="td c-args mono" title={t.args_preview ?? ''}>{t.args_preview ? callText(t.name, t.args_preview) : ''}</div>
                 <div role="cell" className="td c-worker" title={t.worker ?? ''}>{t.worker ?? '—'}</div>
                 <div role="cell" className="td c-queue">{t.queue ?? '—'}</div>
                 <div role="cell" className="td c-received"><Time ts={t.received_at ?? t.sent_at} /></div>

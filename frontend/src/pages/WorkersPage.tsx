@@ -2,13 +2,16 @@
 // failure rate and runtime p50/p95.
 import { Link } from 'react-router';
 import { useStats, useWorkers } from '../queries';
+import { useTitle } from '../app/title';
 import { useUrlState } from '../app/urlstate';
 import { Duration, Empty, ErrorBanner, Loading, NoEventsHint, Time } from '../components/common';
 import { Sparkline } from '../components/Sparkline';
 import { RANGE_PRESETS } from '../domain/time';
+import { tasksLink } from '../domain/links';
 
 export function WorkersPage() {
   const [params, set] = useUrlState();
+  useTitle('Workers');
   const range = params.get('range') ?? '1h';
   const workers = useWorkers();
   const stats = useStats(range);
@@ -38,7 +41,8 @@ export function WorkersPage() {
                 <dt>Processed</dt><dd>{w.processed?.toLocaleString() ?? '—'}</dd>
                 <dt>Running</dt>
                 <dd>
-                  {w.active} {w.active_tasks.slice(0, 5).map((t) => <Link key={t} to={`/tasks/${t}`} className="mono small">{t.slice(0, 8)}</Link>)}
+                  <Link to={tasksLink({ worker: w.hostname, state: 'STARTED' })} title={`Tasks running on ${w.hostname}`}>{w.active.toLocaleString()}</Link>{' '}
+                  {w.active_tasks.slice(0, 5).map((t) => <Link key={t} to={`/tasks/${t}`} className="mono small">{t.slice(0, 8)}</Link>)}
                 </dd>
               </dl>
               <details>
@@ -67,11 +71,14 @@ export function WorkersPage() {
             {st.map((s) => (
               <tr key={s.name}>
                 <td><Link to={`/tasks?name=${encodeURIComponent(s.name)}`}>{s.name}</Link></td>
-                <td className="num">{s.total.toLocaleString()}</td>
+                <td className="num"><Link to={tasksLink({ name: s.name, range })}>{s.total.toLocaleString()}</Link></td>
                 <td><Sparkline series={s.series} /></td>
                 <td>
                   <span className="hbar"><span className="bg-failure" style={{ width: `${Math.min(100, s.failure_rate * 100)}%` }} /></span>
                   <span className="num small"> {(s.failure_rate * 100).toFixed(1)}%</span>
+                  {s.failed > 0 && (
+                    <Link className="small" to={tasksLink({ name: s.name, state: 'FAILURE', range })}> · {s.failed.toLocaleString()} failed</Link>
+                  )}
                 </td>
                 <td>
                   <span className="hbar two" title="p50 (dark) and p95 (light)">

@@ -2,16 +2,19 @@
 import { useMemo } from 'react';
 import { Link, useNavigate } from 'react-router';
 import { useTaskNames, useWorkflowList } from '../queries';
+import { useTitle } from '../app/title';
 import { useDebouncedParam, useUrlState } from '../app/urlstate';
 import { CountsBar, Duration, Empty, ErrorBanner, Loading, NoEventsHint, StateBadge, Time } from '../components/common';
 import { sortedCounts } from '../domain/states';
 import { durationBetween } from '../domain/time';
+import { tasksLink } from '../domain/links';
 import { rangeFilter, TimeRange } from '../components/TimeRange';
 
 const WF_STATES = ['RUNNING', 'SUCCESS', 'FAILURE', 'REVOKED'];
 
 export function WorkflowsPage() {
   const [params, set] = useUrlState();
+  useTitle('Workflows');
   const navigate = useNavigate();
   const filters = { state: params.get('state') ?? undefined, name: params.get('name') ?? undefined, ...rangeFilter(params) };
   const q = useWorkflowList(filters, params.get('range'));
@@ -55,7 +58,14 @@ export function WorkflowsPage() {
                 <td>
                   <div className="counts-cell">
                     <CountsBar counts={w.counts} total={w.task_count} />
-                    <span className="small">{sortedCounts(w.counts).map(([s, n]) => `${n} ${s.toLowerCase()}`).join(' · ')}</span>
+                    <span className="small">
+                      {sortedCounts(w.counts).map(([s, n], i) => (
+                        <span key={s}>
+                          {i > 0 && ' · '}
+                          <Link to={tasksLink({ workflow: w.id, state: s })}>{`${n.toLocaleString()} ${s.toLowerCase()}`}</Link>
+                        </span>
+                      ))}
+                    </span>
                   </div>
                 </td>
                 <td><Time ts={w.started_at} /></td>

@@ -16,6 +16,7 @@ vi.hoisted(() => {
   })) as typeof window.matchMedia;
 });
 import { PrefsProvider } from '../app/prefs';
+import { AttentionPage } from './AttentionPage';
 import { FailuresPage } from './FailuresPage';
 import { TaskPage } from './TaskPage';
 import { TasksPage } from './TasksPage';
@@ -100,5 +101,45 @@ describe('task page', () => {
     mount('/tasks/abc', 'tasks/:id', <TaskPage />);
     expect(await screen.findByText(/This task is not in the store/)).toBeTruthy();
     expect((await screen.findByRole('alert')).textContent).toContain('Task abc not found');
+  });
+});
+
+describe('needs attention (home)', () => {
+  const health = (over: Record<string, unknown> = {}) => ({
+    status: 'ok', version: 'x', ingest: { enabled: true, status: 'ok', events: 0, stored: 0, batches: 0, malformed: {}, rate_per_s: 0, error: null, lag: null, last_commit_at: null, source: null },
+    store: { ok: true, error: null, url: 'sqlite://', schema_version: 1, workflows: 0 },
+    library: { processes: 1, sent: 0, dropped: 0, errors: 0, sources: [] },
+    retention: { retention_s: 7 * 86400, failure_retention_s: 30 * 86400, max_tasks: null, behind: false, evicted_workflows: 0, expired_workflows: 0, last_run_at: null },
+    ...over,
+  });
+  const base = (h: object) => [
+    http.get('*/api/health', () => HttpResponse.json(h)),
+    http.get('*/api/stats/tasks', () => HttpResponse.json({ items: [] })),
+    http.get('*/api/tasks', () => HttpResponse.json(empty)),
+  ];
+
+  it('says all is well, and since when, with nothing to show', async () => {
+    server.use(...base(health()), http.get('*/api/failures', () => HttpResponse.json({ items: [] })),
+      http.get('*/api/stuck', () => HttpResponse.json({ items: [] })), http.get('*/api/workers', () => HttpResponse.json({ items: [] })));
+    mount('/', '/', <AttentionPage />);
+    expect(await screen.findByText('All is well')).toBeTruthy();
+    expect(screen.getByText(/No failure in the last 7 days/)).toBeTruthy();
+    expect(screen.getByText(/Retention in force: workflows are kept 7 days, failed ones 30 days/)).toBeTruthy();
+  });
+
+  it('lists stuck tasks, workers gone with tasks, and event losses, each linked', async () => {
+    server.use(
+      ...base(health({ status: 'degraded', reasons: ['12 events lost in the last hour'], library: { processes: 1, sent: 5, dropped: 3, errors: 0, sources: [] } })),
+      http.get('*/api/failures', () => HttpResponse.json({ items: [] })),
+      http.get('*/api/stuck', () => HttpResponse.json({ items: [{ task_id: 't-1', name: 'app.ship', state: 'PENDING', reason: 'unconsumed_queue', detail: "no online worker consumes queue 'slow'", since: '2026-01-01T00:00:00Z' }] })),
+      http.get('*/api/workers', () => HttpResponse.json({ items: [{ hostname: 'w1@h', online: false, active: 2, active_tasks: ['a', 'b'], queues: [], registered: [], concurrency: 1, last_heartbeat: null, loadavg: null, offline_at: '2026-01-01T00:00:00Z', online_at: null, pid: 1, pool: 'prefork', processed: 0, versions: null }] })),
+    );
+    mount('/', '/', <AttentionPage />);
+    const stuck = await screen.findByRole('link', { name: 'app.ship' });
+    expect(stuck.getAttribute('href')).toBe('/tasks/t-1');
+    expect(screen.getByText(/no online worker consumes queue 'slow'/)).toBeTruthy();
+    expect(screen.getByRole('link', { name: '2 tasks' }).getAttribute('href')).toBe('/tasks?state=STARTED&state=LOST&worker=w1%40h');
+    expect(screen.getByText('12 events lost in the last hour')).toBeTruthy();
+    expect(screen.getByText(/3 events were dropped by the capture library/)).toBeTruthy();
   });
 });

@@ -132,3 +132,22 @@ export function useAncestors(id: string, parentId: string | null) {
     staleTime: 60_000,
   });
 }
+
+/** One page of a workflow's tasks: their argument previews tell same-named siblings apart. */
+export function useWorkflowMembers(workflowId: string) {
+  return useQuery({
+    queryKey: keys.tasks({ workflow: workflowId, members: '1' }),
+    queryFn: ({ signal }) => api.tasks({ workflow: workflowId }, null, 1000, signal),
+    staleTime: 30_000,
+  });
+}
+
+/** LOST tasks of a period (the failure groups count FAILURE only): grouped by name on the home page. */
+export function useLostTasks(range: string) {
+  const live = useLive();
+  return useQuery({
+    queryKey: keys.tasks({ state: ['LOST'], since: range, lost: '1' }),
+    queryFn: ({ signal }) => api.tasks({ state: ['LOST'], since: rangeToSince(range) }, null, 1000, signal),
+    refetchInterval: live.pollMs,
+  });
+}

@@ -1,7 +1,7 @@
 // The workflow graph: React Flow drawing an ELK layout computed in a worker. Layout depends only on the
 // structure; task states are merged in at render time.
 import {
-  Background, Controls, MarkerType, MiniMap, ReactFlow, ReactFlowProvider, useReactFlow,
+  Background, ControlButton, Controls, MarkerType, MiniMap, ReactFlow, ReactFlowProvider, useReactFlow,
   type Edge, type Node,
 } from '@xyflow/react';
 import '@xyflow/react/dist/style.css';
@@ -23,6 +23,9 @@ interface Props {
   expanded: ReadonlySet<string>;
   onSelectTask: (id: string | null) => void;
   onToggleFan: (key: string) => void;
+  onOpenFan?: (key: string) => void;
+  /** Argument digest per task id, for telling same-named siblings apart. */
+  digests?: ReadonlyMap<string, string>;
   onLaidOut?: () => void;
 }
 
@@ -40,7 +43,8 @@ export function WorkflowGraph(props: Props) {
   );
 }
 
-function GraphInner({ wf, view, selectedTask, expanded, onSelectTask, onToggleFan, onLaidOut }: Props) {
+function GraphInner({ wf, view, selectedTask, expanded, onSelectTask, onToggleFan, onOpenFan, digests, onLaidOut }: Props) {
+  const [showMap, setShowMap] = useState(false);
   const [layout, setLayout] = useState<{ key: string; boxes: Layout } | null>(null);
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
@@ -56,6 +60,12 @@ function GraphInner({ wf, view, selectedTask, expanded, onSelectTask, onToggleFa
 
   const byId = useMemo(() => new Map<string, WorkflowNode>(wf.nodes.map((n) => [n.id, n])), [wf]);
   const selectedView = selectedTask ? view.viewIdOf.get(selectedTask) ?? null : null;
+  // Names drawn more than once: those nodes carry an argument digest.
+  const sharedNames = useMemo(() => {
+    const seen = new Map<string, number>();
+    for (const n of view.nodes) if (n.kind === 'task') seen.set(n.label, (seen.get(n.label) ?? 0) + 1);
+    return new Set([...seen].filter(([, c]) => c > 1).map(([name]) => name));
+  }, [view]);
 
   const { nodes, edges } = useMemo(() => {
     if (!layout) return { nodes: [] as Node[], edges: [] as Edge[] };
@@ -68,7 +78,7 @@ function GraphInner({ wf, view, selectedTask, expanded, onSelectTask, onToggleFa
       out.push({
         id: c.id, type: 'bracket', position: { x: b.x, y: b.y }, width: b.width, height: b.height,
         style: { width: b.width, height: b.height }, selectable: false, draggable: false, zIndex: -1,
-        data: { kind: c.kind, count: c.children.length, expandedKey: expanded.has(key) ? key : null, onToggle: onToggleFan } satisfies BracketData,
+        data: { kind: c.kind, count: c.taskCount, expandedKey: expanded.has(key) ? key : null, onToggle: onToggleFan } satisfies BracketData,
       });
     }
     for (const n of view.nodes) {
@@ -77,7 +87,10 @@ function GraphInner({ wf, view, selectedTask, expanded, onSelectTask, onToggleFa
       const node: Node = {
         id: n.id, type: n.kind, position: { x: b.x, y: b.y }, width: b.width, height: b.height,
         style: { width: b.width, height: b.height }, draggable: false,
-        data: { view: n, task: n.taskId ? byId.get(n.taskId) : undefined, selected: n.id === selectedView, onToggle: onToggleFan } satisfies TaskNodeData,
+        data: {
+          view: n, task: n.taskId ? byId.get(n.taskId) : undefined, selected: n.id === selectedView, onToggle: onToggleFan,
+          onOpenFan, workflowId: wf.id, digest: n.kind === 'task' && n.taskId && sharedNames.has(n.label) ? digests?.get(n.taskId) : undefined,
+        } satisfies TaskNodeData,
       };
       if (b.parent) {
         node.parentId = b.parent;
@@ -91,7 +104,7 @@ function GraphInner({ wf, view, selectedTask, expanded, onSelectTask, onToggleFa
       animated: false, label: e.kind === 'spawn' || e.kind === 'chain' || e.kind === 'chord' ? undefined : e.kind,
     }));
     return { nodes: out, edges: es };
-  }, [layout, view, byId, selectedView, expanded, onToggleFan]);
+  }, [layout, view, byId, selectedView, expanded, onToggleFan, onOpenFan, wf.id, digests, sharedNames]);
 
   const flow = useReactFlow();
   const focusedFor = useRef<string | null>(null);
@@ -108,9 +121,58 @@ function GraphInner({ wf, view, selectedTask, expanded, onSelectTask, onToggleFa
     });
   }, [layout, nodes.length, view, selectedView, flow, onLaidOut]);
 
+  // The panel opening (or the window narrowing) shrinks the canvas: fit again so nothing drawn is hidden.
+  const boxRef = useRef<HTMLDivElement>(null);
+  const lastWidth = useRef<number | null>(null);
+  useEffect(() => {
+    const el = boxRef.current;
+    if (!el || !layout) return;
+    const ro = new ResizeObserver(() => {
+      const w = Math.round(el.clientWidth);
+      if (lastWidth.current !== null && Math.abs(w - lastWidth.current) > 8) {
+        const small = view.nodes.length <= SHOW_WHOLE;
+        void flow.fitView(small || !selectedView ? { padding: 0.1, maxZoom: 1.1 } : { nodes: [{ id: selectedView }], maxZoom: 1.1, padding: 0.4 });
+      }
+      lastWidth.current = w;
+    });
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, [layout, view, selectedView, flow]);
+
+  const onKeyDown = (e: React.KeyboardEvent) => {
+    const el = (e.target as HTMLElement).closest<HTMLElement>('.react-flow__node');
+    const id = el?.dataset.id;
+    if (!id) return;
+    const current = nodes.find((n) => n.id === id);
+    if (!current) return;
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      const d = current.data as Partial<TaskNodeData>;
+      if (current.type === 'task' && d.view?.taskId) onSelectTask(d.view.taskId);
+      else if (current.type === 'fanout' && d.view) onToggleFan(d.view.id);
+      return;
+    }
+    const next = neighbour(nodes, current, e.key);
+    if (!next) return;
+    e.preventDefault();
+    const c = centre(nodes, next);
+    void flow.setCenter(c.x, c.y, { zoom: Math.max(flow.getZoom(), 0.6), duration: 0 });
+    window.requestAnimationFrame(() => {
+      boxRef.current?.querySelector<HTMLElement>(`.react-flow__node[data-id="${CSS.escape(next.id)}"]`)?.focus();
+    });
+  };
+
   if (error) return <ErrorBanner error={error} what="the graph layout" />;
   return (
-    <div className="graph" data-laid-out={layout ? 'true' : 'false'} data-node-count={nodes.length}>
+    <div
+      className="graph"
+      ref={boxRef}
+      data-laid-out={layout ? 'true' : 'false'}
+      data-node-count={nodes.length}
+      onKeyDown={onKeyDown}
+      role="region"
+      aria-label="Workflow graph: Tab to a node, arrow keys to move between nodes, Enter to open"
+    >
       {!layout && <div className="loading overlay">Laying out {view.nodes.length} nodes…</div>}
       <ReactFlow
         nodes={nodes}
@@ -125,12 +187,18 @@ function GraphInner({ wf, view, selectedTask, expanded, onSelectTask, onToggleFa
         onNodeClick={(_, n) => {
           const d = n.data as Partial<TaskNodeData>;
           if (n.type === 'task' && d.view?.taskId) onSelectTask(d.view.taskId);
+          else if (n.type === 'fanout' && d.view) onToggleFan(d.view.id);
         }}
         onPaneClick={() => onSelectTask(null)}
       >
         <Background gap={24} size={1} />
-        <Controls showInteractive={false} />
-        <MiniMap
+        <Controls showInteractive={false}>
+          <ControlButton onClick={() => setShowMap((m) => !m)} title={showMap ? 'Hide the map' : 'Show the map'} aria-label={showMap ? 'Hide the map' : 'Show the map'} aria-pressed={showMap}>
+            <span aria-hidden="true">▦</span>
+          </ControlButton>
+        </Controls>
+        {/* Off by default: a map drawn over the canvas covers nodes; it is there when asked for. */}
+        {showMap && <MiniMap
           pannable
           zoomable
           nodeColor={(n) => {
@@ -139,8 +207,40 @@ function GraphInner({ wf, view, selectedTask, expanded, onSelectTask, onToggleFa
             return stateColor(d.task?.state ?? d.view?.state ?? '');
           }}
           nodeStrokeColor={(n) => (n.type === 'bracket' ? stateColor('') : 'transparent')}
-        />
+        />}
       </ReactFlow>
     </div>
   );
+}
+
+/** A node's centre on the canvas (children of a bracket are placed relative to it). */
+function centre(nodes: readonly Node[], n: Node): { x: number; y: number } {
+  const parent = n.parentId ? nodes.find((p) => p.id === n.parentId) : undefined;
+  const ox = parent ? centre(nodes, parent).x - (parent.width ?? 0) / 2 : 0;
+  const oy = parent ? centre(nodes, parent).y - (parent.height ?? 0) / 2 : 0;
+  return { x: ox + n.position.x + (n.width ?? 0) / 2, y: oy + n.position.y + (n.height ?? 0) / 2 };
+}
+
+/** The nearest node in an arrow key's direction, favouring ones straight ahead. */
+export function neighbour(nodes: readonly Node[], from: Node, key: string): Node | null {
+  const dir = { ArrowRight: [1, 0], ArrowLeft: [-1, 0], ArrowDown: [0, 1], ArrowUp: [0, -1] }[key];
+  if (!dir) return null;
+  const a = centre(nodes, from);
+  let best: Node | null = null;
+  let bestScore = Infinity;
+  for (const n of nodes) {
+    if (n.id === from.id || n.type === 'bracket') continue;
+    const b = centre(nodes, n);
+    const dx = b.x - a.x;
+    const dy = b.y - a.y;
+    const ahead = dx * (dir[0] ?? 0) + dy * (dir[1] ?? 0);
+    if (ahead <= 1) continue;
+    const side = Math.abs(dx * (dir[1] ?? 0)) + Math.abs(dy * (dir[0] ?? 0));
+    const score = ahead + 2 * side;
+    if (score < bestScore) {
+      bestScore = score;
+      best = n;
+    }
+  }
+  return best;
 }

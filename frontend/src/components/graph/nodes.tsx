@@ -1,7 +1,9 @@
 // React Flow node renderers: task, collapsed fan-out, chord join and group bracket.
 import { Handle, Position, type NodeProps, type Node } from '@xyflow/react';
 import { memo } from 'react';
-import { fanoutSummary, type ViewNode } from '../../domain/graph';
+import { Link } from 'react-router';
+import type { ViewNode } from '../../domain/graph';
+import { FAILED_STATES, RUNNING_STATES, tasksLink } from '../../domain/links';
 import { isFailed, isInactive, sortedCounts, stateClass } from '../../domain/states';
 import { formatDuration } from '../../domain/time';
 import { exceptionName } from '../../domain/values';
@@ -11,7 +13,11 @@ export interface TaskNodeData extends Record<string, unknown> {
   view: ViewNode;
   task: WorkflowNode | undefined;
   selected: boolean;
+  workflowId?: string;
+  /** The task's argument digest, when siblings share a name and need telling apart. */
+  digest?: string;
   onToggle?: (key: string) => void;
+  onOpenFan?: (key: string) => void;
 }
 export interface BracketData extends Record<string, unknown> {
   kind: 'group' | 'chord';
@@ -34,12 +40,15 @@ export const TaskNode = memo(function TaskNode({ data }: NodeProps<Node<TaskNode
   return (
     <div className={cls} data-task-id={view.taskId ?? undefined} data-state={state}>
       {handles}
-      <div className="wf-name" title={view.label}>{shortName(view.label)}</div>
-      <div className="wf-meta">
+      <div className="wf-name" title={data.digest ? `${view.label}(${data.digest})` : view.label}>
+        {shortName(view.label)}
+        {data.digest && <span className="wf-digest">({data.digest})</span>}
+      </div>
+      <div className="wf-meta" title={task?.skipped_reason ?? undefined}>
         <span className={`badge st-${stateClass(state)}`}>{state}</span>
         {task?.runtime_ms != null && <span>{formatDuration(task.runtime_ms)}</span>}
         {task && task.attempts > 1 && <span title="attempts">{task.attempts} attempts</span>}
-        {task?.exception_type && <span className="exc-type">{exceptionName(task.exception_type)}</span>}
+        {task?.exception_type && <span className="exc-type" title={task.exception_type}>{exceptionName(task.exception_type)}</span>}
       </div>
     </div>
   );
@@ -48,24 +57,44 @@ export const TaskNode = memo(function TaskNode({ data }: NodeProps<Node<TaskNode
 export const FanoutNode = memo(function FanoutNode({ data }: NodeProps<Node<TaskNodeData>>) {
   const { view, selected } = data;
   const counts = view.counts ?? {};
-  const total = view.members?.length ?? 0;
+  const total = view.memberCount ?? view.members?.length ?? 0;
+  const failed = FAILED_STATES.reduce((n, s) => n + (counts[s] ?? 0), 0);
+  const running = RUNNING_STATES.reduce((n, s) => n + (counts[s] ?? 0), 0);
+  const base = { workflow: data.workflowId, name: view.memberName ?? undefined };
+  // Links and buttons inside a node must not also start a pan or the node's own click (expand).
+  const stop = (e: React.SyntheticEvent) => e.stopPropagation();
   return (
-    <button
-      type="button"
+    <div
       className={`wf-node fanout st-border-${stateClass(view.state)}${isFailed(view.state) ? ' failed' : ''}${selected ? ' selected' : ''}`}
-      onClick={() => data.onToggle?.(view.id)}
-      title="Expand this fan-out"
+      title={view.serverCollapsed ? 'Collapsed by the server: “list” shows its failed and running members' : 'Click to expand this fan-out'}
       data-fanout={view.id}
     >
       {handles}
       <div className="wf-name">{shortName(view.label)}</div>
-      <div className="wf-fan-summary">{fanoutSummary(counts)}</div>
-      <div className="countsbar">
+      <div className="wf-fan-summary">
+        <span>×{total}</span>
+        {failed > 0 && (
+          <Link className="nodrag nopan fan-failed" to={tasksLink({ ...base, state: FAILED_STATES })} onClick={stop}>
+            {failed.toLocaleString()} failed
+          </Link>
+        )}
+        {running > 0 && (
+          <Link className="nodrag nopan" to={tasksLink({ ...base, state: RUNNING_STATES })} onClick={stop}>
+            {running.toLocaleString()} running
+          </Link>
+        )}
+        {data.onOpenFan && (
+          <button type="button" className="link nodrag nopan fan-list" onClick={(e) => { stop(e); data.onOpenFan?.(view.id); }}>
+            list
+          </button>
+        )}
+      </div>
+      <div className="countsbar" aria-hidden="true">
         {sortedCounts(counts).map(([s, n]) => (
           <span key={s} className={`seg bg-${stateClass(s)}`} style={{ width: `${(100 * n) / Math.max(1, total)}%` }} />
         ))}
       </div>
-    </button>
+    </div>
   );
 });
 
@@ -87,7 +116,7 @@ export const BracketNode = memo(function BracketNode({ data }: NodeProps<Node<Br
     <div className={`wf-bracket ${data.kind}`}>
       {handles}
       <span className="wf-bracket-label">
-        {data.kind} · {data.count}
+        {data.kind} · {data.count.toLocaleString()} tasks
         {data.expandedKey && (
           <button type="button" className="link" onClick={() => data.onToggle?.(data.expandedKey ?? '')}>
             collapse

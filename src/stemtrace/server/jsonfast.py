@@ -43,15 +43,18 @@ class NonFinite(float):
     __slots__ = ()
 
 
-# orjson reads an integer outside [-2**63, 2**64 - 1] as a float (json keeps it exact). Mapping
-# digits to "0" and searching for 19 of them finds every run of digits long enough to be out of
-# that range (~1% of a parse); only those runs are then read, so the 19-digit nanosecond
-# timestamps of every batch (< 2**63) stay on orjson. A run inside a string or a float is judged
-# the same way: out of range, it sends the text to json, which reads it as before.
+# orjson reads an integer outside [-2**63, 2**64 - 1] as a float (json keeps it exact). With
+# the digits mapped to "0", a search finds in C what could be out of that range: a run of 20
+# digits or more, or 19 after a minus sign (any 19 digits are below 2**64). Only then are the
+# runs read one by one, so the 19-digit nanosecond timestamps of every batch (< 2**63) stay on
+# orjson at ~1% of a parse. A run inside a string or a float is judged like an integer: out of
+# range, it sends the text to json, which reads it as before.
 _BYTES_DIGITS = bytes.maketrans(b"123456789", b"000000000")
 _STR_DIGITS = str.maketrans("123456789", "000000000")
 _LONG_BYTES = b"0" * 19
 _LONG_STR = "0" * 19
+_SUSPECT_BYTES = (b"0" * 20, b"-" + _LONG_BYTES)
+_SUSPECT_STR = ("0" * 20, "-" + _LONG_STR)
 _MAX_POSITIVE = 2**64 - 1  # orjson's largest exact integer (unsigned 64-bit)
 _MAX_NEGATED = 2**63  # -(its smallest, signed 64-bit)
 
@@ -67,6 +70,8 @@ def _in_range(digits: str, negative: bool) -> bool:
 def _bytes_exact(text: bytes) -> bool:
     """No run of digits in ``text`` that orjson would read differently from json."""
     zeros = text.translate(_BYTES_DIGITS)
+    if _SUSPECT_BYTES[0] not in zeros and _SUSPECT_BYTES[1] not in zeros:
+        return True
     start, end = zeros.find(_LONG_BYTES), len(zeros)
     while start != -1:  # the leftmost 19 digits after the previous run begin a run
         stop = start + 19
@@ -81,6 +86,8 @@ def _bytes_exact(text: bytes) -> bool:
 def _str_exact(text: str) -> bool:
     """:func:`_bytes_exact` for text."""
     zeros = text.translate(_STR_DIGITS)
+    if _SUSPECT_STR[0] not in zeros and _SUSPECT_STR[1] not in zeros:
+        return True
     start, end = zeros.find(_LONG_STR), len(zeros)
     while start != -1:
         stop = start + 19

@@ -101,6 +101,9 @@ BOUNDS = [
     ("[-9223372036854775808]", True),  # -2**63
     ("[-9223372036854775809]", False),  # -2**63 - 1
     ("[-18446744073709551615]", False),  # a negative orjson would make a float
+    ("[-9223372036854775807, -1000000000000000000]", True),  # 19 digits after a minus, in range
+    ("[-9999999999999999999]", False),  # 19 digits after a minus, out of range
+    ("[10000000000000000000]", True),  # 20 digits, in range
     ("[00000000000000000000000000001]", True),  # invalid JSON either way: orjson refuses it too
     ("[1795480694309215744, 1795480694309215745]", True),  # nanosecond timestamps
     ('["123456789012345678901234567890"]', False),  # digits in a string: json, read the same

@@ -4,28 +4,39 @@ acknowledging anything, then resumes by itself where it can."""
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from hostile_messages import as_batch
 from server_events import EventFactory, TestClient
-from server_harness import publish, wait_for
+from server_harness import wait_for
 
+from stemtrace.core.events import Event
 from stemtrace.server import create_app
 from stemtrace.server.context import ServerContext
 from stemtrace.server.ingest import Ingestor
+from stemtrace.server.store import StoreError, open_store
 from stemtrace.transport import TransportConfig, resolve
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("broker", ["redis"], indirect=True)]
 
 
-def lives(n: int, prefix: str) -> list[dict[str, Any]]:
+def lives(n: int, prefix: str) -> list[Event]:
     f = EventFactory()
-    return [e.to_dict() for i in range(n) for e in f.run(f"{prefix}-{i:04d}", "proj.work", i * 0.01)]
+    return [e for i in range(n) for e in f.run(f"{prefix}-{i:04d}", "proj.work", i * 0.01)]
+
+
+def publish(source: TransportConfig, events: list[Event], per_message: int = 100) -> None:
+    pub = resolve(source).publisher()
+    try:
+        pub.send([as_batch(events[i : i + per_message]) for i in range(0, len(events), per_message)])
+    finally:
+        pub.close()
 
 
 def ctx_of(app: Any) -> ServerContext:
@@ -79,13 +90,10 @@ def test_a_batch_the_store_refuses_is_split_and_the_rest_stored(
     split down to it, it is quarantined, and every other event is stored."""
     monkeypatch.setattr("stemtrace.server.ingest.check", lambda e, now: (e, ()))
     good = lives(30, "sp")
-    bad = EventFactory().raw("task.started", "bad-\udc80", "proj.work")
+    bad = replace(good[50], task_id="bad-\udc80", src=replace(good[50].src, seq=10_000))
     app = create_app(store_url=store_url, events=source)
     with TestClient(app) as c:
-        events = [*good[:50], bad, *good[50:]]
-        pub = resolve(source).publisher()  # json's text: the library's encoder would replace the surrogate
-        pub.send([json.dumps(events[i : i + 200]).encode() for i in range(0, len(events), 200)])
-        pub.close()
+        publish(source, [*good[:50], bad, *good[50:]], per_message=200)
         wait_for(lambda: count(c, "sp-") == 30, timeout=30)
         wait_for(lambda: c.get("/api/quarantine").json()["items"], timeout=5)
         (entry,) = c.get("/api/quarantine").json()["items"]
@@ -99,6 +107,7 @@ def test_the_sqlite_directory_moved_away_pauses_ingest_until_it_is_back_and_remo
     source: TransportConfig, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     home = tmp_path / "data"
+    home.mkdir()
     app = create_app(store_url=f"sqlite:///{home / 'stemtrace.db'}", events=source)
     with caplog.at_level(logging.ERROR, logger="stemtrace.server.ingest"), TestClient(app) as c:
         ingestor = ctx_of(app).ingestor
@@ -117,13 +126,17 @@ def test_the_sqlite_directory_moved_away_pauses_ingest_until_it_is_back_and_remo
         wait_for(lambda: count(c, "b-") == 10, timeout=30)  # resumed by itself, nothing lost
         wait_for(lambda: c.get("/api/health").json()["status"] == "ok", timeout=10)
         assert unacknowledged(source, ingestor) == 0
+        committed = ingestor.stats.events
         shutil.rmtree(home)
         publish(source, lives(5, "c"))
         wait_for(lambda: c.get("/api/health").json()["status"] == "degraded", timeout=10)
         wait_for(lambda: unacknowledged(source, ingestor) > 0, timeout=10)
         assert not home.exists()
-        assert ingestor.stats.stored == 80  # c-* never went into a deleted file
+        assert ingestor.stats.events == committed  # c-* never went into a deleted file
     assert any(r.levelno == logging.ERROR and "is gone" in r.getMessage() for r in caplog.records)
+    with pytest.raises(StoreError, match="does not exist"):  # a restart: no new, empty store either
+        open_store(f"sqlite:///{home / 'stemtrace.db'}")
+    assert not home.exists()
 
 
 def test_a_replaced_sqlite_file_pauses_ingest(source: TransportConfig, tmp_path: Path) -> None:

@@ -228,20 +228,33 @@ class SqliteDialect(Dialect):
 
 
 def _announce_new(path: Path) -> None:
-    """Create the store's directory, saying so loudly when a new, empty database starts there:
-    after a restart that is what an operator whose data directory vanished must see."""
+    """Say loudly that a new, empty database starts at ``path``; refuse to create its directory.
+
+    After a restart, a data directory that vanished must not turn silently into an empty store,
+    so only stemtrace's own default directory (the user data dir) is ever created here: any
+    other must exist, as PostgreSQL's data directory must.
+    """
     if str(path) == ":memory:" or path.exists():
         return
     parent = path.parent
     if not parent.exists():
+        if parent.resolve() != _default_dir():
+            raise StoreError(
+                f"the SQLite store's directory {parent} does not exist: create it, or point --store at "
+                "the right path (stemtrace never creates a store's directory, so a data directory that "
+                "vanished is never replaced by an empty store)"
+            )
         parent.mkdir(parents=True, exist_ok=True)
-        logger.warning(
-            "SQLite store directory %s did not exist: created it for a new, empty store "
-            "(expected on a first start only)",
-            parent,
-        )
+        logger.warning("created %s for a new, empty SQLite store (expected on a first start only)", parent)
     else:
         logger.warning("no SQLite store at %s: starting a new, empty one (expected on a first start)", path)
+
+
+def _default_dir() -> Path:
+    """The directory of the default store (``settings.default_store_url``)."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("stemtrace")).resolve()
 
 
 class PostgresDialect(Dialect):

@@ -84,13 +84,17 @@ class AmqpTransport(KombuTransport):
         )
 
     def store_queue(self, group: str) -> Any:
+        """``<name>.<group>``: one store's copy of every batch. ``x-expires``: RabbitMQ deletes it
+        once no server has consumed from it for the retention (a store retired, a laptop that
+        once pointed here), when every batch it held would have expired anyway."""
         kombu = kombu_module()
+        unused_for = max(1, int(self.config.retention_s * 1000))
         return kombu.Queue(
             self.subscription_name(group),
             exchange=self.exchange(),
             routing_key="",
             durable=True,
-            queue_arguments=self.queue_arguments(),
+            queue_arguments={**self.queue_arguments(), "x-expires": unused_for},
         )
 
     def subscription_name(self, group: str) -> str:

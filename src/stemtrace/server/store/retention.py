@@ -117,5 +117,12 @@ def sqlite_reclaim(conn: Any) -> int:
             # ``executescript`` steps it to the end.
             conn.executescript(f"PRAGMA incremental_vacuum({VACUUM_PAGES});")
             released = free - int(conn.execute("PRAGMA freelist_count").fetchone()[0])
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    # TRUNCATE waits for readers to leave the WAL; on the writer's connection that wait would
+    # hold up ingest, so it gets one second (a busy reader just means: truncate next time).
+    timeout = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+    conn.execute("PRAGMA busy_timeout=1000")
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={timeout}")
     return released

@@ -96,6 +96,7 @@ def test_fuzzing_covers_every_get_route() -> None:
         "/api/stuck",
         "/api/task-names",
         "/api/tasks",
+        "/api/tasks.csv",
         "/api/tasks/{task_id}",
         "/api/workers",
         "/api/workflows",

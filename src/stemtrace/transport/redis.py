@@ -52,6 +52,10 @@ def open_client(config: TransportConfig, socket_timeout_s: float) -> tuple[Any, 
     kombu's own reconnect loop is disabled (``max_retries=0``): the caller owns
     backoff.
     """
+    # kombu turns a missing redis-py into ``redis = None`` and a later AttributeError; importing it
+    # here makes that an ImportError naming the module, which the server reports with its pip command.
+    import redis  # noqa: F401
+
     from stemtrace.transport.kombu import kombu_module
 
     options = dict(config.transport_options)

@@ -4,19 +4,23 @@ do not move under the pointer, a dropped stream, accessibility (axe-core, keyboa
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
-from tests.e2e.conftest import ROOT, get_json, wait_for
+from tests.e2e.conftest import ROOT, SHOTS, get_json, wait_for
 from tests.support.results import wait as wait_result
 
 pytestmark = pytest.mark.e2e
 
 AXE = ROOT / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
-REVIEW = Path(__file__).resolve().parent / "screenshots"
+# The few screenshots kept in the repository for review are refreshed only when asked, so an
+# ordinary run leaves the work tree clean.
+KEPT = Path(__file__).resolve().parent / "screenshots"
+REVIEW = KEPT if os.environ.get("STEMTRACE_E2E_REVIEW") == "1" else SHOTS
 
 
 def rows(page: Any) -> Any:
@@ -28,15 +32,15 @@ def graph_ready(page: Any) -> None:
 
 
 def review(page: Any, name: str) -> None:
-    """A few small screenshots kept in the repository for review (the rest go to artifacts/)."""
-    REVIEW.mkdir(exist_ok=True)
-    page.screenshot(path=str(REVIEW / f"{name}.png"), full_page=False)
+    """A few small screenshots for review: into tests/e2e/screenshots/ with STEMTRACE_E2E_REVIEW=1."""
+    REVIEW.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(REVIEW / f"review-{name}.png" if REVIEW is SHOTS else REVIEW / f"{name}.png"))
 
 
 @pytest.fixture(scope="module")
 def oncall(tasks_module: Any, worker: Any, server_url: str, scenarios: dict[str, Any]) -> dict[str, Any]:
     """A 30-member group with 3 failures, an ETA task and a failure with an over-long traceback."""
-    from celery import group
+    from celery import chord, group
 
     t = tasks_module
     out: dict[str, Any] = {}
@@ -45,7 +49,10 @@ def oncall(tasks_module: Any, worker: Any, server_url: str, scenarios: dict[str,
     out["shaky_failed"] = [r.id for i, r in enumerate(shaky.results) if i % 10 == 3]
     out["scheduled"] = t.add.apply_async((5, 5), countdown=600).id
     out["verbose"] = t.verbose.delay().id
+    nested = group(chord([t.add.s(i, i) for i in range(2)], t.tsum.s()) for _ in range(2)).apply_async()
+    out["nested_callback"] = nested.results[0].id
     wait_result(shaky, 60, propagate=False)
+    wait_result(nested, 60)
 
     def stored(tid: str, states: tuple[str, ...]) -> bool:
         try:
@@ -57,6 +64,8 @@ def oncall(tasks_module: Any, worker: Any, server_url: str, scenarios: dict[str,
         wait_for(lambda tid=tid: stored(tid, ("FAILURE",)), "the shaky failures", 60)
     wait_for(lambda: stored(out["scheduled"], ("RECEIVED",)), "the scheduled task to be received", 60)
     wait_for(lambda: stored(out["verbose"], ("FAILURE",)), "the verbose failure", 60)
+    wait_for(lambda: stored(out["nested_callback"], ("SUCCESS",)), "the nested chord", 60)
+    out["nested_workflow"] = get_json(f"{server_url}/api/workflows/{out['nested_callback']}")["id"]
     out["shaky_workflow"] = get_json(f"{server_url}/api/workflows/{out['shaky'][0]}")["id"]
     wait_for(
         lambda: sum(get_json(f"{server_url}/api/workflows/{out['shaky_workflow']}")["counts"].values()) == 30,
@@ -181,6 +190,22 @@ def test_readable_labels(page: Any, scenarios: dict[str, Any], oncall: dict[str,
     page.goto("/tasks")
     rows(page).first.wait_for()
     expect(page.locator("[data-match-count]")).to_have_text("more than 200 match")
+
+
+def test_nested_chords_are_drawn_inside_their_group(page: Any, oncall: dict[str, Any]) -> None:
+    page.goto(f"/workflows/{oncall['nested_workflow']}")
+    graph_ready(page)
+    expect(page.locator(".wf-bracket.chord")).to_have_count(2)
+    inside = page.evaluate(
+        """() => { const outer = document.querySelector('.wf-bracket.group').getBoundingClientRect();
+                   return [...document.querySelectorAll('.wf-bracket.chord, .wf-node.join')].map(el => {
+                     const b = el.getBoundingClientRect();
+                     return b.left >= outer.left && b.right <= outer.right
+                       && b.top >= outer.top && b.bottom <= outer.bottom; }); }"""
+    )
+    assert inside == [True] * 4, inside
+    # The outer bracket counts every task inside it: two chords of two headers and a callback.
+    assert "6 tasks" in page.locator(".wf-bracket.group .wf-bracket-label").inner_text().lower()
 
 
 def test_scheduled_and_truncated_are_said(page: Any, oncall: dict[str, Any]) -> None:

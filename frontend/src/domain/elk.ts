@@ -58,7 +58,14 @@ export function toElkGraph(view: ViewGraph): ElkShape {
   for (const c of view.containers) {
     containers.set(c.id, { id: c.id, layoutOptions: c.packed ? PACKED_OPTIONS : CONTAINER_OPTIONS, children: [] });
   }
-  const top: ElkShape[] = [...containers.values()];
+  const top: ElkShape[] = [];
+  for (const c of view.containers) {
+    const shape = containers.get(c.id);
+    const parent = c.parent ? containers.get(c.parent) : undefined;
+    if (!shape) continue;
+    if (parent) parent.children?.push(shape);
+    else top.push(shape);
+  }
   for (const n of view.nodes) {
     const shape: ElkShape = { id: n.id, ...sizeOf(n) };
     const parent = n.container ? containers.get(n.container) : undefined;

@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { buildViewGraph, failedViewIds, fanoutSummary, groupFanKey } from './graph';
 import { chordWorkflow, node, workflow } from './fixtures';
+import { toElkGraph } from './elk';
 
 describe('buildViewGraph', () => {
   it('draws a small chord member by member inside a bracket, joined before the callback', () => {
     const v = buildViewGraph(chordWorkflow(3));
     expect(v.nodes.filter((n) => n.kind === 'task').map((n) => n.id).sort()).toEqual(['cb', 'item-0', 'item-1', 'item-2', 'root']);
-    expect(v.containers).toEqual([{ id: 'grp:g1', kind: 'chord', groupId: 'g1', children: ['item-0', 'item-1', 'item-2'], taskCount: 3, packed: false }]);
+    expect(v.containers).toEqual([{ id: 'grp:g1', kind: 'chord', groupId: 'g1', children: ['item-0', 'item-1', 'item-2'], taskCount: 3, packed: false, parent: null }]);
     const join = v.nodes.find((n) => n.kind === 'join');
     expect(join).toMatchObject({ id: 'join:g1', done: 3, total: 3, callbackName: 'app.aggregate' });
     // Header → join → callback; no direct header → callback edges remain.
@@ -141,5 +142,44 @@ describe('buildViewGraph', () => {
     expect(fan).toMatchObject({ kind: 'fanout', memberCount: 5000, serverCollapsed: true, counts: { SUCCESS: 4990, FAILURE: 10 }, state: 'FAILURE', memberName: 'app.score' });
     expect(v.viewIdOf.get('m2')).toBe('fan:x');
     expect(v.edges.map((e) => e.id)).toEqual(['root>fan:x:spawn']);
+  });
+
+  it('draws a chord nested in a group inside the group bracket, with its join', () => {
+    const ids = ['a1', 'a2', 'cbA', 'b1', 'b2', 'cbB'];
+    const wf = workflow([node('root'), ...ids.map((id) => node(id, { name: id.startsWith('cb') ? 'app.sum' : 'app.add', parent_id: 'root' }))], {
+      edges: [
+        { source: 'a1', target: 'cbA', kind: 'chord' }, { source: 'a2', target: 'cbA', kind: 'chord' },
+        { source: 'b1', target: 'cbB', kind: 'chord' }, { source: 'b2', target: 'cbB', kind: 'chord' },
+      ],
+      groups: [
+        { id: 'outer', kind: 'group', members: ids, callback: null },
+        { id: 'A', kind: 'chord', members: ['a1', 'a2'], callback: 'cbA' },
+        { id: 'B', kind: 'chord', members: ['b1', 'b2'], callback: 'cbB' },
+      ],
+    });
+    const v = buildViewGraph(wf);
+    const box = (id: string) => v.containers.find((c) => c.id === id);
+    expect(box('grp:A')?.parent).toBe('grp:outer');
+    expect(box('grp:B')?.parent).toBe('grp:outer');
+    expect(box('grp:outer')).toMatchObject({ parent: null, taskCount: 6, packed: false });
+    expect(v.containers[0]?.id).toBe('grp:outer'); // parents first
+    const at = (id: string) => v.nodes.find((n) => n.id === id)?.container;
+    expect([at('a1'), at('cbA'), at('join:A')]).toEqual(['grp:A', 'grp:outer', 'grp:outer']);
+    const elk = toElkGraph(v);
+    const outer = elk.children?.find((c) => c.id === 'grp:outer');
+    expect(outer?.children?.map((c) => c.id).sort()).toEqual(['cbA', 'cbB', 'grp:A', 'grp:B', 'join:A', 'join:B']);
+  });
+
+  it('nests a chord in the group that lists only its callback', () => {
+    const wf = workflow([node('root'), ...['a1', 'a2', 'cbA', 'b1', 'b2', 'cbB'].map((id) => node(id, { parent_id: 'root' }))], {
+      groups: [
+        { id: 'outer', kind: 'group', members: ['cbA', 'cbB'], callback: null },
+        { id: 'A', kind: 'chord', members: ['a1', 'a2'], callback: 'cbA' },
+        { id: 'B', kind: 'chord', members: ['b1', 'b2'], callback: 'cbB' },
+      ],
+    });
+    const v = buildViewGraph(wf);
+    expect(v.containers.map((c) => [c.id, c.parent])).toEqual([['grp:outer', null], ['grp:A', 'grp:outer'], ['grp:B', 'grp:outer']]);
+    expect(v.containers[0]?.taskCount).toBe(6);
   });
 });

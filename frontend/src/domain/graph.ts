@@ -46,6 +46,8 @@ export interface ViewContainer {
   taskCount: number;
   /** Many members: packed into a grid, edges from and to outside attached to the bracket itself. */
   packed: boolean;
+  /** The bracket this one is drawn inside (a chord inside a group of chords), or null. */
+  parent: string | null;
 }
 
 export interface ViewGraph {
@@ -183,16 +185,69 @@ export function buildViewGraph(wf: WorkflowDetail, opts: ViewOptions = {}): View
   for (const c of collapsed) {
     if (c.range && c.groupId) slicesOf.set(c.groupId, [...(slicesOf.get(c.groupId) ?? []), c.key]);
   }
+  // A group may sit inside another (a group of chords): each bracket goes inside the smallest
+  // bracket whose tasks include all of its own, and each node into the smallest bracket holding it.
+  interface Draft { c: ViewContainer; tasks: Set<string>; items: string[]; callback: string | null }
+  const drafts: Draft[] = [];
   for (const g of wf.groups) {
     if (fanOfGroup.has(g.id)) continue;
     const drawn = g.members.filter((m) => byId.has(m) && !taken.has(m));
-    const children = [...(slicesOf.get(g.id) ?? []), ...drawn];
+    const items = [...(slicesOf.get(g.id) ?? []), ...drawn];
     // A bracket around a few leftovers of a group mostly drawn elsewhere would mislead.
-    if (children.length < 2 || (drawn.length < g.members.length / 2 && !slicesOf.has(g.id))) continue;
-    const id = `grp:${g.id}`;
-    const taskCount = children.reduce((sum, child) => sum + (membersOf.get(child) ?? 1), 0);
-    containers.push({ id, kind: g.kind === 'chord' ? 'chord' : 'group', groupId: g.id, children, taskCount, packed: children.length > PACK_OVER });
-    for (const m of children) containerOf.set(m, id);
+    if (items.length < 2 || (drawn.length < g.members.length / 2 && !slicesOf.has(g.id))) continue;
+    const tasks = new Set(g.members.filter((m) => byId.has(m)));
+    const taskCount = items.reduce((sum, child) => sum + (membersOf.get(child) ?? 1), 0);
+    const c: ViewContainer = {
+      id: `grp:${g.id}`, kind: g.kind === 'chord' ? 'chord' : 'group', groupId: g.id, children: [], taskCount, packed: false, parent: null,
+    };
+    drafts.push({ c, tasks, items, callback: g.kind === 'chord' ? g.callback : null });
+  }
+  drafts.sort((a, b) => a.tasks.size - b.tasks.size || a.c.id.localeCompare(b.c.id));
+  const covers = (outer: Draft, ids: Iterable<string>) => {
+    for (const id of ids) if (!outer.tasks.has(id)) return false;
+    return true;
+  };
+  drafts.forEach((d, i) => {
+    // Inside the bracket holding all its tasks, or (when a group lists only its chords' callbacks)
+    // the one holding its callback.
+    const parent =
+      drafts.slice(i + 1).find((o) => o.tasks.size > d.tasks.size && covers(o, d.tasks)) ??
+      (d.callback ? drafts.find((o) => o !== d && o.callback !== d.callback && o.tasks.has(d.callback ?? '')) : undefined);
+    if (parent) {
+      for (const t of d.tasks) parent.tasks.add(t);
+      d.c.parent = parent.c.id;
+      // The outer bracket counts every task inside it, the nested chord's included.
+      parent.c.taskCount = Math.max(parent.c.taskCount, parent.tasks.size);
+    }
+  });
+  const byContainer = new Map(drafts.map((d) => [d.c.id, d]));
+  for (const d of drafts) {
+    for (const item of d.items) {
+      // Slices belong to their own group's bracket; a task to the smallest bracket holding it.
+      const own = membersOf.has(item) ? d : drafts.find((o) => o.tasks.has(item)) ?? d;
+      if (!containerOf.has(item)) containerOf.set(item, own.c.id);
+    }
+  }
+  for (const [item, id] of containerOf) byContainer.get(id)?.c.children.push(item);
+  for (const d of drafts) {
+    if (d.c.parent) byContainer.get(d.c.parent)?.c.children.push(d.c.id);
+  }
+  for (const d of drafts) {
+    const nested = d.c.children.some((ch) => byContainer.has(ch));
+    d.c.packed = !nested && d.c.children.length > PACK_OVER;
+    containers.push(d.c);
+  }
+  // Parents before children: React Flow and ELK both need a bracket before what it holds.
+  const depth = (c: ViewContainer): number => (c.parent ? 1 + depth(byContainer.get(c.parent)?.c ?? { ...c, parent: null }) : 0);
+  containers.sort((a, b) => depth(a) - depth(b));
+  // A collapsed group inside a drawn bracket (a big chord inside a group of chords) sits in it.
+  for (const c of collapsed) {
+    if (c.range || containerOf.has(c.key)) continue;
+    const holder = drafts.find((o) => covers(o, c.members));
+    if (holder) {
+      containerOf.set(c.key, holder.c.id);
+      holder.c.children.push(c.key);
+    }
   }
   for (const n of out) if (n.kind === 'fanout') n.container = containerOf.get(n.id) ?? null;
 
@@ -246,9 +301,12 @@ export function buildViewGraph(wf: WorkflowDetail, opts: ViewOptions = {}): View
     const members = g.members.filter((m) => byId.has(m));
     const done = members.filter((m) => byId.get(m)?.state === 'SUCCESS').length;
     const callback = byId.get(g.callback);
+    // The join sits where its chord does: inside the bracket holding the chord's bracket (or fan-out).
+    const chordBox = containers.find((c) => c.groupId === g.id);
+    const joinIn = chordBox ? chordBox.parent : (containerOf.get(fanOfGroup.get(g.id) ?? '') ?? null);
     out.push({
       id: joinId, kind: 'join', taskId: null, label: 'chord', state: done === members.length ? 'SUCCESS' : 'PENDING',
-      container: null, done, total: members.length, callbackName: callback?.name ?? null,
+      container: joinIn, done, total: members.length, callbackName: callback?.name ?? null,
     });
     const sources = joinSources.get(g.id) ?? new Set(members);
     for (const s of sources) addEdge(viewIdOf.get(s), joinId, 'chord');
@@ -272,7 +330,7 @@ export function buildViewGraph(wf: WorkflowDetail, opts: ViewOptions = {}): View
   }
   const structureKey = hash(
     out.map((n) => `${n.id}@${n.container ?? ''}`).join('|') + '#' + edgeList.map((e) => e.id).join('|') +
-      '#' + containers.map((c) => `${c.id}:${c.packed ? 'p' : 'c'}`).join('|'),
+      '#' + containers.map((c) => `${c.id}:${c.packed ? 'p' : 'c'}:${c.parent ?? ''}`).join('|'),
   );
   return { nodes: out, edges: edgeList, containers, viewIdOf, structureKey };
 }

@@ -75,11 +75,17 @@ function GraphInner({ wf, view, selectedTask, expanded, onSelectTask, onToggleFa
       const b = boxes.get(c.id);
       if (!b) continue;
       const key = groupFanKey(c.groupId);
-      out.push({
+      const bracket: Node = {
         id: c.id, type: 'bracket', position: { x: b.x, y: b.y }, width: b.width, height: b.height,
         style: { width: b.width, height: b.height }, selectable: false, draggable: false, zIndex: -1,
         data: { kind: c.kind, count: c.taskCount, expandedKey: expanded.has(key) ? key : null, onToggle: onToggleFan } satisfies BracketData,
-      });
+      };
+      // A chord inside a group of chords: positioned relative to its outer bracket.
+      if (b.parent) {
+        bracket.parentId = b.parent;
+        bracket.extent = 'parent';
+      }
+      out.push(bracket);
     }
     for (const n of view.nodes) {
       const b = boxes.get(n.id);

@@ -34,7 +34,7 @@ const WARM_UP: ElkShape = toElkGraph({
     { id: 'a>c', source: 'a', target: 'c', kind: 'chord' },
     { id: 'b>c', source: 'b', target: 'c', kind: 'chord' },
   ],
-  containers: [{ id: 'grp:g', kind: 'chord', groupId: 'g', children: ['a', 'b'], taskCount: 2, packed: false }],
+  containers: [{ id: 'grp:g', kind: 'chord', groupId: 'g', children: ['a', 'b'], taskCount: 2, packed: false, parent: null }],
   viewIdOf: new Map(),
   structureKey: 'warm-up',
 });

@@ -130,6 +130,11 @@ def workflow_flag(store: Store, row: WorkflowRow) -> bool:
 
 
 def with_missing_flag(encoded: bytes, missing: bool) -> bytes:
-    """A workflow graph's JSON (cached bytes, an object) with ``events_may_be_missing`` first:
-    losses are found after the graph was built, so the flag cannot live in the cache."""
-    return b'{"events_may_be_missing":' + (b"true," if missing else b"false,") + encoded[1:]
+    """A workflow graph's JSON (cached bytes, see ``graph_json``) with ``events_may_be_missing``
+    set: losses are found after the graph was built, so the flag cannot live in the cache.
+
+    The field's first occurrence is the graph's own, ahead of the nodes: inside a JSON string
+    its quotes would be escaped, so no name or id can hold these bytes."""
+    if not missing:
+        return encoded
+    return encoded.replace(b'"events_may_be_missing":false', b'"events_may_be_missing":true', 1)

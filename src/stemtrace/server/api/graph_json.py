@@ -145,6 +145,7 @@ def workflow_graph_json(graph: CoreGraph) -> bytes:
         "counts": {k: int(v) for k, v in graph.counts.items()},
         "started_at": iso(graph.started_at),
         "finished_at": iso(graph.finished_at),
+        "events_may_be_missing": False,  # set per request by ``losses.with_missing_flag``
         "root_id": graph.root_id,
     }
     tail = {

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from stemtrace.core.events import Event
-from stemtrace.core.gaps import ranges_of
+from stemtrace.core.gaps import runs
 from stemtrace.server.store import Store, WorkflowRow
 
 logger = logging.getLogger("stemtrace.server.losses")
@@ -58,20 +58,25 @@ class LossTracker:
     def observe(self, events: Sequence[Event]) -> None:
         """The ingest hook: record the runs of seqs of an applied batch (raises on a store error,
         so the batch is not acknowledged and comes back)."""
-        points: dict[str, list[tuple[int, float]]] = {}
-        whose: dict[str, tuple[str, int]] = {}
-        for e in events:
+        seqs: dict[str, tuple[list[int], list[float], tuple[str, int]]] = {}
+        inst = None
+        cur_seqs: list[int] = []
+        cur_ts: list[float] = []
+        for e in events:  # a batch holds runs of one process's events: look up on a change only
             src = e.src
-            found = points.get(src.inst)
-            if found is None:
-                points[src.inst] = found = []
-                whose[src.inst] = (src.host, src.pid)
-            found.append((src.seq, e.ts))
+            if src.inst != inst:
+                inst = src.inst
+                found = seqs.get(inst)
+                if found is None:
+                    found = seqs[inst] = ([], [], (src.host, src.pid))
+                cur_seqs, cur_ts = found[0], found[1]
+            cur_seqs.append(src.seq)
+            cur_ts.append(e.ts)
         now = self.clock()
         rows = [
-            (inst, r.lo, r.hi, r.lo_at, r.hi_at, r.lo_ts, r.hi_ts, *whose[inst])
-            for inst, seqs in points.items()
-            for r in ranges_of(seqs, now)
+            (key, r.lo, r.hi, r.lo_at, r.hi_at, r.lo_ts, r.hi_ts, *whose)
+            for key, (found_seqs, stamps, whose) in seqs.items()
+            for r in runs(found_seqs, stamps, now)
         ]
         self.store.record_seen(rows)
 

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from stemtrace.core.model import GraphRecord, Node, TaskRecord
-from stemtrace.core.rollup import PLUMBING_NAMES, root_order, summarize
+from stemtrace.core.rollup import PLUMBING_NAMES, Summary, root_order, summarize
 from stemtrace.core.states import WorkflowState
 from stemtrace.core.workflow import Structure, needs_structure, structure, structure_ids
 
@@ -64,17 +64,18 @@ def summary_rows(w: Writer, workflow_ids: Sequence[str]) -> tuple[list[tuple[Any
     for part in _parts(sorted(set(workflow_ids))):
         stats = _aggregates(w, part)
         records = structural_records(w, part)
+        shapes = {wf: structure(wf, found) for wf, found in records.items() if found}
+        roots = _roots(w, [wf for wf in part if wf in stats], shapes)
         for wf in part:
             agg = stats.get(wf)
             if agg is None:
                 gone.append(wf)
                 continue
-            found = records.get(wf)
-            shape = structure(wf, found) if found else _NO_STRUCTURE
+            shape = shapes.get(wf, _NO_STRUCTURE)
             counts: Counter[str] = Counter(agg["counts"])
             counts.update(n.state.value for n in shape.planned)
-            summary = summarize(counts)
-            root_id, name = _root(w, wf, shape)
+            summary = _summarize(counts)
+            root_id, name = roots.get(wf) or _root(w, wf, shape)
             finished = agg["finished"] if summary.state is not WorkflowState.RUNNING else None
             rows.append(
                 (
@@ -161,39 +162,84 @@ def _record(row: tuple[Any, ...]) -> GraphRecord:
     return TaskRecord.from_dict(raw)
 
 
-def _root(w: Writer, wf: str, shape: Structure) -> tuple[str | None, str | None]:
-    """The workflow's root task (id, name), as ``build_workflow`` picks it."""
-    found = _root_among(w, wf, shape, _CANDIDATES)
+_STAMP = "COALESCE(sent_at, started_at)"
+_ORDER = f"CASE WHEN {_STAMP} IS NULL THEN 1 ELSE 0 END, {_STAMP}, id"
+_SUMMARIES: dict[tuple[tuple[str, int], ...], Summary] = {}
+
+
+def _summarize(counts: Counter[str]) -> Summary:
+    """``summarize``, remembered: most workflows share a handful of count shapes."""
+    key = tuple(sorted(counts.items()))
+    found = _SUMMARIES.get(key)
     if found is None:
-        found = _root_among(w, wf, shape, None)
+        if len(_SUMMARIES) >= 4096:
+            _SUMMARIES.clear()
+        found = _SUMMARIES[key] = summarize(counts)
+    return found
+
+
+def _roots(w: Writer, part: Sequence[str], shapes: dict[str, Structure]) -> dict[str, tuple[str, str | None]]:
+    """The root (id, name) of each workflow whose first few tasks hold it (one query for all)."""
+    if not part:
+        return {}
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+    for wf, tid, name, parent, sent, started in w.q(
+        "SELECT workflow_id, id, name, parent_id, sent_at, started_at FROM ("
+        "SELECT workflow_id, id, name, parent_id, sent_at, started_at, "
+        f"ROW_NUMBER() OVER (PARTITION BY workflow_id ORDER BY {_ORDER}) AS rn FROM tasks "
+        f"WHERE workflow_id IN ({_marks(len(part))}) AND {_NOT_PLUMBING}) ranked WHERE rn <= ?",
+        [*part, _CANDIDATES],
+    ):
+        rows.setdefault(wf, []).append((tid, name, parent, sent, started))
+    leads = _leads(w, rows)
+    out: dict[str, tuple[str, str | None]] = {}
+    for wf, found in rows.items():
+        root = _pick(found, shapes.get(wf, _NO_STRUCTURE), leads, complete=len(found) < _CANDIDATES, wf=wf)
+        if root is not None:
+            out[wf] = root
+    return out
+
+
+def _leads(w: Writer, rows: dict[str, list[tuple[Any, ...]]]) -> set[tuple[str, str]]:
+    """(parent id, workflow) of every candidate's parent that is a counted task of its workflow:
+    a runtime edge into the candidate, which therefore is not the root."""
+    wanted = sorted({p for found in rows.values() for (tid, _, p, _, _) in found if p and p != tid})
+    out: set[tuple[str, str]] = set()
+    for ids in _parts(wanted, 500):
+        out.update(
+            (pid, wf)
+            for pid, wf in w.q(
+                f"SELECT id, workflow_id FROM tasks WHERE id IN ({_marks(len(ids))}) AND {_NOT_PLUMBING}",
+                list(ids),
+            )
+        )
+    return out
+
+
+def _root(w: Writer, wf: str, shape: Structure) -> tuple[str | None, str | None]:
+    """The workflow's root task (id, name), as ``build_workflow`` picks it, from all its tasks."""
+    rows = w.q(
+        "SELECT id, name, parent_id, sent_at, started_at FROM tasks "
+        f"WHERE workflow_id = ? AND {_NOT_PLUMBING} ORDER BY {_ORDER}",
+        [wf],
+    )
+    found = _pick(rows, shape, _leads(w, {wf: rows}), complete=True, wf=wf)
     return found if found is not None else (None, None)
 
 
-def _root_among(w: Writer, wf: str, shape: Structure, limit: int | None) -> tuple[str, str | None] | None:
-    stamp = "COALESCE(sent_at, started_at)"
-    tail = "" if limit is None else f" LIMIT {int(limit)}"
-    rows = w.q(
-        "SELECT id, name, parent_id, sent_at, started_at FROM tasks "
-        f"WHERE workflow_id = ? AND {_NOT_PLUMBING} "
-        f"ORDER BY CASE WHEN {stamp} IS NULL THEN 1 ELSE 0 END, {stamp}, id{tail}",
-        [wf],
-    )
-    complete = limit is None or len(rows) < limit
-    parents = sorted({p for (tid, _, p, _, _) in rows if p and p != tid})
-    leads: set[str] = set()  # parents that are counted tasks of this workflow: an edge into the child
-    for ids in _parts(parents, 500):
-        leads.update(
-            pid
-            for (pid,) in w.q(
-                f"SELECT id FROM tasks WHERE id IN ({_marks(len(ids))}) "
-                f"AND workflow_id = ? AND {_NOT_PLUMBING}",
-                [*ids, wf],
-            )
-        )
+def _pick(
+    rows: Sequence[tuple[Any, ...]],
+    shape: Structure,
+    leads: set[tuple[str, str]],
+    *,
+    complete: bool,
+    wf: str,
+) -> tuple[str, str | None] | None:
+    """The root among the first ``rows`` (in ``_ORDER``), or ``None`` when it may lie beyond."""
     candidates: list[tuple[tuple[bool, float, str], str, str | None]] = [
         (root_order(sent, started, tid), tid, name)
         for tid, name, parent, sent, started in rows
-        if tid not in shape.targets and not (parent and parent != tid and parent in leads)
+        if tid not in shape.targets and not (parent and parent != tid and (parent, wf) in leads)
     ]
     if not complete and (not candidates or min(candidates)[0][0]):
         # Nothing qualified among the first rows, or the best has no time (rows without one

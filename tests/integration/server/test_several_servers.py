@@ -129,7 +129,7 @@ def test_two_stores_and_a_replica_on_one_broker_each_see_every_task_once(
     servers = [
         ServerProcess(*source, "--store", a_url),
         ServerProcess(*source, "--store", a_url),  # a replica of store A
-        ServerProcess(*source, "--store", b_url),
+        ServerProcess(*source, "--store", b_url, "--retention", "3d", "--max-tasks", "1000000"),
     ]
     seen_subscriptions: set[str] = set()
     worker = WorkerProcess(settings, "prefork", concurrency=2)
@@ -142,6 +142,14 @@ def test_two_stores_and_a_replica_on_one_broker_each_see_every_task_once(
         seen_subscriptions.update(own)
         assert own[0] == own[1] != own[2], own  # replicas share a subscription; stores do not
         assert all(":" in o for o in own), own
+        # The retention in force, for the UI: B's own flags, A's defaults.
+        kept = [health(s)["retention"] for s in servers]
+        assert (kept[2]["retention_s"], kept[2]["max_tasks"]) == (3 * 86400, 1_000_000), kept
+        assert (kept[0]["retention_s"], kept[0]["failure_retention_s"], kept[0]["max_tasks"]) == (
+            7 * 86400,
+            30 * 86400,
+            None,
+        ), kept
 
         capture.uninstall()
         kit = make_app(settings)

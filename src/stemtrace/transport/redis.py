@@ -28,11 +28,14 @@ stream commands, so the prefix is added here.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from stemtrace.transport.base import Consumer, Delivery, Publisher, Transport, TransportConfig
+
+logger = logging.getLogger("stemtrace.transport")
 
 CLAIM_IDLE_MS = 60_000
 _TRIM_EVERY_S = 1.0
@@ -192,7 +195,10 @@ class RedisStreamConsumer(Consumer):
         # acknowledged poll (a few round trips per batch of up to 5,000 events) keeps the
         # stream as short as the slowest group allows.
         self._client.xack(self.key, self.group, *ids)
-        self.trim_acknowledged()
+        try:
+            self.trim_acknowledged()
+        except Exception as exc:  # the acknowledgement stands; the next one trims
+            logger.debug("stemtrace: trimming %s failed: %s", self.key, exc)
 
     def trim_acknowledged(self) -> int:
         """Delete the entries every group has acknowledged; returns how many went.

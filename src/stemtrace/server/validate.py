@@ -47,8 +47,6 @@ INVALID_KEY: Final = "__stemtrace_invalid__"
 PREVIEW_MAX: Final = 200
 
 _REPLACEMENT = "\ufffd"
-_DIGITS = bytes.maketrans(b"123456789", b"000000000")
-_LONG_RUN = b"0" * 19  # a 19-digit run may be an integer past 63 bits: check it the slow way
 
 
 class Rejected(ValueError):
@@ -126,8 +124,10 @@ def clean_value(value: Any, depth: int = 0) -> Any:
 
 def _data_is_clean(data: Mapping[str, Any]) -> bool:
     """True when ``data`` needs no repair: orjson encodes it (no lone surrogates, no integers
-    past 64 bits, no NaN, nesting under 255), without NUL bytes, long digit runs or excess size.
-    Item counts are not checked here: a list of 10,000 items already exceeds the byte cap."""
+    past 64 bits, no NaN, nesting under 255), without NUL bytes, deep nesting or excess size.
+    Item counts are not checked here: a list of 10,000 items already exceeds the byte cap.
+    (An integer in ``[2**63, 2**64)`` passes: in ``data`` it is only JSON text; the fields read
+    into columns are checked by :data:`FIELDS`.)"""
     try:
         # Non-finite numbers arrive as ``jsonfast.NonFinite``, a float subclass: passed
         # through, orjson refuses it (it would write ``null`` for a plain NaN).
@@ -137,8 +137,7 @@ def _data_is_clean(data: Mapping[str, Any]) -> bool:
     return (
         len(text) <= FAST_MAX_BYTES
         and b"\\u0000" not in text
-        and _LONG_RUN not in text.translate(_DIGITS)
-        and _shallow_enough(text)
+        and (len(text) < 2 * MAX_DEPTH or _shallow_enough(text))
     )
 
 
@@ -206,11 +205,14 @@ HEALTH_COUNTERS: Final = frozenset({"sent", "dropped", "errors", "buffer_depth",
 _HEALTH_RESERVED: Final = frozenset({"inst", "host", "pid", "seq", "ts"})
 
 
+_TEXT_CAPS: Final = {_ID: ID_MAX, _NAME: NAME_MAX, _SHORT: 64}
+
+
 def _fits(rule: int, value: Any) -> bool:
     if value is None:
         return True
-    if rule in (_ID, _NAME, _SHORT):
-        cap = {_ID: ID_MAX, _NAME: NAME_MAX, _SHORT: 64}[rule]
+    cap = _TEXT_CAPS.get(rule)
+    if cap is not None:
         return type(value) is str and len(value) <= cap
     if rule == _COUNT:
         return type(value) is int and 0 <= value <= INT32_MAX
@@ -221,6 +223,14 @@ def _fits(rule: int, value: Any) -> bool:
     if rule == _NUMBERS:
         return isinstance(value, list) and all(type(v) in (int, float) and math.isfinite(v) for v in value)
     return isinstance(value, Mapping)
+
+
+def _all_fit(data: Mapping[str, Any]) -> bool:
+    # A plain loop: this runs for every event, and all(<generator>) costs twice as much.
+    for key in data.keys() & FIELDS.keys():  # noqa: SIM110
+        if not _fits(FIELDS[key], data[key]):
+            return False
+    return True
 
 
 def _fix_fields(data: dict[str, Any], kind: str) -> bool:
@@ -262,9 +272,15 @@ def check(event: Event, now: float) -> tuple[Event, tuple[str, ...]]:
     ``now`` is the server's clock: timestamps more than :data:`FUTURE_S` ahead are clamped.
     """
     src = event.src
-    if event.task_id is not None:
-        _identity(event.task_id, "task id")
-    _identity(src.inst, "src.inst")
+    task_id = event.task_id
+    # Ids are nearly always short ASCII (UUIDs): no NUL, no surrogate, checked without encoding.
+    if task_id is not None and not (
+        type(task_id) is str and 0 < len(task_id) <= ID_MAX and task_id.isascii() and "\x00" not in task_id
+    ):
+        _identity(task_id, "task id")
+    if src.inst not in _CLEAN:
+        _identity(src.inst, "src.inst")
+        _remember(src.inst)
     seq = src.seq
     if type(seq) is not int or not 0 <= seq <= INT64_MAX:
         raise Rejected("bad_seq", f"src.seq must be an integer in [0, 2**63), got {preview(seq, 60)}")
@@ -277,7 +293,7 @@ def check(event: Event, now: float) -> tuple[Event, tuple[str, ...]]:
         if cleaned != data:
             data = cleaned
             repaired.append("data_cleaned")
-    if data.keys() & FIELDS.keys() or event.type == LIBRARY_HEALTH:
+    if event.type == LIBRARY_HEALTH or not _all_fit(data):
         fixed = dict(data)
         if _fix_fields(fixed, event.type):
             data = fixed
@@ -289,18 +305,22 @@ def check(event: Event, now: float) -> tuple[Event, tuple[str, ...]]:
         ts = MIN_TS if ts < MIN_TS or not math.isfinite(ts) else high
         repaired.append("ts_clamped")
     host, node, proc, name, pid = src.host, src.node, src.proc, event.task_name, src.pid
-    texts = (
-        (host, NAME_MAX),
-        (node, NAME_MAX),
-        (proc, 32),
-        (name, NAME_MAX),
-    )
-    if any(t is not None and (type(t) is not str or clean_text(t, cap) != t) for t, cap in texts):
-        host = clean_text(str(host), NAME_MAX) or "?"
-        node = clean_text(node, NAME_MAX) if type(node) is str else None
-        proc = clean_text(str(proc), 32)
-        name = clean_text(name, NAME_MAX) if type(name) is str else None
-        repaired.append("text_cleaned")
+    if not (
+        host in _CLEAN
+        and proc in _CLEAN
+        and (node is None or node in _CLEAN)
+        and (name is None or name in _CLEAN)
+    ):
+        texts = (host, node, proc, name)
+        if all(t is None or (type(t) is str and clean_text(t, NAME_MAX) == t) for t in texts):
+            for t in texts:
+                _remember(t)
+        else:
+            host = clean_text(str(host), NAME_MAX) or "?"
+            node = clean_text(node, NAME_MAX) if type(node) is str else None
+            proc = clean_text(str(proc), NAME_MAX)
+            name = clean_text(name, NAME_MAX) if type(name) is str else None
+            repaired.append("text_cleaned")
     if type(pid) is not int or not 0 <= pid <= INT32_MAX:
         pid = 0
         repaired.append("field_removed")
@@ -314,7 +334,19 @@ def check(event: Event, now: float) -> tuple[Event, tuple[str, ...]]:
         )
     if event.data.get("canvas") is not None or (event.task_name and "chord_unlock" in event.task_name):
         event = _checked_links(event, repaired)
-    return event, tuple(dict.fromkeys(repaired))
+    return event, tuple(dict.fromkeys(repaired)) if repaired else ()
+
+
+# Source and task-name texts already found clean: the same few recur in every event of a process.
+_CLEAN: set[Any] = set()
+_CLEAN_MAX = 20_000
+
+
+def _remember(text: Any) -> None:
+    if text is not None:
+        if len(_CLEAN) >= _CLEAN_MAX:
+            _CLEAN.clear()
+        _CLEAN.add(text)
 
 
 def _checked_links(event: Event, repaired: list[str]) -> Event:

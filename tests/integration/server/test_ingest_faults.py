@@ -100,7 +100,9 @@ def test_a_batch_the_store_refuses_is_split_and_the_rest_stored(
         assert (entry["reason"], entry["kind"], entry["count"]) == ("store_rejected", "task.started", 1)
         health = c.get("/api/health").json()
         assert health["ingest"]["status"] == "ok" and health["ingest"]["quarantined"] == {"store_rejected": 1}
-        assert unacknowledged(source, ctx_of(app).ingestor) == 0  # type: ignore[arg-type]
+        ingestor = ctx_of(app).ingestor
+        assert ingestor is not None
+        wait_for(lambda: unacknowledged(source, ingestor) == 0, timeout=5)  # acknowledged right after
 
 
 def test_the_sqlite_directory_moved_away_pauses_ingest_until_it_is_back_and_removed_stays_paused(

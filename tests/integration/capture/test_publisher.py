@@ -40,8 +40,9 @@ def test_ten_thousand_events_at_normal_rate_arrive_complete(settings: AppSetting
     assert capture.flush(10.0)
     events = _published(settings)
     assert [e["task"]["id"] for e in events] == ids
-    seqs = [e["src"]["seq"] for e in events]
-    assert seqs == list(range(seqs[0], seqs[0] + 10_000))
+    # No hole in the process's seqs (a slow run may see a library.health report among them).
+    seqs = [e["src"]["seq"] for e in _events(settings) if e["src"]["inst"] == events[0]["src"]["inst"]]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))) and len(seqs) >= 10_000
     st = state.current()
     assert st is not None and st.emitter().dropped == 0
     # On the wire each message is a compact batch: the process is stated once, not per event,

@@ -123,14 +123,26 @@ class SecretScanner:
         self._lower = re.compile(source)
         self._any_case = re.compile(source, re.IGNORECASE)
 
+    @staticmethod
+    def _may_hold(value: str) -> bool:
+        """A necessary condition, a few times cheaper than the regex: every rule needs a ``:``
+        or ``=`` (after a key, in ``://``) or the word ``bearer``/``basic``. Most short
+        arguments (ids, names) have none, and skip the scan."""
+        if ":" in value or "=" in value:
+            return True
+        low = value.lower()
+        return "bearer" in low or "basic" in low
+
     def _matches(self, value: str) -> Iterator[re.Match[str]]:
+        if not self._may_hold(value):
+            return iter(())
         low = value.lower()
         if len(low) == len(value):
             return self._lower.finditer(low)
         return self._any_case.finditer(value)
 
     def finds(self, value: str) -> bool:
-        return next(self._matches(value), None) is not None
+        return self._may_hold(value) and next(self._matches(value), None) is not None
 
     def mask(self, value: str) -> str:
         parts: list[str] = []

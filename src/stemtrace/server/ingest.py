@@ -374,7 +374,7 @@ class Ingestor:
             try:
                 result = batch.pending.result()
             except Exception as exc:
-                if not is_data_error(exc):
+                if not is_data_error(exc) or self._stop.is_set():  # stopping: leave it to redelivery
                     raise
                 result = self._salvage(batch, exc)
             if batch.quarantined:

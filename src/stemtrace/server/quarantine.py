@@ -91,7 +91,10 @@ def is_data_error(exc: BaseException) -> bool:
         return False
     if isinstance(exc, sqlite3.Error):
         # OperationalError: disk full, file gone or locked, table missing; a plain
-        # DatabaseError: "file is not a database". None of them is the event's fault.
+        # DatabaseError: "file is not a database". None of them is the event's fault, nor is
+        # a connection closed under the loop (a ProgrammingError).
+        if "closed" in str(exc):
+            return False
         return isinstance(
             exc, (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
         )
@@ -125,6 +128,7 @@ def salvage(store: Store, events: Sequence[Event], malformed: Mapping[str, int],
     harmlessly, when the batch comes back.
     """
     result = Salvaged()
+    pinged = False
     parts: list[Sequence[Event]] = [events[len(events) // 2 :], events[: len(events) // 2]]
     while parts:
         part = parts.pop()
@@ -138,6 +142,9 @@ def salvage(store: Store, events: Sequence[Event], malformed: Mapping[str, int],
             if len(part) > 1:
                 parts += [part[len(part) // 2 :], part[: len(part) // 2]]
                 continue
+            if not pinged:  # before the first quarantine: a store that went away is no event's fault
+                store.ping()
+                pinged = True
             detail = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
             result.quarantined.append(Quarantined.of_event("store_rejected", part[0], detail))
             continue

@@ -128,3 +128,36 @@ def test_dropped_work_never_rolls_up_to_success(store: SqlStore, version: str) -
         assert stopper.name in ("t.rejector", "t.ignorer")
         assert skipped[0].skipped_reason and stopper.id in skipped[0].skipped_reason
         store.expire(NOW + 10**9, 1.0, 1.0)  # empty the store for the next scenario
+
+
+@pytest.mark.parametrize("failed", [None, 150])
+def test_a_big_chord_agrees_whichever_member_stops_it(store: SqlStore, failed: int | None) -> None:
+    """300 header members carry one canvas (the callback): the list reads one of them for the
+    design, plus every member that stops; list and page must still agree on the callback."""
+    from server_events import EventFactory  # tests/unit/server, on the path (conftest)
+
+    f = EventFactory(t0=NOW)
+    body = {"type": "task", "id": "body", "name": "t.tsum", "group_id": None, "group_index": None}
+    canvas = {"chain": [], "chord": body, "callbacks": [], "errbacks": []}
+    events = []
+    for i in range(300):
+        tid, at = f"m-{i:03d}", 1.0 + i
+        events.append(f.event("task.published", tid, "t.add", at, root_id=tid, group_id="G", group_index=i,
+                              canvas=canvas, retries=0))  # fmt: skip
+        events.append(f.event("task.started", tid, "t.add", at + 0.5))
+        if i == failed:
+            events.append(f.event("task.failed", tid, "t.add", at + 0.7, exception_type="ValueError"))
+        else:
+            events.append(f.event("task.succeeded", tid, "t.add", at + 0.7, runtime=0.2))
+    random.Random(3).shuffle(events)
+    for start in range(0, len(events), 100):
+        store.apply(events[start : start + 100], {}, NOW)
+        assert disagreements(store) == [], start
+    (row,) = store.list_workflows(WorkflowQuery(limit=10)).items
+    page = build_workflow(row.id, store.workflow_skeletons(row.id))
+    callback = next(n for n in page.nodes if n.id == "body")
+    if failed is None:
+        assert (row.state, row.task_count, callback.state) == ("RUNNING", 301, TaskState.PLANNED)
+    else:
+        assert (row.state, row.task_count, callback.state) == ("FAILURE", 301, TaskState.SKIPPED)
+        assert callback.skipped_by == f"m-{failed:03d}"

@@ -24,8 +24,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from stemtrace.core.model import GraphRecord, Node, TaskRecord
+from stemtrace.core.planning import BLOCKING
 from stemtrace.core.rollup import PLUMBING_NAMES, Summary, root_order, summarize
-from stemtrace.core.states import WorkflowState
+from stemtrace.core.states import TaskState, WorkflowState
 from stemtrace.core.workflow import Structure, needs_structure, structure, structure_ids
 
 _PART = 200  # workflows per statement
@@ -131,14 +132,24 @@ def structural_records(w: Db, part: Sequence[str]) -> dict[str, list[GraphRecord
     from stemtrace.server.store.read import SKELETON_COLUMNS  # here: read imports write, which imports this
 
     out: dict[str, list[GraphRecord]] = {}
+    seen: set[tuple[str, str]] = set()  # (workflow, canvases) already kept
     for row in w.q(
         f"SELECT {SKELETON_COLUMNS}, workflow_id FROM tasks WHERE workflow_id IN ({_marks(len(part))}) "
         f"AND (graph IS NULL OR graph LIKE ? OR NOT {_NOT_PLUMBING})",
         [*part, "%{%"],
     ):
         record = _record(row)
-        if needs_structure(record):
-            out.setdefault(row[-1], []).append(record)
+        if not needs_structure(record):
+            continue
+        if record.canvases and not _decides(record.state):
+            # The members of a big chord header all carry the same canvas: one of them says
+            # every planned step and designed edge the others say. Only a member that stops
+            # (or succeeds before an error callback) adds something of its own.
+            key = json.dumps(list(record.canvases), separators=(",", ":"), default=repr)
+            if (row[-1], key) in seen and '"errbacks":[{' not in key:
+                continue
+            seen.add((row[-1], key))
+        out.setdefault(row[-1], []).append(record)
     for wf, found in out.items():
         have = {r.id for r in found}
         wanted = sorted({i for r in found for i in structure_ids(r)} - have)
@@ -150,6 +161,11 @@ def structural_records(w: Db, part: Sequence[str]) -> dict[str, list[GraphRecord
                 if row[-1] == wf:
                     found.append(_record(row))
     return out
+
+
+def _decides(state: TaskState) -> bool:
+    """A state that makes the steps after a task SKIPPED (``core.planning.BLOCKING``)."""
+    return state in BLOCKING
 
 
 def _record(row: tuple[Any, ...]) -> GraphRecord:

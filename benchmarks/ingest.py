@@ -22,10 +22,15 @@ import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
-from stemtrace.capture.fields import DATA_FIELDS
-from stemtrace.core.events import compact, encode_batch
+sys.path[:0] = [str(Path(__file__).resolve().parents[1])]  # the repository root: tests.support
+
+from tests.support.wire import compact  # noqa: E402
+
+from stemtrace.capture.fields import DATA_FIELDS  # noqa: E402
+from stemtrace.core.wire import encode_batch  # noqa: E402
 
 
 class Gen:

@@ -202,28 +202,3 @@ def test_roll_up_after_a_batch_that_rewrites_many_stored_tasks(store: SqlStore) 
         assert row is not None and row.task_count == sizes[root] + 1, root
         assert row.name == f"proj.{root}-early", root
     assert_equal_to_sql_roll_up(store, "rewritten")
-
-
-def test_events_stored_whole_before_schema_4_still_fold_and_show(store: SqlStore) -> None:
-    """Bodies written before schema 4 hold the whole envelope; a store upgraded in place
-    keeps them. Folding a task again and the task's event list read them as before."""
-    published = _task_event(1, "old", "task.published", root_id="old", retries=0, queue="q1")
-    store.apply([published], {}, NOW)
-    whole = json.dumps(published.to_dict())
-
-    def as_before_schema_4(conn: Any) -> None:
-        BatchWriter(conn, store.dialect, NOW).q(
-            "UPDATE events SET body = ? WHERE inst = ? AND seq = ?", [whole, *published.key]
-        )
-
-    store._write(as_before_schema_4)
-    later = [
-        _task_event(2, "old", "task.started", retries=0),
-        _task_event(3, "old", "task.succeeded", retries=0),
-    ]
-    store.apply(later, {}, NOW)
-    detail = store.get_task("old")
-    assert detail is not None
-    assert detail.record == fold_task("old", [published, *later])
-    assert detail.record.queue == "q1" and detail.record.sent_at == published.ts
-    assert detail.events == [e.to_dict() for e in (published, *later)]

@@ -14,9 +14,8 @@ from typing import Any
 import redis
 from tests.support.app import AppSettings, TaskKit, make_app
 from tests.support.results import wait
+from tests.support.wire import expand
 from tests.support.worker import WorkerProcess
-
-from stemtrace.core.events import expand
 
 Scenario = Callable[[TaskKit], Any]
 

@@ -14,33 +14,11 @@ from __future__ import annotations
 from typing import Final
 
 from stemtrace.core import events as ev
+from stemtrace.core.wire import ROW_SHAPES
 
-# What both the sending and the receiving side read from the message headers, in this order.
-_HEADERS = ("root_id", "parent_id", "group_id", "group_index", "retries", "eta", "expires")
-
-# ``data`` given as a tuple: the commonest events, built once per task and per send.
-DATA_FIELDS: Final[dict[str, tuple[str, ...]]] = {
-    ev.TASK_PUBLISHED: (
-        *_HEADERS,
-        "queue",
-        "exchange",
-        "routing_key",
-        "replaced_task_nesting",
-        "publisher_task_id",
-        "shadow",
-        "ignore_result",
-    ),
-    ev.TASK_RECEIVED: (
-        *_HEADERS,
-        "replaced_task_nesting",
-        "redelivered",
-        "exchange",
-        "routing_key",
-        "queue",
-    ),
-    ev.TASK_STARTED: ("retries", "worker_pid", "root_id", "parent_id", "group_id", "group_index"),
-    ev.TASK_SUCCEEDED: ("retries", "runtime", "handler_runtime"),
-}
+# ``data`` given as a tuple: the commonest events, built once per task and per send; the
+# order is the wire's row shape (``core.wire.ROW_SHAPES``).
+DATA_FIELDS: Final[dict[str, tuple[str, ...]]] = ROW_SHAPES
 
 # ``raw``: live values the publisher thread redacts, bounds and serializes.
 RAW_FIELDS: Final[dict[str, tuple[str, ...]]] = {

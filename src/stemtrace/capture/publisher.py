@@ -44,8 +44,9 @@ from stemtrace.capture.config import CaptureConfig
 from stemtrace.capture.fields import DATA_FIELDS, NOTHING_WHEN_NONE, RAW_FIELDS
 from stemtrace.capture.finish import Finisher
 from stemtrace.capture.payload import capture_failed
-from stemtrace.core.events import LIBRARY_HEALTH, encode_batch
+from stemtrace.core.events import LIBRARY_HEALTH
 from stemtrace.core.gaps import OVERFLOW  # the drop cause ``library.health`` reports
+from stemtrace.core.wire import encode_batch
 from stemtrace.transport import Publisher, TransportConfig, mask_url, resolve
 
 logger = logging.getLogger("stemtrace.capture")

@@ -4,22 +4,8 @@ One schema, shared by both halves, so they cannot drift. Events are plain JSON
 objects; :func:`decode_event` turns one into an immutable :class:`Event` or raises
 :class:`MalformedEvent` with a reason the server counts and logs once per kind.
 
-On the wire a transport message is one batch, from one process. The library sends the
-compact form (batch version 4), which states the process once instead of in every event, and
-the field names of its commonest events once instead of in every row::
-
-    {"v": 4, "src": {"host": "vm", "pid": 6159, "inst": "9f0c…", "proc": "child", "node": "w1@vm"},
-     "cols": {"task.started": ["retries", "worker_pid", …]},
-     "events": [["task.started", 1795480694309215744, 17, "<task id>", "<task name>", 0, 6203, …],
-                {"type": "task.failed", "ts": …, "seq": 18, "task": {…}, "data": {…}}, …]}
-
-An event there carries its own ``seq``, and ``proc``/``node`` only where they differ from the
-batch's. A *row* is ``[type, ts, seq, task id, task name, *values]``: ``values`` are those of
-``cols[type]``, optionally followed by one object of further ``data`` fields. A row's ``ts`` is
-an integer count of nanoseconds since the epoch (a float's shortest text costs the library more
-than the rest of the row). A version 3 batch is the same with a row's ``ts`` in seconds, a
-version 2 batch the same without rows. A JSON array of full envelopes (below) and a single
-envelope are accepted too.
+On the wire a transport message is one batch of events from one process, in rows where it
+can: :mod:`stemtrace.core.wire` holds that format. Here is the event itself.
 
 Envelope (schema version 1)::
 
@@ -37,21 +23,14 @@ breaking an older server; an unknown *major* ``v`` is rejected as malformed.
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from stemtrace.core.jsontext import dumps
 from stemtrace.core.slots import slot_setters
 
 SCHEMA_VERSION: Final = 1
-BATCH_VERSION: Final = 4  # the compact batch: {"v": 4, "src": {...}, "cols": {...}, "events": [...]}
-# 3: a row's ts in seconds, not nanoseconds; 2: no rows (and no "cols")
-_BATCH_VERSIONS: Final = frozenset({2, 3, 4})
-_NS_ROWS: Final = 4  # the first batch version whose rows give ts in nanoseconds
-_ROW_HEAD: Final = 5  # a row's type, ts, seq, task id and task name, before the values of "cols"
 
 # Event types, named after the Celery signal or lifecycle step they report.
 TASK_PUBLISHED: Final = "task.published"  # after_task_publish, any process that sends
@@ -210,7 +189,7 @@ def decode_event(raw: Any, batch_src: Mapping[str, Any] | None = None) -> Event:
     if version < 1:
         raise MalformedEvent("bad_version", repr(version))
     etype, ts = _type_and_ts(get)
-    src = get("src") if batch_src is None else _merged_src(raw, batch_src)
+    src = get("src") if batch_src is None else merged_src(raw, batch_src)
     return _event(get, etype, ts, _source(src), version)
 
 
@@ -290,7 +269,7 @@ def _event(get: Callable[..., Any], etype: str, ts: float, source: Source, versi
     return event
 
 
-def _batch_source(batch_src: Mapping[str, Any]) -> Source | None:
+def batch_source(batch_src: Mapping[str, Any]) -> Source | None:
     """The batch's source validated once (``seq`` 0), or None when it is unusable: every
     event then goes through :func:`decode_event`, which reports it."""
     try:
@@ -299,9 +278,10 @@ def _batch_source(batch_src: Mapping[str, Any]) -> Source | None:
         return None
 
 
-def _decode_compact(item: dict[str, Any], base: Source) -> Event:
-    """:func:`decode_event` for an item of a compact batch that states no ``proc``/``node``
-    of its own: the same checks in the same order, the source's other checks done once."""
+def decode_in_batch(item: dict[str, Any], base: Source) -> Event:
+    """:func:`decode_event` for an item of a batch (``core.wire``) that states no ``proc``/``node``
+    of its own, ``base`` the batch's :func:`batch_source`: the same checks in the same order, the
+    source's other checks done once."""
     get = item.get
     etype, ts, seq, data, task = get("type"), get("ts"), get("seq"), get("data"), get("task")
     # Nearly every item is a task event with exact JSON types: checked here in one go, built
@@ -340,116 +320,7 @@ def _decode_compact(item: dict[str, Any], base: Source) -> Event:
     return _event(get, etype, ts, source, SCHEMA_VERSION)
 
 
-def decode_batch(payload: bytes | str) -> tuple[list[Event], list[MalformedEvent]]:
-    """Decode one transport message (a JSON array of events, or one event object).
-
-    Never raises: a broken payload yields one :class:`MalformedEvent`, a broken
-    element is skipped on its own so its neighbours still count.
-    """
-    try:
-        parsed = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return [], [MalformedEvent("invalid_json", str(exc)[:80])]
-    return decode_items(parsed)
-
-
-def decode_items(parsed: Any) -> tuple[list[Event], list[MalformedEvent]]:
-    """:func:`decode_batch` for a message its caller already parsed from JSON.
-
-    A list is a batch, anything else one event; a broken element is skipped and
-    reported on its own. Never raises.
-    """
-    batch_src: Mapping[str, Any] | None = None
-    cols: Mapping[str, list[str]] = {}
-    ns = False
-    if isinstance(parsed, list):
-        items = parsed
-    elif isinstance(parsed, dict) and "events" in parsed:
-        try:
-            items, batch_src, cols, ns = _compact(parsed)
-        except MalformedEvent as exc:
-            return [], [exc]
-    else:
-        items = [parsed]
-    events: list[Event] = []
-    errors: list[MalformedEvent] = []
-    base = _batch_source(batch_src) if batch_src is not None else None
-    for item in items:
-        try:
-            if batch_src is not None and type(item) is list:
-                row = _row_item(item, cols, ns)
-                if base is None:  # the batch's src is unusable: decode_event says why
-                    events.append(decode_event(row, batch_src))
-                else:
-                    events.append(_decode_compact(row, base))
-            elif base is not None and type(item) is dict and "proc" not in item and "node" not in item:
-                events.append(_decode_compact(item, base))
-            else:
-                events.append(decode_event(item, batch_src))
-        except MalformedEvent as exc:
-            errors.append(exc)
-    return events, errors
-
-
-def _row_item(row: list[Any], cols: Mapping[str, list[str]], ns: bool) -> dict[str, Any]:
-    """A row of a version 3 or 4 (``ns``) batch as the compact item it stands for (see the
-    module docstring)."""
-    etype = row[0] if row else None
-    if type(etype) is not str or etype not in TASK_EVENT_TYPES:
-        raise MalformedEvent("unknown_type", f"row type {etype!r}"[:60])
-    names = cols.get(etype)
-    if names is None:
-        raise MalformedEvent("bad_row", f"the batch's 'cols' has no fields for {etype}")
-    end = _ROW_HEAD + len(names)
-    size = len(row)
-    if size == end:
-        data = dict(zip(names, row[_ROW_HEAD:], strict=True))
-    elif size == end + 1 and type(row[end]) is dict:
-        data = dict(zip(names, row[_ROW_HEAD:end], strict=True))
-        data.update(row[end])
-    else:
-        raise MalformedEvent("bad_row", f"{etype} row of {size} items for {len(names)} fields")
-    ts = row[1]
-    if ns:
-        try:
-            if type(ts) is not int:
-                raise TypeError(ts)
-            ts = ts / 1e9
-        except (TypeError, OverflowError):
-            got = f"a row's ts is integer nanoseconds, got {ts!r}"[:80]
-            raise MalformedEvent("bad_timestamp", got) from None
-    return {"type": etype, "ts": ts, "seq": row[2], "task": {"id": row[3], "name": row[4]}, "data": data}
-
-
-def _compact(
-    batch: Mapping[str, Any],
-) -> tuple[list[Any], Mapping[str, Any], Mapping[str, list[str]], bool]:
-    """The events, the shared ``src``, the row fields (``cols``) of a compact batch and whether
-    its rows give ``ts`` in nanoseconds, or why it is unusable as a whole."""
-    version = batch.get("v")
-    if type(version) is not int:
-        raise MalformedEvent("bad_version", repr(version)[:40])
-    if version > BATCH_VERSION:
-        raise MalformedEvent("newer_schema", f"batch v={version}, this server understands v<={BATCH_VERSION}")
-    if version not in _BATCH_VERSIONS:
-        raise MalformedEvent("bad_version", f"a batch object needs v={BATCH_VERSION}, got {version}")
-    items, src, cols = batch.get("events"), batch.get("src"), batch.get("cols", {})
-    if not isinstance(items, list):
-        raise MalformedEvent("bad_batch", "'events' must be an array")
-    if not isinstance(src, dict):
-        raise MalformedEvent("bad_source", "the batch's 'src' must be an object")
-    if not (
-        isinstance(cols, dict)
-        and all(
-            isinstance(names, list) and all(type(n) is str for n in names) and len(set(names)) == len(names)
-            for names in cols.values()
-        )
-    ):
-        raise MalformedEvent("bad_batch", "'cols' must map event types to arrays of distinct field names")
-    return items, src, cols, version >= _NS_ROWS
-
-
-def _merged_src(item: Any, batch_src: Mapping[str, Any]) -> Any:
+def merged_src(item: Any, batch_src: Mapping[str, Any]) -> Any:
     """The full ``src`` of one event of a compact batch: the batch's, with the event's own parts."""
     if type(item) is not dict and not isinstance(item, Mapping):
         return None  # decode_event reports the item itself as not_an_object
@@ -461,84 +332,3 @@ def _merged_src(item: Any, batch_src: Mapping[str, Any]) -> Any:
     if "node" in item:
         src["node"] = get("node")
     return src
-
-
-def expand(parsed: Any) -> list[Any]:
-    """Any accepted message shape as a list of full envelopes (v1 dicts), for readers of raw
-    events such as tests and tools; elements it cannot expand are passed through as they are."""
-    if isinstance(parsed, list):
-        return parsed
-    if not (isinstance(parsed, dict) and "events" in parsed):
-        return [parsed]
-    try:
-        items, src, cols, ns = _compact(parsed)
-    except MalformedEvent:
-        return [parsed]
-    out: list[Any] = []
-    for given in items:
-        item = given
-        if isinstance(given, list):
-            try:
-                item = _row_item(given, cols, ns)
-            except MalformedEvent:
-                pass
-        if isinstance(item, dict):
-            full = {k: v for k, v in item.items() if k not in ("seq", "proc", "node")}
-            full["v"] = SCHEMA_VERSION
-            full["src"] = _merged_src(item, src)
-            out.append(full)
-        else:
-            out.append(item)
-    return out
-
-
-def compact(
-    envelopes: list[dict[str, Any]], cols: Mapping[str, Sequence[str]] | None = None
-) -> tuple[list[Any], dict[str, Any], dict[str, list[str]]]:
-    """The inverse of :func:`expand` for one process's full envelopes: ``(events, src, cols)``
-    for ``encode_batch(events, src, cols)``. With ``cols`` (field names by event type), the task
-    events of those types that hold those fields become rows, as the library sends them."""
-    src = {k: v for k, v in envelopes[0]["src"].items() if k != "seq"}
-    used: dict[str, list[str]] = {}
-    events: list[Any] = []
-    for e in envelopes:
-        own = e["src"]
-        differs = [key for key in ("proc", "node") if own.get(key) != src.get(key)]
-        names = (cols or {}).get(e["type"])
-        data, task = e.get("data") or {}, e.get("task")
-        if names is not None and not differs and task is not None and all(n in data for n in names):
-            ts = e["ts"]
-            if type(ts) in (int, float) and math.isfinite(ts):  # seconds to a row's nanoseconds
-                ts = round(ts * 1e9)
-            row = [e["type"], ts, own["seq"], task["id"], task.get("name"), *(data[n] for n in names)]
-            extra = {k: v for k, v in data.items() if k not in names}
-            if extra:
-                row.append(extra)
-            used[e["type"]] = list(names)
-            events.append(row)
-            continue
-        item = {k: v for k, v in e.items() if k not in ("v", "src")}
-        item["seq"] = own["seq"]
-        for key in differs:
-            item[key] = own.get(key)
-        events.append(item)
-    return events, src, used
-
-
-def encode_batch(
-    events: list[Any], src: Mapping[str, Any] | None = None, cols: Mapping[str, Any] | None = None
-) -> bytes:
-    """Encode already-primitive events. ``default=repr`` means it never raises.
-
-    With ``src`` (host, pid, inst, proc, node) it is the compact batch, whose events carry
-    ``seq`` instead of ``src``, and may be rows of the fields ``cols`` names for their type;
-    without, a JSON array of full envelopes.
-    """
-    value: Any = events
-    if src is not None:
-        value = {"v": BATCH_VERSION, "src": src}
-        if cols:
-            value["cols"] = cols
-        value["events"] = events
-    # "replace" turns a lone surrogate (from undecodable bytes) into "?" instead of raising.
-    return dumps(value).encode("utf-8", "replace")

@@ -22,7 +22,8 @@ from typing import Any
 
 import orjson
 
-from stemtrace.core.events import Event, MalformedEvent, decode_items
+from stemtrace.core.events import Event, MalformedEvent
+from stemtrace.core.wire import decode_items
 
 # Subclasses of str/int/dict/list and dataclasses/datetimes are not JSON types: leave them
 # (and NonFinite, which orjson never encodes) to ``json``.
@@ -117,7 +118,7 @@ def loads(text: bytes | str) -> Any:
 
 
 def decode_payload(payload: bytes | str) -> tuple[list[Event], list[MalformedEvent]]:
-    """``core.events.decode_batch`` with :func:`loads`: the same events and malformed kinds."""
+    """``core.wire.decode_batch`` with :func:`loads`: the same events and malformed kinds."""
     try:
         parsed = loads(payload)
     except ValueError as exc:  # UnicodeDecodeError included

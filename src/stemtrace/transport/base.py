@@ -1,7 +1,7 @@
 """The transport contract: one publishing half (library) and one consuming half (server).
 
 Both halves of a scheme live in the same module so the wire format cannot drift.
-A message on every transport is one encoded batch: ``core.events.encode_batch``
+A message on every transport is one encoded batch: ``core.wire.encode_batch``
 (the compact form, one process's events).
 """
 

@@ -158,7 +158,7 @@ class KombuConsumer(Consumer):
         self._queue = queues[0]
         self._pending: list[Delivery] = []
         self._consumer = kombu_module().Consumer(
-            # on_message hands over the raw body: decoding is core.events.decode_batch's job,
+            # on_message hands over the raw body: decoding is core.wire.decode_batch's job,
             # so one invalid-JSON message is counted as malformed instead of wedging the consumer.
             self._channel,
             queues=queues,

@@ -18,7 +18,7 @@ from tests.support.results import wait as wait_result
 
 import stemtrace
 import stemtrace.capture.install as capture
-from stemtrace.core.events import decode_batch
+from stemtrace.core.wire import decode_batch
 from stemtrace.transport import TransportConfig, resolve
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import pytest
 import redis
 from kombu import Connection
 
-from stemtrace.core.events import decode_batch, encode_batch
+from stemtrace.core.wire import decode_batch, encode_batch
 from stemtrace.transport import TransportConfig, config_from_app, resolve
 from stemtrace.transport.amqp import AmqpTransport
 from stemtrace.transport.inproc import InProcTransport, forget
@@ -22,15 +22,8 @@ pytestmark = pytest.mark.integration
 
 def _batch(n: int) -> bytes:
     return encode_batch(
-        [
-            {
-                "v": 1,
-                "type": "library.health",
-                "ts": time.time(),
-                "data": {"n": n},
-                "src": {"host": "h", "pid": 1, "inst": "i", "seq": n},
-            }
-        ]
+        [{"type": "library.health", "ts": time.time(), "seq": n, "data": {"n": n}}],
+        {"host": "h", "pid": 1, "inst": "i"},
     )
 
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from tests.support.wire import encode_envelopes
 
-from stemtrace.core.events import encode_batch
 from stemtrace.transport import TransportConfig, resolve
 
 
@@ -36,7 +36,11 @@ def cleanup_source(config: TransportConfig) -> None:
 def publish(config: TransportConfig, events: list[dict[str, Any]], per_message: int = 100) -> None:
     pub = resolve(config).publisher()
     try:
-        batches = [encode_batch(events[i : i + per_message]) for i in range(0, len(events), per_message)]
+        batches = [
+            m
+            for i in range(0, len(events), per_message)
+            for m in encode_envelopes(events[i : i + per_message])
+        ]
         for i in range(0, len(batches), 50):
             pub.send(batches[i : i + 50])
     finally:

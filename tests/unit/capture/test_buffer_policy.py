@@ -19,8 +19,8 @@ from stemtrace.capture.finish import Finisher
 from stemtrace.capture.publisher import Emitter
 from stemtrace.capture.redact import Redactor
 from stemtrace.core import events as ev
-from stemtrace.core.events import decode_batch
 from stemtrace.core.gaps import OVERFLOW
+from stemtrace.core.wire import decode_batch
 from stemtrace.transport import TransportConfig
 from stemtrace.transport.inproc import forget, queue_named
 

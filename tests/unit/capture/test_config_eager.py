@@ -16,7 +16,7 @@ from celery import Celery
 import stemtrace
 from stemtrace.capture import install as _install
 from stemtrace.capture import state as _state
-from stemtrace.core.events import decode_batch
+from stemtrace.core.wire import decode_batch
 
 
 @pytest.fixture

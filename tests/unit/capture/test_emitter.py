@@ -12,7 +12,7 @@ from stemtrace.capture.finish import Finisher
 from stemtrace.capture.publisher import Emitter
 from stemtrace.capture.redact import Redactor
 from stemtrace.core import events as ev
-from stemtrace.core.events import decode_batch
+from stemtrace.core.wire import decode_batch
 from stemtrace.transport import TransportConfig
 
 S = 1_000_000_000  # entries are stamped in epoch nanoseconds

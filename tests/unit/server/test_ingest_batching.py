@@ -6,8 +6,8 @@ import time
 import uuid
 
 from server_events import EventFactory
+from tests.support.wire import encode_one
 
-from stemtrace.core.events import encode_batch
 from stemtrace.server.ingest import EVENTS_PER_MESSAGE_GUESS, Ingestor
 from stemtrace.server.store import SqlStore, TaskQuery
 from stemtrace.transport import TransportConfig, resolve
@@ -23,7 +23,7 @@ def test_polls_grow_to_fill_a_transaction_from_small_messages(store: SqlStore) -
     assert len(events) == 400
     config = TransportConfig(url=f"inproc://{uuid.uuid4().hex}")
     publisher = resolve(config).publisher()
-    publisher.send([encode_batch(events[i : i + 5]) for i in range(0, len(events), 5)])
+    publisher.send([encode_one(events[i : i + 5]) for i in range(0, len(events), 5)])
     ingestor = Ingestor(store, config, batch_size=2 * EVENTS_PER_MESSAGE_GUESS)
     assert ingestor.max_messages == 2
     try:

@@ -1,4 +1,4 @@
-"""The server's orjson decoding accepts and refuses exactly what ``core.events.decode_batch`` does."""
+"""The server's orjson decoding accepts and refuses exactly what ``core.wire.decode_batch`` does."""
 
 from __future__ import annotations
 
@@ -8,24 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from stemtrace.core.events import decode_batch
+from stemtrace.core.wire import decode_batch
 from stemtrace.server.jsonfast import NonFinite, decode_payload, loads
 
 FIXTURES = sorted((Path(__file__).parents[2] / "golden" / "fixtures").glob("*.json"))
 
-EVENT = (
-    '{"v":1,"type":"task.started","ts":1.5,"src":{"host":"h","pid":1,"inst":"i","seq":%d},'
-    '"task":{"id":"t"},"data":%s}'
-)
+EVENT = '{"type":"task.started","ts":1.5,"seq":%d,"task":{"id":"t"},"data":%s}'
+HEAD = '{"v":1,"src":{"host":"h","pid":1,"inst":"i"},"events":['
 
 
 def batch(*datas: str) -> str:
-    return "[" + ",".join(EVENT % (seq, data) for seq, data in enumerate(datas, 1)) + "]"
+    return HEAD + ",".join(EVENT % (seq, data) for seq, data in enumerate(datas, 1)) + "]}"
 
 
 PAYLOADS: list[bytes | str] = [
     batch("{}", '{"x":1e-7}').encode(),
-    (EVENT % (3, "{}")).encode(),  # one event, not a list
+    (EVENT % (3, "{}")).encode(),  # one event, not a batch
     batch('{"n":NaN,"i":-Infinity}').encode(),  # orjson refuses the literals
     batch('{"big":123456789012345678901234567890}').encode(),  # > 64 bits: orjson gives a float
     batch('{"a":-9223372036854775809,"b":18446744073709551616,"c":1e400}').encode(),
@@ -34,30 +32,33 @@ PAYLOADS: list[bytes | str] = [
     batch('{"s":"\\ud800"}').encode(),  # a lone surrogate escape
     batch("{}").encode("utf-16"),  # json detects the encoding
     batch('{"é":"\u2028"}'),  # str payload
-    b'[1, {"v": 1}, ' + (EVENT % (9, "{}")).encode() + b"]",  # bad elements among good ones
-    b'[{"v":1,"type":"task.started","ts":NaN}]',
+    HEAD.encode() + b'1, {"v": 1}, ' + (EVENT % (9, "{}")).encode() + b"]}",  # bad elements among good
+    HEAD.encode() + b'{"type":"task.started","ts":NaN,"seq":1}]}',
+    b'[{"v":1,"type":"task.started","ts":1.5}]',  # an array of envelopes: not a message
     b"not json",
     b"[1,",
     b"\xff\xfe\xfd",
     b"",
     b"42",
     b"null",
-    # compact batches (v2): the process stated once, events with their own seq
-    b'{"v":2,"src":{"host":"h","pid":1,"inst":"i","proc":"main"},"events":[{"type":"task.started",'
+    # the process stated once, events with their own seq
+    b'{"v":1,"src":{"host":"h","pid":1,"inst":"i","proc":"main"},"events":[{"type":"task.started",'
     b'"ts":1.5,"seq":1,"task":{"id":"t"},"data":{"n":NaN}},{"type":"task.started","ts":2.5,"seq":2,'
     b'"proc":"thread","task":{"id":"t"},"data":{}},3]}',
     b'{"v":5,"src":{},"events":[]}',
-    # compact batches (v3): rows whose field names the batch states once
-    b'{"v":3,"src":{"host":"h","pid":1,"inst":"i"},"cols":{"task.started":["retries","n"]},"events":['
-    b'["task.started",1.5,1,"t","a",0,NaN],["task.started",1.5,2,"t","a",0,1,{"big":123456789012345678901234567890}],'
-    b'["task.started",1.5,3,"t"],["task.received",1.5,4,"t","a"],[]]}',
-    b'{"v":3,"src":{"host":"h","pid":1,"inst":"i"},"cols":{"task.started":[1]},"events":[]}',
-    # compact batches (v4): a row's ts in integer nanoseconds
-    b'{"v":4,"src":{"host":"h","pid":1,"inst":"i"},"cols":{"task.started":["retries","n"]},"events":['
+    # rows whose field names the batch states once
+    b'{"v":1,"src":{"host":"h","pid":1,"inst":"i"},"cols":{"task.started":["retries","n"]},"events":['
+    b'["task.started",1500000000,1,"t","a",0,NaN],'
+    b'["task.started",1500000000,2,"t","a",0,1,{"big":123456789012345678901234567890}],'
+    b'["task.started",1500000000,3,"t"],["task.received",1500000000,4,"t","a"],[]]}',
+    b'{"v":1,"src":{"host":"h","pid":1,"inst":"i"},"cols":{"task.started":[1]},"events":[]}',
+    # a row's ts in integer nanoseconds
+    b'{"v":1,"src":{"host":"h","pid":1,"inst":"i"},"cols":{"task.started":["retries","n"]},"events":['
     b'["task.started",1795480694309215744,1,"t","a",0,1],["task.started",1.5,2,"t","a",0,1],'
     b'["task.started",123456789012345678901234567890,3,"t","a",0,1],["task.started",-5,4,"t","a",0,1],'
     b'["task.started",1111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111,5,"t","a",0,1]]}',
-    b'{"v":2,"src":{"host":"h"},"events":"x"}',
+    b'{"v":1,"src":{"host":"h"},"events":"x"}',
+    b'{"v":4,"src":{"host":"h","pid":1,"inst":"i"},"events":[]}',  # an intermediate layout: refused
     *(path.read_bytes() for path in FIXTURES),
 ]
 

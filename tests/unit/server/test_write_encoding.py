@@ -71,12 +71,6 @@ def test_event_body_and_columns_give_back_the_encoded_dict(source: str) -> None:
         assert '"n":NaN' in event_body(events[0])
 
 
-def test_a_body_stored_whole_before_schema_4_is_read_as_it_is() -> None:
-    e = fixture_events()[0]
-    whole = json.loads(REFERENCE.encode(e.to_dict()))
-    assert envelope(e.src.inst, e.src.seq, e.task_id, e.type, e.ts, body=whole) == whole
-
-
 @pytest.mark.parametrize(
     "value",
     [

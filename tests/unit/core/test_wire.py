@@ -1,4 +1,5 @@
-"""The wire format: compact batches (v2, v3 with rows) decode to the same events as full envelopes (v1)."""
+"""The wire format (``core.wire``, batch version 1): a batch decodes to the events its rows and
+objects stand for, exactly as ``decode_event`` has each full envelope; nothing else is a message."""
 
 from __future__ import annotations
 
@@ -8,17 +9,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.support.wire import compact, expand
 
-from stemtrace.core.events import (
-    BATCH_VERSION,
-    MalformedEvent,
-    compact,
-    decode_batch,
-    decode_event,
-    decode_items,
-    encode_batch,
-    expand,
-)
+from stemtrace.core.events import MalformedEvent, decode_event
+from stemtrace.core.wire import BATCH_VERSION, ROW_SHAPES, decode_batch, decode_items, encode_batch
 
 SRC = {"host": "h", "pid": 7, "inst": "i1", "proc": "main", "node": "w1@h"}
 
@@ -45,11 +39,10 @@ def full(event: dict[str, Any]) -> dict[str, Any]:
     return {"v": 1, **out, "src": src}
 
 
-def test_compact_batch_decodes_like_full_envelopes() -> None:
+def test_a_batch_decodes_like_full_envelopes() -> None:
     compact, errors = decode_batch(encode_batch(compact_events(), SRC))
     assert errors == []
-    legacy, _ = decode_batch(encode_batch([full(e) for e in compact_events()]))
-    assert compact == legacy
+    assert compact == [decode_event(full(e)) for e in compact_events()]
     assert [(e.src.seq, e.src.proc, e.src.node) for e in compact] == [
         (1, "main", "w1@h"),
         (2, "thread", "w1@h"),
@@ -71,29 +64,33 @@ def test_compact_is_the_inverse_of_expand() -> None:
     assert expand(json.loads(encode_batch(events, src))) == envelopes
 
 
-def test_expand_gives_full_envelopes_for_every_shape() -> None:
+def test_expand_gives_full_envelopes() -> None:
     events = compact_events()
     assert expand(json.loads(encode_batch(events, SRC))) == [full(e) for e in events]
-    legacy = [full(e) for e in events]
-    assert expand(legacy) == legacy
-    assert expand(legacy[0]) == [legacy[0]]
 
 
 @pytest.mark.parametrize(
     ("batch", "kind"),
     [
         ({"v": BATCH_VERSION + 1, "src": SRC, "events": []}, "newer_schema"),
-        ({"v": 1, "src": SRC, "events": []}, "bad_version"),
-        ({"v": 3, "src": SRC, "cols": [], "events": []}, "bad_batch"),
-        ({"v": 3, "src": SRC, "cols": {"task.started": "retries"}, "events": []}, "bad_batch"),
-        ({"v": 3, "src": SRC, "cols": {"task.started": ["retries", 1]}, "events": []}, "bad_batch"),
-        ({"v": 3, "src": SRC, "cols": {"task.started": ["retries", "retries"]}, "events": []}, "bad_batch"),
-        ({"v": "2", "src": SRC, "events": []}, "bad_version"),
-        ({"v": 2, "src": SRC, "events": {}}, "bad_batch"),
-        ({"v": 2, "src": "h", "events": []}, "bad_source"),
+        ({"v": 0, "src": SRC, "events": []}, "bad_version"),
+        ({"v": 1, "src": SRC, "cols": [], "events": []}, "bad_batch"),
+        ({"v": 1, "src": SRC, "cols": {"task.started": "retries"}, "events": []}, "bad_batch"),
+        ({"v": 1, "src": SRC, "cols": {"task.started": ["retries", 1]}, "events": []}, "bad_batch"),
+        ({"v": 1, "src": SRC, "cols": {"task.started": ["retries", "retries"]}, "events": []}, "bad_batch"),
+        ({"v": "1", "src": SRC, "events": []}, "bad_version"),
+        ({"v": 1, "src": SRC, "events": {}}, "bad_batch"),
+        ({"v": 1, "src": "h", "events": []}, "bad_source"),
+        # Nothing but a batch is a message: not an array of envelopes, not one envelope.
+        ([{"v": 1, "type": "task.started", "ts": 1.0, "src": {**SRC, "seq": 1}}], "bad_batch"),
+        (
+            {"v": 1, "type": "task.started", "ts": 1.0, "src": {**SRC, "seq": 1}, "task": {"id": "t"}},
+            "bad_batch",
+        ),
+        ({"v": 4, "src": SRC, "events": []}, "newer_schema"),  # the intermediate layouts are gone
     ],
 )
-def test_an_unusable_batch_is_one_malformed_report(batch: dict[str, Any], kind: str) -> None:
+def test_an_unusable_batch_is_one_malformed_report(batch: Any, kind: str) -> None:
     events, errors = decode_batch(json.dumps(batch))
     assert events == [] and [e.kind for e in errors] == [kind]
 
@@ -101,14 +98,14 @@ def test_an_unusable_batch_is_one_malformed_report(batch: dict[str, Any], kind: 
 def test_a_broken_event_is_skipped_alone() -> None:
     good = compact_events()[0]
     items: list[Any] = [7, {**good, "seq": "x"}, {**good, "type": "nope"}, {**good, "seq": 9}]
-    events, errors = decode_batch(json.dumps({"v": 2, "src": SRC, "events": items}))
+    events, errors = decode_batch(json.dumps({"v": BATCH_VERSION, "src": SRC, "events": items}))
     assert [e.src.seq for e in events] == [9]
     assert [e.kind for e in errors] == ["not_an_object", "bad_source", "unknown_type"]
 
 
 def test_a_batch_without_a_host_is_refused_per_event() -> None:
     events, errors = decode_batch(
-        json.dumps({"v": 2, "src": {"pid": 1, "inst": "i"}, "events": compact_events()})
+        json.dumps({"v": BATCH_VERSION, "src": {"pid": 1, "inst": "i"}, "events": compact_events()})
     )
     assert events == [] and {e.kind for e in errors} == {"bad_source"}
 
@@ -201,9 +198,9 @@ def test_a_sound_task_item_and_its_near_misses_decode_like_decode_event(change: 
         assert events == [expected] and errors == []
 
 
-# -- rows (batch version 4; 3 with ts in seconds) -------------------------------------------------
+# -- rows ------------------------------------------------------------------------------------------
 COLS = {"task.started": ["retries", "worker_pid"], "task.succeeded": ["retries", "runtime"]}
-NS = 1_000_000_000  # a version 4 row's ts is in epoch nanoseconds
+NS = 1_000_000_000  # a row's ts is in epoch nanoseconds
 
 
 def rows_and_items() -> list[tuple[list[Any], dict[str, Any]]]:
@@ -251,19 +248,6 @@ def test_a_batch_states_its_row_fields_once() -> None:
     assert "cols" not in json.loads(encode_batch(compact_events(), SRC, {}))
 
 
-def test_a_version_3_batch_gives_a_row_ts_in_seconds() -> None:
-    rows = [[row[0], row[1] / NS, *row[2:]] for row, _ in rows_and_items()]
-    events, errors = decode_items({"v": 3, "src": SRC, "cols": COLS, "events": rows})
-    assert errors == [] and [e.ts for e in events] == [10.0, 10.5]
-    broken = ["task.started", 10 * NS, 1, "t1", "a", 0, 1]  # nanoseconds under v3: far future, kept
-    assert decode_items({"v": 3, "src": SRC, "cols": COLS, "events": [broken]})[0][0].ts == 10.0 * NS
-
-
-def test_a_version_2_batch_is_still_accepted() -> None:
-    events, errors = decode_batch(json.dumps({"v": 2, "src": SRC, "events": compact_events()}))
-    assert errors == [] and len(events) == 3
-
-
 @pytest.mark.parametrize(
     ("row", "kind"),
     [
@@ -276,7 +260,7 @@ def test_a_version_2_batch_is_still_accepted() -> None:
         (["task.started", 10 * NS, 1, "t1", "a", 0, 1, {}, {}], "bad_row"),  # too long
         (["task.started", 10 * NS, "1", "t1", "a", 0, 1], "bad_source"),
         (["task.started", 0, 1, "t1", "a", 0, 1], "bad_timestamp"),
-        (["task.started", 10.0, 1, "t1", "a", 0, 1], "bad_timestamp"),  # seconds: a v3 row
+        (["task.started", 10.0, 1, "t1", "a", 0, 1], "bad_timestamp"),  # seconds
         (["task.started", "10", 1, "t1", "a", 0, 1], "bad_timestamp"),
         (["task.started", 10**400, 1, "t1", "a", 0, 1], "bad_timestamp"),  # no float holds it
         (["task.started", 10 * NS, 1, "", "a", 0, 1], "bad_task_id"),
@@ -342,3 +326,16 @@ def test_compact_makes_rows_of_the_events_its_cols_name() -> None:
     assert src == SRC and cols == COLS  # the received event has no "retries": it stays an object
     assert events == [row for row, _ in pairs] + compact_events()
     assert expand(json.loads(encode_batch(events, src, cols))) == envelopes
+
+
+def test_the_librarys_rows_are_the_table_s_shapes() -> None:
+    """The capture path fills its hot events in ``ROW_SHAPES`` order (``capture.fields``), and a
+    batch of such rows decodes to those fields by name."""
+    from stemtrace.capture.fields import DATA_FIELDS
+
+    assert DATA_FIELDS is ROW_SHAPES
+    for etype, names in ROW_SHAPES.items():
+        row = [etype, 10 * NS, 1, "t1", "n", *range(len(names))]
+        cols = {t: list(n) for t, n in ROW_SHAPES.items()}  # as JSON gives them
+        (event,), errors = decode_items({"v": BATCH_VERSION, "src": SRC, "cols": cols, "events": [row]})
+        assert errors == [] and dict(event.data) == dict(zip(names, range(len(names)), strict=True))

@@ -437,7 +437,7 @@ export interface components {
             lag: number | null;
             /**
              * Lag Seconds
-             * @description 0 when caught up, else the age of the newest event stored while messages wait
+             * @description 0 when caught up, else the seconds since ingest last had nothing waiting
              */
             lag_seconds?: number | null;
             /** Last Commit At */

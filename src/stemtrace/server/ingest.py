@@ -93,18 +93,20 @@ class IngestStats:
     repaired: Counter[str] = field(default_factory=Counter)  # events stored after repair, by what
     restarts: int = 0  # times the supervisor restarted the loop after a crash
     last_crash_at: float | None = None
-    newest_ts: float | None = None  # the newest event time committed
+    caught_up_at: float | None = None  # server time ingest last had nothing more waiting
     started_at: float = field(default_factory=time.time)
     _window: list[tuple[float, int]] = field(default_factory=list)
 
     def lag_seconds(self, now: float) -> float | None:
-        """How far behind ingest is: 0 with nothing waiting in the broker, else the age of the
-        newest event committed (since start when none was). None when the broker cannot say."""
+        """How far behind ingest is: 0 with nothing waiting in the broker, else how long it has
+        been since ingest last had everything committed (a poll that drained the broker, by the
+        server's own clock: a sender's skewed clock cannot fake it). None when the broker cannot
+        say what waits."""
         if self.lag is None:
             return None
         if self.lag == 0:
             return 0.0
-        return max(0.0, now - (self.newest_ts if self.newest_ts is not None else self.started_at))
+        return max(0.0, now - (self.caught_up_at if self.caught_up_at is not None else self.started_at))
 
     def record(self, now: float, events: int) -> None:
         self._window.append((now, events))
@@ -256,6 +258,10 @@ class Ingestor:
                 last_lag = now
                 self.stats.lag = self._consumer.lag()
             batch = self._decode(deliveries) if deliveries else None
+            if batch is not None and len(deliveries) < wanted:
+                batch.drained_at = now  # the broker had no more: caught up once this commits
+            elif batch is None and pending is None and self._fault is None:
+                self.stats.caught_up_at = now
             if pending is not None:  # decoding overlapped its commit; now wait for it
                 ok = self._finish(pending)
                 pending = None
@@ -291,7 +297,6 @@ class Ingestor:
     def _decode(self, deliveries: list[Any]) -> _Batch:
         batch = _Batch(deliveries)
         now = self.clock()
-        newest = 0.0
         for delivery in deliveries:
             try:
                 good, bad = decode_payload(delivery.payload)
@@ -309,7 +314,6 @@ class Ingestor:
                     continue
                 if repaired:
                     batch.repaired.update(repaired)
-                newest = max(newest, event.ts)
                 batch.events.append(event)
             for err in bad:
                 batch.malformed[err.kind] += 1
@@ -318,7 +322,6 @@ class Ingestor:
                     logger.warning(
                         "skipping malformed event (%s); further ones of this kind are only counted", err
                     )
-        batch.newest_ts = newest or None
         seen = (len(batch.events) + sum(batch.malformed.values()) + len(batch.quarantined)) / len(deliveries)
         self.per_message += (seen - self.per_message) * 0.3
         try:
@@ -402,8 +405,8 @@ class Ingestor:
         s.malformed.update(batch.malformed)
         s.quarantined.update(q.reason for q in batch.quarantined)
         s.repaired.update(batch.repaired)
-        if batch.newest_ts is not None and (s.newest_ts is None or batch.newest_ts > s.newest_ts):
-            s.newest_ts = batch.newest_ts
+        if batch.drained_at is not None:
+            s.caught_up_at = batch.drained_at
         s.last_commit_at = now
         s.record(now, len(batch.events))
         if s.status != "ok":
@@ -424,7 +427,7 @@ class _Batch:
     pending: PendingApply | None = None
     quarantined: list[Quarantined] = field(default_factory=list)
     repaired: Counter[str] = field(default_factory=Counter)
-    newest_ts: float | None = None
+    drained_at: float | None = None  # polled with nothing more waiting (see IngestStats.lag_seconds)
 
 
 class _Failed(PendingApply):

@@ -72,7 +72,7 @@ def render(ctx: ServerContext) -> str:
             metric(
                 "stemtrace_ingest_lag_seconds",
                 "gauge",
-                "0 when caught up, else the age of the newest event stored while messages wait.",
+                "0 when caught up, else the seconds since ingest last had nothing waiting.",
                 [("", lag_s)],
             )
         metric(

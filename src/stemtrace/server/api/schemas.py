@@ -342,7 +342,7 @@ class IngestHealth(BaseModel):
     )
     restarts: int = Field(0, description="times the ingest loop was restarted after a crash")
     lag_seconds: float | None = Field(
-        None, description="0 when caught up, else the age of the newest event stored while messages wait"
+        None, description="0 when caught up, else the seconds since ingest last had nothing waiting"
     )
     subscription: str | None = Field(None, description="this store's subscription on the broker")
     subscriptions: list[Subscription] = Field(

@@ -27,10 +27,18 @@ def cleanup_source(config: TransportConfig) -> None:
         from kombu import Connection
 
         with Connection(config.url) as conn:
-            try:
-                conn.default_channel.queue_delete(config.name)
-            except Exception:
-                pass
+            # The queue, and the exchanges a server's own queue is bound to: once they are gone,
+            # a queue left by an earlier run of the same test no longer takes its batches.
+            for delete, name in (
+                ("queue_delete", config.name),
+                ("exchange_delete", config.name),
+                ("exchange_delete", config.name + ".unrouted"),
+                ("exchange_delete", config.name + ".subscriptions"),
+            ):
+                try:
+                    getattr(conn.channel(), delete)(name)
+                except Exception:
+                    pass
 
 
 def publish(config: TransportConfig, events: list[dict[str, Any]], per_message: int = 100) -> None:

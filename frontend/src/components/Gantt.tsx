@@ -6,6 +6,7 @@ import { tickStep, type GanttBar, type GanttLayout, type LaneMode } from '../dom
 import { stateClass } from '../domain/states';
 import { formatDuration } from '../domain/time';
 import { phasesText, type Phases } from '../domain/waiting';
+import { shortTaskName } from '../domain/args';
 
 /** The bar's phases by the same definition as the task page (domain/waiting.ts). */
 export function barPhases(b: GanttBar): Phases {
@@ -45,9 +46,10 @@ export function Gantt({ layout, mode, selected, onSelect, digests }: Props) {
     if (selectedRow !== undefined) virt.scrollToIndex(selectedRow, { align: 'center' });
   }, [selectedRow, virt]);
 
-  const label = (text: string, key: string) => {
-    const d = mode === 'task' ? digests?.get(key) : undefined;
-    return d ? `${text} (${d})` : text;
+  const label = (row: GanttLayout['rows'][number]) => {
+    const d = mode === 'task' ? digests?.get(row.key) : undefined;
+    const name = row.bars[0]?.name;
+    return d && name ? `${shortTaskName(name)}(${d}) · ${row.key.slice(0, 6)}` : row.label;
   };
   const span = layout.t1 - layout.t0;
   const x = (t: number) => ((t - layout.t0) / span) * width;
@@ -95,7 +97,7 @@ export function Gantt({ layout, mode, selected, onSelect, digests }: Props) {
             if (!row) return null;
             return (
               <div key={row.key} data-row={vi.index} className={`gantt-row${vi.index === selectedRow ? ' selected' : ''}`} style={{ transform: `translateY(${vi.start}px)`, height: ROW }}>
-                <div className="gantt-label" style={{ width: LABEL_W }} title={label(row.label, row.key)}>{label(row.label, row.key)}</div>
+                <div className="gantt-label" style={{ width: LABEL_W }} title={label(row)}>{label(row)}</div>
                 <div className="gantt-lane" style={{ width }}>
                   {row.bars.map((b) => {
                     const runStart = b.start ?? b.end;

@@ -2,7 +2,8 @@
 // failures (LOST included) grouped by task and exception with their counts over time, stuck tasks,
 // workers gone offline with tasks on them, and events the server lost or set aside.
 import { Link } from 'react-router';
-import type { FailureGroup, TaskStats, TaskSummary, Worker } from '../api/types';
+import type { TaskStats, Worker } from '../api/types';
+import { failureRows, lostRows } from '../domain/failures';
 import { useTitle } from '../app/title';
 import { Empty, ErrorBanner, Loading, StateBadge, Time } from '../components/common';
 import { tasksLink } from '../domain/links';
@@ -24,40 +25,6 @@ interface HealthExtras {
   reasons?: string[];
   losses?: { total: number; recent: number; by_cause?: Record<string, number> } | null;
   retention?: { retention_s: number; failure_retention_s: number; max_tasks: number | null; behind: boolean } | null;
-}
-
-interface Row {
-  key: string;
-  name: string | null;
-  exceptionType: string | null;
-  state: 'FAILURE' | 'LOST';
-  count: number;
-  lastSeen: string | null;
-  message: string | null;
-  latest: string | null;
-}
-
-function lostRows(tasks: readonly TaskSummary[]): Row[] {
-  const by = new Map<string, Row>();
-  for (const t of tasks) {
-    const key = `LOST|${t.name ?? ''}`;
-    const seen = t.finished_at ?? t.started_at ?? t.received_at ?? t.sent_at;
-    const row = by.get(key);
-    if (row) {
-      row.count += 1;
-      if (seen && (!row.lastSeen || seen > row.lastSeen)) row.lastSeen = seen;
-    } else {
-      by.set(key, { key, name: t.name, exceptionType: null, state: 'LOST', count: 1, lastSeen: seen, message: 'worker lost while running it', latest: t.id });
-    }
-  }
-  return [...by.values()];
-}
-
-function failureRows(groups: readonly FailureGroup[]): Row[] {
-  return groups.map((f) => ({
-    key: `FAILURE|${f.name ?? ''}|${f.exception_type ?? ''}`, name: f.name, exceptionType: f.exception_type, state: 'FAILURE' as const,
-    count: f.count, lastSeen: f.last_seen, message: f.sample_message, latest: f.last_task_id,
-  }));
 }
 
 /** Failed per bucket as tiny bars (no chart library on the home page). */

@@ -1,6 +1,9 @@
 // Failures: grouped by task name and exception type, drilling down to the group's failed tasks.
 import { Link } from 'react-router';
-import { useFailures } from '../queries';
+import { useFailures, useLostTasks } from '../queries';
+import { failureRows, lostRows } from '../domain/failures';
+import { tasksLink } from '../domain/links';
+import { StateBadge } from '../components/common';
 import { useTitle } from '../app/title';
 import { useUrlState } from '../app/urlstate';
 import { Empty, ErrorBanner, Loading, Time } from '../components/common';
@@ -12,7 +15,8 @@ export function FailuresPage() {
   useTitle('Failures');
   const range = params.get('range') ?? '24h';
   const q = useFailures(range);
-  const items = q.data?.items ?? [];
+  const lost = useLostTasks(range === 'all' ? '' : range);
+  const items = [...failureRows(q.data?.items ?? []), ...lostRows(lost.data?.items ?? [])].sort((a, b) => b.count - a.count);
   return (
     <div className="page">
       <div className="page-head">
@@ -23,6 +27,7 @@ export function FailuresPage() {
         </select>
       </div>
       <ErrorBanner error={q.error} what="failures" />
+      <ErrorBanner error={lost.error} what="lost tasks" />
       {q.isPending ? <Loading what="failures" /> : items.length === 0 && !q.error ? (
         <Empty title="No failures in this period">Nothing failed, was revoked or got lost. Widen the time range to look further back.</Empty>
       ) : (
@@ -32,24 +37,21 @@ export function FailuresPage() {
           </thead>
           <tbody>
             {items.map((f) => {
-              // The group's failed tasks: same task name and the exact exception type.
-              const drill = new URLSearchParams({ state: 'FAILURE' });
-              if (f.name) drill.set('name', f.name);
-              if (f.exception_type) drill.set('exception_type', f.exception_type);
-              if (range !== 'all') drill.set('range', range);
-              const to = `/tasks?${drill.toString()}`;
+              // The group's tasks: same task name and state, and the exact exception type.
+              const to = tasksLink({ name: f.name, state: f.state, exception_type: f.exceptionType, range });
+              const what = f.state === 'LOST' ? 'Lost' : 'Failed';
               return (
-                <tr key={`${f.name}|${f.exception_type ?? ''}`}>
-                  <td><Link to={to} title={`Failed ${f.name ?? 'unknown'} tasks with ${f.exception_type ?? 'no exception type'}`}>{f.name ?? 'unknown task'}</Link></td>
+                <tr key={f.key} data-state={f.state}>
+                  <td><Link to={to} title={`${what} ${f.name ?? 'unknown'} tasks${f.state === 'LOST' ? '' : ` with ${f.exceptionType ?? 'no exception type'}`}`}>{f.name ?? 'unknown task'}</Link></td>
                   <td>
-                    {f.exception_type ? (
-                      <Link to={to} tabIndex={-1} title={f.exception_type}><code className="exc-type">{exceptionName(f.exception_type)}</code></Link>
+                    {f.state === 'LOST' ? <StateBadge state="LOST" /> : f.exceptionType ? (
+                      <Link to={to} tabIndex={-1} title={f.exceptionType}><code className="exc-type">{exceptionName(f.exceptionType)}</code></Link>
                     ) : <code className="exc-type">—</code>}
                   </td>
-                  <td className="num">{f.count.toLocaleString()}</td>
-                  <td><Time ts={f.last_seen} /></td>
-                  <td className="clip" title={f.sample_message ?? ''}>{f.sample_message ?? ''}</td>
-                  <td>{f.last_task_id && <Link to={`/tasks/${f.last_task_id}`}>latest →</Link>}</td>
+                  <td className="num"><Link to={to}>{f.count.toLocaleString()}</Link></td>
+                  <td><Time ts={f.lastSeen} /></td>
+                  <td className="clip" title={f.message ?? ''}>{f.message ?? ''}</td>
+                  <td>{f.latest && <Link to={`/tasks/${f.latest}`}>latest →</Link>}</td>
                 </tr>
               );
             })}

@@ -47,8 +47,13 @@ export function TasksPage() {
   const filterKey = params.toString();
   useEffect(() => setSnapshot(null), [filterKey]);
   useEffect(() => {
-    if (!holding) setSnapshot(null);
-    else setSnapshot((s) => s ?? new Set(rows.map((r) => r.id)));
+    if (holding) {
+      setSnapshot((s) => s ?? new Set(rows.map((r) => r.id)));
+      return;
+    }
+    // Released a moment after the pointer leaves, so it can reach the pill without the list jumping.
+    const t = window.setTimeout(() => setSnapshot(null), 1200);
+    return () => window.clearTimeout(t);
   }, [holding, rows]);
   const firstHeld = snapshot ? rows.findIndex((r) => snapshot.has(r.id)) : -1;
   const fresh = firstHeld > 0 ? firstHeld : 0;
@@ -64,6 +69,8 @@ export function TasksPage() {
           <button
             type="button"
             className="btn small new-pill"
+            onMouseEnter={() => setHeld((h) => ({ ...h, hover: true }))}
+            onMouseLeave={() => setHeld((h) => ({ ...h, hover: false }))}
             onClick={() => {
               setSnapshot(new Set(rows.map((r) => r.id)));
               tableRef.current?.toTop();

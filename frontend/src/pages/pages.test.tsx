@@ -58,6 +58,7 @@ const lists = [
 ];
 const quiet = [
   http.get('*/api/task-names', () => HttpResponse.json({ items: [] })),
+  http.get('*/api/tasks', () => HttpResponse.json(empty)),
   http.get('*/api/workers', () => HttpResponse.json({ items: [] })),
   http.get('*/api/stats/tasks', () => HttpResponse.json({ items: [] })),
 ];
@@ -85,10 +86,10 @@ describe.each(lists)('$name page', ({ path, el, api, loading, empty: emptyText }
 describe('task page', () => {
   it('sends the filters of the URL to the API', async () => {
     let seen: URL | null = null;
-    server.use(...quiet, http.get('*/api/tasks', ({ request }) => {
+    server.use(http.get('*/api/tasks', ({ request }) => {
       seen = new URL(request.url);
       return HttpResponse.json(empty);
-    }));
+    }), ...quiet);
     mount('/tasks?state=FAILURE&state=LOST&workflow=wf1', 'tasks', <TasksPage />);
     expect(await screen.findByText(/No task matches these filters/)).toBeTruthy();
     const url = seen as URL | null;

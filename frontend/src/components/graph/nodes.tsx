@@ -3,6 +3,7 @@ import { Handle, Position, type NodeProps, type Node } from '@xyflow/react';
 import { memo } from 'react';
 import { Link } from 'react-router';
 import type { ViewNode } from '../../domain/graph';
+import { shortTaskName } from '../../domain/args';
 import { FAILED_STATES, RUNNING_STATES, tasksLink } from '../../domain/links';
 import { isFailed, isInactive, sortedCounts, stateClass } from '../../domain/states';
 import { formatDuration } from '../../domain/time';
@@ -41,7 +42,8 @@ export const TaskNode = memo(function TaskNode({ data }: NodeProps<Node<TaskNode
     <div className={cls} data-task-id={view.taskId ?? undefined} data-state={state}>
       {handles}
       <div className="wf-name" title={data.digest ? `${view.label}(${data.digest})` : view.label}>
-        {shortName(view.label)}
+        {/* Siblings told apart by their arguments: the call's short name leaves them the room. */}
+        {data.digest ? shortTaskName(view.label) : shortName(view.label)}
         {data.digest && <span className="wf-digest">({data.digest})</span>}
       </div>
       <div className="wf-meta" title={task?.skipped_reason ?? undefined}>

@@ -333,7 +333,7 @@ def test_the_librarys_rows_are_the_table_s_shapes() -> None:
     batch of such rows decodes to those fields by name."""
     from stemtrace.capture.fields import DATA_FIELDS
 
-    assert DATA_FIELDS is ROW_SHAPES
+    assert DATA_FIELDS == ROW_SHAPES
     for etype, names in ROW_SHAPES.items():
         row = [etype, 10 * NS, 1, "t1", "n", *range(len(names))]
         cols = {t: list(n) for t, n in ROW_SHAPES.items()}  # as JSON gives them

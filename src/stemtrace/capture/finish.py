@@ -105,7 +105,11 @@ def _user_repr(given: Any, live: Any) -> bool:
 
 
 class Finisher:
-    """Callable the emitter applies to each event before encoding it."""
+    """What the emitter's thread turns each buffered event's live values into, before encoding.
+
+    One entry point, :meth:`tail`: the captured values of one event, as they follow its data
+    fields in a row (the values of :meth:`columns`, then one object of any other captured fields).
+    """
 
     def __init__(self, config: CaptureConfig, redactor: Redactor) -> None:
         self.config = config
@@ -140,7 +144,7 @@ class Finisher:
         texts[field] = again
         return again(limit)
 
-    def __call__(self, etype: str, name: Any, values: tuple[Any, ...]) -> dict[str, Any] | None:
+    def _data(self, etype: str, name: Any, values: tuple[Any, ...]) -> dict[str, Any] | None:
         """The captured ``data`` fields of an event from ``values``, those of its ``RAW_FIELDS``;
         ``None`` when there are none (a task that returned nothing with ``capture_result`` off)."""
         if not values:
@@ -155,7 +159,7 @@ class Finisher:
             args = self._plain_args(name, values)
             if args is not None:
                 return {"args": args, "kwargs": {}}
-        return self.captured(name, dict(zip(RAW_FIELDS[etype], values, strict=True))) or None
+        return self._captured(name, dict(zip(RAW_FIELDS[etype], values, strict=True))) or None
 
     def columns(self, etype: str) -> tuple[str, ...]:
         """The captured fields every row of ``etype`` from this process carries as values, after
@@ -183,9 +187,9 @@ class Finisher:
             args = self._plain_args(name, values)
             if args is not None:
                 return (args, _NO_KWARGS)
-            data = self.captured(name, dict(zip(RAW_FIELDS[etype], values, strict=True)))
+            data = self._captured(name, dict(zip(RAW_FIELDS[etype], values, strict=True)))
         else:
-            data = self(etype, name, values) or {}
+            data = self._data(etype, name, values) or {}
         names = self.columns(etype)
         if not names:
             return (data,) if data else ()
@@ -230,11 +234,7 @@ class Finisher:
                 return None
         return out
 
-    def apply(self, event: dict[str, Any], raw: dict[str, Any]) -> None:
-        """Add the captured fields to ``event`` from ``raw``, live values by field name."""
-        event["data"].update(self.captured((event.get("task") or {}).get("name"), raw))
-
-    def captured(self, name: Any, raw: dict[str, Any]) -> dict[str, Any]:
+    def _captured(self, name: Any, raw: dict[str, Any]) -> dict[str, Any]:
         """The captured ``data`` fields from ``raw``, live values by field name."""
         data: dict[str, Any] = {}
         cfg = self.config

@@ -367,11 +367,17 @@ class Emitter:
         return event
 
     def _captured(self, etype: str, name: Any, raw: tuple[Any, ...]) -> dict[str, Any] | None:
+        """The captured fields of an event sent as an object: its row tail, named."""
         try:
-            return self._finish(etype, name, raw)
+            tail = self._finish.tail(etype, name, raw)
         except Exception as exc:
             self._unfinished(exc)  # keep the envelope: an event without data beats none
             return None
+        names = self._finish.columns(etype)
+        data = dict(zip(names, tail, strict=False))  # the columns' values, then an object of the rest
+        if len(tail) > len(names):
+            data.update(tail[-1])
+        return data or None
 
     def _no_tail(self, etype: str, exc: Exception) -> tuple[Any, ...]:
         """A row's tail when ``Finisher.tail`` failed (a bug): each captured column says so."""

@@ -30,7 +30,9 @@ def emitter(finish: Any = None) -> Emitter:
 def buffer(made: Emitter) -> None:
     started = (1, 4321, "root", None, None, None)
     made.emit_task(ev.TASK_STARTED, "t1", "proj.add", started, ts=10 * S)
-    made.emit_task(ev.TASK_SUCCEEDED, "t1", "proj.add", (1, 0.5, None, {"password": "x", "n": 2}), ts=105 * S // 10)
+    made.emit_task(
+        ev.TASK_SUCCEEDED, "t1", "proj.add", (1, 0.5, None, {"password": "x", "n": 2}), ts=105 * S // 10
+    )
     failed = ({"exception_type": "builtins.ValueError", "origin": "child"}, "bad value", "Traceback ...")
     made.emit_task(ev.TASK_FAILED, "t2", "proj.div", failed, ts=11 * S)
     made.emit_task(ev.TASK_STARTED, "t3", "proj.add", started, proc="thread", ts=12 * S)
@@ -68,15 +70,17 @@ def test_hot_events_of_the_batch_process_go_as_rows_and_the_rest_as_objects() ->
     ]
     started = {"retries": 1, "worker_pid": 4321, "root_id": "root", "parent_id": None, "group_id": None}
     assert events[0].data == {**started, "group_index": None}
-    assert events[1].data == {"retries": 1, "runtime": 0.5, "handler_runtime": None, "result": {"password": "[redacted]", "n": 2}}
+    assert events[1].data == {
+        "retries": 1,
+        "runtime": 0.5,
+        "handler_runtime": None,
+        "result": {"password": "[redacted]", "n": 2},
+    }
     assert events[2].data["exception"] == "bad value" and events[2].data["origin"] == "child"
     assert events[3].data == events[0].data
 
 
 class Broken(Finisher):
-    def __call__(self, etype: str, name: Any, values: tuple[Any, ...]) -> dict[str, Any] | None:
-        raise RuntimeError("bug")
-
     def tail(self, etype: str, name: Any, values: tuple[Any, ...]) -> tuple[Any, ...]:
         raise RuntimeError("bug")
 

@@ -32,6 +32,11 @@ from stemtrace.core.events import (
 R = Redactor(DEFAULT_REDACT_KEYS)
 
 
+def _apply(finisher: Finisher, event: dict[str, Any], raw: dict[str, Any]) -> None:
+    """Add the fields ``finisher`` captures from ``raw`` (live values by field name) to ``event``."""
+    event["data"].update(finisher._captured((event.get("task") or {}).get("name"), raw))
+
+
 class Opaque:
     def __repr__(self) -> str:
         return "Opaque()"
@@ -114,11 +119,11 @@ def test_extra_keys_patterns_positional_args_and_hook() -> None:
     cfg = CaptureConfig()
     finisher = Finisher(cfg, redactor)
     event: dict[str, Any] = {"task": {"id": "1", "name": "t.login"}, "data": {}}
-    finisher.apply(event, {"args": ["ann", "hunter2", "card 4111-1111-1111-1111"], "kwargs": {"pin": 1234}})
+    _apply(finisher, event, {"args": ["ann", "hunter2", "card 4111-1111-1111-1111"], "kwargs": {"pin": 1234}})
     assert event["data"]["args"] == ["ann", REDACTED, f"card {REDACTED}"]
     assert event["data"]["kwargs"] == {"pin": REDACTED}
     event = {"task": {"id": "1", "name": "t.login"}, "data": {}}
-    finisher.apply(event, {"result": {"ok": True}})
+    _apply(finisher, event, {"result": {"ok": True}})
     assert event["data"]["result"] == "HOOKED"
 
 
@@ -173,7 +178,7 @@ def test_a_long_message_keeps_the_message_and_the_traceback_each_cut_once() -> N
     assert 12_000 <= len(tb) <= 16_384
     message = "invalid input: " + "y" * 9000
     finisher = Finisher(CaptureConfig(), R)
-    data = finisher.captured("t", {"exception": message, "traceback": tb})
+    data = finisher._captured("t", {"exception": message, "traceback": tb})
     assert data["traceback"] == tb
     exc = data["exception"]
     assert exc[TRUNCATED_KEY] is True and exc["size"] == len(message)
@@ -183,7 +188,7 @@ def test_a_long_message_keeps_the_message_and_the_traceback_each_cut_once() -> N
 def test_over_the_event_budget_values_give_way_before_the_traceback() -> None:
     tb = _django_traceback(60)
     cfg = CaptureConfig(max_event_bytes=17_000)
-    data = Finisher(cfg, R).captured(
+    data = Finisher(cfg, R)._captured(
         "t", {"args": ["z" * 4000], "kwargs": {}, "exception": "boom " * 400, "traceback": tb}
     )
     assert data["traceback"] == tb  # args and the message shrank instead
@@ -195,7 +200,7 @@ def test_over_the_event_budget_values_give_way_before_the_traceback() -> None:
 def test_a_tight_budget_cuts_the_traceback_once_from_the_original() -> None:
     tb = _django_traceback(60)
     cfg = CaptureConfig(max_event_bytes=3000)
-    data = Finisher(cfg, R).captured("t", {"exception": "E" * 6000, "traceback": tb})
+    data = Finisher(cfg, R)._captured("t", {"exception": "E" * 6000, "traceback": tb})
     for key, original in (("exception", 6000), ("traceback", len(tb))):
         marker = data[key]
         assert marker[TRUNCATED_KEY] is True and marker["size"] == original
@@ -207,10 +212,10 @@ def test_a_tight_budget_cuts_the_traceback_once_from_the_original() -> None:
 def test_celery_argsrepr_is_honoured_only_when_the_user_set_it() -> None:
     finisher = Finisher(CaptureConfig(), R)
     event: dict[str, Any] = {"task": {"id": "1", "name": "t"}, "data": {}}
-    finisher.apply(event, {"args": [1, 2], "kwargs": {}, "argsrepr": "(1, 2)", "kwargsrepr": "{}"})
+    _apply(finisher, event, {"args": [1, 2], "kwargs": {}, "argsrepr": "(1, 2)", "kwargsrepr": "{}"})
     assert event["data"]["args"] == [1, 2] and "args_repr" not in event["data"]
     event = {"task": {"id": "1", "name": "t"}, "data": {}}
-    finisher.apply(event, {"args": ["secret"], "kwargs": {}, "argsrepr": "(<hidden>,)", "kwargsrepr": "{}"})
+    _apply(finisher, event, {"args": ["secret"], "kwargs": {}, "argsrepr": "(<hidden>,)", "kwargsrepr": "{}"})
     assert event["data"]["args_repr"] == "(<hidden>,)" and "args" not in event["data"]
 
 
@@ -218,7 +223,7 @@ def test_event_budget_shrinks_the_largest_field_first() -> None:
     cfg = CaptureConfig(max_field_bytes=10_000, max_event_bytes=12_000)
     finisher = Finisher(cfg, R)
     event: dict[str, Any] = {"task": {"id": "1", "name": "t"}, "data": {}}
-    finisher.apply(event, {"args": ["a" * 9000], "kwargs": {"user_id": 5, "note": "b" * 6000}})
+    _apply(finisher, event, {"args": ["a" * 9000], "kwargs": {"user_id": 5, "note": "b" * 6000}})
     data = event["data"]
     assert data["args"][TRUNCATED_KEY] is True
     assert data["kwargs"]["user_id"] == 5
@@ -228,7 +233,7 @@ def test_event_budget_shrinks_the_largest_field_first() -> None:
 def test_capture_switches() -> None:
     finisher = Finisher(CaptureConfig(capture_args=False, capture_result=False, capture_traceback=False), R)
     event: dict[str, Any] = {"task": {"id": "1", "name": "t"}, "data": {}}
-    finisher.apply(event, {"args": [1], "kwargs": {}, "result": 3, "exception": "e", "traceback": "tb"})
+    _apply(finisher, event, {"args": [1], "kwargs": {}, "result": 3, "exception": "e", "traceback": "tb"})
     assert event["data"] == {"exception": "e"}
 
 
@@ -335,11 +340,11 @@ def test_the_publish_short_cut_captures_what_the_general_path_does(
     finisher = Finisher(config, redactor)
     values = (args, kwargs, embed, argsrepr, kwargsrepr)
     raw = dict(zip(("args", "kwargs", "embed", "argsrepr", "kwargsrepr"), values, strict=True))
-    assert finisher(TASK_PUBLISHED, "proj.add", values) == (finisher.captured("proj.add", raw) or None)
-    succeeded = finisher(TASK_SUCCEEDED, "proj.add", (args,))
-    assert succeeded == (finisher.captured("proj.add", {"result": args}) or None)
-    received = finisher(TASK_RECEIVED, "proj.add", (embed,))
-    assert received == (finisher.captured("proj.add", {"embed": embed}) or None)
+    assert finisher._data(TASK_PUBLISHED, "proj.add", values) == (finisher._captured("proj.add", raw) or None)
+    succeeded = finisher._data(TASK_SUCCEEDED, "proj.add", (args,))
+    assert succeeded == (finisher._captured("proj.add", {"result": args}) or None)
+    received = finisher._data(TASK_RECEIVED, "proj.add", (embed,))
+    assert received == (finisher._captured("proj.add", {"embed": embed}) or None)
     # A row's tail carries the same: its captured columns (None where not captured), then the rest.
     for etype, its_values, whole in (
         (TASK_PUBLISHED, values, raw),
@@ -348,7 +353,7 @@ def test_the_publish_short_cut_captures_what_the_general_path_does(
     ):
         assert tail_data(finisher, etype, its_values) == {
             **dict.fromkeys(finisher.columns(etype)),
-            **finisher.captured("proj.add", whole),
+            **finisher._captured("proj.add", whole),
         }
 
 
@@ -418,6 +423,6 @@ def test_the_publish_short_cut_on_edge_cases(values: tuple[Any, ...]) -> None:
     raw = dict(zip(("args", "kwargs", "embed", "argsrepr", "kwargsrepr"), values, strict=True))
     for config in (CaptureConfig(), CaptureConfig(max_field_bytes=1100), CaptureConfig(max_event_bytes=1060)):
         finisher = Finisher(config, R)
-        assert finisher(TASK_PUBLISHED, "proj.add", values) == finisher.captured("proj.add", raw)
-        want = {**dict.fromkeys(finisher.columns(TASK_PUBLISHED)), **finisher.captured("proj.add", raw)}
+        assert finisher._data(TASK_PUBLISHED, "proj.add", values) == finisher._captured("proj.add", raw)
+        want = {**dict.fromkeys(finisher.columns(TASK_PUBLISHED)), **finisher._captured("proj.add", raw)}
         assert tail_data(finisher, TASK_PUBLISHED, values) == want

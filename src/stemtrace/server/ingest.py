@@ -162,7 +162,7 @@ class Ingestor:
     @property
     def alive(self) -> bool:
         """False when the ingest thread ended although nobody stopped it (never expected)."""
-        return self._stop.is_set() or (self._thread is not None and self._thread.is_alive())
+        return self._thread is None or self._stop.is_set() or self._thread.is_alive()
 
     def problems(self, now: float) -> list[str]:
         """Why this replica's ingest makes ``/api/health`` say ``degraded`` (empty when it doesn't)."""

@@ -136,4 +136,5 @@ export const api = {
     unwrap(http.GET('/api/stats/tasks', { params: { query: clean({ ...f }) }, signal })),
   stuck: (signal?: AbortSignal) => unwrap(http.GET('/api/stuck', { signal })),
   health: (signal?: AbortSignal) => unwrap(http.GET('/api/health', { signal })),
+  quarantine: (signal?: AbortSignal) => unwrap(http.GET('/api/quarantine', { signal })),
 };

@@ -9,7 +9,8 @@ import { Empty, ErrorBanner, Loading, StateBadge, Time } from '../components/com
 import { tasksLink } from '../domain/links';
 import { exceptionName } from '../domain/values';
 import { formatDuration } from '../domain/time';
-import { useFailures, useHealth, useLostTasks, useStats, useStuck, useWorkers } from '../queries';
+import { useFailures, useHealth, useLostTasks, useQuarantine, useStats, useStuck, useWorkers } from '../queries';
+import { apiRoot } from '../api/client';
 
 const RANGE = '24h';
 
@@ -52,6 +53,8 @@ export function AttentionPage() {
   const stuck = useStuck();
   const workers = useWorkers();
   const health = useHealth();
+  const quarantine = useQuarantine();
+  const setAside = quarantine.data?.items ?? [];
 
   const rows = [...failureRows(failures.data?.items ?? []), ...lostRows(lost.data?.items ?? [])].sort(
     (a, b) => (b.lastSeen ?? '').localeCompare(a.lastSeen ?? ''),
@@ -74,7 +77,7 @@ export function AttentionPage() {
   }
   const unique = [...new Set(problems)];
   const loading = failures.isPending || lost.isPending || stuck.isPending || workers.isPending;
-  const allWell = !loading && !rows.length && !stuckItems.length && !gone.length && !unique.length;
+  const allWell = !loading && !rows.length && !stuckItems.length && !gone.length && !unique.length && !setAside.length;
   const lastFailure = (week.data?.items ?? []).reduce<string | null>((m, f) => (f.last_seen && (!m || f.last_seen > m) ? f.last_seen : m), null);
 
   return (
@@ -87,6 +90,25 @@ export function AttentionPage() {
         <section className="health-problems" aria-label="Server health">
           <h2>Events and server</h2>
           <ul>{unique.map((p) => <li key={p}>{p}</li>)}</ul>
+        </section>
+      )}
+      {setAside.length > 0 && (
+        <section aria-labelledby="att-quarantine">
+          <h2 id="att-quarantine">Events set aside (quarantined)</h2>
+          <table className="grid attention-quarantine">
+            <thead><tr><th>Reason</th><th>Event</th><th className="num">Count</th><th>Last seen</th><th>Why</th></tr></thead>
+            <tbody>
+              {setAside.map((q) => (
+                <tr key={`${q.reason}|${q.kind}`}>
+                  <td><code>{q.reason}</code></td>
+                  <td><code>{q.kind}</code></td>
+                  <td className="num"><a href={`${apiRoot()}/api/quarantine`} title="The entries with their samples (JSON)">{q.count.toLocaleString()}</a></td>
+                  <td><Time ts={q.last_seen} /></td>
+                  <td className="clip" title={q.detail}>{q.detail}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
         </section>
       )}
       {loading ? <Loading what="what needs attention" /> : allWell ? (

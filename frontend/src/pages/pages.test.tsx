@@ -115,6 +115,7 @@ describe('needs attention (home)', () => {
   });
   const base = (h: object) => [
     http.get('*/api/health', () => HttpResponse.json(h)),
+    http.get('*/api/quarantine', () => HttpResponse.json({ items: [] })),
     http.get('*/api/stats/tasks', () => HttpResponse.json({ items: [] })),
     http.get('*/api/tasks', () => HttpResponse.json(empty)),
   ];
@@ -130,6 +131,7 @@ describe('needs attention (home)', () => {
 
   it('lists stuck tasks, workers gone with tasks, and event losses, each linked', async () => {
     server.use(
+      http.get('*/api/quarantine', () => HttpResponse.json({ items: [{ reason: 'undecodable', kind: 'message', count: 4, first_seen: null, last_seen: null, detail: 'not JSON', sample: 'x' }] })),
       ...base(health({ status: 'degraded', reasons: ['12 events lost in the last hour'], library: { processes: 1, sent: 5, dropped: 3, errors: 0, sources: [] } })),
       http.get('*/api/failures', () => HttpResponse.json({ items: [] })),
       http.get('*/api/stuck', () => HttpResponse.json({ items: [{ task_id: 't-1', name: 'app.ship', state: 'PENDING', reason: 'unconsumed_queue', detail: "no online worker consumes queue 'slow'", since: '2026-01-01T00:00:00Z' }] })),
@@ -142,5 +144,6 @@ describe('needs attention (home)', () => {
     expect(screen.getByRole('link', { name: '2 tasks' }).getAttribute('href')).toBe('/tasks?state=STARTED&state=LOST&worker=w1%40h');
     expect(screen.getByText('12 events lost in the last hour')).toBeTruthy();
     expect(screen.getByText(/3 events were dropped by the capture library/)).toBeTruthy();
+    expect(screen.getByText('not JSON')).toBeTruthy();
   });
 });

@@ -104,6 +104,11 @@ export function useHealth() {
   return useQuery({ queryKey: keys.health(), queryFn: ({ signal }) => api.health(signal), refetchInterval: 15_000 });
 }
 
+/** Events ingest set aside instead of storing (malformed, unreadable), by reason and event type. */
+export function useQuarantine() {
+  return useQuery({ queryKey: keys.quarantine(), queryFn: ({ signal }) => api.quarantine(signal), refetchInterval: 30_000 });
+}
+
 const MAX_DEPTH = 25;
 
 /** The chain of parents up to the root (usually a few levels; bounded in case of a cycle in bad data). */

@@ -18,6 +18,7 @@ export const keys = {
   stats: (range: string) => ['stats', range] as const,
   stuck: () => ['stuck'] as const,
   health: () => ['health'] as const,
+  quarantine: () => ['quarantine'] as const,
 };
 
 /** Key prefixes, each covering every query of one kind: what a stream message invalidates. */
@@ -32,6 +33,7 @@ export const prefixes = {
   stats: ['stats'],
   stuck: ['stuck'],
   health: ['health'],
+  quarantine: ['quarantine'],
 } as const satisfies Record<string, readonly string[]>;
 
 /** The list key of task filters: `since` moves with the clock, so a preset range is keyed by name. */

@@ -32,6 +32,19 @@ _UPSERT = (
     f"hi = CASE WHEN {_GROWS} THEN excluded.hi ELSE seq_ranges.hi END"
 )
 SETTLE_PER_SCAN = 200  # processes settled per transaction: a scan never holds the writer long
+# A process's seqs before the first one this store saw are lost only if the store was already
+# subscribed when they were sent. A process already running when the store was created (a second
+# server joining a broker, a store replaced) sends its first event here within a health interval
+# or so: the seqs before that predate the store and were never meant for it.
+LEADING_GRACE_S = 300.0
+
+
+def _created_at(w: BatchWriter) -> float | None:
+    found = w.q("SELECT value FROM store_meta WHERE key = ?", ["created_at"])
+    try:
+        return float(found[0][0]) if found else None
+    except (TypeError, ValueError):
+        return None
 
 
 def record(w: BatchWriter, rows: Sequence[SeenRow]) -> None:
@@ -73,6 +86,7 @@ def settle(w: BatchWriter, now: float, grace: float) -> int:
         )
     ]
     lost = 0
+    created = _created_at(w)
     for inst in insts:
         rows = w.q(f"SELECT {_COLUMNS} FROM seq_ranges WHERE inst = ?", [inst])
         host, pid = rows[0][7], rows[0][8]
@@ -88,9 +102,16 @@ def settle(w: BatchWriter, now: float, grace: float) -> int:
             left = overflow - int(taken[0][0] or 0)
             records = []
             for gap in due:
+                early = (
+                    gap.after_ts is None
+                    and created is not None
+                    and (gap.before_ts or 0.0) <= created + LEADING_GRACE_S
+                )
                 for cause, count in causes(gap.count, left, reported):
                     if cause == OVERFLOW:
                         left -= count
+                    elif early:
+                        continue  # sent before this store subscribed: never meant for it, not lost
                     records.append(
                         (inst, gap.first, gap.last, count, cause, host, pid, gap.after_ts, gap.before_ts, now)
                     )

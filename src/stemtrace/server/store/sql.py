@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -244,12 +245,13 @@ class SqlStore(Store):
         if self._store_id is None:
 
             def run(conn: Any) -> str:
-                conn.execute(
-                    self.dialect.sql(
-                        "INSERT INTO store_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"
-                    ),
-                    ("store_id", uuid.uuid4().hex),
+                insert = self.dialect.sql(
+                    "INSERT INTO store_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"
                 )
+                conn.execute(insert, ("store_id", uuid.uuid4().hex))
+                # When this store began to subscribe: events sent before it were never meant for it
+                # (see ``seen.settle``'s leading gaps).
+                conn.execute(insert, ("created_at", repr(time.time())))
                 found = conn.execute(
                     self.dialect.sql("SELECT value FROM store_meta WHERE key = ?"), ("store_id",)
                 ).fetchone()

@@ -13,6 +13,7 @@ from stemtrace import __version__
 from stemtrace.server import api_docs, metrics, web
 from stemtrace.server.api import errors, export, meta, tasks
 from stemtrace.server.api.schemas import ErrorBody
+from stemtrace.server.compression import CompressionMiddleware
 from stemtrace.server.context import ServerContext
 from stemtrace.server.live import close_streams_on_signals
 from stemtrace.server.security import Cors, SecurityMiddleware
@@ -95,8 +96,8 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(api_docs.make_router(static_dir or web.STATIC_DIR))
     app.include_router(web.make_router(static_dir or web.STATIC_DIR))
-    # Each is added outside the ones before, so a request passes PrefixedPaths, HeadAsGet, Cors,
-    # SecurityMiddleware and InputGuard, in that order, before a route.
+    # Each is added outside the ones before, so a request passes PrefixedPaths, HeadAsGet,
+    # CompressionMiddleware, Cors, SecurityMiddleware and InputGuard, in that order, before a route.
     app.add_middleware(errors.InputGuard)  # hostile URLs get a 4xx before any route sees them
     app.add_middleware(SecurityMiddleware, settings=settings)
     if settings.cors_origins:
@@ -107,6 +108,8 @@ def create_app(
             allow_methods=["GET", "HEAD"],
             allow_headers=["*"],
         )
+    # Inside HeadAsGet: a HEAD gets the headers (Content-Encoding, Content-Length) of its GET.
+    app.add_middleware(CompressionMiddleware)
     app.add_middleware(web.HeadAsGet)
     app.add_middleware(web.PrefixedPaths)  # outermost: every layer sees the normalised path
     return app

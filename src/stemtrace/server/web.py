@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stemtrace.server.api.errors import error_response
+from stemtrace.server.compression import negotiate
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -57,6 +58,37 @@ def _static_file(static_dir: Path, path: str) -> Path | None:
         return target if target.is_file() and base in target.parents else None
     except (OSError, ValueError):
         return None
+
+
+# Precompressed copies the UI build writes next to each file (frontend/scripts/compress-assets.mjs).
+_VARIANTS = {"br": ".br", "gzip": ".gz"}
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def _is_variant(target: Path) -> bool:
+    """``x.js.br`` beside ``x.js`` is a coding of it, not a file of its own: served as itself it
+    would be compressed bytes labelled as a script."""
+    return target.suffix in {".br", ".gz"} and target.with_suffix("").is_file()
+
+
+def _file_response(target: Path, hashed: bool, accept_encoding: str) -> FileResponse:
+    """A built file, as its precompressed copy when the client accepts one.
+
+    Vite names every file under ``assets/`` by its content hash (``hashed``), so those never
+    change and are cached for a year; the rest (Swagger UI's copies) are revalidated by ETag.
+    """
+    media = mimetypes.guess_type(str(target))[0] or "application/octet-stream"
+    headers = {"Cache-Control": IMMUTABLE if hashed else "no-cache"}
+    available = [c for c, suffix in _VARIANTS.items() if target.with_name(target.name + suffix).is_file()]
+    if not available:
+        return FileResponse(target, media_type=media, headers=headers)
+    headers["Vary"] = "Accept-Encoding"
+    coding = negotiate(accept_encoding, available)
+    if coding is None:
+        return FileResponse(target, media_type=media, headers=headers)
+    headers["Content-Encoding"] = coding
+    variant = target.with_name(target.name + _VARIANTS[coding])
+    return FileResponse(variant, media_type=media, headers=headers)
 
 
 def _meta(root: str) -> str:
@@ -148,10 +180,9 @@ def make_router(static_dir: Path = STATIC_DIR) -> APIRouter:
             return error_response(404, "no such API route")
         if path and (static_dir / "index.html").is_file():
             target = _static_file(static_dir, path)
-            if target is not None:
-                media = mimetypes.guess_type(str(target))[0] or "application/octet-stream"
-                cache = "public, max-age=31536000, immutable" if "assets" in target.parts else "no-cache"
-                return FileResponse(target, media_type=media, headers={"Cache-Control": cache})
+            if target is not None and not _is_variant(target):
+                hashed = target.relative_to(static_dir.resolve()).parts[0] == "assets"
+                return _file_response(target, hashed, request.headers.get("accept-encoding", ""))
         if _names_a_file(path):
             return error_response(404, "no such file")
         return index(root)

@@ -1,28 +1,34 @@
-"""Task signal handlers: each copies a few fields into a tuple and hands it to the emitter.
+"""The per-task signal handlers: each copies a few fields into a tuple and hands it to the emitter.
 
-No handler raises into Celery: a bug here is counted and logged once. The rare
-handlers run under :func:`guarded`; the five that run for every task (publish,
-receipt, prerun, postrun) do the same inline, which costs less than a wrapper.
-Heavy work (building the event, serializing args, results and the embedded
-canvas) is deferred to the publisher thread; ``fields`` names the values each
-handler passes.
+No handler raises into Celery: a bug here is counted and logged once (``guard``); these run for
+every task, so they guard themselves inline, which costs less than a wrapper. The rarer
+outcomes (failures, retries, revokes, rejections, unknown tasks) are handled in ``outcomes``.
+Heavy work (building the event, serializing args, results and the embedded canvas) is deferred
+to the publisher thread; ``fields`` declares the values each handler passes and where they come
+from in Celery.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import functools
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from stemtrace.capture import celery_compat as compat
 from stemtrace.capture import state as _state
 from stemtrace.capture.canvas import PROTOCOL_1
 from stemtrace.capture.fields import EMPTY_EMBED
+from stemtrace.capture.guard import failed as _failed
+from stemtrace.capture.outcomes import (
+    on_task_failure,
+    on_task_internal_error,
+    on_task_rejected,
+    on_task_retry,
+    on_task_revoked,
+    on_task_unknown,
+)
 from stemtrace.core import events as ev
 
-F = TypeVar("F", bound=Callable[..., None])
 # The per-task handlers build their buffered entry whole (see ``publisher.Entry``) and hand it
 # to ``Emitter.put``: a keyword call and a second tuple per event cost a third of a handler.
 _PUBLISHED, _RECEIVED, _STARTED, _SUCCEEDED = (
@@ -34,42 +40,6 @@ _PUBLISHED, _RECEIVED, _STARTED, _SUCCEEDED = (
 _time_ns = time.time_ns
 
 
-def _failed(st: _state.State, where: str, exc: Exception) -> None:
-    """A handler's bug: counted, and logged once per kind; never raised into Celery."""
-    if st.has_emitter:
-        st.emitter().errors += 1
-    st.log_once(f"{where}:{type(exc).__name__}", exc)
-
-
-def guarded(fn: F) -> F:
-    """Never let a handler raise into Celery. The per-task handlers inline this instead
-    (``_state._state``, ``try``/``_failed``): a wrapper's call and keyword repacking cost
-    more than their own work."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        st = _state.current()
-        if st is None:
-            return
-        try:
-            fn(st, *args, **kwargs)
-        except Exception as exc:
-            _failed(st, fn.__name__, exc)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, _dt.datetime):
-        return value.isoformat()
-    if isinstance(value, (int, float)):  # a countdown in seconds
-        return _dt.datetime.fromtimestamp(time.time() + value, _dt.timezone.utc).isoformat()
-    return str(value)
-
-
-_exc = compat.exception_identity
 _current_task_id = compat.current_task_id
 _request_of = compat.request_of
 
@@ -187,54 +157,6 @@ def on_task_received(sender: Any = None, request: Any = None, **_: Any) -> None:
         _failed(st, "on_task_received", exc)
 
 
-@guarded
-def on_task_revoked(
-    st: _state.State,
-    sender: Any = None,
-    *,
-    request: Any = None,
-    terminated: Any = False,
-    signum: Any = None,
-    expired: Any = False,
-    **_: Any,
-) -> None:
-    name = getattr(request, "name", None) or getattr(sender, "name", None)
-    data = {
-        "terminated": bool(terminated),
-        "signum": int(signum) if signum is not None else None,
-        "expired": bool(expired),
-    }
-    st.emitter().emit_task(ev.TASK_REVOKED, request.id, name, (data,), proc=st.main_proc())
-
-
-@guarded
-def on_task_rejected(
-    st: _state.State, sender: Any = None, message: Any = None, exc: Any = None, **_: Any
-) -> None:
-    headers = getattr(message, "headers", None) or {}
-    props = getattr(message, "properties", None) or {}
-    task_id = headers.get("id") or props.get("correlation_id") or f"unidentified-{time.time_ns()}"
-    exc_type, text = _exc(exc)
-    data = {"exception_type": exc_type, "requeue": False}
-    st.emitter().emit_task(ev.TASK_REJECTED, task_id, headers.get("task"), (data, text), proc=st.main_proc())
-
-
-@guarded
-def on_task_unknown(
-    st: _state.State,
-    sender: Any = None,
-    *,
-    message: Any = None,
-    exc: Any = None,
-    name: Any = None,
-    id: Any = None,
-    **_: Any,
-) -> None:
-    exc_type, text = compat.not_registered(name)  # what the result backend records, not the KeyError
-    data = {"exception_type": exc_type}
-    st.emitter().emit_task(ev.TASK_UNKNOWN, id, name, (data, text), proc=st.main_proc())
-
-
 # -- executing process -----------------------------------------------------------
 def on_task_prerun(sender: Any = None, task_id: Any = None, task: Any = None, **_: Any) -> None:
     st = _state._state
@@ -264,56 +186,6 @@ def on_task_prerun(sender: Any = None, task_id: Any = None, task: Any = None, **
         )
     except Exception as exc:
         _failed(st, "on_task_prerun", exc)
-
-
-def _runtime(st: _state.State, task_id: Any) -> float | None:
-    """Seconds since ``task_prerun`` of ``task_id`` in this process (``task_postrun`` forgets it)."""
-    start = st.starts.get(task_id)
-    return None if start is None else (time.monotonic_ns() - start[0]) / 1e9
-
-
-@guarded
-def on_task_failure(
-    st: _state.State,
-    sender: Any = None,
-    *,
-    task_id: Any = None,
-    exception: Any = None,
-    einfo: Any = None,
-    **_: Any,
-) -> None:
-    req = getattr(sender, "request", None)
-    proc = st.exec_proc()
-    # The worker main process reports deaths it saw (lost child, hard time limit);
-    # Celery 5.7 sends that signal twice there, so the main process reports each id once.
-    in_body = proc != "main"
-    if not in_body:
-        if task_id in st.main_failures:
-            return
-        st.main_failures.append(task_id)
-    exc_type, text = _exc(exception)
-    data: dict[str, Any] = {"exception_type": exc_type, "origin": "child" if in_body else "main"}
-    if in_body:
-        data["retries"] = getattr(req, "retries", 0) or 0
-        data["runtime"] = _runtime(st, task_id)
-    values = (data, text, getattr(einfo, "traceback", None))
-    st.emitter().emit_task(ev.TASK_FAILED, task_id, getattr(sender, "name", None), values, proc=proc)
-
-
-@guarded
-def on_task_retry(
-    st: _state.State, sender: Any = None, request: Any = None, reason: Any = None, einfo: Any = None, **_: Any
-) -> None:
-    cause = getattr(reason, "exc", None) or reason
-    exc_type, text = _exc(cause)
-    data = {
-        "retries": getattr(request, "retries", 0) or 0,
-        "exception_type": exc_type,
-        "eta": _iso(getattr(reason, "when", None)),
-    }
-    name = getattr(sender, "name", None) or getattr(request, "task", None)
-    values = (data, text, getattr(einfo, "traceback", None))
-    st.emitter().emit_task(ev.TASK_RETRIED, request.id, name, values, proc=st.exec_proc())
 
 
 # task id -> (Celery's runtime of the body in seconds, or None; monotonic ns at task_success),
@@ -422,23 +294,6 @@ def on_task_postrun(
         em.emit_task(ev.TASK_POSTRUN, task_id, name, (outcome,), proc=st.exec_proc())
     except Exception as exc:
         _failed(st, "on_task_postrun", exc)
-
-
-@guarded
-def on_task_internal_error(
-    st: _state.State,
-    sender: Any = None,
-    *,
-    task_id: Any = None,
-    exception: Any = None,
-    einfo: Any = None,
-    **_: Any,
-) -> None:
-    exc_type, text = _exc(exception)
-    values = ({"exception_type": exc_type}, text, getattr(einfo, "traceback", None))
-    st.emitter().emit_task(
-        ev.TASK_INTERNAL_ERROR, task_id, getattr(sender, "name", None), values, proc=st.exec_proc()
-    )
 
 
 TASK_HANDLERS: dict[str, Callable[..., None]] = {

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from stemtrace.capture import state as _state
-from stemtrace.capture.signals import guarded
+from stemtrace.capture.guard import guarded
 from stemtrace.core import events as ev
 
 

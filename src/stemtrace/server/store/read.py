@@ -7,7 +7,6 @@ cursor, so rows inserted while a client pages never shift or repeat a page.
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -17,6 +16,7 @@ from stemtrace.core.model import Attempt, GraphRecord, TaskRecord
 from stemtrace.core.rollup import PLUMBING_NAMES
 from stemtrace.core.states import FAILED_STATES, TaskState
 from stemtrace.core.workflow import structure
+from stemtrace.server.store import search
 from stemtrace.server.store.base import (
     ChildRow,
     Page,
@@ -44,10 +44,6 @@ SKELETON_COLUMNS = (
     "id, name, state, parent_id, group_id, worker, queue, sent_at, received_at, started_at, finished_at, "
     "runtime_ms, exception_type, graph, CASE WHEN graph IS NULL THEN detail END"
 )
-_ID_PREFIX = re.compile(r"^[0-9A-Za-z_.:-]+$")
-# ``q`` looks for argument text in at most this many tasks (newest first, below the cursor)
-# per request; the page's next_cursor continues the scan. An id prefix is searched in full.
-TEXT_SCAN_ROWS = 5_000
 # A task detail lists every child id but names and states only this many (a fan-out parent can
 # have hundreds of thousands of children; the workflow graph is the place to browse those).
 CHILD_TASKS_MAX = 1_000
@@ -77,6 +73,8 @@ class Reader:
             ("worker", query.worker),
             ("queue", query.queue),
             ("routing_key", query.routing_key),
+            ("group_id", query.group),
+            ("parent_id", query.parent),
         ):
             if value is not None:
                 where.append(f"{column} = ?")
@@ -100,58 +98,8 @@ class Reader:
         return Page(items, nxt)
 
     def _search(self, query: TaskQuery, where: list[str], params: list[Any]) -> Page:
-        """``q``: an id-prefix range UNION a bounded argument-text scan, merged newest first.
-
-        One OR-ed condition cannot use an index, so each half runs on its own: the id
-        prefix as a primary-key range, the text as a ``LIKE`` over at most
-        ``TEXT_SCAN_ROWS`` rows read newest first through the sort index. When that
-        window ends before the page fills, the page ends at the window's last row and
-        ``next_cursor`` continues from there, so every request stays bounded.
-        """
-        assert query.q is not None
-        limit = query.limit
-        found: dict[str, tuple[Any, ...]] = {}
-        if _ID_PREFIX.match(query.q):
-            where_id, params_id = self._below(
-                [*where, "id >= ?", "id < ?"], [*params, query.q, query.q + "\U0010ffff"], query.cursor
-            )
-            # A prefix of 3+ characters is selective: read its primary-key range and sort it
-            # (``sort_ts + 0`` keeps the planner off the sort index, which would walk every
-            # task newest first looking for a rare id). A shorter prefix matches densely, so
-            # walking newest first finds a page quickly.
-            order = "sort_ts + 0 DESC, id DESC" if len(query.q) >= 3 else "sort_ts DESC, id DESC"
-            for r in self.q(
-                f"SELECT {ROW_COLUMNS} FROM tasks WHERE {' AND '.join(where_id)} ORDER BY {order} LIMIT ?",
-                [*params_id, limit + 1],
-            ):
-                found[r[0]] = r
-        scan_where, scan_params = self._below(where, params, query.cursor)
-        clause = f" WHERE {' AND '.join(scan_where)}" if scan_where else ""
-        floor = self.q(
-            f"SELECT sort_ts, id FROM tasks{clause} ORDER BY sort_ts DESC, id DESC LIMIT 1 OFFSET ?",
-            [*scan_params, TEXT_SCAN_ROWS - 1],
-        )
-        window_end = (floor[0][0], floor[0][1]) if floor else None
-        text = "%" + query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        text_where = [*where, f"args_text {self.d.like} ? ESCAPE '\\'"]
-        text_params = [*params, text]
-        if window_end is not None:
-            # The plain ``sort_ts >= ?`` is what lets the planner bound its index range.
-            text_where += ["sort_ts >= ?", "(sort_ts > ? OR (sort_ts = ? AND id >= ?))"]
-            text_params += [window_end[0], window_end[0], window_end[0], window_end[1]]
-        for r in self._page(f"SELECT {ROW_COLUMNS} FROM tasks", text_where, text_params, query.cursor, limit):
-            found[r[0]] = r
-        rows = sorted(found.values(), key=lambda r: (r[-1], r[0]), reverse=True)
-        if window_end is not None:
-            rows = [r for r in rows if (r[-1], r[0]) >= window_end]
-        items = [TaskRow(*r) for r in rows[:limit]]
-        if len(rows) > limit:
-            nxt: str | None = encode_cursor(items[-1].sort_ts, items[-1].id)
-        elif window_end is not None:
-            nxt = encode_cursor(*window_end)
-        else:
-            nxt = None
-        return Page(items, nxt)
+        """``q``: the id-prefix range and the full-text index, merged newest first (``store/search.py``)."""
+        return search.find(self, ROW_COLUMNS, query, where, params)
 
     @staticmethod
     def _below(where: list[str], params: list[Any], cursor: str | None) -> tuple[list[str], list[Any]]:

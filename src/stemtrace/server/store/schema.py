@@ -6,8 +6,10 @@ index that ends in ``(sort_ts, id)`` so newest-first keyset pagination is a rang
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from stemtrace.server.store import search
 from stemtrace.server.store.db import Dialect
 
 _V1 = """
@@ -215,7 +217,18 @@ CREATE TABLE IF NOT EXISTS alert_log (
 CREATE INDEX IF NOT EXISTS alert_log_sent ON alert_log (sent_at)
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
+# v10: the full-text index of each task's search document (``store/search.py``; args_text now
+# holds that document). Its statements differ by engine, so the step is a function.
+_V10 = search.migrate
+
+# v11: the task list filters on a group's members (``group``), so a collapsed fan-out's "N failed"
+# opens exactly its members at any size; partial, as most tasks are in no group.
+_V11 = """
+CREATE INDEX IF NOT EXISTS tasks_group ON tasks (group_id, sort_ts, id) WHERE group_id IS NOT NULL
+"""
+
+Migration = str | Callable[[Any, Dialect], None]
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11)
 LATEST = len(MIGRATIONS)
 
 
@@ -231,7 +244,11 @@ def migrate(conn: Any, dialect: Dialect) -> int:
                 f"the store has schema version {current}, newer than this server's {LATEST}; upgrade stemtrace"  # noqa: E501
             )
         for version in range(current + 1, LATEST + 1):
-            for statement in MIGRATIONS[version - 1].split(";"):
+            step = MIGRATIONS[version - 1]
+            if callable(step):
+                step(conn, dialect)
+                continue
+            for statement in step.split(";"):
                 if statement.strip():
                     conn.execute(dialect.sql(statement))
         if not found:

@@ -28,6 +28,7 @@ from stemtrace.core.model import Attempt, TaskRecord
 from stemtrace.core.task import fold_task
 from stemtrace.core.workers import WorkerRecord, fold_worker, worker_name
 from stemtrace.server.jsonfast import fast_dumps, loads
+from stemtrace.server.store import search
 from stemtrace.server.store.base import ApplyResult, Changes
 from stemtrace.server.store.db import Dialect
 from stemtrace.server.store.summary import summary_rows
@@ -564,7 +565,7 @@ def task_row(
         record.finished_at,
         record.runtime_ms,
         record.exception_type,
-        text[:ARGS_TEXT_MAX] or None,
+        search.document(record, extra),  # args_text: the task's search document (store/search.py)
         text[:PREVIEW_MAX] or None,
         record.updated_at,
         now,

@@ -1,0 +1,372 @@
+"""Full-text search of tasks: the document each task row carries, the index over it, and ``q``.
+
+Each task row's ``args_text`` column holds its *search document*: the words of its arguments
+(or their ``argsrepr``/``kwargsrepr``), its result, its exception type and message, with every
+run of other characters turned into one space (``document``). Both engines index that one
+column, so what counts as a word is decided once, here, not by two tokenizers:
+
+- SQLite: an FTS5 table with external content on ``tasks`` (rowid = the task row's rowid),
+  kept in step by triggers on ``tasks``; every writer (ingest, ``mark_lost``, retention's
+  deletes) is covered without calling anything.
+- PostgreSQL: a GIN index on ``to_tsvector('simple', args_text)``; the ``simple``
+  configuration lowercases and neither stems nor drops stop words (arguments are identifiers
+  and values, not prose). See docs/adr/0011-full-text-search.md.
+
+``q`` syntax (``parse``): bare words (all must match), ``"a phrase"``, ``key=value`` (a keyword
+argument whose value is that string or that JSON text), ``-word``/``-"phrase"`` (excluded). A
+``q`` that is one bare word also matches the tasks whose id starts with it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from stemtrace.core.model import TaskRecord
+from stemtrace.server.store.base import Page, TaskQuery, TaskRow, decode_cursor, encode_cursor
+from stemtrace.server.store.db import Dialect
+
+# What the document keeps of each part (characters): arguments as before, plus what the
+# task returned or raised. The text is for finding a task, the detail keeps the values.
+ARGS_MAX = 4000
+RESULT_MAX = 2000
+EXCEPTION_MAX = 1000
+# ``q`` is at most 4,096 characters (the API's limit); past this many terms it is no search.
+TERMS_MAX = 32
+_SEP = re.compile(r"[\W_]+")
+# A term: ``-``?, then ``key=value`` (value quoted or not), ``"a phrase"`` (closing quote
+# optional) or a word.
+_TOKEN = re.compile(r'(-?)(?:([A-Za-z_][A-Za-z0-9_]*)=(?:"([^"]*)"?|([^\s"]*))|"([^"]*)"?|([^\s"]+))')
+_ID_PREFIX = re.compile(r"^[0-9A-Za-z_.:-]+$")
+
+
+def words(text: str) -> str:
+    """``text``'s words (runs of letters and digits) separated by single spaces."""
+    return _SEP.sub(" ", text).strip()
+
+
+def _flatten(value: Any, out: list[str], budget: int) -> int:
+    """Append the keys and scalar values of a JSON value to ``out``, in order; stops at
+    ``budget`` characters. Strings are kept as they are (a JSON text would glue ``\\n`` escapes
+    to the next word); ``true``/``false``/``null`` are spelled as JSON spells them."""
+    stack: list[Any] = [value]
+    while stack and budget > 0:
+        item = stack.pop()
+        if isinstance(item, str):
+            text = item
+        elif isinstance(item, Mapping):
+            for key, sub in reversed(list(item.items())):
+                stack.append(sub)
+                stack.append(str(key))
+            continue
+        elif isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
+            continue
+        elif item is None:
+            text = "null"
+        elif item is True:
+            text = "true"
+        elif item is False:
+            text = "false"
+        else:
+            text = str(item)
+        out.append(text[:budget])
+        budget -= len(text) + 1
+    return budget
+
+
+def document(record: TaskRecord, extra: Mapping[str, Any]) -> str | None:
+    """The search document of a task (see the module docstring); ``None`` when it has no words.
+
+    ``extra`` holds the ``args_repr``/``kwargs_repr`` the sender set, if any: they stand for
+    the arguments, which then may hold what the sender meant to hide.
+    """
+    parts: list[str] = []
+    if "args_repr" in extra or "kwargs_repr" in extra:
+        parts.append(f"{extra.get('args_repr') or ''} {extra.get('kwargs_repr') or ''}"[:ARGS_MAX])
+    elif record.args is not None or record.kwargs is not None:
+        _flatten([record.args, record.kwargs], parts, ARGS_MAX)
+    if record.result is not None:
+        _flatten(record.result, parts, RESULT_MAX)
+    if record.exception_type:
+        parts.append(record.exception_type[:200])
+    if record.exception:
+        parts.append(record.exception[:EXCEPTION_MAX])
+    return words(" ".join(parts)) or None
+
+
+# -- the query ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """A parsed ``q``: phrases are ``words()`` texts (one word is a phrase of one)."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    kwargs: tuple[tuple[str, str], ...] = ()  # key=value, each also in ``include`` as a phrase
+    id_prefix: str | None = None
+
+    @property
+    def text(self) -> bool:
+        return bool(self.include or self.exclude)
+
+
+def parse(q: str) -> Search:
+    """``q`` as terms. Never raises: a quote left open runs to the end; a term without a
+    letter or digit is dropped (there is no word to look for); the syntax characters of FTS5
+    and tsquery are punctuation here, so nothing in ``q`` ever reaches either as syntax."""
+    q = q.replace("\x00", " ")
+    include: list[str] = []
+    exclude: list[str] = []
+    kwargs: list[tuple[str, str]] = []
+    found = list(_TOKEN.finditer(q))
+    for m in found[:TERMS_MAX]:
+        negate, key, phrase, word = m.group(1) == "-", m.group(2), m.group(5), m.group(6)
+        if key is not None:
+            value = m.group(3) if m.group(3) is not None else m.group(4)
+            text = words(f"{key} {value}")
+            if negate:
+                exclude.append(text)
+            else:
+                kwargs.append((key, value))
+                include.append(words(f"{key} {_number_words(value)}"))
+            continue
+        text = words(phrase if phrase is not None else word)
+        if text:
+            (exclude if negate else include).append(text)
+    one = q.strip()
+    single = len(found) == 1 and found[0].group(6) is not None and not found[0].group(1)
+    id_prefix = one if single and _ID_PREFIX.match(one) else None
+    return Search(tuple(include), tuple(exclude), tuple(kwargs), id_prefix)
+
+
+def _number_words(value: str) -> str:
+    """A number's words as the document spells them for an int or a float of that value
+    (``42.0`` -> ``42``, a prefix of the words of both ``42`` and ``42.0``); else ``value``."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    if number.is_integer() and abs(number) < 1e15:
+        return str(int(number))
+    return "" if math.isnan(number) else value
+
+
+def kwargs_match(detail: str, wanted: tuple[tuple[str, str], ...]) -> bool:
+    """Whether the stored task detail's kwargs hold every ``key=value``: the value equal to
+    the string, or to the JSON value the string spells (``n=42``, ``flag=true``, ``s="x"``)."""
+    try:
+        kwargs = json.loads(detail).get("kwargs")
+    except ValueError:
+        return False
+    if not isinstance(kwargs, Mapping):
+        return False
+    for key, text in wanted:
+        if key not in kwargs:
+            return False
+        value = kwargs[key]
+        if isinstance(value, str) and value == text:
+            continue
+        try:
+            literal = json.loads(text)
+        except ValueError:
+            return False
+        if not _same(literal, value):
+            return False
+    return True
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: ``true`` is not ``1``, ``1`` is ``1.0``."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    return type(a) is type(b) and bool(a == b)
+
+
+# -- SQL ------------------------------------------------------------------------------------------
+
+# PostgreSQL: the indexed expression; a query must spell it exactly so to use the index.
+PG_VECTOR = "to_tsvector('simple'::regconfig, args_text)"
+
+
+def fts_expression(phrases: tuple[str, ...], join: str) -> str:
+    """An FTS5 MATCH text: each phrase in double quotes (its words hold no quote), joined."""
+    return f" {join} ".join(f'"{p}"' for p in phrases)
+
+
+def condition(d: Dialect, search: Search) -> tuple[str | None, list[Any]]:
+    """The WHERE condition for the search's words on ``tasks`` (``None``: no word to match).
+
+    SQLite's form is a correlated probe of the FTS table for the row; ``sparse_rowids``
+    gives the other plan, driven from the index, when the words are rare.
+    """
+    if not search.text:
+        return None, []
+    if d.name == "sqlite":
+        if search.include:
+            text = fts_expression(search.include, "AND")
+            for p in search.exclude:
+                text += f' NOT "{p}"'
+            probe = "EXISTS (SELECT 1 FROM task_search WHERE task_search MATCH ? AND rowid = tasks.rowid)"
+            return probe, [text]
+        probe = "NOT EXISTS (SELECT 1 FROM task_search WHERE task_search MATCH ? AND rowid = tasks.rowid)"
+        return probe, [fts_expression(search.exclude, "OR")]
+    parts = ["phraseto_tsquery('simple'::regconfig, ?)"] * len(search.include)
+    params: list[Any] = list(search.include)
+    if search.include:
+        query = " && ".join(parts)
+        for p in search.exclude:
+            query += " && !!phraseto_tsquery('simple'::regconfig, ?)"
+            params.append(p)
+        return f"{PG_VECTOR} @@ ({query})", params
+    query = " || ".join(["phraseto_tsquery('simple'::regconfig, ?)"] * len(search.exclude))
+    return f"NOT COALESCE({PG_VECTOR} @@ ({query}), FALSE)", list(search.exclude)
+
+
+# -- schema ---------------------------------------------------------------------------------------
+
+_SQLITE = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS task_search USING fts5(args_text, content='tasks', "
+    "columnsize=0, tokenize='unicode61 remove_diacritics 0')",
+    "CREATE TRIGGER IF NOT EXISTS task_search_insert AFTER INSERT ON tasks WHEN new.args_text IS NOT NULL "
+    "BEGIN INSERT INTO task_search (rowid, args_text) VALUES (new.rowid, new.args_text); END",
+    "CREATE TRIGGER IF NOT EXISTS task_search_delete AFTER DELETE ON tasks WHEN old.args_text IS NOT NULL "
+    "BEGIN INSERT INTO task_search (task_search, rowid, args_text) "
+    "VALUES ('delete', old.rowid, old.args_text); END",
+    # An upsert rewrites every column; the index changes only when the document does.
+    "CREATE TRIGGER IF NOT EXISTS task_search_update AFTER UPDATE OF args_text ON tasks "
+    "WHEN old.args_text IS NOT new.args_text BEGIN "
+    "INSERT INTO task_search (task_search, rowid, args_text) "
+    "SELECT 'delete', old.rowid, old.args_text WHERE old.args_text IS NOT NULL; "
+    "INSERT INTO task_search (rowid, args_text) "
+    "SELECT new.rowid, new.args_text WHERE new.args_text IS NOT NULL; END",
+    # Rows stored before: their args_text (argument text, then) is indexed as it is.
+    "INSERT INTO task_search (task_search) VALUES ('rebuild')",
+)
+_POSTGRES = (f"CREATE INDEX IF NOT EXISTS tasks_search ON tasks USING gin ({PG_VECTOR})",)
+
+
+def migrate(conn: Any, dialect: Dialect) -> None:
+    """Schema v10: the full-text index (a migration step run inside ``schema.migrate``'s
+    transaction; its statements differ by engine, and triggers hold ``;``)."""
+    for statement in _SQLITE if dialect.name == "sqlite" else _POSTGRES:
+        conn.execute(statement)
+
+
+# -- paging ---------------------------------------------------------------------------------------
+
+# SQLite: a search whose words match fewer tasks than this reads them from the FTS index and
+# sorts them; more, and walking the tasks newest first (probing the index for each) fills a
+# page sooner. Both are complete; only their cost differs (benchmarks/search.py).
+SPARSE_MAX = 4096
+# Rows read per round while ``key=value`` is checked against the stored kwargs.
+VERIFY_CHUNK = 200
+
+
+class _Reader(Protocol):
+    d: Dialect
+
+    def q(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+
+def find(r: _Reader, columns: str, query: TaskQuery, where: list[str], params: list[Any]) -> Page:
+    """One page of the tasks ``query.q`` matches among those ``where`` admits, newest first.
+
+    Pages are full or final: every part runs to completion below the cursor (the id-prefix
+    range, the full-text match), so ``next_cursor`` is set only when more matches exist.
+    """
+    assert query.q is not None
+    s = parse(query.q)
+    want = query.limit + 1
+    after = decode_cursor(query.cursor) if query.cursor else None
+    found: dict[str, tuple[Any, ...]] = {}
+    if s.id_prefix is not None:
+        prefix = s.id_prefix
+        id_where = [*where, "id >= ?", "id < ?"]
+        id_params = [*params, prefix, prefix + "\U0010ffff"]
+        cond, cparams = condition(r.d, Search(exclude=s.exclude))
+        if cond is not None:
+            id_where.append(cond)
+            id_params += cparams
+        # A prefix of 3+ characters is selective: read its primary-key range and sort it
+        # (``sort_ts + 0`` keeps the planner off the sort index, which would walk every task
+        # newest first looking for a rare id). A shorter one matches densely: walk newest first.
+        order = "sort_ts + 0 DESC, id DESC" if len(prefix) >= 3 else "sort_ts DESC, id DESC"
+        for row in _collect(r, f"SELECT {columns} FROM tasks", id_where, id_params, after, want, order, ()):
+            found[row[0]] = row
+    if s.include or s.exclude:
+        head = f"SELECT {columns} FROM tasks"
+        text_where, text_params = list(where), list(params)
+        if r.d.name == "sqlite" and s.include and _sparse(r, s):
+            head = (
+                f"SELECT {columns} FROM (SELECT rowid AS m FROM task_search WHERE task_search MATCH ?) "
+                "CROSS JOIN tasks ON tasks.rowid = m"
+            )
+            text_params = [_match_text(s), *text_params]
+        else:
+            cond, cparams = condition(r.d, s)
+            assert cond is not None
+            text_where.append(cond)
+            text_params += cparams
+        for row in _collect(r, head, text_where, text_params, after, want, "sort_ts DESC, id DESC", s.kwargs):
+            found[row[0]] = row
+    rows = sorted(found.values(), key=lambda row: (row[-1], row[0]), reverse=True)
+    items = [TaskRow(*row) for row in rows[: query.limit]]
+    more = len(rows) > query.limit
+    return Page(items, encode_cursor(items[-1].sort_ts, items[-1].id) if more else None)
+
+
+def _match_text(s: Search) -> str:
+    text = fts_expression(s.include, "AND")
+    for p in s.exclude:
+        text += f' NOT "{p}"'
+    return text
+
+
+def _sparse(r: _Reader, s: Search) -> bool:
+    """Whether the FTS index matches fewer than ``SPARSE_MAX`` tasks (it stops counting there)."""
+    found = r.q(
+        "SELECT count(*) FROM (SELECT 1 FROM task_search WHERE task_search MATCH ? LIMIT ?)",
+        [_match_text(s), SPARSE_MAX],
+    )
+    return int(found[0][0]) < SPARSE_MAX
+
+
+def _collect(  # noqa: PLR0917
+    r: _Reader,
+    head: str,
+    where: list[str],
+    params: list[Any],
+    after: tuple[float, str] | None,
+    want: int,
+    order: str,
+    kwargs: tuple[tuple[str, str], ...],
+) -> list[tuple[Any, ...]]:
+    """Up to ``want`` rows below ``after`` in ``order``; with ``kwargs``, only rows whose stored
+    kwargs hold them (read ``VERIFY_CHUNK`` at a time, checked here, until enough or none left)."""
+    out: list[tuple[Any, ...]] = []
+    if kwargs:
+        head = head.replace(" FROM ", ", detail FROM ", 1)
+    chunk = max(want, VERIFY_CHUNK) if kwargs else want
+    while True:
+        cond, cparams = list(where), list(params)
+        if after is not None:
+            # ``sort_ts <= ?`` alone bounds the index range; the OR breaks ties on id.
+            cond += ["sort_ts <= ?", "(sort_ts < ? OR (sort_ts = ? AND id < ?))"]
+            cparams += [after[0], after[0], after[0], after[1]]
+        clause = f" WHERE {' AND '.join(cond)}" if cond else ""
+        rows = r.q(f"{head}{clause} ORDER BY {order} LIMIT ?", [*cparams, chunk])
+        if not kwargs:
+            return rows
+        out += [row[:-1] for row in rows if kwargs_match(row[-1], kwargs)]
+        if len(out) >= want or len(rows) < chunk:
+            return out[:want]
+        last = rows[-1]
+        after = (float(last[-2]), str(last[0]))

@@ -57,6 +57,8 @@ class TaskQuery:
     limit: int = 50
     cursor: str | None = None
     exception_types: tuple[str, ...] = ()  # exact matches, any of
+    group: str | None = None  # a group's (or chord header's) members
+    parent: str | None = None  # a task's children
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,11 @@ so the event loop keeps serving other requests meanwhile.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
@@ -29,7 +32,7 @@ import brotli
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# Preferred first: brotli is ~15-20% smaller than gzip on this server's JSON at a similar speed.
+# Preferred first: on this server's JSON brotli is smaller than gzip (2-3x on big graphs) and faster.
 CODINGS = ("br", "gzip")
 
 # Media types worth compressing: text in any form. Images, fonts and archives are compressed
@@ -110,12 +113,50 @@ class _Encoder:
         return out + self._gz.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
 
 
+class _Memo:
+    """Compressed copies of recent big bodies, by the digest of their identity bytes.
+
+    A cached workflow graph is megabytes that every viewer and every poll asks for again
+    unchanged; compressing it costs 10-30 ms a time, hashing it 1-2 ms. Bounded by the
+    compressed size kept, least recently used first out.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, bytes]) -> bytes | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, bytes], value: bytes) -> None:
+        if len(value) > self.max_bytes // 4:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = value
+            self._size += len(value)
+            while self._size > self.max_bytes:
+                _, dropped = self._items.popitem(last=False)
+                self._size -= len(dropped)
+
+
 class CompressionMiddleware:
     """Compress text responses with brotli or gzip as negotiated (see the module docstring).
 
-    ``brotli_quality`` 4 and ``gzip_level`` 6 compress a 4.5 MB graph in tens of milliseconds;
-    the highest settings would take seconds for a few percent less. Static files are
-    compressed at the highest settings once, at build time, and served as they are.
+    Settings measured on this server's JSON (docs/benchmarks-server.md): brotli quality 2
+    compresses a 2.5 MB workflow graph 60-fold in ~10 ms, where quality 4 takes three times as
+    long for a bigger result and 11 takes seconds; bodies under ``large_size`` are cheap enough
+    for quality 5. gzip (what browsers ask for over plain HTTP, where they never offer brotli)
+    uses zlib's default level 6. Whole bodies of at least ``memo_minimum_size`` are compressed
+    once per content (see ``_Memo``). Static files are compressed at the highest settings at
+    build time and served as they are.
     """
 
     def __init__(
@@ -124,14 +165,36 @@ class CompressionMiddleware:
         *,
         minimum_size: int = 1024,
         gzip_level: int = 6,
-        brotli_quality: int = 4,
-        thread_minimum_size: int = 64 * 1024,
+        brotli_quality: int = 5,
+        brotli_quality_large: int = 2,
+        large_size: int = 64 * 1024,
+        memo_minimum_size: int = 256 * 1024,
+        memo_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         self.app = app
         self.minimum_size = minimum_size
         self.gzip_level = gzip_level
         self.brotli_quality = brotli_quality
-        self.thread_minimum_size = thread_minimum_size
+        self.brotli_quality_large = brotli_quality_large
+        self.large_size = large_size
+        self.memo_minimum_size = memo_minimum_size
+        self.memo = _Memo(memo_bytes)
+
+    def encoder(self, coding: str, first_size: int) -> _Encoder:
+        large = first_size >= self.large_size
+        quality = self.brotli_quality_large if large else self.brotli_quality
+        return _Encoder(coding, self.gzip_level, quality)
+
+    def compress_whole(self, coding: str, body: bytes) -> bytes:
+        """A complete body, compressed (from the memo when it is big and was seen before)."""
+        if len(body) < self.memo_minimum_size:
+            return self.encoder(coding, len(body)).feed(body, final=True)
+        key = (coding, hashlib.sha256(body).digest())
+        found = self.memo.get(key)
+        if found is None:
+            found = self.encoder(coding, len(body)).feed(body, final=True)
+            self.memo.put(key, found)
+        return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -191,8 +254,11 @@ class _Responder:
         headers = MutableHeaders(raw=raw)
         add_vary(headers)
         if self.coding is not None:
-            self.encoder = _Encoder(self.coding, self.config.gzip_level, self.config.brotli_quality)
-            body = await self._compress(self.encoder, body, final=not more)
+            if more:
+                self.encoder = self.config.encoder(self.coding, len(body))
+                body = await self._compress(self.encoder, body, final=False)
+            else:
+                body = await self._off_loop(len(body), self.config.compress_whole, self.coding, body)
             headers["Content-Encoding"] = self.coding
             etag = headers.get("etag")
             if etag is not None and not etag.startswith("W/"):
@@ -206,7 +272,11 @@ class _Responder:
         await self.downstream(message)
 
     async def _compress(self, encoder: _Encoder, body: bytes, final: bool) -> bytes:
-        if len(body) < self.config.thread_minimum_size:
-            return encoder.feed(body, final)
-        feed: Callable[[bytes, bool], bytes] = encoder.feed
-        return await anyio.to_thread.run_sync(feed, body, final)
+        return await self._off_loop(len(body), encoder.feed, body, final)
+
+    async def _off_loop(self, size: int, fn: Callable[..., bytes], *args: Any) -> bytes:
+        """``fn(*args)``, in a worker thread when the body is big: compressing megabytes takes
+        milliseconds the event loop should spend serving other requests."""
+        if size < self.config.large_size:
+            return fn(*args)
+        return await anyio.to_thread.run_sync(fn, *args)

@@ -19,7 +19,7 @@ import uvicorn
 from server_events import EventFactory
 
 from stemtrace.server import create_app
-from stemtrace.server.compression import negotiate
+from stemtrace.server.compression import CompressionMiddleware, negotiate
 from stemtrace.server.store import SqlStore
 
 NOW = 1_790_100_000.0
@@ -212,6 +212,40 @@ def test_index_html_is_revalidated_and_copies_are_not_files(served: Served) -> N
     assert b'name="stemtrace-root"' in decode(response.getheader("Content-Encoding"), body)
     copy, _ = served.request("/assets/index-AbC123xy.js.br", "br")
     assert copy.status == 404  # compressed bytes must never be served labelled as a script
+
+
+def test_big_bodies_are_compressed_off_the_loop_and_once(served: Served, store: SqlStore) -> None:
+    f = EventFactory()
+    events = []
+    for i in range(600):
+        events += f.run(
+            f"bulk-{i:04d}",
+            "proj.search.index_document_for_the_search_backend",
+            100 + i,
+            kwargs={"doc": f"d-{i}" * 12},
+        )
+    store.apply(events, {}, NOW)
+    _, plain = served.request("/api/tasks?limit=500")
+    assert len(plain) > 256 * 1024  # over the memo's threshold, and the worker thread's
+    for coding in ("br", "gzip"):
+        first, body = served.request("/api/tasks?limit=500", coding)
+        again, body_again = served.request("/api/tasks?limit=500", coding)
+        assert first.getheader("Content-Encoding") == again.getheader("Content-Encoding") == coding
+        assert body_again == body
+        assert json.loads(decode(coding, body)) == json.loads(plain)
+
+
+def test_the_memo_returns_the_stored_copy_and_stays_bounded() -> None:
+    middleware = CompressionMiddleware(lambda *_: None, memo_minimum_size=1024, memo_bytes=64 * 1024)  # type: ignore[arg-type]
+    bodies = [(b'{"id": %d, "pad": "' % i) + bytes(range(32, 127)) * 3000 + b'"}' for i in range(80)]
+    first = middleware.compress_whole("br", bodies[0])
+    assert middleware.compress_whole("br", bodies[0]) is first  # not compressed again
+    assert middleware.compress_whole("gzip", bodies[0]) is not first
+    assert brotli.decompress(first) == bodies[0]
+    for body in bodies[1:]:
+        assert gzip.decompress(middleware.compress_whole("gzip", body)) == body
+    assert middleware.memo._size <= 64 * 1024
+    assert middleware.compress_whole("br", bodies[0]) is not first  # evicted, compressed anew
 
 
 def test_negotiation_follows_the_weights() -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stemtrace.core.events import Event, decode_event
+
+__all__ = ["EventFactory", "TestClient"]
 
 
 class EventFactory:
@@ -80,14 +82,18 @@ class EventFactory:
         return out
 
 
-def _test_client() -> type:
-    import warnings
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+else:
 
-    with warnings.catch_warnings():  # starlette warns that its httpx-based client will move to httpx2
-        warnings.simplefilter("ignore")
-        from fastapi.testclient import TestClient
+    def _test_client() -> type:
+        import warnings
 
-    return TestClient
+        with warnings.catch_warnings():  # starlette warns that its httpx-based client will move to httpx2
+            warnings.simplefilter("ignore")
+            from fastapi.testclient import TestClient
 
+        return TestClient
 
-TestClient = _test_client()
+    # Imported here, with the warning silenced, rather than at the top; the type checker sees the class.
+    TestClient = _test_client()

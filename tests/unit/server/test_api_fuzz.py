@@ -70,7 +70,7 @@ def _cleanup() -> Iterator[None]:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-def test_every_get_route_conforms_to_its_schema(case: schemathesis.Case) -> None:
+def test_every_get_route_conforms_to_its_schema(case: schemathesis.Case[Any]) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # Time parameters are strings whose format (ISO-8601 or epoch seconds) the spec

@@ -79,7 +79,7 @@ def _cleanup() -> Iterator[None]:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-def test_generated_requests_never_get_a_server_error(case: schemathesis.Case) -> None:
+def test_generated_requests_never_get_a_server_error(case: schemathesis.Case[Any]) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         response = case.call()
@@ -91,7 +91,7 @@ def test_generated_requests_never_get_a_server_error(case: schemathesis.Case) ->
 class NoServerErrors(schema.as_state_machine()):  # type: ignore[misc]
     """Chained requests through inferred links; the one property checked is "no 5xx"."""
 
-    def validate_response(self, response: Any, case: schemathesis.Case, *_: Any, **__: Any) -> None:
+    def validate_response(self, response: Any, case: schemathesis.Case[Any], *_: Any, **__: Any) -> None:
         case.validate_response(response, checks=[checks.not_a_server_error])
 
 

@@ -22,7 +22,14 @@ from stemtrace.core.workflow import build_workflow
 from stemtrace.server import create_app
 from stemtrace.server.api import schemas
 from stemtrace.server.api.graph_json import iso, workflow_graph_json
-from stemtrace.server.api.schemas import AttemptSpanOut, EdgeOut, GroupOut, NodeOut, WorkflowGraphOut
+from stemtrace.server.api.schemas import (
+    AttemptSpanOut,
+    CollapsedOut,
+    EdgeOut,
+    GroupOut,
+    NodeOut,
+    WorkflowGraphOut,
+)
 from stemtrace.server.graph_cache import gc_paused
 from stemtrace.server.store import SqlStore
 
@@ -66,6 +73,15 @@ def pydantic_graph(graph: WorkflowGraph) -> WorkflowGraphOut:
             ],
             skipped_reason=n.skipped_reason,
             skipped_by=n.skipped_by,
+            collapsed=None
+            if n.collapsed is None
+            else CollapsedOut(
+                count=n.collapsed.count,
+                counts=dict(n.collapsed.counts),
+                member_ids=list(n.collapsed.member_ids),
+                parent_id=n.collapsed.parent_id,
+                group_id=n.collapsed.group_id,
+            ),
         )
         for n in graph.nodes
     ]
@@ -77,6 +93,7 @@ def pydantic_graph(graph: WorkflowGraph) -> WorkflowGraphOut:
         counts={k: int(v) for k, v in graph.counts.items()},
         started_at=schemas.iso(graph.started_at),
         finished_at=schemas.iso(graph.finished_at),
+        events_may_be_missing=False,  # set per request, after this mapping
         root_id=graph.root_id,
         nodes=nodes,
         edges=[EdgeOut(source=e.source, target=e.target, kind=e.kind) for e in graph.edges],
@@ -89,6 +106,7 @@ def pydantic_graph(graph: WorkflowGraph) -> WorkflowGraphOut:
             )
             for g in graph.groups
         ],
+        collapsed_tasks=int(graph.extra.get("collapsed_tasks", 0)),
     )
 
 

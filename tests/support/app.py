@@ -153,7 +153,7 @@ def make_app(settings: AppSettings, *, init: bool | None = None) -> TaskKit:
 
     base_task: Any = app.Task
 
-    class SlowSuccessHandler(base_task):  # type: ignore[misc,valid-type]
+    class SlowSuccessHandler(base_task):  # type: ignore[misc]
         """Its ``on_success`` takes time: Celery's runtime of the task excludes it."""
 
         def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:

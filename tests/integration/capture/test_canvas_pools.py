@@ -134,7 +134,7 @@ def test_links_errbacks_and_spawned_tasks(rec: Recorder) -> None:
 
 
 def test_worker_announces_itself_with_registered_tasks(rec: Recorder) -> None:
-    online = [e for e in rec.worker_events if e["type"] == "worker.online"]  # type: ignore[attr-defined]
+    online = [e for e in rec.worker_events if e["type"] == "worker.online"]
     assert len(online) == 1
     data = online[0]["data"]
     assert data["pool"] == rec.pool  # type: ignore[attr-defined]

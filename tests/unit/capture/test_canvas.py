@@ -68,7 +68,13 @@ def _frozen(name: str, task_id: str, link: list[Any] | None = None) -> dict[str,
 
 
 def test_protocol_1_chain_links_are_unrolled_into_the_chain() -> None:
-    user_link = {"task": "t.notify", "args": [], "kwargs": {}, "options": {}, "subtask_type": None}
+    user_link: dict[str, Any] = {
+        "task": "t.notify",
+        "args": [],
+        "kwargs": {},
+        "options": {},
+        "subtask_type": None,
+    }
     step3 = _frozen("t.c", "id-c")
     step2 = _frozen("t.b", "id-b", [step3, user_link])  # the user linked step 2 too
     embed = {"chord": None, "callbacks": [step2], "errbacks": None, PROTOCOL_1: True}
@@ -81,7 +87,13 @@ def test_protocol_1_chain_links_are_unrolled_into_the_chain() -> None:
 
 
 def test_protocol_1_user_links_stay_callbacks() -> None:
-    user_link = {"task": "t.notify", "args": [], "kwargs": {}, "options": {}, "subtask_type": None}
+    user_link: dict[str, Any] = {
+        "task": "t.notify",
+        "args": [],
+        "kwargs": {},
+        "options": {},
+        "subtask_type": None,
+    }
     out = summarize({"chord": None, "callbacks": [user_link], "errbacks": None, PROTOCOL_1: True})
     assert out is not None and out["chain"] == [] and [c["name"] for c in out["callbacks"]] == ["t.notify"]
     # Without the marker (protocol 2), frozen links are links as they are.

@@ -15,7 +15,7 @@ import pytest
 from celery import Celery
 from celery.exceptions import NotRegistered
 from celery.utils.serialization import UnpickleableExceptionWrapper, get_pickleable_exception
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 from stemtrace.capture import celery_compat as compat
 

@@ -10,12 +10,14 @@ shortcut must equal the record folded with it disabled.
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stemtrace.core import task as task_module
+from stemtrace.core.attempts import single_attempt
 from stemtrace.core.events import Event, Source
 from stemtrace.core.model import TaskRecord
 from stemtrace.core.states import TaskState
@@ -77,12 +79,9 @@ def event_sets(draw: st.DrawFn) -> list[Event]:
 
 
 def general_fold(events: list[Event]) -> TaskRecord:
-    shortcut = task_module.single_attempt
-    task_module.single_attempt = lambda ordered, stated: None  # type: ignore[assignment]
-    try:
+    # fold_task looks the shortcut up in its own module's namespace: disable it there.
+    with mock.patch.object(task_module, "single_attempt", lambda ordered, stated: None):
         return fold_task("t", events)
-    finally:
-        task_module.single_attempt = shortcut
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -112,7 +111,7 @@ def test_the_common_shapes_take_the_shortcut(outcome: str | None, state: TaskSta
     if outcome is not None:
         events.append(_event(outcome, 3, 4.0, retries=0, runtime=0.5, exception_type="E", exception="e"))
     ordered = sorted(events, key=lambda e: e.ts)
-    attempt = task_module.single_attempt(ordered, [0] * len(ordered))
+    attempt = single_attempt(ordered, [0] * len(ordered))
     assert attempt is not None
     assert attempt.state is state
     assert fold_task("t", events) == general_fold(events)

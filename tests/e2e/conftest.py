@@ -193,7 +193,7 @@ def scenarios(tasks_module: Any, worker: Any, server_url: str) -> dict[str, Any]
     out: dict[str, Any] = {}
 
     failing = chain(t.add.s(1, 1), t.add.s(2), t.explode.s(), t.add.s(3), t.add.s(4)).apply_async()
-    steps = []
+    steps: list[str] = []
     node = failing
     while node is not None:
         steps.insert(0, node.id)
@@ -224,7 +224,11 @@ def scenarios(tasks_module: Any, worker: Any, server_url: str) -> dict[str, Any]
     wait_for(lambda: _state(server_url, out["echo"]) == "SUCCESS", "the echo task", 60)
     wait_for(lambda: _state(server_url, out["parent"]) == "SUCCESS", "the parent task", 60)
     for tid in [out["picky_key"], *out["picky_value"]]:
-        wait_for(lambda tid=tid: _state(server_url, tid) == "FAILURE", "the picky failures", 60)
+
+        def failed(tid: str = tid) -> bool:
+            return _state(server_url, tid) == "FAILURE"
+
+        wait_for(failed, "the picky failures", 60)
 
     def big_done() -> bool:
         wf = get_json(f"{server_url}/api/workflows/{out['big_members'][0]}")
@@ -259,7 +263,7 @@ def page(browser: Any, server_url: str) -> Iterator[Any]:
             errors.append(m.text) if m.type == "error" and "Content Security Policy" in m.text else None
         ),
     )
-    pg.errors = errors  # type: ignore[attr-defined]
+    pg.errors = errors
     yield pg
     ctx.close()
     assert not errors, f"browser errors: {errors[:5]}"

@@ -190,7 +190,9 @@ def test_foreign_poison_messages_on_rabbitmq_do_not_stop_ingest(amqp_url: str, t
     """Bodies no stemtrace library wrote (invalid JSON declared as JSON, an unknown content
     type, a compressed body) sit in the RabbitMQ queue before good events: each is counted
     as malformed and acknowledged, and everything after it is ingested."""
-    from kombu import Connection, Exchange, Producer
+    from kombu.connection import Connection
+    from kombu.entity import Exchange
+    from kombu.messaging import Producer
 
     from stemtrace.transport import resolve
 

@@ -80,7 +80,7 @@ def test_any_value_in_data_is_made_storable(value: Any) -> None:
 
 
 def test_deep_nesting_is_cut_with_a_marker() -> None:
-    envelope = json.dumps(raw(args="DEEP")).replace('"DEEP"', "[" * 1000 + '"leaf"' + "]" * 1000)
+    envelope = json.dumps(raw(args="DEEP")).replace('"DEEP"', "[" * 200 + '"leaf"' + "]" * 200)
     checked, _ = check(core_decode_event(loads(envelope)), NOW)
     depth, node = 0, checked.data["args"]
     while isinstance(node, list):

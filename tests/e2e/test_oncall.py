@@ -133,6 +133,7 @@ def test_a_fan_out_lists_its_failures_first(page: Any, oncall: dict[str, Any], s
     review(page, "fanout-failed-first")
     fan.get_by_role("link", name="3 failed").click()
     page.wait_for_url(re.compile(r"/tasks\?name=e2e.shaky&state=FAILURE"))
+    assert "group=" in page.url  # exactly this fan-out's members, not every same-named task
     expect(rows(page)).to_have_count(3)
     assert {rows(page).nth(i).get_attribute("data-task-id") for i in range(3)} == set(oncall["shaky_failed"])
     assert rows(page).first.locator(".c-args").inner_text().startswith("shaky(")

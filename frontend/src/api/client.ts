@@ -94,6 +94,10 @@ export interface TaskFilters {
   since?: string;
   until?: string;
   workflow?: string;
+  /** Members of this group or chord header (its group id). */
+  group?: string;
+  /** Children of this task. */
+  parent?: string;
 }
 
 export interface WorkflowFilters {

@@ -1576,10 +1576,14 @@ export interface operations {
                 cursor?: string | null;
                 /** @description exact exception type, as in TaskSummary.exception_type; may be repeated */
                 exception_type?: string[] | null;
+                /** @description members of this group or chord header (its group id) */
+                group?: string | null;
                 /** @description page size (default 50, at most 1000) */
                 limit?: number;
                 name?: string | null;
-                /** @description task-id prefix or text in the captured arguments */
+                /** @description children of this task (its id) */
+                parent?: string | null;
+                /** @description task-id prefix, words or "a phrase" in captured values, key=value, -word to exclude */
                 q?: string | null;
                 /** @description the queue the task was routed to */
                 queue?: string | null;
@@ -1662,13 +1666,18 @@ export interface operations {
             query?: {
                 /** @description exact exception type, as in TaskSummary.exception_type; may be repeated */
                 exception_type?: string[] | null;
+                /** @description members of this group or chord header (its group id) */
+                group?: string | null;
                 /** @description stop after this many rows */
                 max_rows?: number;
                 name?: string | null;
-                /** @description task-id prefix or text in the captured arguments */
+                /** @description children of this task (its id) */
+                parent?: string | null;
+                /** @description task-id prefix, words or "a phrase" in captured values, key=value, -word to exclude */
                 q?: string | null;
-                /** @description the queue the message was routed to */
+                /** @description the queue the task was routed to */
                 queue?: string | null;
+                /** @description the routing key it was sent with */
                 routing_key?: string | null;
                 /** @description ISO-8601 time (UTC unless an offset is given) or epoch seconds */
                 since?: string | null;

@@ -22,6 +22,9 @@ export interface ViewNode {
   memberName?: string | null;
   /** Fan-out: how many tasks it stands for (a server-collapsed node lists only a sample of them). */
   memberCount?: number;
+  /** Fan-out: what its members share, so its counts link to exactly them (a slice has neither). */
+  memberGroup?: string | null;
+  memberParent?: string | null;
   /** Collapsed by the server (a huge workflow): it cannot expand here, only list its members. */
   serverCollapsed?: boolean;
   /** Chord join: how many header tasks succeeded out of how many, and the callback's name. */
@@ -74,6 +77,8 @@ interface FanCandidate {
   key: string;
   members: string[];
   groupId: string | null;
+  /** Spawned siblings: the parent whose children they are. */
+  parentId?: string | null;
   /** Set on a slice of an expanded fan-out too big to draw member by member. */
   range?: [number, number];
 }
@@ -99,15 +104,17 @@ function fanCandidates(nodes: WorkflowNode[], wf: WorkflowDetail): FanCandidate[
     if (g.members.length >= MIN_FAN) out.push({ key: groupFanKey(g.id), members: [...g.members], groupId: g.id });
   }
   // Spawned siblings: many children of one parent with the same name, outside any group.
-  const spawned = new Map<string, string[]>();
+  const spawned = new Map<string, { parent: string; members: string[] }>();
   for (const n of nodes) {
     if (!n.parent_id || inGroup.has(n.id)) continue;
     const k = `fan:s:${n.parent_id}:${n.name ?? '?'}`;
-    const list = spawned.get(k);
-    if (list) list.push(n.id);
-    else spawned.set(k, [n.id]);
+    const found = spawned.get(k);
+    if (found) found.members.push(n.id);
+    else spawned.set(k, { parent: n.parent_id, members: [n.id] });
   }
-  for (const [key, members] of spawned) if (members.length >= MIN_FAN) out.push({ key, members, groupId: null });
+  for (const [key, { parent, members }] of spawned) {
+    if (members.length >= MIN_FAN) out.push({ key, members, groupId: null, parentId: parent });
+  }
   return out;
 }
 
@@ -173,6 +180,7 @@ export function buildViewGraph(wf: WorkflowDetail, opts: ViewOptions = {}): View
       id: c.key, kind: 'fanout', taskId: first, label: c.range ? `${label} #${c.range[0]}–${c.range[1]}` : label,
       state: rollUp(counts), container: null, members: c.members, counts, memberName: names.size === 1 ? [...names][0] ?? null : null,
       memberCount: c.members.length,
+      memberGroup: c.range ? null : c.groupId, memberParent: c.range ? null : c.parentId ?? null,
     });
     if (c.groupId && !c.range) fanOfGroup.set(c.groupId, c.key);
   }
@@ -262,6 +270,7 @@ export function buildViewGraph(wf: WorkflowDetail, opts: ViewOptions = {}): View
       out.push({
         id: n.id, kind: 'fanout', taskId: c.member_ids[0] ?? null, label: n.name ?? `${c.count} tasks`, state: rollUp(counts),
         container: containerOf.get(n.id) ?? null, members: c.member_ids, counts, memberName: n.name, memberCount: c.count, serverCollapsed: true,
+        memberGroup: c.group_id ?? null, memberParent: c.group_id ? null : c.parent_id ?? null,
       });
       continue;
     }

@@ -11,3 +11,12 @@ describe('tasksLink', () => {
     expect(tasksLink({})).toBe('/tasks');
   });
 });
+
+describe('fan-out members', () => {
+  it('links a fan-out to exactly its group or its parent’s children', () => {
+    expect(tasksLink({ workflow: 'w1', name: 'proj.item', state: ['FAILURE', 'LOST'], group: 'g1' })).toBe(
+      '/tasks?name=proj.item&state=FAILURE&state=LOST&workflow=w1&group=g1',
+    );
+    expect(tasksLink({ workflow: 'w1', parent: 'p1', group: null })).toBe('/tasks?workflow=w1&parent=p1');
+  });
+});

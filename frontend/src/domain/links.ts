@@ -6,6 +6,9 @@ export interface TaskLinkFilters {
   worker?: string;
   exception_type?: string | null;
   range?: string | null;
+  /** A fan-out's members: its group id, or the parent whose children it gathers. */
+  group?: string | null;
+  parent?: string | null;
 }
 
 /** Failed, as the UI counts it: FAILURE and the states that ended a task without success. */
@@ -20,6 +23,8 @@ export function tasksLink(f: TaskLinkFilters): string {
   if (f.exception_type) p.set('exception_type', f.exception_type);
   if (f.worker) p.set('worker', f.worker);
   if (f.workflow) p.set('workflow', f.workflow);
+  if (f.group) p.set('group', f.group);
+  if (f.parent) p.set('parent', f.parent);
   if (f.range && f.range !== 'all') p.set('range', f.range);
   const qs = p.toString();
   return `/tasks${qs ? `?${qs}` : ''}`;

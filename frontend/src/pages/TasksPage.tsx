@@ -32,6 +32,8 @@ export function TasksPage() {
     q: params.get('q') ?? undefined,
     ...rangeFilter(params),
     workflow: params.get('workflow') ?? undefined,
+    group: params.get('group') ?? undefined,
+    parent: params.get('parent') ?? undefined,
   };
   const query = useTaskList(filters, range);
   const names = useTaskNames();

@@ -62,7 +62,8 @@ export const FanoutNode = memo(function FanoutNode({ data }: NodeProps<Node<Task
   const total = view.memberCount ?? view.members?.length ?? 0;
   const failed = FAILED_STATES.reduce((n, s) => n + (counts[s] ?? 0), 0);
   const running = RUNNING_STATES.reduce((n, s) => n + (counts[s] ?? 0), 0);
-  const base = { workflow: data.workflowId, name: view.memberName ?? undefined };
+  // A fan-out's members share a group or a parent: its counts open exactly them.
+  const base = { workflow: data.workflowId, name: view.memberName ?? undefined, group: view.memberGroup, parent: view.memberParent };
   // Links and buttons inside a node must not also start a pan or the node's own click (expand).
   const stop = (e: React.SyntheticEvent) => e.stopPropagation();
   return (

@@ -1,6 +1,6 @@
 """``/api/tasks.csv``: any filtered task list as CSV, streamed page by page.
 
-The filters are the task list's own (:func:`task_filters`), so a spreadsheet holds exactly what
+The filters are the task list's own (:mod:`stemtrace.server.api.filters`), so a spreadsheet holds exactly what
 the Tasks page showed, and they are written into the file name. Rows are read from the store in
 keyset pages while the response streams, so a large export never sits in memory.
 """
@@ -20,15 +20,12 @@ from fastapi.responses import StreamingResponse
 
 from stemtrace.server.api import schemas as s
 from stemtrace.server.api.deps import server
-from stemtrace.server.api.params import parse_exception_types, parse_states, parse_time
+from stemtrace.server.api.filters import Filters
 from stemtrace.server.context import ServerContext
 from stemtrace.server.store import TaskQuery
 
 router = APIRouter(prefix="/api")
 Ctx = Annotated[ServerContext, Depends(server)]
-Time = Annotated[
-    str | None, Query(description="ISO-8601 time (UTC unless an offset is given) or epoch seconds")
-]
 PAGE = 1000
 COLUMNS = (
     "id", "name", "state", "workflow_id", "parent_id", "root_id", "group_id", "worker", "queue",
@@ -39,41 +36,6 @@ COLUMNS = (
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
-def task_filters(  # noqa: PLR0917
-    name: str | None = None,
-    state: Annotated[list[str] | None, Query(description="task state; may be repeated")] = None,
-    exception_type: Annotated[
-        list[str] | None,
-        Query(description="exact exception type, as in TaskSummary.exception_type; may be repeated"),
-    ] = None,
-    worker: str | None = None,
-    queue: Annotated[str | None, Query(description="the queue the message was routed to")] = None,
-    routing_key: str | None = None,
-    q: Annotated[str | None, Query(description="task-id prefix or text in the captured arguments")] = None,
-    since: Time = None,
-    until: Time = None,
-    workflow: Annotated[str | None, Query(description="workflow id or any member task id")] = None,
-) -> TaskQuery:
-    """The task list's filters as a :class:`TaskQuery` (first page, no cursor)."""
-    return TaskQuery(
-        name=name,
-        states=parse_states(state),
-        worker=worker,
-        queue=queue,
-        routing_key=routing_key,
-        q=q or None,
-        since=parse_time("since", since),
-        until=parse_time("until", until),
-        workflow=workflow,
-        limit=PAGE,
-        cursor=None,
-        exception_types=parse_exception_types(exception_type),
-    )
-
-
-Filters = Annotated[TaskQuery, Depends(task_filters)]
-
-
 @router.get(
     "/tasks.csv",
     summary="The filtered task list as CSV (streamed)",
@@ -82,14 +44,14 @@ Filters = Annotated[TaskQuery, Depends(task_filters)]
 )
 def export_tasks(
     ctx: Ctx,
-    query: Filters,
+    filters: Filters,
     max_rows: Annotated[int, Query(ge=1, le=1_000_000, description="stop after this many rows")] = 100_000,
 ) -> StreamingResponse:
-    filename = file_name(query)
+    query = replace(filters, limit=PAGE, cursor=None)
     return StreamingResponse(
         _rows(ctx, query, max_rows),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": f'attachment; filename="{file_name(query)}"'},
     )
 
 
@@ -130,6 +92,8 @@ def file_name(query: TaskQuery) -> str:
         ("worker", query.worker),
         ("queue", query.queue),
         ("routing_key", query.routing_key),
+        ("group", query.group),
+        ("parent", query.parent),
         ("workflow", query.workflow),
         ("q", query.q),
     ]

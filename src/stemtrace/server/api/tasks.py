@@ -7,6 +7,7 @@ calls never stall the event loop that serves the live stream.
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -15,18 +16,17 @@ from stemtrace.core.workflow import build_workflow
 from stemtrace.server.api import schemas as s
 from stemtrace.server.api.deps import server
 from stemtrace.server.api.errors import ApiError
+from stemtrace.server.api.filters import Filters
 from stemtrace.server.api.graph_json import workflow_graph_json
 from stemtrace.server.api.params import (
     check_cursor,
-    parse_exception_types,
-    parse_states,
     parse_time,
     parse_workflow_states,
 )
 from stemtrace.server.context import ServerContext
 from stemtrace.server.graph_cache import gc_paused
 from stemtrace.server.losses import with_missing_flag, workflow_flag
-from stemtrace.server.store import TaskQuery, WorkflowQuery
+from stemtrace.server.store import WorkflowQuery
 from stemtrace.server.store.fanout import COLLAPSE_OVER
 
 router = APIRouter(prefix="/api")
@@ -42,39 +42,13 @@ GC_PAUSE_TASKS = 1_000
 
 
 @router.get("/tasks", response_model=s.TaskPage, responses=BAD_INPUT, summary="List tasks, newest first")
-def list_tasks(  # noqa: PLR0917
+def list_tasks(
     ctx: Ctx,
-    name: str | None = None,
-    state: Annotated[list[str] | None, Query(description="task state; may be repeated")] = None,
-    exception_type: Annotated[
-        list[str] | None,
-        Query(description="exact exception type, as in TaskSummary.exception_type; may be repeated"),
-    ] = None,
-    worker: str | None = None,
-    queue: Annotated[str | None, Query(description="the queue the task was routed to")] = None,
-    routing_key: Annotated[str | None, Query(description="the routing key it was sent with")] = None,
-    q: Annotated[str | None, Query(description="task-id prefix or text in the captured arguments")] = None,
-    since: Time = None,
-    until: Time = None,
-    workflow: Annotated[str | None, Query(description="workflow id or any member task id")] = None,
+    filters: Filters,
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> s.TaskPage:
-    query = TaskQuery(
-        name=name,
-        states=parse_states(state),
-        worker=worker,
-        queue=queue,
-        routing_key=routing_key,
-        q=q or None,
-        since=parse_time("since", since),
-        until=parse_time("until", until),
-        workflow=workflow,
-        limit=limit,
-        cursor=check_cursor(cursor),
-        exception_types=parse_exception_types(exception_type),
-    )
-    page = ctx.store.list_tasks(query)
+    page = ctx.store.list_tasks(replace(filters, limit=limit, cursor=check_cursor(cursor)))
     return s.TaskPage(items=[s.task_summary(r) for r in page.items], next_cursor=page.next_cursor)
 
 

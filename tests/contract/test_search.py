@@ -17,7 +17,7 @@ from server_events import EventFactory
 
 from stemtrace.core.events import Event
 from stemtrace.core.states import TaskState
-from stemtrace.server.store import SqlStore, TaskQuery, search
+from stemtrace.server.store import SqlStore, TaskQuery, search_plan
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -189,7 +189,7 @@ def test_cursors_and_combined_filters(
     assert [t.id for t in page.items] == newest_first[5_200:5_250]
     # The same answers whichever plan SQLite picks (FTS-driven or a walk newest first).
     for sparse_max in (1, 1_000_000):
-        monkeypatch.setattr(search, "SPARSE_MAX", sparse_max)
+        monkeypatch.setattr(search_plan, "SPARSE_MAX", sparse_max)
         assert _q(store, "invoice", limit=1) == [NEW_INV, OLD_INV]
         assert _q(store, "s5 filler", limit=97) == [t for i, t in enumerate(fillers) if i % 7 == 5][::-1]
     monkeypatch.undo()

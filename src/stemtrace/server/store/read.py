@@ -16,7 +16,7 @@ from stemtrace.core.model import Attempt, GraphRecord, TaskRecord
 from stemtrace.core.rollup import PLUMBING_NAMES
 from stemtrace.core.states import FAILED_STATES, TaskState
 from stemtrace.core.workflow import structure
-from stemtrace.server.store import search
+from stemtrace.server.store import search_plan
 from stemtrace.server.store.base import (
     ChildRow,
     Page,
@@ -99,7 +99,7 @@ class Reader:
 
     def _search(self, query: TaskQuery, where: list[str], params: list[Any]) -> Page:
         """``q``: the id-prefix range and the full-text index, merged newest first (``store/search.py``)."""
-        return search.find(self, ROW_COLUMNS, query, where, params)
+        return search_plan.find(self, ROW_COLUMNS, query, where, params)
 
     @staticmethod
     def _below(where: list[str], params: list[Any], cursor: str | None) -> tuple[list[str], list[Any]]:

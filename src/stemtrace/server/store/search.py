@@ -22,12 +22,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from stemtrace.core.model import TaskRecord
-from stemtrace.server.store.base import Page, TaskQuery, TaskRow, decode_cursor, encode_cursor
 from stemtrace.server.store.db import Dialect
 
 # What the document keeps of each part (characters): arguments as before, plus what the
@@ -258,115 +257,3 @@ def migrate(conn: Any, dialect: Dialect) -> None:
     transaction; its statements differ by engine, and triggers hold ``;``)."""
     for statement in _SQLITE if dialect.name == "sqlite" else _POSTGRES:
         conn.execute(statement)
-
-
-# -- paging ---------------------------------------------------------------------------------------
-
-# SQLite: a search whose words match fewer tasks than this reads them from the FTS index and
-# sorts them; more, and walking the tasks newest first (probing the index for each) fills a
-# page sooner. Both are complete; only their cost differs (benchmarks/search.py).
-SPARSE_MAX = 4096
-# Rows read per round while ``key=value`` is checked against the stored kwargs.
-VERIFY_CHUNK = 200
-
-
-class _Reader(Protocol):
-    d: Dialect
-
-    def q(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
-
-
-def find(r: _Reader, columns: str, query: TaskQuery, where: list[str], params: list[Any]) -> Page:
-    """One page of the tasks ``query.q`` matches among those ``where`` admits, newest first.
-
-    Pages are full or final: every part runs to completion below the cursor (the id-prefix
-    range, the full-text match), so ``next_cursor`` is set only when more matches exist.
-    """
-    assert query.q is not None
-    s = parse(query.q)
-    want = query.limit + 1
-    after = decode_cursor(query.cursor) if query.cursor else None
-    found: dict[str, tuple[Any, ...]] = {}
-    if s.id_prefix is not None:
-        prefix = s.id_prefix
-        id_where = [*where, "id >= ?", "id < ?"]
-        id_params = [*params, prefix, prefix + "\U0010ffff"]
-        cond, cparams = condition(r.d, Search(exclude=s.exclude))
-        if cond is not None:
-            id_where.append(cond)
-            id_params += cparams
-        # A prefix of 3+ characters is selective: read its primary-key range and sort it
-        # (``sort_ts + 0`` keeps the planner off the sort index, which would walk every task
-        # newest first looking for a rare id). A shorter one matches densely: walk newest first.
-        order = "sort_ts + 0 DESC, id DESC" if len(prefix) >= 3 else "sort_ts DESC, id DESC"
-        for row in _collect(r, f"SELECT {columns} FROM tasks", id_where, id_params, after, want, order, ()):
-            found[row[0]] = row
-    if s.include or s.exclude:
-        head = f"SELECT {columns} FROM tasks"
-        text_where, text_params = list(where), list(params)
-        if r.d.name == "sqlite" and s.include and _sparse(r, s):
-            head = (
-                f"SELECT {columns} FROM (SELECT rowid AS m FROM task_search WHERE task_search MATCH ?) "
-                "CROSS JOIN tasks ON tasks.rowid = m"
-            )
-            text_params = [_match_text(s), *text_params]
-        else:
-            cond, cparams = condition(r.d, s)
-            assert cond is not None
-            text_where.append(cond)
-            text_params += cparams
-        for row in _collect(r, head, text_where, text_params, after, want, "sort_ts DESC, id DESC", s.kwargs):
-            found[row[0]] = row
-    rows = sorted(found.values(), key=lambda row: (row[-1], row[0]), reverse=True)
-    items = [TaskRow(*row) for row in rows[: query.limit]]
-    more = len(rows) > query.limit
-    return Page(items, encode_cursor(items[-1].sort_ts, items[-1].id) if more else None)
-
-
-def _match_text(s: Search) -> str:
-    text = fts_expression(s.include, "AND")
-    for p in s.exclude:
-        text += f' NOT "{p}"'
-    return text
-
-
-def _sparse(r: _Reader, s: Search) -> bool:
-    """Whether the FTS index matches fewer than ``SPARSE_MAX`` tasks (it stops counting there)."""
-    found = r.q(
-        "SELECT count(*) FROM (SELECT 1 FROM task_search WHERE task_search MATCH ? LIMIT ?)",
-        [_match_text(s), SPARSE_MAX],
-    )
-    return int(found[0][0]) < SPARSE_MAX
-
-
-def _collect(  # noqa: PLR0917
-    r: _Reader,
-    head: str,
-    where: list[str],
-    params: list[Any],
-    after: tuple[float, str] | None,
-    want: int,
-    order: str,
-    kwargs: tuple[tuple[str, str], ...],
-) -> list[tuple[Any, ...]]:
-    """Up to ``want`` rows below ``after`` in ``order``; with ``kwargs``, only rows whose stored
-    kwargs hold them (read ``VERIFY_CHUNK`` at a time, checked here, until enough or none left)."""
-    out: list[tuple[Any, ...]] = []
-    if kwargs:
-        head = head.replace(" FROM ", ", detail FROM ", 1)
-    chunk = max(want, VERIFY_CHUNK) if kwargs else want
-    while True:
-        cond, cparams = list(where), list(params)
-        if after is not None:
-            # ``sort_ts <= ?`` alone bounds the index range; the OR breaks ties on id.
-            cond += ["sort_ts <= ?", "(sort_ts < ? OR (sort_ts = ? AND id < ?))"]
-            cparams += [after[0], after[0], after[0], after[1]]
-        clause = f" WHERE {' AND '.join(cond)}" if cond else ""
-        rows = r.q(f"{head}{clause} ORDER BY {order} LIMIT ?", [*cparams, chunk])
-        if not kwargs:
-            return rows
-        out += [row[:-1] for row in rows if kwargs_match(row[-1], kwargs)]
-        if len(out) >= want or len(rows) < chunk:
-            return out[:want]
-        last = rows[-1]
-        after = (float(last[-2]), str(last[0]))

@@ -67,6 +67,9 @@ def test_the_wheel_contains_the_built_ui_and_the_typing_marker() -> None:
     names = set(zipfile.ZipFile(_newest("stemtrace-*.whl")).namelist())
     assert "stemtrace/server/static/index.html" in names
     assert any(re.match(r"stemtrace/server/static/assets/.+\.js$", n) for n in names)
+    # The build's precompressed copies, which the server sends to clients that accept them.
+    entry = next(n for n in names if re.match(r"stemtrace/server/static/assets/index-.+\.js$", n))
+    assert f"{entry}.br" in names and f"{entry}.gz" in names
     assert "stemtrace/py.typed" in names
     assert not any(n.startswith(("tests/", "frontend/")) for n in names)
 

@@ -11,13 +11,13 @@ import re
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from kombu import Connection
+from kombu.connection import Connection
 from tests.support import AppSettings, Recorder, WorkerProcess, make_app, read_stream
 
 from stemtrace.capture import celery_compat as compat
@@ -248,10 +248,11 @@ def test_the_queue_is_the_routed_queue_on_rabbitmq(
         capture.uninstall(0.5)
         with Connection(amqp_url) as conn:
             channel = conn.default_channel
-            for delete in (
+            deletes: tuple[Callable[[], object], ...] = (
                 lambda: channel.queue_delete(settings.queue),
                 lambda: channel.exchange_delete(settings.conf["task_queues"][settings.queue]["exchange"]),
-            ):
+            )
+            for delete in deletes:
                 try:
                     delete()
                 except Exception:

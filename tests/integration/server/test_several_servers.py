@@ -82,7 +82,7 @@ def cleanup(broker_url: str, key: str, subscriptions: set[str]) -> None:
 
         redis.Redis.from_url(broker_url).delete(key)
         return
-    from kombu import Connection
+    from kombu.connection import Connection
 
     with Connection(broker_url) as conn:
         channel = conn.default_channel

@@ -44,7 +44,7 @@ def config(broker: str, unique_name: str) -> Iterator[TransportConfig]:
 
         redis.Redis.from_url(broker).delete(unique_name)
         return
-    from kombu import Connection
+    from kombu.connection import Connection
 
     with Connection(broker) as conn:
         for queue in (unique_name, f"{unique_name}.stemtrace:a", f"{unique_name}.stemtrace:b"):

@@ -18,6 +18,8 @@ from stemtrace.server.store.search import Search, condition, fts_expression, kwa
 # sorts them; more, and walking the tasks newest first (probing the index for each) fills a
 # page sooner. Both are complete; only their cost differs (benchmarks/search.py).
 SPARSE_MAX = 4096
+# The FTS queries per window of ``_windows`` at most (see ``_runs``).
+RUNS_MAX = 4
 # Rows read per round while ``key=value`` is checked against the stored kwargs.
 VERIFY_CHUNK = 200
 
@@ -162,15 +164,19 @@ def _windows(  # noqa: PLR0917
 
 
 def _runs(rowids: list[int], size: int) -> list[tuple[int, int]]:
-    """Sorted rowids as ranges, split where a gap is wider than the window."""
+    """Sorted rowids as at most ``RUNS_MAX`` ranges, split at the widest gaps wider than the
+    window. A filtered window's rowids are scattered (one task in hundreds): a range each
+    would be a query each, while one range costs only the matches inside it."""
+    gaps = sorted(
+        (rowids[i + 1] - rowids[i], i) for i in range(len(rowids) - 1) if rowids[i + 1] - rowids[i] > size
+    )
+    cuts = sorted(i for _, i in gaps[-(RUNS_MAX - 1) :]) if RUNS_MAX > 1 else []
     runs: list[tuple[int, int]] = []
-    lo = prev = rowids[0]
-    for rowid in rowids[1:]:
-        if rowid - prev > size:
-            runs.append((lo, prev))
-            lo = rowid
-        prev = rowid
-    runs.append((lo, prev))
+    lo = 0
+    for cut in cuts:
+        runs.append((rowids[lo], rowids[cut]))
+        lo = cut + 1
+    runs.append((rowids[lo], rowids[-1]))
     return runs
 
 

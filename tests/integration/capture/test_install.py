@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kombu import Connection
+from kombu.connection import Connection
 from tests.support import AppSettings, WorkerProcess, make_app, read_stream
 from tests.support.results import wait as wait_result
 
@@ -106,7 +106,7 @@ def test_rabbitmq_zero_config_worker(amqp_settings: AppSettings) -> None:
     capture.flush(5.0)
     config = TransportConfig(url=amqp_settings.broker_url, name=amqp_settings.options["name"])
     consumer = resolve(config).consumer("servers", "one")
-    types = []
+    types: list[str] = []
     for _ in range(20):
         got = consumer.poll(100, 0.5)
         if not got:

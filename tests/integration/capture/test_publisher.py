@@ -13,6 +13,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis
@@ -49,7 +50,9 @@ def test_ten_thousand_events_at_normal_rate_arrive_complete(settings: AppSetting
     # and the field names of the published events once, not per row.
     client = redis.Redis.from_url(settings.broker_url)
     try:
-        raw = client.xrange(settings.stream_key, count=1)
+        raw = cast(  # redis-py's shape without decode_responses
+            "list[tuple[bytes, dict[bytes, bytes]]]", client.xrange(settings.stream_key, count=1)
+        )
     finally:
         client.close()
     body = json.loads(raw[0][1][b"b"])

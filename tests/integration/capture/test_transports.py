@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from kombu import Connection
+from kombu.connection import Connection
 
 from stemtrace.core.wire import decode_batch, encode_batch
 from stemtrace.transport import TransportConfig, config_from_app, resolve

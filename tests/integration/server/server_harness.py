@@ -24,7 +24,7 @@ def cleanup_source(config: TransportConfig) -> None:
 
         redis.Redis.from_url(config.url).delete(config.name)
     else:
-        from kombu import Connection
+        from kombu.connection import Connection
 
         with Connection(config.url) as conn:
             # The queue, and the exchanges a server's own queue is bound to: once they are gone,

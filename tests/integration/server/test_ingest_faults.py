@@ -61,7 +61,7 @@ def test_a_crashed_ingest_loop_is_restarted_and_health_says_so(
     source: TransportConfig, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = Ingestor._decode
-    crashes = []
+    crashes: list[int] = []
 
     def crash_once(self: Ingestor, deliveries: list[Any]) -> Any:
         if not crashes:
@@ -78,7 +78,8 @@ def test_a_crashed_ingest_loop_is_restarted_and_health_says_so(
         health = c.get("/api/health").json()
         assert health["status"] == "degraded", health
         assert any("restarted after a crash" in r for r in health["reasons"]), health["reasons"]
-        assert ctx_of(app).ingestor is not None and ctx_of(app).ingestor.alive
+        ingestor = ctx_of(app).ingestor
+        assert ingestor is not None and ingestor.alive
         assert "stemtrace_ingest_restarts_total 1" in c.get("/metrics").text
     assert any(r.levelno == logging.ERROR and "ingest crashed" in r.getMessage() for r in caplog.records)
 

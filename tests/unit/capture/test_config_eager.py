@@ -34,7 +34,7 @@ def _app(redis_url: str, *, eager: bool) -> Celery:
     app = Celery("eager-test", broker=redis_url, set_as_current=False)
     app.conf.task_always_eager = eager
 
-    @app.task(name="eager.add", shared=False)  # type: ignore[untyped-decorator]
+    @app.task(name="eager.add", shared=False)
     def add(x: int, y: int) -> int:
         return x + y
 

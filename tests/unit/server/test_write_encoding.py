@@ -44,9 +44,10 @@ def odd_events() -> list[Event]:
     src = Source('h\u00e9\n"q\\', 7, "inst\u2028", 3, "child", None)
     # A NaN in data arrives as the json fallback reads it (orjson refuses the literal).
     nan = loads(b"NaN")
+    odd_data: dict[Any, Any] = {"big": 10**30, "s": "\ud800", 1: "int key", "f": 1e-7}  # an int key
     return [
         Event("task.started", 1.5, src, "t\x00", None, {"a": [1, 2.5, None, {"é": "\x01"}], "n": nan}),
-        Event("task.started", 1.5, src, "t", None, {"big": 10**30, "s": "\ud800", 1: "int key", "f": 1e-7}),
+        Event("task.started", 1.5, src, "t", None, odd_data),
         Event("worker.heartbeat", 2.0, Source("h", 1, "i", 1), None, None, {}),
         Event("task.started", float("inf"), Source("h", 1, "i", 2), "t", "n", {}),  # not repr's spelling
         Event("task.started", 3, Source("h", True, "i", 4), "t", "n", {"x": 1}),  # int ts, bool pid
@@ -106,7 +107,7 @@ def test_record_dict_reads_back_as_to_dict() -> None:
     base = records[0]
     records += [
         replace(base, name="n\u00e9", runtime_ms=float("nan"), args=(1, None), result={"r": [1.5]}),
-        replace(base, canvases=({"a": 1},), root_id=5, names=("a", "b")),
+        replace(base, canvases=({"a": 1},), root_id=5, names=("a", "b")),  # type: ignore[arg-type]  # an int on purpose
         replace(base, attempts=(Attempt(1, TaskState.LOST, lost_reason="x"), Attempt(2, TaskState.SUCCESS))),
         replace(base, attempts=(), name=None, retries=3, replaced_task_nesting=1, result=0),
         replace(base, attempts=(Attempt(1, TaskState.STARTED, redelivered=True),), args=[], kwargs={}),

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from stemtrace.capture import signals
+from stemtrace.capture import outcomes, signals
 from stemtrace.capture import state as _state
 from stemtrace.capture.config import CaptureConfig
 from stemtrace.transport import TransportConfig
@@ -38,7 +38,7 @@ BROKEN_CALLS: list[tuple[Callable[..., None], dict[str, Any]]] = [
     (signals.on_task_received, {"request": None}),
     (signals.on_task_prerun, {"task_id": ["not hashable"], "task": None}),
     (signals.on_task_postrun, {"task_id": "t1", "task": BrokenTask(), "state": "SUCCESS"}),
-    (signals.on_task_revoked, {"request": None}),
+    (outcomes.on_task_revoked, {"request": None}),
 ]
 
 

@@ -6,6 +6,7 @@ after each one."""
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 import pytest
@@ -92,6 +93,10 @@ def test_hostile_messages_never_stall_ingest_nor_break_an_endpoint(
     silent: list[str] = []
     try:
         with TestClient(app) as c:
+
+            def stored(task_id: str) -> bool:
+                return c.get(f"/api/tasks/{task_id}").status_code == 200
+
             pub.send([healthy("warm-up")])
             wait_for(lambda: c.get("/api/tasks/warm-up").status_code == 200, timeout=60)
             wait_for(lambda: c.get("/api/health").json()["ingest"]["stored"] >= 4, timeout=30)
@@ -99,12 +104,8 @@ def test_hostile_messages_never_stall_ingest_nor_break_an_endpoint(
                 before = c.get("/api/health").json()
                 pub.send([healthy(f"ok-{i}-a"), make(), healthy(f"ok-{i}-b")])
                 try:
-                    wait_for(
-                        lambda i=i: c.get(f"/api/tasks/ok-{i}-b").status_code == 200, timeout=30, every=0.05
-                    )
-                    wait_for(
-                        lambda i=i: c.get(f"/api/tasks/ok-{i}-a").status_code == 200, timeout=5, every=0.05
-                    )
+                    wait_for(partial(stored, f"ok-{i}-b"), timeout=30, every=0.05)
+                    wait_for(partial(stored, f"ok-{i}-a"), timeout=5, every=0.05)
                     # The counters follow the commit once its batch is acknowledged: wait until
                     # the broker has every message of the case acknowledged.
                     wait_for(lambda: settled(source, app), timeout=10, every=0.05)

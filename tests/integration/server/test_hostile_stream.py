@@ -95,7 +95,8 @@ def test_hostile_messages_never_stall_ingest_nor_break_an_endpoint(
         with TestClient(app) as c:
 
             def stored(task_id: str) -> bool:
-                return c.get(f"/api/tasks/{task_id}").status_code == 200
+                status: int = c.get(f"/api/tasks/{task_id}").status_code
+                return status == 200
 
             pub.send([healthy("warm-up")])
             wait_for(lambda: c.get("/api/tasks/warm-up").status_code == 200, timeout=60)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -183,7 +184,7 @@ def measure(
     return {
         "status": sorted(statuses),
         "p50_ms": round(statistics.median(samples), 1),
-        "p95_ms": round(samples[int(0.95 * (len(samples) - 1))], 1),
+        "p95_ms": round(samples[math.ceil(0.95 * len(samples)) - 1], 1),  # nearest rank
         "n": len(samples),
     }
 

@@ -37,7 +37,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -414,11 +414,6 @@ def decode_bench(payloads: list[bytes], rounds: int) -> None:
             ),
             flush=True,
         )
-
-
-def chunks(items: list[bytes], size: int) -> Iterator[list[bytes]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def main() -> None:

@@ -26,17 +26,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stemtrace.core.jsontext import dumps as std_dumps
 from stemtrace.core.model import TaskRecord
+from stemtrace.server.jsonfast import fast_dumps
 from stemtrace.server.store.db import Dialect
 
-# What the document keeps of each part (characters): arguments as before, plus what the
+# What the document keeps of each part (bytes of UTF-8): arguments as before, plus what the
 # task returned or raised. The text is for finding a task, the detail keeps the values.
 ARGS_MAX = 4000
 RESULT_MAX = 2000
 EXCEPTION_MAX = 1000
 # ``q`` is at most 4,096 characters (the API's limit); past this many terms it is no search.
 TERMS_MAX = 32
-_SEP = re.compile(r"[\W_]+")
+_SPACES = bytes.maketrans(
+    bytes(b for b in range(128) if not chr(b).isalnum()), b" " * sum(not chr(b).isalnum() for b in range(128))
+)
+_ESCAPE = re.compile(rb"\\(?:u[0-9A-Fa-f]{4}|.)")
 # A term: ``-``?, then ``key=value`` (value quoted or not), ``"a phrase"`` (closing quote
 # optional) or a word.
 _TOKEN = re.compile(r'(-?)(?:([A-Za-z_][A-Za-z0-9_]*)=(?:"([^"]*)"?|([^\s"]*))|"([^"]*)"?|([^\s"]+))')
@@ -45,57 +50,45 @@ _ID_PREFIX = re.compile(r"^[0-9A-Za-z_.:-]+$")
 
 def words(text: str) -> str:
     """``text``'s words (runs of letters and digits) separated by single spaces."""
-    return _SEP.sub(" ", text).strip()
+    return _words(text.encode("utf-8", "replace"))
 
 
-def _flatten(value: Any, out: list[str], budget: int) -> int:
-    """Append the keys and scalar values of a JSON value to ``out``, in order; stops at
-    ``budget`` characters. Strings are kept as they are (a JSON text would glue ``\\n`` escapes
-    to the next word); ``true``/``false``/``null`` are spelled as JSON spells them."""
-    stack: list[Any] = [value]
-    while stack and budget > 0:
-        item = stack.pop()
-        if isinstance(item, str):
-            text = item
-        elif isinstance(item, Mapping):
-            for key, sub in reversed(list(item.items())):
-                stack.append(sub)
-                stack.append(str(key))
-            continue
-        elif isinstance(item, (list, tuple)):
-            stack.extend(reversed(item))
-            continue
-        elif item is None:
-            text = "null"
-        elif item is True:
-            text = "true"
-        elif item is False:
-            text = "false"
-        else:
-            text = str(item)
-        out.append(text[:budget])
-        budget -= len(text) + 1
-    return budget
+def _words(raw: bytes) -> str:
+    # Every ASCII byte but a letter or digit becomes a space (``bytes.translate``: ~0.2 us a
+    # task where a regular expression took 5); other punctuation is left to the engines'
+    # tokenizers, which both split on it.
+    return b" ".join(raw.translate(_SPACES).split()).decode("utf-8", "ignore")
+
+
+def _json(value: Any, limit: int) -> bytes:
+    text = fast_dumps(value)
+    raw = (std_dumps(value) if text is None else text).encode("utf-8", "replace")[:limit]
+    if b"\\" in raw:  # JSON's escapes are separators: "line one\\nline two" has "two", not "nline"
+        raw = _ESCAPE.sub(b" ", raw)
+    return raw
 
 
 def document(record: TaskRecord, extra: Mapping[str, Any]) -> str | None:
     """The search document of a task (see the module docstring); ``None`` when it has no words.
 
     ``extra`` holds the ``args_repr``/``kwargs_repr`` the sender set, if any: they stand for
-    the arguments, which then may hold what the sender meant to hide.
+    the arguments, which then may hold what the sender meant to hide. Values go through their
+    JSON text (orjson) and one byte translation: ~1 us a task, where walking the values in
+    Python took 10.
     """
-    parts: list[str] = []
+    parts: list[bytes] = []
     if "args_repr" in extra or "kwargs_repr" in extra:
-        parts.append(f"{extra.get('args_repr') or ''} {extra.get('kwargs_repr') or ''}"[:ARGS_MAX])
+        text = f"{extra.get('args_repr') or ''} {extra.get('kwargs_repr') or ''}"
+        parts.append(text.encode("utf-8", "replace")[:ARGS_MAX])
     elif record.args is not None or record.kwargs is not None:
-        _flatten([record.args, record.kwargs], parts, ARGS_MAX)
+        parts.append(_json([record.args, record.kwargs], ARGS_MAX))
     if record.result is not None:
-        _flatten(record.result, parts, RESULT_MAX)
+        parts.append(_json(record.result, RESULT_MAX))
     if record.exception_type:
-        parts.append(record.exception_type[:200])
+        parts.append(record.exception_type.encode("utf-8", "replace")[:200])
     if record.exception:
-        parts.append(record.exception[:EXCEPTION_MAX])
-    return words(" ".join(parts)) or None
+        parts.append(record.exception.encode("utf-8", "replace")[:EXCEPTION_MAX])
+    return _words(b" ".join(parts)) or None
 
 
 # -- the query ------------------------------------------------------------------------------------

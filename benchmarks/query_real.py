@@ -4,9 +4,9 @@ Runs ``stemtrace server --no-ingest`` on a store filled by ``benchmarks/replay.p
 --keep`` (relabelled copies of a recording spread over the last ~6 days, plus the replayed
 copies of "now"), then requests every read endpoint with 1 and with 20 concurrent clients
 (threads, each with its own keep-alive connection) and prints p50/p95 per case. Searches look
-for OLD tasks (from the oldest fill copies) and NEW ones (the newest), by task-id prefix and by
-argument text, and report whether the task was on the first page: a search that answers fast
-but misses the task is a failure too.
+for OLD tasks (the oldest the store holds: older than 5.5 days if any) and NEW ones, by task-id
+prefix, full id and argument text, and report whether the task was on the first page: a search
+that answers fast but misses the task is a failure too.
 
     PYTHONPATH=src:. python benchmarks/replay.py /tmp/rec.jsonl.gz --store sqlite:////tmp/r1m.db \
         --fill 1000000 --keep --runs 1
@@ -70,9 +70,14 @@ def cases(c: httpx.Client) -> list[tuple[str, str, dict[str, Any], str | None]]:
     names = names.get("names", names) if isinstance(names, dict) else names
     name = next((n if isinstance(n, str) else n.get("name") for n in names), "t.add")
     newest = c.get("/api/tasks", params={"limit": 50}).json()
-    oldest = c.get("/api/tasks", params={"limit": 50, "until": iso(5.5)}).json()
+    # The oldest tasks the store holds: those older than the first of these ages that has any.
+    old_age, oldest = 0.0, {"items": []}
+    for old_age in (5.5, 4.0, 2.0, 1.0):
+        oldest = c.get("/api/tasks", params={"limit": 50, "until": iso(old_age)}).json()
+        if oldest["items"]:
+            break
     new_task = newest["items"][5]
-    old_task = oldest["items"][-1] if oldest["items"] else new_task
+    old_task = oldest["items"][-1] if oldest["items"] else None
     worker = new_task.get("worker") or ""
     # Cursors 1 and 100 pages deep (50 rows a page).
     cursor, deep = newest["next_cursor"], None
@@ -83,7 +88,9 @@ def cases(c: httpx.Client) -> list[tuple[str, str, dict[str, Any], str | None]]:
         page = c.get("/api/tasks", params={"limit": 50, "cursor": page["next_cursor"]}).json()
     deep = page.get("next_cursor")
     echo_new = c.get("/api/tasks", params={"limit": 50, "name": "t.echo"}).json()["items"]
-    echo_old = c.get("/api/tasks", params={"limit": 50, "name": "t.echo", "until": iso(5.5)}).json()["items"]
+    echo_old = c.get("/api/tasks", params={"limit": 50, "name": "t.echo", "until": iso(old_age)}).json()[
+        "items"
+    ]
 
     def arg_text(task: dict[str, Any]) -> str | None:
         detail = c.get(f"/api/tasks/{task['id']}").json()
@@ -120,8 +127,6 @@ def cases(c: httpx.Client) -> list[tuple[str, str, dict[str, Any], str | None]]:
             None,
         ),
         ("q= id prefix 8, NEW task", "/api/tasks", {"limit": 50, "q": new_task["id"][:8]}, new_task["id"]),
-        ("q= id prefix 8, OLD task", "/api/tasks", {"limit": 50, "q": old_task["id"][:8]}, old_task["id"]),
-        ("q= full id, OLD task", "/api/tasks", {"limit": 50, "q": old_task["id"]}, old_task["id"]),
         ("q= no match", "/api/tasks", {"limit": 50, "q": "no-such-text-anywhere"}, None),
         ("workflows, newest 50", "/api/workflows", {"limit": 50}, None),
         ("workflows, FAILURE", "/api/workflows", {"limit": 50, "state": "FAILURE"}, None),
@@ -137,7 +142,13 @@ def cases(c: httpx.Client) -> list[tuple[str, str, dict[str, Any], str | None]]:
         ("health", "/api/health", {}, None),
         ("metrics", "/metrics", {}, None),
     ]
-    for label, tasks in (("NEW", echo_new), ("OLD", echo_old)):
+    if old_task is not None:
+        old = f"OLD task (> {old_age:g} days)"
+        out.append(
+            (f"q= id prefix 8, {old}", "/api/tasks", {"limit": 50, "q": old_task["id"][:8]}, old_task["id"])
+        )
+        out.append((f"q= full id, {old}", "/api/tasks", {"limit": 50, "q": old_task["id"]}, old_task["id"]))
+    for label, tasks in (("NEW", echo_new), (f"OLD (> {old_age:g} days)", echo_old)):
         if tasks:
             text = arg_text(tasks[-1])
             if text:

@@ -75,8 +75,9 @@ def main() -> None:
     parser.add_argument("--store", default=None, help="store URL (default: a temporary SQLite file)")
     args = parser.parse_args()
 
-    from stemtrace.server.ingest import Maintenance, quiet_gc, short_gil_switches
+    from stemtrace.server.ingest import quiet_gc, short_gil_switches
     from stemtrace.server.jsonfast import decode_payload
+    from stemtrace.server.maintenance import Maintenance
     from stemtrace.server.store import open_store
 
     short_gil_switches()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from server_events import EventFactory
 
-from stemtrace.server.ingest import Maintenance
+from stemtrace.server.maintenance import Maintenance
 from stemtrace.server.store import SqlStore, TaskQuery, open_store
 
 NOW = 1_790_100_000.0

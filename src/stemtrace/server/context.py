@@ -13,9 +13,10 @@ import time
 from typing import Any
 
 from stemtrace.server.graph_cache import GraphCache
-from stemtrace.server.ingest import Ingestor, Maintenance
+from stemtrace.server.ingest import Ingestor
 from stemtrace.server.live import Hub
 from stemtrace.server.losses import LossTracker
+from stemtrace.server.maintenance import Maintenance
 from stemtrace.server.settings import ServerSettings
 from stemtrace.server.source import subscription_group, transport_config
 from stemtrace.server.store import Store, open_store

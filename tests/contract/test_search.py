@@ -215,6 +215,9 @@ def test_retention_and_rewrites_keep_the_index_in_step(store: SqlStore) -> None:
     assert _q(store, "alpha") == [] and _q(store, "beta") == []
     store.apply(f.run("c1", "proj.t", 3, args=["alpha"]), {}, NOW + 20)
     assert _q(store, "alpha") == ["c1"]
+    if store.dialect.name == "sqlite":  # FTS5 compares its index with the tasks' documents
+        with store.writers.connection() as conn:
+            conn.execute("INSERT INTO task_search (task_search) VALUES ('integrity-check')")
 
 
 HOSTILE = [

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ def oncall(tasks_module: Any, worker: Any, server_url: str, scenarios: dict[str,
             return False
 
     for tid in out["shaky_failed"]:
-        wait_for(lambda tid=tid: stored(tid, ("FAILURE",)), "the shaky failures", 60)
+        wait_for(partial(stored, tid, ("FAILURE",)), "the shaky failures", 60)
     wait_for(lambda: stored(out["scheduled"], ("RECEIVED",)), "the scheduled task to be received", 60)
     wait_for(lambda: stored(out["verbose"], ("FAILURE",)), "the verbose failure", 60)
     wait_for(lambda: stored(out["nested_callback"], ("SUCCESS",)), "the nested chord", 60)

@@ -132,7 +132,8 @@ export const api = {
       params: { path: { workflow_id: id }, query: plumbing ? { plumbing } : {} },
       signal,
     })),
-  workers: (signal?: AbortSignal) => unwrap(http.GET('/api/workers', { signal })),
+  workers: (signal?: AbortSignal, expired = false) =>
+    unwrap(http.GET('/api/workers', { params: { query: expired ? { expired: true } : {} }, signal })),
   taskNames: (signal?: AbortSignal) => unwrap(http.GET('/api/task-names', { signal })),
   failures: (f: PeriodFilters, signal?: AbortSignal) =>
     unwrap(http.GET('/api/failures', { params: { query: clean({ ...f, limit: 500 }) }, signal })),

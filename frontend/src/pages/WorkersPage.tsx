@@ -1,6 +1,8 @@
 // Workers: online state, heartbeat, running and registered tasks; per task name: throughput,
 // failure rate and runtime p50/p95.
+import { useState } from 'react';
 import { Link } from 'react-router';
+import type { Worker } from '../api/types';
 import { useStats, useWorkers } from '../queries';
 import { useTitle } from '../app/title';
 import { useUrlState } from '../app/urlstate';
@@ -13,9 +15,11 @@ export function WorkersPage() {
   const [params, set] = useUrlState();
   useTitle('Workers');
   const range = params.get('range') ?? '1h';
-  const workers = useWorkers();
+  const [showExpired, setShowExpired] = useState(false);
+  const workers = useWorkers(undefined, showExpired);
   const stats = useStats(range);
   const ws = workers.data?.items ?? [];
+  const hidden = workers.data?.expired ?? 0;
   const st = stats.data?.items ?? [];
   const maxP95 = Math.max(1, ...st.map((s) => s.runtime_p95_ms ?? 0));
 
@@ -23,35 +27,30 @@ export function WorkersPage() {
     <div className="page">
       <div className="page-head"><h1>Workers</h1></div>
       <ErrorBanner error={workers.error} what="workers" />
-      {workers.isPending ? <Loading what="workers" /> : ws.length === 0 && !workers.error ? (
+      {workers.isPending ? <Loading what="workers" /> : ws.length === 0 && hidden === 0 && !workers.error ? (
         <Empty title="No worker has been seen"><NoEventsHint /></Empty>
       ) : (
-        <div className="worker-cards">
-          {[...ws].sort((a, b) => Number(b.online) - Number(a.online) || a.hostname.localeCompare(b.hostname)).map((w) => (
-            <article key={w.hostname} className={`card worker ${w.online ? 'online' : 'offline'}`} data-worker={w.hostname}>
-              <header>
-                <span className={`dot ${w.online ? 'on' : 'off'}`} aria-hidden="true" />
-                <h2>{w.hostname}</h2>
-                <span className="muted">{w.online ? 'online' : 'offline'}</span>
-              </header>
-              <dl className="facts">
-                <dt>Heartbeat</dt><dd><Time ts={w.last_heartbeat} /></dd>
-                <dt>Pool</dt><dd>{w.pool ?? '—'}{w.concurrency ? ` × ${w.concurrency}` : ''}{w.pid ? ` · pid ${w.pid}` : ''}</dd>
-                <dt>Queues</dt><dd>{w.queues.join(', ') || '—'}</dd>
-                <dt>Processed</dt><dd>{w.processed?.toLocaleString() ?? '—'}</dd>
-                <dt>Running</dt>
-                <dd>
-                  <Link to={tasksLink({ worker: w.hostname, state: 'STARTED' })} title={`Tasks running on ${w.hostname}`}>{w.active.toLocaleString()}</Link>{' '}
-                  {w.active_tasks.slice(0, 5).map((t) => <Link key={t} to={`/tasks/${t}`} className="mono small">{t.slice(0, 8)}</Link>)}
-                </dd>
-              </dl>
-              <details>
-                <summary>{w.registered.length} registered tasks</summary>
-                <ul className="registered">{w.registered.map((r) => <li key={r}><Link to={`/tasks?name=${encodeURIComponent(r)}`}>{r}</Link></li>)}</ul>
-              </details>
-            </article>
-          ))}
-        </div>
+        <>
+          {SECTIONS.map(({ status, title, hint }) => {
+            const group = ws.filter((w) => (w.status ?? (w.online ? 'online' : 'offline')) === status);
+            if (group.length === 0) return null;
+            return (
+              <section key={status} className="worker-section" aria-label={title}>
+                <h2 className="section-title">{title} <span className="muted">({group.length.toLocaleString()})</span></h2>
+                {hint && <p className="muted small">{hint}</p>}
+                <div className="worker-cards">
+                  {[...group].sort((a, b) => a.hostname.localeCompare(b.hostname)).map((w) => <WorkerCard key={w.hostname} w={w} />)}
+                </div>
+              </section>
+            );
+          })}
+          {hidden > 0 && (
+            <p className="muted small">
+              {hidden.toLocaleString()} worker{hidden === 1 ? '' : 's'} offline for longer than the worker retention{' '}
+              <button type="button" className="link" onClick={() => setShowExpired(true)}>show them</button>
+            </p>
+          )}
+        </>
       )}
       <div className="page-head">
         <h2>Per task</h2>
@@ -93,5 +92,40 @@ export function WorkersPage() {
         </table>
       )}
     </div>
+  );
+}
+
+// Autoscaled fleets: the workers up now first, then those that went away recently with the tasks
+// they had, then (on request) the ones offline for longer than the worker retention.
+const SECTIONS = [
+  { status: 'online', title: 'Online', hint: null },
+  { status: 'offline', title: 'Recently offline', hint: 'Running: the tasks each had when it was last heard from.' },
+  { status: 'expired', title: 'Expired', hint: 'Offline for longer than the worker retention (--worker-retention).' },
+] as const;
+
+function WorkerCard({ w }: { w: Worker }) {
+  return (
+    <article className={`card worker ${w.online ? 'online' : 'offline'}`} data-worker={w.hostname}>
+      <header>
+        <span className={`dot ${w.online ? 'on' : 'off'}`} aria-hidden="true" />
+        <h3>{w.hostname}</h3>
+        <span className="muted">{w.status ?? (w.online ? 'online' : 'offline')}</span>
+      </header>
+      <dl className="facts">
+        <dt>Heartbeat</dt><dd><Time ts={w.last_heartbeat} /></dd>
+        <dt>Pool</dt><dd>{w.pool ?? '—'}{w.concurrency ? ` × ${w.concurrency}` : ''}{w.pid ? ` · pid ${w.pid}` : ''}</dd>
+        <dt>Queues</dt><dd>{w.queues.join(', ') || '—'}</dd>
+        <dt>Processed</dt><dd>{w.processed?.toLocaleString() ?? '—'}</dd>
+        <dt>Running</dt>
+        <dd>
+          <Link to={tasksLink({ worker: w.hostname, state: w.online ? 'STARTED' : ['STARTED', 'LOST'] })} title={`Tasks running on ${w.hostname}`}>{w.active.toLocaleString()}</Link>{' '}
+          {w.active_tasks.slice(0, 5).map((t) => <Link key={t} to={`/tasks/${t}`} className="mono small">{t.slice(0, 8)}</Link>)}
+        </dd>
+      </dl>
+      <details>
+        <summary>{w.registered.length} registered tasks</summary>
+        <ul className="registered">{w.registered.map((r) => <li key={r}><Link to={`/tasks?name=${encodeURIComponent(r)}`}>{r}</Link></li>)}</ul>
+      </details>
+    </article>
   );
 }

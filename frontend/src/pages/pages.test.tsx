@@ -147,3 +147,30 @@ describe('needs attention (home)', () => {
     expect(screen.getByText('not JSON')).toBeTruthy();
   });
 });
+
+describe('workers page', () => {
+  const worker = (hostname: string, status: string, online: boolean) => ({
+    hostname, status, online, active: online ? 1 : 2, active_tasks: online ? ['t1'] : ['t2', 't3'], queues: ['celery'],
+    registered: [], concurrency: 2, last_heartbeat: null, loadavg: null, offline_at: null, online_at: null, pid: 1,
+    pool: 'prefork', processed: 10, versions: null,
+  });
+  it('separates online, recently offline and (on request) expired workers', async () => {
+    let asked: string | null = null;
+    server.use(
+      http.get('*/api/stats/tasks', () => HttpResponse.json({ items: [] })),
+      http.get('*/api/workers', ({ request }) => {
+        asked = new URL(request.url).searchParams.get('expired');
+        return asked === 'true'
+          ? HttpResponse.json({ items: [worker('a@1', 'online', true), worker('b@2', 'offline', false), worker('c@3', 'expired', false)], expired: 0 })
+          : HttpResponse.json({ items: [worker('a@1', 'online', true), worker('b@2', 'offline', false)], expired: 1 });
+      }),
+    );
+    mount('/workers', 'workers', <WorkersPage />);
+    expect(await screen.findByRole('region', { name: 'Online' })).toBeTruthy();
+    expect(screen.getByRole('region', { name: 'Recently offline' }).textContent).toContain('b@2');
+    expect(screen.queryByRole('region', { name: 'Expired' })).toBeNull();
+    screen.getByRole('button', { name: 'show them' }).click();
+    expect(await screen.findByRole('region', { name: 'Expired' })).toBeTruthy();
+    expect(asked).toBe('true');
+  });
+});

@@ -52,11 +52,11 @@ export function useWorkflow(id: string, plumbing: boolean) {
   });
 }
 
-export function useWorkers(staleTime?: number) {
+export function useWorkers(staleTime?: number, expired = false) {
   const live = useLive();
   return useQuery({
-    queryKey: keys.workers(),
-    queryFn: ({ signal }) => api.workers(signal),
+    queryKey: keys.workers(expired),
+    queryFn: ({ signal }) => api.workers(signal, expired),
     refetchInterval: live.pollMs || 15_000,
     staleTime,
   });

@@ -11,7 +11,7 @@ export const keys = {
   ancestors: (id: string, parent: string | null) => ['ancestors', id, parent] as const,
   workflows: (f: ListKey) => ['workflows', f] as const,
   workflow: (id: string, plumbing: boolean) => ['workflow', id, plumbing] as const,
-  workers: () => ['workers'] as const,
+  workers: (expired = false) => ['workers', expired] as const,
   taskNames: () => ['task-names'] as const,
   failures: (range: string) => ['failures', range] as const,
   exceptionTypes: () => ['failures', 'exception-types'] as const,

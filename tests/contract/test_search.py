@@ -11,6 +11,7 @@ import random
 import uuid
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from server_events import EventFactory
@@ -89,12 +90,12 @@ def filled(store: SqlStore) -> Iterator[tuple[SqlStore, EventFactory, list[str]]
     yield store, f, fillers
 
 
-def _all(store: SqlStore, limit: int = 50, **kw: object) -> list[str]:
+def _all(store: SqlStore, limit: int = 50, **kw: Any) -> list[str]:
     """Every page of the query; asserts pages are full or final (never a short page with a cursor)."""
     got: list[str] = []
     cursor = None
     for _ in range(10_000):
-        page = store.list_tasks(TaskQuery(limit=limit, cursor=cursor, **kw))  # type: ignore[arg-type]
+        page = store.list_tasks(TaskQuery(limit=limit, cursor=cursor, **kw))
         got += [t.id for t in page.items]
         cursor = page.next_cursor
         if cursor is None:
@@ -103,7 +104,7 @@ def _all(store: SqlStore, limit: int = 50, **kw: object) -> list[str]:
     raise AssertionError("did not end")
 
 
-def _q(store: SqlStore, q: str, **kw: object) -> list[str]:
+def _q(store: SqlStore, q: str, **kw: Any) -> list[str]:
     return _all(store, q=q, **kw)
 
 

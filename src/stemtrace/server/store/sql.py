@@ -410,7 +410,6 @@ class SqlStore(Store):
             "last_quarantined_at": last_quarantined,
         }
 
-
     # -- sequence ranges and losses (``store/seen.py``, ``server/losses.py``) ----------------------
 
     def record_seen(self, rows: Sequence[seen.SeenRow]) -> None:
@@ -459,6 +458,7 @@ class SqlStore(Store):
 
     def expire_alerts(self, before: float) -> int:
         return self._write(lambda conn: alert_log.expire(conn, self.dialect, before))  # type: ignore[no-any-return]
+
 
 class _ReaderContext:
     def __init__(self, store: SqlStore) -> None:

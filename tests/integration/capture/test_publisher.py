@@ -22,6 +22,7 @@ from tests.support import AppSettings, make_app, read_stream
 import stemtrace.capture.install as capture
 from stemtrace.capture import state
 from stemtrace.capture.fields import DATA_FIELDS
+from stemtrace.core.wire import BATCH_VERSION
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
@@ -56,7 +57,8 @@ def test_ten_thousand_events_at_normal_rate_arrive_complete(settings: AppSetting
     finally:
         client.close()
     body = json.loads(raw[0][1][b"b"])
-    assert body["v"] == 4 and body["src"]["inst"] == st.emitter().inst and body["src"]["proc"] == "client"
+    assert body["v"] == BATCH_VERSION
+    assert body["src"]["inst"] == st.emitter().inst and body["src"]["proc"] == "client"
     # The captured arguments are columns too: no object per row for a plain ``.delay()``.
     assert body["cols"] == {"task.published": [*DATA_FIELDS["task.published"], "args", "kwargs"]}
     assert all(type(e) is list and e[0] == "task.published" for e in body["events"])

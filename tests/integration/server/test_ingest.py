@@ -31,12 +31,14 @@ def task_lives(n: int, prefix: str, f: EventFactory | None = None) -> list[dict[
 def test_end_to_end_with_poison(source: TransportConfig, store_url: str) -> None:
     good = task_lives(30, "ok")
     publish(source, good[:60])
-    publish(source, [{"v": 99, "type": "task.started", "ts": 1.0}])  # a newer library's event
-    publish(source, [{"v": 1, "type": "nope", "ts": 1.0, "src": {}}, good[60]])  # poison beside a good one
-    publish(source, good[61:])
     from stemtrace.transport import resolve
 
     pub = resolve(source).publisher()
+    src = {"host": "h9", "pid": 9, "inst": "poison-process", "proc": "client", "node": None}
+    newer = {"v": 99, "src": src, "events": []}  # a newer library's batch
+    unknown = {"v": 1, "src": src, "events": [{"type": "nope", "ts": 1.0, "seq": 1, "data": {}}]}
+    pub.send([json.dumps(newer).encode(), json.dumps(unknown).encode()])
+    publish(source, good[60:])
     pub.send([b"\xff not json {"])
     pub.close()
     malformed = {"newer_schema": 1, "unknown_type": 1, "invalid_json": 1}

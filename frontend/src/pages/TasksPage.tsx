@@ -157,7 +157,8 @@ function Filters(props: {
         type="search"
         data-page-search
         className="search"
-        placeholder="Search task-id prefix or argument text  ( / )"
+        placeholder='Search: id prefix, words, "a phrase", key=value, -word  ( / )'
+        title="Searches every stored task: an id prefix, words in arguments, results and errors, a quoted phrase, key=value on kwargs, -word to exclude"
         aria-label="Search tasks"
         value={q}
         onChange={(e) => setQ(e.target.value)}

@@ -241,8 +241,10 @@ def scenarios(tasks_module: Any, worker: Any, server_url: str) -> dict[str, Any]
     return out
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module. Not session-wide: Playwright's sync API keeps an event loop
+    running in the main thread while it is open, which would break later tests that use asyncio."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

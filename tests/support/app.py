@@ -77,62 +77,64 @@ def make_app(settings: AppSettings, *, init: bool | None = None) -> TaskKit:
     conf.update(settings.conf)
     app.conf.update(conf)
 
-    @app.task(name="t.add")
+    # ``shared=False``: tests build many apps in one process, and a shared task would be added to
+    # every app finalized later, where two copies of one name warn (an error under the test suite).
+    @app.task(name="t.add", shared=False)
     def add(x: int, y: int = 0) -> int:
         return x + y
 
-    @app.task(name="t.tsum")
+    @app.task(name="t.tsum", shared=False)
     def tsum(values: list[int]) -> int:
         return sum(values)
 
-    @app.task(name="t.flaky", bind=True, max_retries=5)
+    @app.task(name="t.flaky", shared=False, bind=True, max_retries=5)
     def flaky(self: Any, fail_times: int) -> str:
         if self.request.retries < fail_times:
             raise self.retry(exc=ValueError(f"attempt {self.request.retries} failed"), countdown=0.1)
         return "ok"
 
-    @app.task(name="t.fail")
+    @app.task(name="t.fail", shared=False)
     def fail(message: str) -> None:
         raise ValueError(message)
 
-    @app.task(name="t.sleeper")
+    @app.task(name="t.sleeper", shared=False)
     def sleeper(seconds: float) -> float:
         time.sleep(seconds)
         return seconds
 
-    @app.task(name="t.rejector")
+    @app.task(name="t.rejector", shared=False)
     def rejector() -> None:
         raise Reject("not for me", requeue=False)
 
-    @app.task(name="t.ignorer")
+    @app.task(name="t.ignorer", shared=False)
     def ignorer() -> None:
         raise Ignore()
 
-    @app.task(name="t.spawner")
+    @app.task(name="t.spawner", shared=False)
     def spawner(n: int) -> list[str]:
         return [add.delay(i, i).id for i in range(n)]
 
-    @app.task(name="t.replacer", bind=True)
+    @app.task(name="t.replacer", shared=False, bind=True)
     def replacer(self: Any, x: int) -> Any:
         return self.replace(add.s(x, 1))
 
-    @app.task(name="t.hard_limited", time_limit=1)
+    @app.task(name="t.hard_limited", shared=False, time_limit=1)
     def hard_limited(seconds: float) -> None:
         time.sleep(seconds)
 
-    @app.task(name="t.killer")
+    @app.task(name="t.killer", shared=False)
     def killer() -> None:
         os._exit(3)
 
-    @app.task(name="t.echo")
+    @app.task(name="t.echo", shared=False)
     def echo(*args: Any, **kwargs: Any) -> Any:
         return {"args": list(args), "kwargs": sorted(kwargs)}
 
-    @app.task(name="t.big_result")
+    @app.task(name="t.big_result", shared=False)
     def big_result(n: int) -> str:
         return "x" * n
 
-    @app.task(name="t.deep_fail")
+    @app.task(name="t.deep_fail", shared=False)
     def deep_fail(depth: int, message_bytes: int) -> None:
         """Raise from ``depth`` nested frames a message of ``message_bytes`` (a deep stack)."""
 
@@ -147,7 +149,7 @@ def make_app(settings: AppSettings, *, init: bool | None = None) -> TaskKit:
 
         down_a(depth)
 
-    @app.task(name="t.unpicklable_fail")
+    @app.task(name="t.unpicklable_fail", shared=False)
     def unpicklable_fail(message: str) -> None:
         raise UnpicklableError(message)
 
@@ -159,7 +161,7 @@ def make_app(settings: AppSettings, *, init: bool | None = None) -> TaskKit:
         def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
             time.sleep(0.4)
 
-    @app.task(name="t.slow_handler", base=SlowSuccessHandler)
+    @app.task(name="t.slow_handler", shared=False, base=SlowSuccessHandler)
     def slow_handler(seconds: float) -> float:
         time.sleep(seconds)
         return seconds

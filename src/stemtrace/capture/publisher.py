@@ -117,6 +117,9 @@ class Emitter:
         self._flush_waiters = 0  # callers of flush() waiting for the buffer to empty
         self._stopping = False
         self._backoff = 0.0
+        # Jitter from a generator of our own: drawing from the global ``random`` in a background
+        # thread would change the host application's random sequence (and its seeded tests).
+        self._jitter = random.Random()
         self._retry_at = 0.0
         self._outage = False  # a send failed and none succeeded since
 
@@ -404,7 +407,7 @@ class Emitter:
                 pass
             self._publisher = None
         self._backoff = min(self.max_backoff, self._backoff * 2 or FIRST_BACKOFF_S)
-        wait = self._backoff * random.uniform(0.5, 1.0)
+        wait = self._backoff * self._jitter.uniform(0.5, 1.0)
         self._retry_at = time.monotonic() + wait
         if not self._outage:  # once per outage: a broker away for an hour must not flood the log
             self._outage = True

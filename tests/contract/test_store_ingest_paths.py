@@ -23,7 +23,8 @@ import pytest
 from stemtrace.core.events import Event, Source, decode_event
 from stemtrace.core.task import fold_task
 from stemtrace.server.store import SqlStore, TaskQuery
-from stemtrace.server.store.write import BatchWriter, roll_up
+from stemtrace.server.store.summary import roll_up
+from stemtrace.server.store.write import BatchWriter
 
 FIXTURES = sorted((Path(__file__).parents[1] / "golden" / "fixtures").glob("*.json"))
 NOW = 1_790_200_000.0

@@ -1,7 +1,7 @@
 """The ingest writer's encodings store what ``json`` would have stored.
 
-``write.event_body`` and ``write.dumps`` encode with orjson (falling back to ``json`` for
-what orjson cannot encode exactly) and ``write.record_dict`` skips ``asdict``. orjson's
+``codec.event_body`` and ``codec.dumps`` encode with orjson (falling back to ``json`` for
+what orjson cannot encode exactly) and ``task_row.record_dict`` skips ``asdict``. orjson's
 text may spell a number differently (``1e-7``), so these check that the stored text parses
 to the value ``json``'s text parses to (compared by re-encoding, so ``NaN`` compares), and
 that non-finite numbers, big integers and non-string keys still come out as ``json`` wrote them.
@@ -23,7 +23,8 @@ from stemtrace.core.model import Attempt, TaskRecord
 from stemtrace.core.states import TaskState
 from stemtrace.core.task import fold_task
 from stemtrace.server.jsonfast import NonFinite, loads
-from stemtrace.server.store.write import TASK_COLUMNS, dumps, envelope, event_body, record_dict, task_row
+from stemtrace.server.store.codec import dumps, envelope, event_body
+from stemtrace.server.store.task_row import TASK_COLUMNS, record_dict, task_row
 
 _DETAIL = [c.strip() for c in TASK_COLUMNS.split(",")].index("detail")  # a task row's stored detail
 

@@ -28,9 +28,9 @@ from stemtrace.server.store.base import (
     decode_cursor,
     encode_cursor,
 )
+from stemtrace.server.store.codec import envelope, marks
 from stemtrace.server.store.db import Dialect
 from stemtrace.server.store.summary import structural_records
-from stemtrace.server.store.write import envelope, marks
 
 ROW_COLUMNS = (
     "id, name, state, workflow_id, parent_id, root_id, group_id, worker, queue, retries, sent_at, received_at, "  # noqa: E501
@@ -378,7 +378,7 @@ class Skeleton(NamedTuple):
 
 
 def skeleton(row: tuple[Any, ...], extra: list[Any]) -> Skeleton:
-    """A task from ``SKELETON_COLUMNS`` and the decoded ``write.graph_extra``: what the graph reads.
+    """A task from ``SKELETON_COLUMNS`` and the decoded ``task_row.graph_extra``: what the graph reads.
 
     Attempts are placeholders (number and the task's state) unless the row kept their spans
     (a task that ran more than once, written since spans were kept).

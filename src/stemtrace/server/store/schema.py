@@ -128,7 +128,7 @@ WHERE exception_type IS NOT NULL
 """
 
 # v4: an event's body no longer repeats its columns (inst, seq, task_id, type, ts; see
-# ``write.event_body``), a third less to write and store. Older bodies are still read as they
+# ``codec.event_body``), a third less to write and store. Older bodies are still read as they
 # are, so nothing is rewritten; the version keeps an older server from misreading new ones.
 # The one statement changes nothing.
 _V4 = """

@@ -35,20 +35,13 @@ from stemtrace.server.store.base import (
     WorkflowQuery,
     WorkflowRow,
 )
+from stemtrace.server.store.codec import chunks, marks
 from stemtrace.server.store.db import Pool, dialect_for
 from stemtrace.server.store.fanout import collapsed_graph
 from stemtrace.server.store.read import Reader
-from stemtrace.server.store.write import (
-    BatchWriter,
-    Plan,
-    Staged,
-    chunks,
-    marks,
-    plan_batch,
-    roll_up,
-    task_row,
-    write_tasks,
-)
+from stemtrace.server.store.summary import roll_up
+from stemtrace.server.store.task_row import task_row, write_tasks
+from stemtrace.server.store.write import BatchWriter, Plan, Staged, plan_batch
 
 
 class _Committing(PendingApply):

@@ -21,13 +21,17 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from stemtrace.core.model import GraphRecord, Node, TaskRecord
 from stemtrace.core.planning import BLOCKING
 from stemtrace.core.rollup import PLUMBING_NAMES, Summary, root_order, summarize
 from stemtrace.core.states import TaskState, WorkflowState
 from stemtrace.core.workflow import Structure, needs_structure, structure, structure_ids
+from stemtrace.server.store.codec import chunks, marks
+
+if TYPE_CHECKING:
+    from stemtrace.server.store.write import BatchWriter
 
 _PART = 200  # workflows per statement
 _CANDIDATES = 8  # root candidates read per workflow before the full scan
@@ -278,3 +282,28 @@ def _min(a: float | None, b: float | None) -> float | None:
 
 def _max(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else max(a, b)
+
+
+def roll_up(w: BatchWriter, workflow_ids: Sequence[str]) -> None:
+    """Rewrite the summary rows of these workflows from their stored tasks (``summary``):
+    after a batch's task rows are written, and wherever tasks change outside ingest."""
+    rows, gone = summary_rows(w, workflow_ids)
+    for part in chunks(gone):
+        w.q(f"DELETE FROM workflows WHERE id IN ({marks(len(part))})", list(part))
+    _write_workflows(w, rows)
+
+
+def _write_workflows(w: BatchWriter, rows: list[tuple[Any, ...]]) -> None:
+    w.d.insert_rows(
+        w.conn,
+        "INSERT INTO workflows (id, name, root_id, state, task_count, counts, sort_ts, started_at, finished_at, "  # noqa: E501
+        "has_failure, updated_at, ingested_at, version)",
+        ("text", "text", "text", "text", "integer", "text", *("float8",) * 3, "boolean", "float8", "float8"),
+        rows,
+        constants=", 1",
+        tail="ON CONFLICT (id) DO UPDATE SET version = workflows.version + 1, name = excluded.name, "
+        "root_id = excluded.root_id, state = excluded.state, "
+        "task_count = excluded.task_count, counts = excluded.counts, sort_ts = excluded.sort_ts, "
+        "started_at = excluded.started_at, finished_at = excluded.finished_at, has_failure = excluded.has_failure, "  # noqa: E501
+        "updated_at = excluded.updated_at, ingested_at = excluded.ingested_at",
+    )

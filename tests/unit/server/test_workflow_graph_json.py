@@ -20,7 +20,7 @@ from stemtrace.core.states import TaskState, WorkflowState
 from stemtrace.core.task import fold_task
 from stemtrace.core.workflow import build_workflow
 from stemtrace.server import create_app
-from stemtrace.server.api import schemas
+from stemtrace.server.api import mapping as m
 from stemtrace.server.api.graph_json import iso, workflow_graph_json
 from stemtrace.server.api.schemas import (
     AttemptSpanOut,
@@ -48,10 +48,10 @@ def pydantic_graph(graph: WorkflowGraph) -> WorkflowGraphOut:
             attempts=n.attempts,
             worker=n.worker,
             queue=n.queue,
-            sent_at=schemas.iso(n.sent_at),
-            received_at=schemas.iso(n.received_at),
-            started_at=schemas.iso(n.started_at),
-            finished_at=schemas.iso(n.finished_at),
+            sent_at=m.iso(n.sent_at),
+            received_at=m.iso(n.received_at),
+            started_at=m.iso(n.started_at),
+            finished_at=m.iso(n.finished_at),
             runtime_ms=n.runtime_ms,
             exception_type=n.exception_type,
             parent_id=n.parent_id,
@@ -65,9 +65,9 @@ def pydantic_graph(graph: WorkflowGraph) -> WorkflowGraphOut:
                     number=a.number,
                     state=a.state,
                     worker=a.worker,
-                    received_at=schemas.iso(a.received_at),
-                    started_at=schemas.iso(a.started_at),
-                    finished_at=schemas.iso(a.finished_at),
+                    received_at=m.iso(a.received_at),
+                    started_at=m.iso(a.started_at),
+                    finished_at=m.iso(a.finished_at),
                 )
                 for a in n.attempt_spans
             ],
@@ -91,8 +91,8 @@ def pydantic_graph(graph: WorkflowGraph) -> WorkflowGraphOut:
         state=graph.state,
         task_count=graph.task_count,
         counts={k: int(v) for k, v in graph.counts.items()},
-        started_at=schemas.iso(graph.started_at),
-        finished_at=schemas.iso(graph.finished_at),
+        started_at=m.iso(graph.started_at),
+        finished_at=m.iso(graph.finished_at),
         events_may_be_missing=False,  # set per request, after this mapping
         root_id=graph.root_id,
         nodes=nodes,

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from stemtrace.server.api import schemas as s
+from stemtrace.server.api import mapping as m
 from stemtrace.server.api.deps import server
 from stemtrace.server.api.filters import Filters
 from stemtrace.server.context import ServerContext
@@ -65,7 +65,7 @@ def _rows(ctx: ServerContext, query: TaskQuery, max_rows: int) -> Iterator[str]:
     while written < max_rows:
         page = ctx.store.list_tasks(replace(page_query, limit=min(PAGE, max_rows - written)))
         for record in page.items:
-            row = s.task_summary(record).model_dump(mode="json")
+            row = m.task_summary(record).model_dump(mode="json")
             writer.writerow([_cell(row.get(column)) for column in COLUMNS])
         written += len(page.items)
         yield buffer.getvalue()

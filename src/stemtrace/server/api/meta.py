@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from stemtrace import __version__
 from stemtrace.server import attention
+from stemtrace.server.api import mapping
 from stemtrace.server.api import schemas as s
 from stemtrace.server.api.deps import server
 from stemtrace.server.api.errors import ApiError
@@ -65,7 +66,7 @@ def _health(ctx: ServerContext) -> s.Health:
         batches=st.batches if st else 0,
         rate_per_s=round(st.rate, 1) if st else 0.0,
         lag=st.lag if st else None,
-        last_commit_at=s.iso(st.last_commit_at) if st else None,
+        last_commit_at=mapping.iso(st.last_commit_at) if st else None,
         malformed=malformed,
         quarantined=dict(counters.get("quarantined", {}) or {}),  # type: ignore[call-overload]
         repaired=dict(st.repaired) if st else {},
@@ -119,9 +120,9 @@ def _losses(ctx: ServerContext) -> s.Losses | None:
         latest=[
             s.LossRecord(
                 **{k: v for k, v in r.items() if k not in ("start_ts", "end_ts", "detected_at")},
-                start=s.iso(r["start_ts"]),
-                end=s.iso(r["end_ts"]),
-                detected_at=s.iso(r["detected_at"]),
+                start=mapping.iso(r["start_ts"]),
+                end=mapping.iso(r["end_ts"]),
+                detected_at=mapping.iso(r["detected_at"]),
             )
             for r in report["latest"]
         ],
@@ -138,7 +139,7 @@ def _retention(ctx: ServerContext) -> s.Retention:
         expired_workflows=m.expired if m else 0,
         evicted_workflows=m.evicted if m else 0,
         behind=m.behind if m else False,
-        last_run_at=s.iso(m.last_run_at) if m else None,
+        last_run_at=mapping.iso(m.last_run_at) if m else None,
     )
 
 
@@ -169,7 +170,7 @@ def quarantine(ctx: Ctx) -> s.QuarantineList:
     return s.QuarantineList(
         items=[
             s.QuarantineEntry(
-                **{**q, "first_seen": s.iso(q["first_seen"]), "last_seen": s.iso(q["last_seen"])}
+                **{**q, "first_seen": mapping.iso(q["first_seen"]), "last_seen": mapping.iso(q["last_seen"])}
             )
             for q in ctx.store.quarantine()
         ]
@@ -190,7 +191,7 @@ def workers(
         if status == "expired" and not expired:
             hidden += 1
             continue
-        items.append(s.worker_out(rec.to_dict(), online, status))
+        items.append(mapping.worker_out(rec.to_dict(), online, status))
     return s.WorkerList(items=items, expired=hidden)
 
 
@@ -210,7 +211,9 @@ def failures(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> s.FailureList:
     rows = ctx.store.failures(parse_time("since", since), parse_time("until", until), name, limit)
-    return s.FailureList(items=[s.FailureGroup(**{**r, "last_seen": s.iso(r["last_seen"])}) for r in rows])
+    return s.FailureList(
+        items=[s.FailureGroup(**{**r, "last_seen": mapping.iso(r["last_seen"])}) for r in rows]
+    )
 
 
 @router.get(
@@ -260,7 +263,7 @@ def stuck(ctx: Ctx) -> s.StuckList:
                 state=t.state,
                 reason=t.reason,
                 detail=t.detail,
-                since=s.iso(t.since),
+                since=mapping.iso(t.since),
             )
             for t in found
         ]

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 
 from stemtrace.core.workflow import build_workflow
+from stemtrace.server.api import mapping as m
 from stemtrace.server.api import schemas as s
 from stemtrace.server.api.deps import server
 from stemtrace.server.api.errors import ApiError
@@ -49,7 +50,7 @@ def list_tasks(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> s.TaskPage:
     page = ctx.store.list_tasks(replace(filters, limit=limit, cursor=check_cursor(cursor)))
-    return s.TaskPage(items=[s.task_summary(r) for r in page.items], next_cursor=page.next_cursor)
+    return s.TaskPage(items=[m.task_summary(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/tasks/{task_id}", response_model=s.TaskDetail, responses=NOT_FOUND, summary="One task")
@@ -57,7 +58,7 @@ def get_task(ctx: Ctx, task_id: str) -> s.TaskDetail:
     detail = ctx.store.get_task(task_id)
     if detail is None:
         raise ApiError(404, f"no task with id {task_id[:80]!r}")
-    return s.task_detail(detail)
+    return m.task_detail(detail)
 
 
 @router.get(
@@ -83,7 +84,7 @@ def list_workflows(  # noqa: PLR0917
         cursor=check_cursor(cursor),
     )
     page = ctx.store.list_workflows(query)
-    return s.WorkflowPage(items=[s.workflow_summary(r) for r in page.items], next_cursor=page.next_cursor)
+    return s.WorkflowPage(items=[m.workflow_summary(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.get(

@@ -1,0 +1,144 @@
+"""The one place core and store types map onto the API's JSON shapes (``schemas``)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from stemtrace.core.model import Attempt as CoreAttempt
+from stemtrace.core.states import TaskState, WorkflowState
+from stemtrace.server.api.schemas import (
+    AttemptOut,
+    ChildTask,
+    TaskDetail,
+    TaskSummary,
+    WorkerOut,
+    WorkflowSummary,
+)
+from stemtrace.server.store import TaskDetail as StoreTaskDetail
+from stemtrace.server.store import TaskRow, WorkflowRow
+
+
+def iso(ts: float | None) -> datetime | None:
+    """Epoch seconds to an aware UTC datetime (rendered ISO-8601 by pydantic)."""
+    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+def task_summary(row: TaskRow) -> TaskSummary:
+    return TaskSummary(
+        id=row.id,
+        name=row.name,
+        state=TaskState(row.state),
+        workflow_id=row.workflow_id,
+        parent_id=row.parent_id,
+        root_id=row.root_id,
+        group_id=row.group_id,
+        worker=row.worker,
+        queue=row.queue,
+        routing_key=row.routing_key,
+        retries=row.retries,
+        sent_at=iso(row.sent_at),
+        received_at=iso(row.received_at),
+        started_at=iso(row.started_at),
+        finished_at=iso(row.finished_at),
+        runtime_ms=row.runtime_ms,
+        exception_type=row.exception_type,
+        args_preview=row.args_preview,
+    )
+
+
+def _attempt(a: CoreAttempt) -> AttemptOut:
+    return AttemptOut(
+        number=a.number,
+        state=a.state,
+        worker=a.worker,
+        received_at=iso(a.received_at),
+        started_at=iso(a.started_at),
+        finished_at=iso(a.finished_at),
+        runtime_ms=a.runtime_ms,
+        exception_type=a.exception_type,
+        exception=a.exception,
+        traceback=a.traceback,
+        lost_reason=a.lost_reason,
+        retry_eta=a.retry_eta,
+        redelivered=a.redelivered,
+        exception_truncated=a.exception_original_size is not None,
+        exception_original_size=a.exception_original_size,
+        traceback_truncated=a.traceback_original_size is not None,
+        traceback_original_size=a.traceback_original_size,
+        handler_ms=a.handler_ms,
+    )
+
+
+def task_detail(d: StoreTaskDetail) -> TaskDetail:
+    r = d.record
+    summary = task_summary(d.row).model_dump()
+    summary.update(state=r.state, routing_key=r.routing_key)
+    return TaskDetail(
+        **summary,
+        names=list(r.names),
+        args=r.args,
+        kwargs=r.kwargs,
+        args_repr=_text(d.extra.get("args_repr")),
+        kwargs_repr=_text(d.extra.get("kwargs_repr")),
+        result=r.result,
+        exception=r.exception,
+        traceback=r.traceback,
+        exception_truncated=r.exception_original_size is not None,
+        exception_original_size=r.exception_original_size,
+        traceback_truncated=r.traceback_original_size is not None,
+        traceback_original_size=r.traceback_original_size,
+        handler_ms=r.handler_ms,
+        eta=r.eta,
+        expires=r.expires,
+        exchange=r.exchange,
+        group_index=r.group_index,
+        attempts=[_attempt(a) for a in r.attempts],
+        events=d.events,
+        children=d.children,
+        child_tasks=[ChildTask(id=c.id, name=c.name, state=TaskState(c.state)) for c in d.child_tasks],
+        child_count=len(d.children),
+        skipped_reason=_text(d.extra.get("skipped_reason")),
+        skipped_by=_text(d.extra.get("skipped_by")),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def workflow_summary(row: WorkflowRow) -> WorkflowSummary:
+    return WorkflowSummary(
+        id=row.id,
+        name=row.name,
+        state=WorkflowState(row.state),
+        task_count=row.task_count,
+        counts={k: int(v) for k, v in row.counts.items()},
+        started_at=iso(row.started_at),
+        finished_at=iso(row.finished_at),
+    )
+
+
+WorkerStatus = Literal["online", "offline", "expired"]
+
+
+def worker_out(raw: dict[str, Any], online: bool, status: WorkerStatus | None = None) -> WorkerOut:
+    hb = raw.get("heartbeat_at") or raw.get("online_at")
+    return WorkerOut(
+        hostname=raw["hostname"],
+        online=online,
+        status=status or ("online" if online else "offline"),
+        last_heartbeat=iso(hb),
+        online_at=iso(raw.get("online_at")),
+        offline_at=iso(raw.get("offline_at")),
+        active=len(raw.get("active") or []),
+        active_tasks=list(raw.get("active") or []),
+        processed=raw.get("processed"),
+        registered=list(raw.get("registered") or []),
+        queues=list(raw.get("queues") or []),
+        pool=raw.get("pool"),
+        concurrency=raw.get("concurrency"),
+        pid=raw.get("pid"),
+        loadavg=raw.get("loadavg"),
+        versions=raw.get("versions"),
+    )

@@ -10,7 +10,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from stemtrace.core.events import Event
-from stemtrace.core.jsontext import dumps as std_dumps  # json's text, where orjson's would differ
+from stemtrace.core.jsontext import dumps as std_dumps
+from stemtrace.core.rollup import PLUMBING_NAMES  # json's text, where orjson's would differ
 from stemtrace.server.jsonfast import fast_dumps
 
 CHUNK = 500
@@ -75,3 +76,10 @@ def envelope(
     if task_id is not None:
         out["task"] = {"id": task_id, "name": body["name"]}
     return out
+
+
+# Celery's plumbing (``celery.chord_unlock``) is never counted as the user's work: the SQL filter
+# every count over tasks shares.
+NOT_PLUMBING = "(name IS NULL OR name NOT IN ({}))".format(
+    ", ".join(f"'{n}'" for n in sorted(PLUMBING_NAMES))
+)

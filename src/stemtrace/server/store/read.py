@@ -7,13 +7,11 @@ cursor, so rows inserted while a client pages never shift or repeat a page.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
 
 from stemtrace.core.model import Attempt, GraphRecord, TaskRecord
-from stemtrace.core.rollup import PLUMBING_NAMES
 from stemtrace.core.states import FAILED_STATES, TaskState
 from stemtrace.core.workflow import structure
 from stemtrace.server.store import search_plan
@@ -48,10 +46,7 @@ SKELETON_COLUMNS = (
 # have hundreds of thousands of children; the workflow graph is the place to browse those).
 CHILD_TASKS_MAX = 1_000
 _PLACEHOLDERS: dict[tuple[int, TaskState], tuple[Attempt, ...]] = {}
-_FAILED = tuple(sorted(s.value for s in FAILED_STATES))
-# Celery's plumbing (``celery.chord_unlock``) is never counted as the user's work.
-_PLUMB = ", ".join(f"'{name}'" for name in sorted(PLUMBING_NAMES))
-_NOT_PLUMBING = f"(name IS NULL OR name NOT IN ({_PLUMB}))"
+FAILED_VALUES = tuple(sorted(s.value for s in FAILED_STATES))
 _STATES = {s.value: s for s in TaskState}
 
 
@@ -89,7 +84,7 @@ class Reader:
             # Served by the partial index tasks_exception (schema v3).
             where.append(f"exception_type IN ({marks(len(query.exception_types))})")
             params.extend(query.exception_types)
-        _time_range(where, params, query.since, query.until)
+        time_range(where, params, query.since, query.until)
         if query.q:
             return self._search(query, where, params)
         rows = self._page(f"SELECT {ROW_COLUMNS} FROM tasks", where, params, query.cursor, query.limit)
@@ -242,113 +237,11 @@ class Reader:
         if query.states:
             where.append(f"state IN ({marks(len(query.states))})")
             params.extend(s.value for s in query.states)
-        _time_range(where, params, query.since, query.until)
+        time_range(where, params, query.since, query.until)
         rows = self._page(f"SELECT {WF_COLUMNS} FROM workflows", where, params, query.cursor, query.limit)
         items = [_wf_row(r) for r in rows[: query.limit]]
         nxt = encode_cursor(items[-1].sort_ts, items[-1].id) if len(rows) > query.limit else None
         return Page(items, nxt)
-
-    # -- aggregates -------------------------------------------------------------------------------
-
-    def task_names(self) -> list[tuple[str, int]]:
-        rows = self.q("SELECT name, COUNT(*) FROM tasks WHERE name IS NOT NULL GROUP BY name ORDER BY name")
-        return [(str(n), int(c)) for n, c in rows]
-
-    def failures(
-        self, since: float | None, until: float | None, name: str | None, limit: int
-    ) -> list[dict[str, Any]]:
-        # Every state a workflow rolls up to FAILURE for; Celery's plumbing is not the user's.
-        where = [f"state IN ({marks(len(_FAILED))})", _NOT_PLUMBING]
-        params: list[Any] = list(_FAILED)
-        _time_range(where, params, since, until)
-        if name is not None:
-            where.append("name = ?")
-            params.append(name)
-        clause = " AND ".join(where)
-        groups = self.q(
-            f"SELECT name, exception_type, COUNT(*), MAX(sort_ts) FROM tasks WHERE {clause} "
-            "GROUP BY name, exception_type ORDER BY COUNT(*) DESC, MAX(sort_ts) DESC LIMIT ?",
-            [*params, limit],
-        )
-        out = []
-        for gname, etype, count, _last in groups:
-            etype_cond = "exception_type = ?" if etype is not None else "exception_type IS NULL"
-            extra = [etype] if etype is not None else []
-            sample = self.q(
-                f"SELECT id, COALESCE(finished_at, sort_ts), detail FROM tasks WHERE {clause} AND name "
-                + ("= ?" if gname is not None else "IS NULL")
-                + f" AND {etype_cond} ORDER BY sort_ts DESC, id DESC LIMIT 1",
-                [*params, *([gname] if gname is not None else []), *extra],
-            )
-            tid, seen, detail = sample[0]
-            message = json.loads(detail).get("exception")
-            out.append(
-                {
-                    "name": gname,
-                    "exception_type": etype,
-                    "count": int(count),
-                    "last_seen": float(seen),
-                    "last_task_id": tid,
-                    "sample_message": str(message)[:500] if message is not None else None,
-                }
-            )
-        return out
-
-    def task_stats(self, since: float, until: float, name: str | None, buckets: int) -> list[dict[str, Any]]:
-        step = max((until - since) / max(buckets, 1), 1.0)
-        where = ["sort_ts >= ?", "sort_ts < ?", _NOT_PLUMBING]
-        params: list[Any] = [since, until]
-        if name is not None:
-            where.append("name = ?")
-            params.append(name)
-        clause = " AND ".join(where)
-        series: dict[str, dict[int, list[int]]] = defaultdict(dict)
-        totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-        for tname, bucket, state, n in self.q(
-            f"SELECT name, {self.d.bucket('(sort_ts - ?)')}, state, COUNT(*) FROM tasks WHERE {clause} "
-            "AND name IS NOT NULL GROUP BY 1, 2, 3",
-            [since, step, *params],
-        ):
-            cell = series[tname].setdefault(int(bucket), [0, 0])
-            tot = totals[tname]
-            tot[0] += int(n)
-            if state == TaskState.SUCCESS.value:
-                cell[0] += int(n)
-                tot[1] += int(n)
-            elif state in _FAILED:
-                cell[1] += int(n)
-                tot[2] += int(n)
-            elif state == TaskState.REVOKED.value:
-                tot[3] += int(n)
-        out = []
-        for tname in sorted(totals):
-            runtimes = sorted(
-                float(r)
-                for (r,) in self.q(
-                    "SELECT runtime_ms FROM tasks WHERE name = ? AND sort_ts >= ? AND sort_ts < ? "
-                    "AND runtime_ms IS NOT NULL ORDER BY sort_ts DESC LIMIT 50000",
-                    [tname, since, until],
-                )
-            )
-            total, ok, failed, revoked = totals[tname]
-            done = ok + failed
-            out.append(
-                {
-                    "name": tname,
-                    "total": total,
-                    "succeeded": ok,
-                    "failed": failed,
-                    "revoked": revoked,
-                    "failure_rate": failed / done if done else 0.0,
-                    "runtime_p50_ms": _pct(runtimes, 0.50),
-                    "runtime_p95_ms": _pct(runtimes, 0.95),
-                    "series": [
-                        {"t": since + b * step, "succeeded": c[0], "failed": c[1]}
-                        for b, c in sorted(series[tname].items())
-                    ],
-                }
-            )
-        return out
 
 
 class Skeleton(NamedTuple):
@@ -431,13 +324,7 @@ def _placeholders(n: int, state: TaskState) -> tuple[Attempt, ...]:
     return attempts
 
 
-def _pct(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    return values[min(len(values) - 1, round(p * (len(values) - 1)))]
-
-
-def _time_range(where: list[str], params: list[Any], since: float | None, until: float | None) -> None:
+def time_range(where: list[str], params: list[Any], since: float | None, until: float | None) -> None:
     if since is not None:
         where.append("sort_ts >= ?")
         params.append(since)

@@ -20,7 +20,7 @@ from stemtrace.core.states import TaskState, WorkflowState
 from stemtrace.core.task import mark_lost
 from stemtrace.core.workers import WorkerRecord
 from stemtrace.server.jsonfast import loads
-from stemtrace.server.store import alert_log, schema, seen
+from stemtrace.server.store import aggregates, alert_log, schema, seen
 from stemtrace.server.store import retention as retention_sql
 from stemtrace.server.store.base import (
     ApplyResult,
@@ -328,17 +328,17 @@ class SqlStore(Store):
 
     def task_names(self) -> list[tuple[str, int]]:
         with self._read() as r:
-            return r.task_names()  # type: ignore[no-any-return]
+            return aggregates.task_names(r)
 
     def failures(
         self, since: float | None, until: float | None, name: str | None, limit: int
     ) -> list[dict[str, Any]]:
         with self._read() as r:
-            return r.failures(since, until, name, limit)  # type: ignore[no-any-return]
+            return aggregates.failures(r, since, until, name, limit)
 
     def task_stats(self, since: float, until: float, name: str | None, buckets: int) -> list[dict[str, Any]]:
         with self._read() as r:
-            return r.task_stats(since, until, name, buckets)  # type: ignore[no-any-return]
+            return aggregates.task_stats(r, since, until, name, buckets)
 
     def stale_tasks(self, states: Sequence[TaskState], older_than: float, limit: int) -> list[TaskRow]:
         with self._read() as r:

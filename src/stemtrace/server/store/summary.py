@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from stemtrace.core.model import GraphRecord, Node, TaskRecord
 from stemtrace.core.planning import BLOCKING
-from stemtrace.core.rollup import PLUMBING_NAMES, Summary, root_order, summarize
+from stemtrace.core.rollup import Summary, root_order, summarize
 from stemtrace.core.states import TaskState, WorkflowState
 from stemtrace.core.workflow import Structure, needs_structure, structure, structure_ids
-from stemtrace.server.store.codec import chunks, marks
+from stemtrace.server.store.codec import NOT_PLUMBING, chunks, marks
 
 if TYPE_CHECKING:
     from stemtrace.server.store.write import BatchWriter
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 _PART = 200  # workflows per statement
 _CANDIDATES = 8  # root candidates read per workflow before the full scan
 # Plumbing names are constants of core (no quotes in them), written into the SQL.
-_PLUMB = ", ".join(f"'{name}'" for name in sorted(PLUMBING_NAMES))
-_NOT_PLUMBING = f"(name IS NULL OR name NOT IN ({_PLUMB}))"
 _NO_STRUCTURE = Structure((), frozenset())
 
 
@@ -56,10 +54,6 @@ class Writer(Db, Protocol):
 def _parts(items: Sequence[str], size: int = _PART) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
 
 
 def summary_rows(w: Writer, workflow_ids: Sequence[str]) -> tuple[list[tuple[Any, ...]], list[str]]:
@@ -109,9 +103,9 @@ def _aggregates(w: Writer, part: Sequence[str]) -> dict[str, dict[str, Any]]:
     """
     out: dict[str, dict[str, Any]] = {}
     for wf, state, plumbing, n, started, finished, first, updated in w.q(
-        f"SELECT workflow_id, state, CASE WHEN {_NOT_PLUMBING} THEN 0 ELSE 1 END, COUNT(*), "
+        f"SELECT workflow_id, state, CASE WHEN {NOT_PLUMBING} THEN 0 ELSE 1 END, COUNT(*), "
         "MIN(COALESCE(started_at, received_at, sent_at)), MAX(finished_at), MIN(sort_ts), MAX(updated_at) "
-        f"FROM tasks WHERE workflow_id IN ({_marks(len(part))}) GROUP BY 1, 2, 3",
+        f"FROM tasks WHERE workflow_id IN ({marks(len(part))}) GROUP BY 1, 2, 3",
         list(part),
     ):
         agg = out.get(wf)
@@ -138,8 +132,8 @@ def structural_records(w: Db, part: Sequence[str]) -> dict[str, list[GraphRecord
     out: dict[str, list[GraphRecord]] = {}
     seen: set[tuple[str, str]] = set()  # (workflow, canvases) already kept
     for row in w.q(
-        f"SELECT {SKELETON_COLUMNS}, workflow_id FROM tasks WHERE workflow_id IN ({_marks(len(part))}) "
-        f"AND (graph IS NULL OR graph LIKE ? OR NOT {_NOT_PLUMBING})",
+        f"SELECT {SKELETON_COLUMNS}, workflow_id FROM tasks WHERE workflow_id IN ({marks(len(part))}) "
+        f"AND (graph IS NULL OR graph LIKE ? OR NOT {NOT_PLUMBING})",
         [*part, "%{%"],
     ):
         record = _record(row)
@@ -159,7 +153,7 @@ def structural_records(w: Db, part: Sequence[str]) -> dict[str, list[GraphRecord
         wanted = sorted({i for r in found for i in structure_ids(r)} - have)
         for ids in _parts(wanted, 500):
             for row in w.q(
-                f"SELECT {SKELETON_COLUMNS}, workflow_id FROM tasks WHERE id IN ({_marks(len(ids))})",
+                f"SELECT {SKELETON_COLUMNS}, workflow_id FROM tasks WHERE id IN ({marks(len(ids))})",
                 list(ids),
             ):
                 if row[-1] == wf:
@@ -207,7 +201,7 @@ def _roots(w: Writer, part: Sequence[str], shapes: dict[str, Structure]) -> dict
         "SELECT workflow_id, id, name, parent_id, sent_at, started_at FROM ("
         "SELECT workflow_id, id, name, parent_id, sent_at, started_at, "
         f"ROW_NUMBER() OVER (PARTITION BY workflow_id ORDER BY {_ORDER}) AS rn FROM tasks "
-        f"WHERE workflow_id IN ({_marks(len(part))}) AND {_NOT_PLUMBING}) ranked WHERE rn <= ?",
+        f"WHERE workflow_id IN ({marks(len(part))}) AND {NOT_PLUMBING}) ranked WHERE rn <= ?",
         [*part, _CANDIDATES],
     ):
         rows.setdefault(wf, []).append((tid, name, parent, sent, started))
@@ -229,7 +223,7 @@ def _leads(w: Writer, rows: dict[str, list[tuple[Any, ...]]]) -> set[tuple[str, 
         out.update(
             (pid, wf)
             for pid, wf in w.q(
-                f"SELECT id, workflow_id FROM tasks WHERE id IN ({_marks(len(ids))}) AND {_NOT_PLUMBING}",
+                f"SELECT id, workflow_id FROM tasks WHERE id IN ({marks(len(ids))}) AND {NOT_PLUMBING}",
                 list(ids),
             )
         )
@@ -240,7 +234,7 @@ def _root(w: Writer, wf: str, shape: Structure) -> tuple[str | None, str | None]
     """The workflow's root task (id, name), as ``build_workflow`` picks it, from all its tasks."""
     rows = w.q(
         "SELECT id, name, parent_id, sent_at, started_at FROM tasks "
-        f"WHERE workflow_id = ? AND {_NOT_PLUMBING} ORDER BY {_ORDER}",
+        f"WHERE workflow_id = ? AND {NOT_PLUMBING} ORDER BY {_ORDER}",
         [wf],
     )
     found = _pick(rows, shape, _leads(w, {wf: rows}), complete=True, wf=wf)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -20,7 +19,7 @@ from stemtrace.core.states import TaskState, WorkflowState
 from stemtrace.core.task import mark_lost
 from stemtrace.core.workers import WorkerRecord
 from stemtrace.server.jsonfast import loads
-from stemtrace.server.store import aggregates, alert_log, schema, seen
+from stemtrace.server.store import aggregates, alert_log, schema, seen, side_tables
 from stemtrace.server.store import retention as retention_sql
 from stemtrace.server.store.base import (
     ApplyResult,
@@ -236,51 +235,19 @@ class SqlStore(Store):
         """The store's identity, made once and kept in ``store_meta``: replicas of one store
         share it, so they share one subscription on the broker; another store has its own."""
         if self._store_id is None:
-
-            def run(conn: Any) -> str:
-                insert = self.dialect.sql(
-                    "INSERT INTO store_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"
-                )
-                conn.execute(insert, ("store_id", uuid.uuid4().hex))
-                # When this store began to subscribe: events sent before it were never meant for it
-                # (see ``seen.settle``'s leading gaps).
-                conn.execute(insert, ("created_at", repr(time.time())))
-                found = conn.execute(
-                    self.dialect.sql("SELECT value FROM store_meta WHERE key = ?"), ("store_id",)
-                ).fetchone()
-                return str(found[0])
-
-            self._store_id = self._write(run)
+            self._store_id = self._write(lambda conn: side_tables.store_id(conn, self.dialect, time.time()))
         return self._store_id
 
     def record_quarantine(self, entries: Sequence[Any], now: float) -> None:
-        grouped: dict[tuple[str, str], list[Any]] = {}
-        for entry in entries:
-            grouped.setdefault((entry.reason, entry.kind), []).append(entry)
-        if not grouped:
-            return
-        rows = [
-            (reason, kind, len(found), now, now, found[-1].detail, found[-1].sample)
-            for (reason, kind), found in sorted(grouped.items())
-        ]
-        self._write(
-            lambda conn: BatchWriter(conn, self.dialect, now).many(
-                "INSERT INTO quarantine (reason, kind, count, first_seen, last_seen, detail, sample) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reason, kind) DO UPDATE SET "
-                "count = quarantine.count + excluded.count, last_seen = excluded.last_seen, "
-                "detail = excluded.detail, sample = excluded.sample",
-                rows,
+        rows = side_tables.quarantine_rows(entries, now)
+        if rows:
+            self._write(
+                lambda conn: side_tables.record_quarantine(BatchWriter(conn, self.dialect, now), rows)
             )
-        )
 
     def quarantine(self) -> list[dict[str, Any]]:
         with self._read() as r:
-            found = r.q(
-                "SELECT reason, kind, count, first_seen, last_seen, detail, sample FROM quarantine "
-                "ORDER BY last_seen DESC, reason, kind"
-            )
-        keys = ("reason", "kind", "count", "first_seen", "last_seen", "detail", "sample")
-        return [dict(zip(keys, row, strict=True)) for row in found]
+            return side_tables.quarantine(r.q)
 
     # -- reads ------------------------------------------------------------------------------------------
 

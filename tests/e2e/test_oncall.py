@@ -307,13 +307,16 @@ def test_graph_and_timeline_work_from_the_keyboard(page: Any, scenarios: dict[st
     graph_ready(page)
     page.locator(f".react-flow__node:has([data-task-id='{steps[0]}'])").focus()
     page.keyboard.press("ArrowRight")
-    focused = page.evaluate("() => document.activeElement.querySelector('[data-task-id]')?.dataset.taskId")
-    assert focused == steps[1]
+    # The graph moves focus on the next animation frame (after centring the node): wait for it.
+    page.wait_for_function(
+        "id => document.activeElement?.querySelector('[data-task-id]')?.dataset.taskId === id", arg=steps[1]
+    )
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(f"task={steps[1]}"))
     bar = page.locator(f".gantt-bar[data-task-id='{steps[0]}']")
     bar.focus()
     page.keyboard.press("ArrowDown")
+    page.wait_for_function("id => (document.activeElement?.dataset.taskId ?? id) !== id", arg=steps[0])
     nxt = page.evaluate("() => document.activeElement.dataset.taskId")
     assert nxt and nxt != steps[0]
     page.keyboard.press("Enter")

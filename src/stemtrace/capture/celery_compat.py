@@ -207,3 +207,73 @@ def consumer_queues(consumer: Any) -> list[Any]:
         return list(consumer.task_consumer.queues)
     except Exception:
         return []
+
+
+# -- beat ----------------------------------------------------------------------------
+
+# Headers a beat-sent message may carry, whatever process captures it. Celery 5.7 marks every
+# message its ``Scheduler.apply_async`` sends with ``celery_beat_task: True`` (no entry name);
+# Celery 5.3 to 5.6 mark nothing. django-celery-beat's ``ModelEntry`` puts the entry's name in
+# ``periodic_task_name`` on every Celery version.
+BEAT_MARK_HEADER = "celery_beat_task"
+BEAT_ENTRY_HEADER = "periodic_task_name"
+
+
+def beat_mark(headers: Any) -> str | bool | None:
+    """What a message's ``headers`` say of beat: the schedule entry's name when they name it
+    (django-celery-beat), ``True`` when they only mark it (Celery >= 5.7), else ``None``."""
+    if not isinstance(headers, dict):
+        return None
+    name = headers.get(BEAT_ENTRY_HEADER)
+    if isinstance(name, str) and name:
+        return name
+    return True if headers.get(BEAT_MARK_HEADER) is True else None
+
+
+def beat_scheduler(service: Any) -> Any:
+    """The scheduler of the ``beat.Service`` that sent ``beat_init``: ``Service.scheduler`` is a
+    cached property that ``Service.start`` builds before it sends the signal (5.3 to 5.7)."""
+    try:
+        return service.scheduler
+    except Exception:
+        return None
+
+
+def around_apply_async(scheduler: Any, enter: Callable[[Any], Any], leave: Callable[[Any], None]) -> bool:
+    """Make ``scheduler.apply_async(entry, ...)`` call ``enter(entry)`` before it sends and
+    ``leave(token)`` after; ``True`` when it now does.
+
+    Every scheduler sends a due entry through ``apply_async(entry, producer=None, advance=True,
+    **kwargs)`` (``Scheduler.apply_entry`` calls it, as do django-celery-beat's
+    ``DatabaseScheduler`` and RedBeat, which inherit it): the one method whose first argument
+    names the entry while the message is published. The wrapper is set on the instance, so
+    the class, other schedulers and a subclass's override are left as they are.
+    """
+    try:
+        original = scheduler.apply_async
+    except Exception:
+        return False
+    if getattr(original, "_stemtrace_wrapped", False) or not callable(original):
+        return False
+
+    def apply_async(*args: Any, **kwargs: Any) -> Any:
+        entry = args[0] if args else kwargs.get("entry")
+        token = None
+        try:
+            token = enter(entry)
+        except Exception:
+            pass
+        try:
+            return original(*args, **kwargs)
+        finally:
+            try:
+                leave(token)
+            except Exception:
+                pass
+
+    apply_async._stemtrace_wrapped = True  # type: ignore[attr-defined]
+    try:
+        scheduler.apply_async = apply_async
+    except Exception:
+        return False
+    return True

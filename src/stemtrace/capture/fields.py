@@ -40,6 +40,7 @@ SOURCES: Final[dict[str, dict[str, str]]] = {
         "publisher_task_id": "the id of the task whose body runs here (celery_compat.current_task_id)",
         "shadow": _HEADERS,
         "ignore_result": _HEADERS,
+        "beat": "the entry being sent, in the beat process (capture.beat), else the headers' beat mark",
     },
     ev.TASK_RECEIVED: {  # task_received(sender=Consumer, request=Request), worker main process
         "root_id": _REQUEST_DICT,
@@ -54,6 +55,7 @@ SOURCES: Final[dict[str, dict[str, str]]] = {
         "exchange": "request.delivery_info['exchange']",
         "routing_key": "request.delivery_info['routing_key']",
         "queue": "the consumer's queue bound to them (celery_compat.received_queue)",
+        "beat": f"{_REQUEST_DICT}: periodic_task_name or celery_beat_task (celery_compat.beat_mark)",
     },
     ev.TASK_STARTED: {  # task_prerun(sender=task, task_id, task), executing process
         "retries": _REQUEST,

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from stemtrace.capture import beat
 from stemtrace.capture import celery_compat as compat
 from stemtrace.capture import state as _state
 from stemtrace.capture.canvas import PROTOCOL_1
@@ -42,6 +43,8 @@ _time_ns = time.time_ns
 
 _current_task_id = compat.current_task_id
 _request_of = compat.request_of
+_beat_mark = beat.published_mark
+_BEAT_ENTRY, _BEAT_MARK = compat.BEAT_ENTRY_HEADER, compat.BEAT_MARK_HEADER
 
 
 def _name(value: Any) -> Any:
@@ -103,6 +106,7 @@ def on_after_task_publish(
                 _current_task_id() if st.starts else None,
                 h.get("shadow"),
                 h.get("ignore_result", False),
+                _beat_mark(h) if st.beat else None,
                 args,
                 kwargs or None,
                 None if embed == EMPTY_EMBED else embed,
@@ -148,6 +152,7 @@ def on_task_received(sender: Any = None, request: Any = None, **_: Any) -> None:
                 delivery.get("exchange"),
                 delivery.get("routing_key"),
                 compat.received_queue(sender, delivery),
+                rd.get(_BEAT_ENTRY) or rd.get(_BEAT_MARK),
                 None if embed == EMPTY_EMBED else embed,
                 st.main_proc(),
                 em.node,

@@ -55,6 +55,7 @@ class State:
             config.all_redact_keys, config.redact_patterns, config.redact_args, config.redactor
         )
         self.proc = "client"  # client | beat | main | child | solo
+        self.beat = False  # this process runs celery beat (``beat_init``): its sends name their entry
         self.node: str | None = None
         self.pool: str | None = None  # prefork | solo | threads | gevent | eventlet
         self.main_pid: int | None = None

@@ -13,6 +13,7 @@ import platform
 import time
 from typing import Any
 
+from stemtrace.capture import beat
 from stemtrace.capture import state as _state
 from stemtrace.capture.guard import guarded
 from stemtrace.core import events as ev
@@ -125,8 +126,11 @@ def on_worker_shutdown(st: _state.State, sender: Any = None, **_: Any) -> None:
 
 
 @guarded
-def on_beat_init(st: _state.State, **_: Any) -> None:
+def on_beat_init(st: _state.State, sender: Any = None, **_: Any) -> None:
     st.set_role("beat")
+    st.beat = True
+    if not beat.hook(sender):
+        st.log_once("beat_hook", RuntimeError("schedule entries unknown: the scheduler has no apply_async"))
 
 
 WORKER_HANDLERS = {

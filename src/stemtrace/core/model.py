@@ -64,6 +64,8 @@ class TaskRecord:
     queue: str | None = None
     routing_key: str | None = None
     exchange: str | None = None
+    # The celery beat schedule entry that sent it (``core.task.beat_entry``), None for other tasks.
+    beat_entry: str | None = None
     retries: int = 0
     eta: str | None = None
     expires: str | None = None

@@ -270,7 +270,23 @@ def _first(messages: list[Event], key: str) -> Any:
     return None
 
 
-_NEWEST_KEYS = ("queue", "routing_key", "exchange", "eta", "expires", "args", "kwargs")
+_NEWEST_KEYS = ("queue", "routing_key", "exchange", "eta", "expires", "args", "kwargs", "beat")
+BEAT_ENTRY_MAX = 200  # characters of an entry name kept (a name is a key, not a document)
+
+
+def beat_entry(messages: list[Event], name: str | None) -> str | None:
+    """The schedule entry that sent a task, by what its messages say in ``beat``: an entry's
+    name (beat ran stemtrace, or django-celery-beat named it), else ``True`` when a message was
+    only marked as beat's (Celery >= 5.7 without stemtrace in beat): the task's name stands for
+    the entry then, as beat schedules most tasks under one entry each."""
+    marked = False
+    for message in messages:
+        value = message.data.get("beat")
+        if type(value) is str and value:
+            return value[:BEAT_ENTRY_MAX]
+        if value is True:
+            marked = True
+    return name if marked and name else None
 
 
 def _firsts(messages: list[Event], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -406,6 +422,7 @@ def fold_task(task_id: str, events: Iterable[Event]) -> TaskRecord:
         queue=newest["queue"],
         routing_key=newest["routing_key"],
         exchange=newest["exchange"],
+        beat_entry=None if newest["beat"] is None else beat_entry(messages, name),
         retries=0 if max_retries is None else max_retries,
         eta=newest["eta"],
         expires=newest["expires"],

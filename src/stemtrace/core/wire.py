@@ -57,8 +57,17 @@ ROW_SHAPES: Final[dict[str, tuple[str, ...]]] = {
         "publisher_task_id",
         "shadow",
         "ignore_result",
+        "beat",
     ),
-    TASK_RECEIVED: (*_HEADERS, "replaced_task_nesting", "redelivered", "exchange", "routing_key", "queue"),
+    TASK_RECEIVED: (
+        *_HEADERS,
+        "replaced_task_nesting",
+        "redelivered",
+        "exchange",
+        "routing_key",
+        "queue",
+        "beat",
+    ),
     TASK_STARTED: ("retries", "worker_pid", "root_id", "parent_id", "group_id", "group_index"),
     TASK_SUCCEEDED: ("retries", "runtime", "handler_runtime"),
 }

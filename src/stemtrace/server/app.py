@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from stemtrace import __version__
 from stemtrace.server import api_docs, metrics, web
-from stemtrace.server.api import errors, export, meta, tasks
+from stemtrace.server.api import beat, errors, export, meta, tasks
 from stemtrace.server.api.schemas import ErrorBody
 from stemtrace.server.compression import CompressionMiddleware
 from stemtrace.server.context import ServerContext
@@ -92,6 +92,7 @@ def create_app(
     errors.install(app)
     app.include_router(tasks.router)
     app.include_router(export.router)
+    app.include_router(beat.router)
     app.include_router(meta.router)
     app.include_router(metrics.router)
     app.include_router(api_docs.make_router(static_dir or web.STATIC_DIR))

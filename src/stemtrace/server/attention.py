@@ -17,6 +17,7 @@ from stemtrace.core.model import TaskRecord
 from stemtrace.core.states import TaskState, WorkflowState
 from stemtrace.core.stuck import StuckTask, overdue_tasks, unconsumed_tasks, waiting_tasks
 from stemtrace.core.workers import WorkerRecord
+from stemtrace.server import beat_runs
 from stemtrace.server.store import Store, TaskQuery, WorkflowQuery
 from stemtrace.server.store.base import TaskRow
 
@@ -27,7 +28,7 @@ DETAIL_READS = 100  # RECEIVED tasks whose ETA is read from their detail
 
 @dataclass(frozen=True, slots=True)
 class Incident:
-    kind: str  # failure_group | lost | stuck | workflow_failed | worker_offline
+    kind: str  # failure_group | lost | stuck | workflow_failed | worker_offline | beat_missed
     key: str  # stable: the same incident always has the same key
     title: str
     detail: str
@@ -222,4 +223,30 @@ def event_losses(store: Store, since: float) -> list[Incident]:
                 extra={"reason": entry["reason"]},
             )
         )
+    return out
+
+
+def beat_missed(store: Store, now: float, since: float) -> list[Incident]:
+    """Celery beat runs missed since ``since``: one incident per gap (``core.beat``), keyed by the
+    entry and the run before it, so a gap is one incident while open and after beat resumes."""
+    out = []
+    for view in beat_runs.overview(store, now, since):
+        for m in view.missed:
+            if m.due < since and m.before is not None:
+                continue
+            state = "still none sent" if m.before is None else "runs resumed"
+            every = f"{view.interval:.0f}s" if view.interval else "?"
+            out.append(
+                Incident(
+                    kind="beat_missed",
+                    key=f"beat_missed:{view.entry}:{m.after:.3f}",
+                    title=f"beat entry {view.entry} missed {m.missed} run(s)",
+                    detail=f"expected every {every}; {state}",
+                    path="/beat?" + urlencode({"entry": view.entry}),
+                    at=m.due,
+                    count=m.missed,
+                    name=view.task_name,
+                    extra={"entry": view.entry, "interval_s": view.interval, "open": m.before is None},
+                )
+            )
     return out

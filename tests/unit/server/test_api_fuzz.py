@@ -41,6 +41,8 @@ def _populated_app() -> tuple[Any, Any, tempfile.TemporaryDirectory[str]]:
         f.event("task.started", "flaky-1", "proj.flaky", 3.4, retries=1),
         f.event("worker.online", None, None, 0, hostname="w1@h1", pool="prefork", concurrency=2),
     ]
+    for i in range(4):  # a beat entry with an interval and a missed run (/api/beat)
+        events += f.run(f"beat-{i}", "proj.tick", 5 + i * 60 + (120 if i == 3 else 0), beat="every-minute")
     store.apply(events, {}, NOW)
     return create_app(store=store, ingest=False), store, tmp
 
@@ -89,6 +91,8 @@ def test_fuzzing_covers_every_get_route() -> None:
     spec = json.loads((Path(__file__).parents[3] / "frontend" / "openapi.json").read_text())
     gets = {p for p, ops in spec["paths"].items() if "get" in ops}
     assert gets - {"/api/stream"} == {
+        "/api/beat",
+        "/api/beat/{entry}",
         "/api/failures",
         "/api/health",
         "/api/quarantine",

@@ -41,6 +41,7 @@ RULE_KINDS = {
     "task_stuck": "a task looks stuck (the attention view's definitions)",
     "worker_offline": "a worker goes offline with tasks on it",
     "events_lost": "events were lost (sequence gaps, buffer overflow) or quarantined",
+    "beat_missed": "a celery beat entry missed runs (a gap longer than its observed interval)",
 }
 CHANNEL_TYPES = ("webhook", "slack", "email")
 

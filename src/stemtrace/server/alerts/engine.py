@@ -115,6 +115,8 @@ class Alerter:
             return attention.offline_workers(store, now, beat, since)
         if rule.kind == "events_lost":
             return attention.event_losses(store, since)
+        if rule.kind == "beat_missed":
+            return attention.beat_missed(store, now, since)
         raise ValueError(f"unknown rule kind {rule.kind!r}; known: {', '.join(RULE_KINDS)}")
 
     @staticmethod

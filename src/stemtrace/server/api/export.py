@@ -94,6 +94,7 @@ def file_name(query: TaskQuery) -> str:
         ("routing_key", query.routing_key),
         ("group", query.group),
         ("parent", query.parent),
+        ("beat", query.beat),
         ("workflow", query.workflow),
         ("q", query.q),
     ]

@@ -41,6 +41,10 @@ def task_filters(  # noqa: PLR0917
         str | None, Query(description="members of this group or chord header (its group id)")
     ] = None,
     parent: Annotated[str | None, Query(description="children of this task (its id)")] = None,
+    beat: Annotated[
+        str | None,
+        Query(description="runs of this celery beat schedule entry (its name, as /api/beat lists it)"),
+    ] = None,
 ) -> TaskQuery:
     """The filters as a :class:`TaskQuery` for the first page (routes set ``limit`` and ``cursor``)."""
     return TaskQuery(
@@ -56,6 +60,7 @@ def task_filters(  # noqa: PLR0917
         exception_types=parse_exception_types(exception_type),
         group=group,
         parent=parent,
+        beat=beat,
     )
 
 

@@ -92,6 +92,7 @@ def task_detail(d: StoreTaskDetail) -> TaskDetail:
         eta=r.eta,
         expires=r.expires,
         exchange=r.exchange,
+        beat_entry=r.beat_entry,
         group_index=r.group_index,
         attempts=[_attempt(a) for a in r.attempts],
         events=d.events,

@@ -101,6 +101,9 @@ class TaskDetail(TaskSummary):
     eta: str | None = None
     expires: str | None = None
     exchange: str | None = None
+    beat_entry: str | None = Field(
+        None, description="the celery beat schedule entry that sent it (see /api/beat)"
+    )
     group_index: int | None = None
     attempts: list[AttemptOut]
     events: list[dict[str, Any]]

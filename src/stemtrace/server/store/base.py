@@ -59,6 +59,7 @@ class TaskQuery:
     exception_types: tuple[str, ...] = ()  # exact matches, any of
     group: str | None = None  # a group's (or chord header's) members
     parent: str | None = None  # a task's children
+    beat: str | None = None  # runs of this celery beat schedule entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +312,20 @@ class Store(ABC):
     def losses_overlapping(self, start: float, end: float, workflow_id: str | None = None) -> int:
         """Events lost in windows overlapping ``start..end``, from the workflow's sources if given."""
         return 0
+
+    # -- celery beat (``store/beat.py``) --------------------------------------------------------
+
+    def beat_entries(self) -> list[str]:
+        """The names of the beat schedule entries with runs stored."""
+        raise NotImplementedError
+
+    def beat_runs(self, entry: str, limit: int, cursor: str | None = None) -> tuple[list[Any], str | None]:
+        """An entry's runs (``store.beat.BeatRun``), newest first, and the next page's cursor."""
+        raise NotImplementedError
+
+    def beat_count(self, entry: str, since: float) -> int:
+        """How many runs of ``entry`` were sent since ``since``."""
+        raise NotImplementedError
 
     def claim_alerts(self, rule: str, keys: Sequence[str], now: float) -> list[str]:
         """The alert keys this replica may send now (each key is claimed once, store-wide)."""

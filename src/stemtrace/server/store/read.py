@@ -70,6 +70,7 @@ class Reader:
             ("routing_key", query.routing_key),
             ("group_id", query.group),
             ("parent_id", query.parent),
+            ("beat_entry", query.beat),
         ):
             if value is not None:
                 where.append(f"{column} = ?")

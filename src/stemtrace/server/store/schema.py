@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from stemtrace.server.store import search
+from stemtrace.server.store import beat, search
 from stemtrace.server.store.db import Dialect
 
 _V1 = """
@@ -227,8 +227,13 @@ _V11 = """
 CREATE INDEX IF NOT EXISTS tasks_group ON tasks (group_id, sort_ts, id) WHERE group_id IS NOT NULL
 """
 
+# v12: the celery beat schedule entry that sent a task (``store/beat.py``): the Beat page groups by
+# it and the task list filters on it. Partial, as most tasks are not beat's: the index holds the
+# beat runs alone, and serves the entry list (a skip scan), an entry's runs and the filter.
+_V12 = beat.MIGRATION
+
 Migration = str | Callable[[Any, Dialect], None]
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11)
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12)
 LATEST = len(MIGRATIONS)
 
 

@@ -19,7 +19,7 @@ from stemtrace.core.states import TaskState, WorkflowState
 from stemtrace.core.task import mark_lost
 from stemtrace.core.workers import WorkerRecord
 from stemtrace.server.jsonfast import loads
-from stemtrace.server.store import aggregates, alert_log, schema, seen, side_tables
+from stemtrace.server.store import aggregates, alert_log, beat, schema, seen, side_tables
 from stemtrace.server.store import retention as retention_sql
 from stemtrace.server.store.base import (
     ApplyResult,
@@ -404,6 +404,21 @@ class SqlStore(Store):
                 )
             ]
             return seen.overlapping(r.q, start, end, insts)
+
+    # -- celery beat runs (``store/beat.py``) ----------------------------------------------------
+
+    def beat_entries(self) -> list[str]:
+        with self._read() as r:
+            return beat.entries(r)
+
+    def beat_runs(self, entry: str, limit: int, cursor: str | None = None) -> tuple[list[Any], str | None]:
+        with self._read() as r:
+            found, nxt = beat.runs(r, entry, limit, cursor)
+        return list(found), nxt
+
+    def beat_count(self, entry: str, since: float) -> int:
+        with self._read() as r:
+            return beat.count_since(r, entry, since)
 
     # -- alerts sent (``store/alert_log.py``) ---------------------------------------------------
 

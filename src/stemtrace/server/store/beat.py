@@ -1,0 +1,78 @@
+"""The celery beat runs: tasks whose ``beat_entry`` column names the schedule entry that sent them.
+
+A column on ``tasks`` rather than a table of its own: a run's outcome is its task's state, kept
+current by the same write, and retention removes a run with its task. The partial index
+``tasks_beat (beat_entry, sort_ts, id)`` holds the beat runs only, so every query here is an
+index range: the entry list is a skip scan (one seek per entry, however many runs), an entry's
+runs are newest first on ``(sort_ts, id)`` like every other list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from stemtrace.server.store.base import encode_cursor
+from stemtrace.server.store.read import Reader
+
+MIGRATION = """
+ALTER TABLE tasks ADD COLUMN beat_entry TEXT;
+CREATE INDEX IF NOT EXISTS tasks_beat ON tasks (beat_entry, sort_ts, id) WHERE beat_entry IS NOT NULL
+"""
+MAX_ENTRIES = 500  # a beat schedule has tens of entries; a bound keeps a runaway one cheap
+
+_RUN_COLUMNS = "id, name, state, sort_ts, finished_at, runtime_ms, exception_type"
+
+
+@dataclass(frozen=True, slots=True)
+class BeatRun:
+    task_id: str
+    name: str | None
+    state: str
+    sent_at: float  # the task's sort_ts: when beat sent it (or first seen, without a publish)
+    finished_at: float | None
+    runtime_ms: float | None
+    exception_type: str | None
+
+
+def entries(r: Reader) -> list[str]:
+    """Every entry with runs, by name: a recursive skip scan of the partial index."""
+    rows = r.q(
+        "WITH RECURSIVE e(name) AS ("
+        " SELECT MIN(beat_entry) FROM tasks WHERE beat_entry IS NOT NULL"
+        " UNION ALL"
+        " SELECT (SELECT MIN(beat_entry) FROM tasks WHERE beat_entry > e.name) FROM e"
+        " WHERE e.name IS NOT NULL"
+        f") SELECT name FROM e WHERE name IS NOT NULL LIMIT {MAX_ENTRIES}"
+    )
+    return [str(n) for (n,) in rows]
+
+
+def runs(r: Reader, entry: str, limit: int, cursor: str | None = None) -> tuple[list[BeatRun], str | None]:
+    """An entry's runs, newest first, and the cursor of the next page."""
+    where, params = Reader._below(["beat_entry = ?"], [entry], cursor)
+    clause = " AND ".join(where)
+    found = r.q(
+        f"SELECT {_RUN_COLUMNS} FROM tasks WHERE {clause} ORDER BY sort_ts DESC, id DESC LIMIT ?",
+        [*params, limit + 1],
+    )
+    items = [_run(row) for row in found[:limit]]
+    nxt = encode_cursor(items[-1].sent_at, items[-1].task_id) if len(found) > limit else None
+    return items, nxt
+
+
+def count_since(r: Reader, entry: str, since: float) -> int:
+    found = r.q("SELECT COUNT(*) FROM tasks WHERE beat_entry = ? AND sort_ts >= ?", [entry, since])
+    return int(found[0][0])
+
+
+def _run(row: tuple[Any, ...]) -> BeatRun:
+    return BeatRun(
+        task_id=row[0],
+        name=row[1],
+        state=row[2],
+        sent_at=float(row[3]),
+        finished_at=row[4],
+        runtime_ms=row[5],
+        exception_type=row[6],
+    )

@@ -20,6 +20,7 @@ import './styles.css';
 // the workflow page brings React Flow, the Gantt and the ELK client; the workers page uPlot.
 const WorkflowPage = lazy(() => import('./pages/WorkflowPage').then((m) => ({ default: m.WorkflowPage })));
 const WorkersPage = lazy(() => import('./pages/WorkersPage').then((m) => ({ default: m.WorkersPage })));
+const BeatPage = lazy(() => import('./pages/BeatPage').then((m) => ({ default: m.BeatPage })));
 
 const queryClient = new QueryClient({
   defaultOptions: {
@@ -48,6 +49,7 @@ const router = createBrowserRouter(
             { path: 'workflows/:id', element: <WorkflowPage /> },
             { path: 'failures', element: <FailuresPage /> },
             { path: 'workers', element: <WorkersPage /> },
+            { path: 'beat', element: <BeatPage /> },
             { path: '*', element: <NotFoundPage /> },
           ],
         },

@@ -92,3 +92,18 @@ def shaky(i: int) -> int:
 def verbose() -> None:
     """Fails with a message and traceback longer than the library keeps: shown as truncated."""
     raise ValueError("x" * 40_000)
+
+
+# Read only by the `celery beat` that tests/e2e/test_beat_page.py starts: one entry every second,
+# one that fails every two seconds.
+app.conf.beat_schedule = {
+    "e2e-tick": {"task": "e2e.tick", "schedule": 1.0, "args": (1,)},
+    "e2e-tick-fails": {"task": "e2e.tick", "schedule": 2.0, "args": (0,)},
+}
+
+
+@app.task(name="e2e.tick")
+def tick(n: int) -> int:
+    if not n:
+        raise ValueError("a beat tick that fails")
+    return n

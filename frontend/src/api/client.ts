@@ -98,6 +98,8 @@ export interface TaskFilters {
   group?: string;
   /** Children of this task. */
   parent?: string;
+  /** Runs of this celery beat schedule entry. */
+  beat?: string;
 }
 
 export interface WorkflowFilters {
@@ -142,4 +144,8 @@ export const api = {
   stuck: (signal?: AbortSignal) => unwrap(http.GET('/api/stuck', { signal })),
   health: (signal?: AbortSignal) => unwrap(http.GET('/api/health', { signal })),
   quarantine: (signal?: AbortSignal) => unwrap(http.GET('/api/quarantine', { signal })),
+  beat: (since: string | undefined, signal?: AbortSignal) =>
+    unwrap(http.GET('/api/beat', { params: { query: clean({ since }) }, signal })),
+  beatEntry: (entry: string, cursor: string | null, limit: number, signal?: AbortSignal) =>
+    unwrap(http.GET('/api/beat/{entry}', { params: { path: { entry }, query: clean({ cursor, limit }) }, signal })),
 };

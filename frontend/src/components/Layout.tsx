@@ -12,6 +12,7 @@ const NAV = [
   { to: '/workflows', label: 'Workflows', key: 'w' },
   { to: '/failures', label: 'Failures', key: 'f' },
   { to: '/workers', label: 'Workers', key: 'k' },
+  { to: '/beat', label: 'Beat', key: 'b' },
 ];
 
 function isTyping(el: EventTarget | null): boolean {
@@ -131,7 +132,7 @@ export function Layout() {
           <h2>Keyboard</h2>
           <dl>
             <dt>/</dt><dd>Focus search</dd>
-            <dt>g a · g t · g w · g f · g k</dt><dd>Attention · Tasks · Workflows · Failures · Workers</dd>
+            <dt>g a · g t · g w · g f · g k · g b</dt><dd>Attention · Tasks · Workflows · Failures · Workers · Beat</dd>
             <dt>j / k, ↑ / ↓, Enter</dt><dd>Move in a list, open the row</dd>
             <dt>Paste a task id</dt><dd>Open that task</dd>
             <dt>?</dt><dd>This help</dd>

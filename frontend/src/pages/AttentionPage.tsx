@@ -1,6 +1,6 @@
 // "Needs attention", the home page: what an on-call engineer must look at, each row linked to its tasks —
 // failures (LOST included) grouped by task and exception with their counts over time, stuck tasks,
-// workers gone offline with tasks on them, and events the server lost or set aside.
+// workers gone offline with tasks on them, celery beat runs missed, and events the server lost or set aside.
 import { Link } from 'react-router';
 import type { TaskStats, Worker } from '../api/types';
 import { failureRows, lostRows } from '../domain/failures';
@@ -9,7 +9,7 @@ import { Empty, ErrorBanner, Loading, StateBadge, Time } from '../components/com
 import { tasksLink } from '../domain/links';
 import { exceptionName } from '../domain/values';
 import { formatDuration } from '../domain/time';
-import { useFailures, useHealth, useLostTasks, useQuarantine, useStats, useStuck, useWorkers } from '../queries';
+import { useBeat, useFailures, useHealth, useLostTasks, useQuarantine, useStats, useStuck, useWorkers } from '../queries';
 import { apiRoot } from '../api/client';
 
 const RANGE = '24h';
@@ -55,6 +55,8 @@ export function AttentionPage() {
   const health = useHealth();
   const quarantine = useQuarantine();
   const setAside = quarantine.data?.items ?? [];
+  const beat = useBeat(RANGE);
+  const missedBeat = (beat.data?.items ?? []).filter((e) => e.missed.length > 0);
 
   const rows = [...failureRows(failures.data?.items ?? []), ...lostRows(lost.data?.items ?? [])].sort(
     (a, b) => (b.lastSeen ?? '').localeCompare(a.lastSeen ?? ''),
@@ -77,7 +79,7 @@ export function AttentionPage() {
   }
   const unique = [...new Set(problems)];
   const loading = failures.isPending || lost.isPending || stuck.isPending || workers.isPending;
-  const allWell = !loading && !rows.length && !stuckItems.length && !gone.length && !unique.length && !setAside.length;
+  const allWell = !loading && !rows.length && !stuckItems.length && !gone.length && !unique.length && !setAside.length && !missedBeat.length;
   const lastFailure = (week.data?.items ?? []).reduce<string | null>((m, f) => (f.last_seen && (!m || f.last_seen > m) ? f.last_seen : m), null);
 
   return (
@@ -163,6 +165,24 @@ export function AttentionPage() {
                   ))}
                 </tbody>
               </table>
+            </section>
+          )}
+          {missedBeat.length > 0 && (
+            <section aria-labelledby="att-beat">
+              <h2 id="att-beat">Missed beat runs</h2>
+              <ul className="attention-beat">
+                {missedBeat.map((e) => {
+                  const last = e.missed[e.missed.length - 1];
+                  const count = e.missed.reduce((n, m) => n + m.missed, 0);
+                  return (
+                    <li key={e.entry} data-entry={e.entry}>
+                      <Link to={`/beat?entry=${encodeURIComponent(e.entry)}`}><strong>{e.entry}</strong></Link> missed{' '}
+                      {count.toLocaleString()} run{count === 1 ? '' : 's'}
+                      {last && <>, last after <Time ts={last.after} />{last.before ? '' : ' and none sent since'}</>}
+                    </li>
+                  );
+                })}
+              </ul>
             </section>
           )}
           {gone.length > 0 && (

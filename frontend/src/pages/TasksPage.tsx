@@ -34,6 +34,7 @@ export function TasksPage() {
     workflow: params.get('workflow') ?? undefined,
     group: params.get('group') ?? undefined,
     parent: params.get('parent') ?? undefined,
+    beat: params.get('beat') ?? undefined,
   };
   const query = useTaskList(filters, range);
   const names = useTaskNames();

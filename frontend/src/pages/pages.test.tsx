@@ -113,8 +113,9 @@ describe('needs attention (home)', () => {
     retention: { retention_s: 7 * 86400, failure_retention_s: 30 * 86400, max_tasks: null, behind: false, evicted_workflows: 0, expired_workflows: 0, last_run_at: null },
     ...over,
   });
-  const base = (h: object) => [
+  const base = (h: object, beat: object[] = []) => [
     http.get('*/api/health', () => HttpResponse.json(h)),
+    http.get('*/api/beat', () => HttpResponse.json({ since: '2026-01-01T00:00:00Z', items: beat })),
     http.get('*/api/quarantine', () => HttpResponse.json({ items: [] })),
     http.get('*/api/stats/tasks', () => HttpResponse.json({ items: [] })),
     http.get('*/api/tasks', () => HttpResponse.json(empty)),
@@ -132,7 +133,11 @@ describe('needs attention (home)', () => {
   it('lists stuck tasks, workers gone with tasks, and event losses, each linked', async () => {
     server.use(
       http.get('*/api/quarantine', () => HttpResponse.json({ items: [{ reason: 'undecodable', kind: 'message', count: 4, first_seen: null, last_seen: null, detail: 'not JSON', sample: 'x' }] })),
-      ...base(health({ status: 'degraded', reasons: ['12 events lost in the last hour'], library: { processes: 1, sent: 5, dropped: 3, errors: 0, sources: [] } })),
+      ...base(health({ status: 'degraded', reasons: ['12 events lost in the last hour'], library: { processes: 1, sent: 5, dropped: 3, errors: 0, sources: [] } }), [
+        { entry: 'nightly', task_name: 'app.report', interval_s: 60, last_run: null, runs: 3, recent: [],
+          missed: [{ after: '2026-01-01T00:00:00Z', before: null, missed: 4, due: '2026-01-01T00:01:00Z' }] },
+        { entry: 'fine', task_name: 'app.tick', interval_s: 1, last_run: null, runs: 9, recent: [], missed: [] },
+      ]),
       http.get('*/api/failures', () => HttpResponse.json({ items: [] })),
       http.get('*/api/stuck', () => HttpResponse.json({ items: [{ task_id: 't-1', name: 'app.ship', state: 'PENDING', reason: 'unconsumed_queue', detail: "no online worker consumes queue 'slow'", since: '2026-01-01T00:00:00Z' }] })),
       http.get('*/api/workers', () => HttpResponse.json({ items: [{ hostname: 'w1@h', online: false, active: 2, active_tasks: ['a', 'b'], queues: [], registered: [], concurrency: 1, last_heartbeat: null, loadavg: null, offline_at: '2026-01-01T00:00:00Z', online_at: null, pid: 1, pool: 'prefork', processed: 0, versions: null }] })),
@@ -145,6 +150,11 @@ describe('needs attention (home)', () => {
     expect(screen.getByText('12 events lost in the last hour')).toBeTruthy();
     expect(screen.getByText(/3 events were dropped by the capture library/)).toBeTruthy();
     expect(screen.getByText('not JSON')).toBeTruthy();
+    const beat = screen.getByRole('region', { name: 'Missed beat runs' });
+    expect(beat.textContent).toContain('nightly missed 4 runs');
+    expect(beat.textContent).toContain('none sent since');
+    expect(beat.textContent).not.toContain('fine');
+    expect(screen.getByRole('link', { name: 'nightly' }).getAttribute('href')).toBe('/beat?entry=nightly');
   });
 });
 

@@ -156,3 +156,27 @@ export function useLostTasks(range: string) {
     refetchInterval: live.pollMs,
   });
 }
+
+/** Celery beat schedule entries with their latest runs and missed runs since the start of `range`. */
+export function useBeat(range: string) {
+  const live = useLive();
+  return useQuery({
+    queryKey: keys.beat(range),
+    queryFn: ({ signal }) => api.beat(rangeToSince(range), signal),
+    // Not named by the live stream (it announces tasks, not entries): refreshed on a timer.
+    refetchInterval: live.pollMs || 10_000,
+  });
+}
+
+/** One entry's runs, newest first, page by page. */
+export function useBeatEntry(entry: string | null, pageSize = 200) {
+  const live = useLive();
+  return useInfiniteQuery({
+    queryKey: keys.beatEntry(entry ?? ''),
+    queryFn: ({ pageParam, signal }) => api.beatEntry(entry ?? '', pageParam, pageSize, signal),
+    initialPageParam: null as string | null,
+    getNextPageParam: (last) => last.next_cursor,
+    enabled: !!entry,
+    refetchInterval: live.pollMs || 10_000,
+  });
+}

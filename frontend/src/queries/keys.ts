@@ -19,6 +19,8 @@ export const keys = {
   stuck: () => ['stuck'] as const,
   health: () => ['health'] as const,
   quarantine: () => ['quarantine'] as const,
+  beat: (range: string) => ['beat', range] as const,
+  beatEntry: (entry: string) => ['beat-entry', entry] as const,
 };
 
 /** Key prefixes, each covering every query of one kind: what a stream message invalidates. */

@@ -6,6 +6,7 @@ the ``beat_missed`` alert sent once for the stop."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -195,6 +196,12 @@ def test_a_beat_mark_in_the_message_is_read_by_the_worker(tmp_path: Path, redis_
         assert entries["t.add"]["last_run"]["task_id"] == marked.id
         assert entries["t.add"]["interval_s"] is None  # one run: no interval observed, nothing missed
         assert server.get(f"/api/tasks/{named.id}")["beat_entry"] == "nightly-add"
+        # the terminal's task list takes the same filter
+        cli = subprocess.run(
+            [sys.executable, "-m", "stemtrace.cli", "tasks", "--beat", "nightly-add", "--server", server.base, "--json"],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert [t["id"] for t in json.loads(cli.stdout)["items"]] == [named.id]
         assert server.get(f"/api/tasks/{plain.id}")["beat_entry"] is None
     finally:
         server.stop()

@@ -198,7 +198,8 @@ def test_a_beat_mark_in_the_message_is_read_by_the_worker(tmp_path: Path, redis_
         assert server.get(f"/api/tasks/{named.id}")["beat_entry"] == "nightly-add"
         # the terminal's task list takes the same filter
         cli = subprocess.run(
-            [sys.executable, "-m", "stemtrace.cli", "tasks", "--beat", "nightly-add", "--server", server.base, "--json"],
+            [sys.executable, "-m", "stemtrace.cli", "tasks", "--beat", "nightly-add",
+             "--server", server.base, "--json"],
             capture_output=True, text=True, timeout=60, check=True,
         )  # fmt: skip
         assert [t["id"] for t in json.loads(cli.stdout)["items"]] == [named.id]

@@ -170,7 +170,7 @@ def test_readable_labels(page: Any, scenarios: dict[str, Any], oncall: dict[str,
     graph_ready(page)
     exc = page.locator(".wf-node.failed .exc-type")
     assert exc.inner_text() == "ValueError" and exc.get_attribute("title") == "builtins.ValueError"
-    expect(page.locator("h1")).to_have_text(re.compile(r"^chain: add → add → explode → …"))
+    expect(page.locator("h1")).to_have_text("chain: add → add → explode → … (5 steps)")
     # Opening the panel re-fits the graph: every node of this small graph stays in view.
     page.locator(f".wf-node[data-task-id='{scenarios['chain_steps'][0]}']").click()
     page.get_by_role("complementary", name="Selected task").wait_for()
@@ -219,6 +219,64 @@ def test_scheduled_and_truncated_are_said(page: Any, oncall: dict[str, Any]) -> 
     page.goto(f"/tasks/{oncall['verbose']}")
     page.locator(".attempt").first.wait_for()
     expect(page.locator(".attempt .marker.truncated").first).to_contain_text("truncated")
+
+
+def test_scheduled_work_is_said_in_the_list_the_graph_and_its_workflow(
+    page: Any, server_url: str, oncall: dict[str, Any]
+) -> None:
+    tid = oncall["scheduled"]  # add(5, 5) with a 10-minute countdown: RECEIVED by the worker, not started
+    # The Tasks list: a SCHEDULED badge (the real state kept in data-state) and "scheduled for T".
+    page.goto("/tasks?name=e2e.add&state=RECEIVED")
+    row = page.locator(f".tasks-table [data-task-id='{tid}']")
+    row.wait_for()
+    badge = row.locator(".c-state .badge")
+    expect(badge).to_have_text("SCHEDULED")
+    assert badge.get_attribute("data-state") == "RECEIVED"
+    expect(row.locator(".c-name .scheduled")).to_contain_text("scheduled for")
+    eta = row.locator(".c-name .scheduled").get_attribute("data-eta") or ""
+    assert eta == get_json(f"{server_url}/api/tasks/{tid}")["eta"], eta
+    # The workflow waits only on that task: the API keeps RUNNING and says until when.
+    wf = get_json(f"{server_url}/api/workflows/{tid}")
+    assert (wf["state"], wf["scheduled_for"]) == ("RUNNING", eta), wf
+    # The Workflows list says "Scheduled for T" instead of RUNNING.
+    page.goto("/workflows?name=e2e.add&state=RUNNING")
+    listed = page.locator(f"table.workflows tr[data-workflow-id='{wf['id']}']")
+    listed.wait_for()
+    expect(listed.locator(".badge").first).to_have_text("SCHEDULED")
+    expect(listed.locator(".scheduled")).to_contain_text("Scheduled for")
+    # The workflow page (title and heading) and its graph node say it too.
+    listed.locator("td a").first.click()
+    page.wait_for_url(re.compile(f"/workflows/{wf['id']}"))
+    graph_ready(page)
+    expect(page).to_have_title(re.compile(r"^SCHEDULED add · stemtrace$"))
+    expect(page.locator(".wf-head .badge").first).to_have_text("SCHEDULED")
+    expect(page.locator(".wf-head .scheduled")).to_contain_text("Scheduled for")
+    node = page.locator(f".wf-node[data-task-id='{tid}']")
+    expect(node.locator(".badge")).to_have_text("SCHEDULED")
+    expect(node.locator(".scheduled")).to_contain_text("for ")
+    assert node.locator(".scheduled").get_attribute("data-eta") == eta
+    review(page, "scheduled-workflow")
+
+
+def test_the_workflows_list_names_workflows_by_their_shape(
+    page: Any, scenarios: dict[str, Any], oncall: dict[str, Any]
+) -> None:
+    page.goto("/workflows?name=e2e.add")
+    names = {
+        scenarios["chord_workflow"]: "chord: add \u00d75 \u2192 tsum",
+        scenarios["chain_workflow"]: "chain: add \u2192 add \u2192 explode \u2192 \u2026 (5 steps)",
+    }
+    for wf_id, name in names.items():
+        link = page.locator(f"table.workflows tr[data-workflow-id='{wf_id}'] td a").first
+        expect(link).to_have_text(name)
+        assert link.get_attribute("title") == "root task: e2e.add"
+    page.goto("/workflows?name=e2e.shaky")
+    shaky = page.locator(f"table.workflows tr[data-workflow-id='{oncall['shaky_workflow']}'] td a").first
+    expect(shaky).to_have_text("group: shaky \u00d730")
+    review(page, "workflows-by-shape")
+    # The page names it the same way: one name, computed once with the summary.
+    shaky.click()
+    expect(page.locator("h1")).to_have_text("group: shaky \u00d730")
 
 
 def test_new_rows_wait_behind_a_pill_while_hovering(

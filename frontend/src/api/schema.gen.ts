@@ -715,6 +715,11 @@ export interface components {
             attempts: number;
             /** @description set when this node stands for many sibling tasks (a huge workflow's fan-out, collapsed by the server): `id` is then no task id */
             collapsed?: components["schemas"]["CollapsedOut"] | null;
+            /**
+             * Eta
+             * @description when a task sent with an ETA or countdown is due
+             */
+            eta?: string | null;
             /** Exception Type */
             exception_type: string | null;
             /** Finished At */
@@ -853,7 +858,7 @@ export interface components {
             name: string | null;
             /**
              * Reason
-             * @description overdue | unconsumed_queue
+             * @description overdue | unconsumed_queue | eta_overdue | not_started
              */
             reason: string;
             /** Since */
@@ -927,7 +932,10 @@ export interface components {
              * @description ids of every task whose parent is this one, oldest first
              */
             children: string[];
-            /** Eta */
+            /**
+             * Eta
+             * @description when a task sent with an ETA or countdown is due; while it is PENDING, RECEIVED or RETRY it is scheduled for then, not stuck
+             */
             eta?: string | null;
             /** Events */
             events: {
@@ -1090,6 +1098,11 @@ export interface components {
         TaskSummary: {
             /** Args Preview */
             args_preview?: string | null;
+            /**
+             * Eta
+             * @description when a task sent with an ETA or countdown is due; while it is PENDING, RECEIVED or RETRY it is scheduled for then, not stuck
+             */
+            eta?: string | null;
             /** Exception Type */
             exception_type: string | null;
             /** Finished At */
@@ -1228,6 +1241,16 @@ export interface components {
             nodes: components["schemas"]["NodeOut"][];
             /** Root Id */
             root_id: string | null;
+            /**
+             * Scheduled For
+             * @description set while every unfinished task waits for its ETA/countdown (planned steps behind them aside): the earliest ETA. `state` stays RUNNING; nothing runs until then
+             */
+            scheduled_for?: string | null;
+            /**
+             * Shape
+             * @description the workflow named by its shape, e.g. "chord: score_item ×500 → summarize", "group: resize ×20", "chain: fetch → parse → store"; null for a lone task or a plain tree
+             */
+            shape?: string | null;
             /** Started At */
             started_at: string | null;
             state: components["schemas"]["WorkflowState"];
@@ -1259,6 +1282,16 @@ export interface components {
             id: string;
             /** Name */
             name: string | null;
+            /**
+             * Scheduled For
+             * @description set while every unfinished task waits for its ETA/countdown (planned steps behind them aside): the earliest ETA. `state` stays RUNNING; nothing runs until then
+             */
+            scheduled_for?: string | null;
+            /**
+             * Shape
+             * @description the workflow named by its shape, e.g. "chord: score_item ×500 → summarize", "group: resize ×20", "chain: fetch → parse → store"; null for a lone task or a plain tree
+             */
+            shape?: string | null;
             /** Started At */
             started_at: string | null;
             state: components["schemas"]["WorkflowState"];

@@ -12,6 +12,8 @@ import { isFailed, stateClass } from '../domain/states';
 import { formatDuration } from '../domain/time';
 import { attemptPhases, phasesText } from '../domain/waiting';
 import { exceptionName } from '../domain/values';
+import { scheduledFor } from '../domain/schedule';
+import { ScheduledFor } from '../components/Scheduled';
 
 export function TaskPage() {
   const { id = '' } = useParams();
@@ -34,14 +36,14 @@ export function TaskPage() {
 export function TaskView({ task, compact = false }: { task: TaskDetail; compact?: boolean }) {
   const wfId = task.workflow_id ?? task.root_id;
   // An ETA/countdown task sits RECEIVED until its time: say so rather than let it look stuck.
-  const scheduled = !!task.eta && !task.started_at && ['PENDING', 'RECEIVED', 'RETRY'].includes(task.state);
+  const scheduled = scheduledFor(task);
   return (
     <div className={`page task-page${compact ? ' compact' : ''}`}>
       {!compact && <Breadcrumb task={task} />}
       <header className="task-head">
         <div className="task-title">
           <StateBadge state={task.state} />
-          {scheduled && <span className="badge st-scheduled" title={`ETA ${task.eta ?? ''}`}>SCHEDULED</span>}
+          {scheduled && <span className="badge st-scheduled" title={`ETA ${scheduled}`}>SCHEDULED</span>}
           <h1>{task.name ?? <em>unknown task</em>}</h1>
         </div>
         <dl className="facts">
@@ -52,7 +54,7 @@ export function TaskView({ task, compact = false }: { task: TaskDetail; compact?
           <dt>Queue</dt><dd>{task.queue ?? '—'}</dd>
           {task.args_preview && (<><dt>Call</dt><dd className="mono call" title={task.args_preview}>{callText(task.name, task.args_preview)}</dd></>)}
           <dt>Re-run</dt><dd><RerunCopy task={task} /></dd>
-          {scheduled && (<><dt>Scheduled</dt><dd className="scheduled">scheduled for <Time ts={task.eta} /></dd></>)}
+          {scheduled && (<><dt>Scheduled</dt><dd><ScheduledFor eta={scheduled} /></dd></>)}
           <dt>Received</dt><dd><Time ts={task.received_at ?? task.sent_at} /></dd>
           <dt>Runtime</dt><dd><Duration ms={task.runtime_ms} /></dd>
           {task.retries > 0 && (<><dt>Retries</dt><dd>{task.retries}</dd></>)}

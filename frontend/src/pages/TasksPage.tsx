@@ -7,6 +7,8 @@ import type { TaskSummary } from '../api/types';
 import { useTitle } from '../app/title';
 import { useDebouncedParam, useUrlState } from '../app/urlstate';
 import { Duration, Empty, ErrorBanner, NoEventsHint, StateBadge, Time } from '../components/common';
+import { ScheduledBadge, ScheduledFor } from '../components/Scheduled';
+import { scheduledFor } from '../domain/schedule';
 import { TASK_STATES } from '../domain/states';
 import { rangeFilter, TimeRange } from '../components/TimeRange';
 import { useExceptionTypes, useTaskList, useTaskNames, useWorkers } from '../queries';
@@ -294,6 +296,7 @@ function TaskTable({ ref, rows, onEnd, onHold, loadingMore, capped }: TableProps
           {items.map((vi) => {
             const t = rows[vi.index];
             if (!t) return null;
+            const due = scheduledFor(t);
             return (
               <div
                 key={t.id}
@@ -303,9 +306,10 @@ function TaskTable({ ref, rows, onEnd, onHold, loadingMore, capped }: TableProps
                 data-task-id={t.id}
                 onClick={() => setCursor(vi.index)}
               >
-                <div role="cell" className="td c-state"><StateBadge state={t.state} /></div>
+                <div role="cell" className="td c-state">{due ? <ScheduledBadge state={t.state} eta={due} /> : <StateBadge state={t.state} />}</div>
                 <div role="cell" className="td c-name">
                   <Link to={`/tasks/${t.id}`} title={`${t.name ?? '?'} · ${t.id}`}>{t.name ?? <em>unknown</em>}</Link>
+                  {due && <> <ScheduledFor eta={due} /></>}
                 </div>
                 <div role="cell" className="td c-args mono" title={t.args_preview ?? ''}>{t.args_preview ? callText(t.name, t.args_preview) : ''}</div>
                 <div role="cell" className="td c-worker" title={t.worker ?? ''}>{t.worker ?? '—'}</div>

@@ -5,7 +5,8 @@ import type { WorkflowDetail } from '../api/types';
 import { useTask, useTaskList, useWorkflow, useWorkflowMembers } from '../queries';
 import { useTitle } from '../app/title';
 import { argDigest, callText } from '../domain/args';
-import { workflowShapeName } from '../domain/shape';
+import { workflowTitle } from '../domain/shape';
+import { ScheduledBadge, ScheduledFor } from '../components/Scheduled';
 import { FAILED_STATES, RUNNING_STATES } from '../domain/links';
 import type { ViewGraph } from '../domain/graph';
 import { useUrlState } from '../app/urlstate';
@@ -27,7 +28,7 @@ export function WorkflowPage() {
   const plumbing = params.get('plumbing') === '1';
   useEffect(() => warmLayoutEngine(), []);
   const q = useWorkflow(id, plumbing);
-  useTitle(q.data ? `${q.data.state} ${workflowShapeName(q.data)}` : q.error ? 'Workflow not found' : 'Workflow');
+  useTitle(q.data ? `${q.data.scheduled_for ? 'SCHEDULED' : q.data.state} ${workflowTitle(q.data)}` : q.error ? 'Workflow not found' : 'Workflow');
   if (q.isPending) return <Loading what="workflow" />;
   if (q.error) {
     return (
@@ -71,7 +72,7 @@ function WorkflowView({ wf, params, set }: { wf: WorkflowDetail; params: URLSear
     () => new Map((members.data?.items ?? []).filter((t) => t.args_preview).map((t) => [t.id, argDigest(t.args_preview, 40)])),
     [members.data],
   );
-  const shape = workflowShapeName(wf);
+  const shape = workflowTitle(wf);
 
   const exportJson = () => {
     const blob = new Blob([JSON.stringify(wf, null, 2)], { type: 'application/json' });
@@ -93,9 +94,10 @@ function WorkflowView({ wf, params, set }: { wf: WorkflowDetail; params: URLSear
           {wf.root_id ? <Link to={`/tasks/${wf.root_id}`}>{wf.name ?? wf.root_id}</Link> : <span>{wf.name}</span>}
         </nav>
         <div className="task-title">
-          <StateBadge state={wf.state} />
+          {wf.scheduled_for ? <ScheduledBadge state={wf.state} eta={wf.scheduled_for} /> : <StateBadge state={wf.state} />}
           <h1 title={wf.name ?? wf.id}>{shape}</h1>
-          <span className="muted">{wf.task_count.toLocaleString()} tasks · <Duration ms={durationBetween(wf.started_at, wf.finished_at)} /> · started <Time ts={wf.started_at} /></span>
+          {wf.scheduled_for && <ScheduledFor eta={wf.scheduled_for} capital />}
+          <span className="muted">{wf.task_count.toLocaleString()} {wf.task_count === 1 ? 'task' : 'tasks'} · <Duration ms={durationBetween(wf.started_at, wf.finished_at)} /> · started <Time ts={wf.started_at} /></span>
         </div>
         <div className="wf-counts">
           <CountsBar counts={wf.counts} />

@@ -9,6 +9,8 @@ import { sortedCounts } from '../domain/states';
 import { durationBetween } from '../domain/time';
 import { tasksLink } from '../domain/links';
 import { rangeFilter, TimeRange } from '../components/TimeRange';
+import { ScheduledBadge, ScheduledFor } from '../components/Scheduled';
+import { workflowTitle } from '../domain/shape';
 
 const WF_STATES = ['RUNNING', 'SUCCESS', 'FAILURE', 'REVOKED'];
 
@@ -47,13 +49,16 @@ export function WorkflowsPage() {
       ) : (
         <table className="grid workflows">
           <thead>
-            <tr><th>State</th><th>Root task</th><th>Tasks</th><th>Counts</th><th>Started</th><th>Duration</th></tr>
+            <tr><th>State</th><th>Workflow</th><th>Tasks</th><th>Counts</th><th>Started</th><th>Duration</th></tr>
           </thead>
           <tbody>
             {rows.map((w) => (
               <tr key={w.id} data-workflow-id={w.id}>
-                <td><StateBadge state={w.state} /></td>
-                <td><Link to={`/workflows/${w.id}`}>{w.name ?? w.id}</Link></td>
+                <td>{w.scheduled_for ? <ScheduledBadge state={w.state} eta={w.scheduled_for} /> : <StateBadge state={w.state} />}</td>
+                <td>
+                  <Link to={`/workflows/${w.id}`} title={w.name ? `root task: ${w.name}` : w.id}>{workflowTitle(w)}</Link>
+                  {w.scheduled_for && <div className="small"><ScheduledFor eta={w.scheduled_for} capital /></div>}
+                </td>
                 <td className="num">{w.task_count.toLocaleString()}</td>
                 <td>
                   <div className="counts-cell">

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from stemtrace.core.states import TaskState, WorkflowState
@@ -89,6 +90,11 @@ class TaskRecord:
     attempts: tuple[Attempt, ...] = ()
     updated_at: float | None = None  # latest event ts; drives retention and "changed since"
 
+    @property
+    def eta_at(self) -> float | None:
+        """``eta`` as epoch seconds (``None`` when absent or unreadable): what graphs compare."""
+        return eta_seconds(self.eta)
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["state"] = self.state.value
@@ -110,6 +116,26 @@ class TaskRecord:
             for a in values.get("attempts") or ()
         )
         return cls(**values)
+
+
+def eta_seconds(eta: object) -> float | None:
+    """An ISO-8601 ETA as epoch seconds (naive times are UTC, as Celery sends them); None if unreadable.
+
+    The library forwards the message's ``eta`` header as it is; a hostile or odd sender can put
+    anything there, so anything but a readable time is simply no ETA.
+    """
+    if not eta or not isinstance(eta, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(eta.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    try:
+        return parsed.timestamp()
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 class GraphRecord(Protocol):
@@ -152,6 +178,8 @@ class GraphRecord(Protocol):
     def exception_type(self) -> str | None: ...
     @property
     def args(self) -> Any: ...  # read for ``celery.chord_unlock`` only
+    @property
+    def eta_at(self) -> float | None: ...  # when an ETA/countdown task is due (epoch seconds)
     @property
     def canvases(self) -> Sequence[Mapping[str, Any]]: ...
     @property
@@ -214,6 +242,7 @@ class Node:
     skipped_reason: str | None = None
     skipped_by: str | None = None
     collapsed: Collapsed | None = None  # this node stands for many sibling tasks
+    eta: float | None = None  # an ETA/countdown task: when it is due (epoch seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,3 +280,8 @@ class WorkflowGraph:
     edges: tuple[Edge, ...] = ()
     groups: tuple[Container, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # Set while every unfinished task waits for its ETA/countdown (``rollup.scheduled_for``):
+    # the earliest of those ETAs. ``state`` stays RUNNING; the UI says "scheduled for".
+    scheduled_for: float | None = None
+    # The workflow named by its shape ("chord: score_item x500 → summarize"), from its summary.
+    shape: str | None = None

@@ -79,6 +79,39 @@ def summarize(counts: Mapping[TaskState, int] | Mapping[str, int]) -> Summary:
     return Summary(workflow_state(by_state), sum(out.values()), out, has_failure)
 
 
+# The states in which a task with an ETA/countdown is waiting for it, not running: sent
+# (``PENDING``), held by a worker until due (``RECEIVED``, Celery reserves an ETA task at
+# once), or between attempts of a retry whose countdown is the new ETA (``RETRY``).
+SCHEDULED_STATES = frozenset({TaskState.PENDING, TaskState.RECEIVED, TaskState.RETRY})
+_SCHEDULED_VALUES = frozenset(s.value for s in SCHEDULED_STATES)
+_WAITING_BEHIND = frozenset({TaskState.PLANNED.value})  # can only start after a sent task finishes
+_FINAL_VALUES = frozenset(s.value for s in FINAL_STATES)
+
+
+def is_scheduled(state: TaskState | str, eta: float | None) -> bool:
+    """A task waiting for its ETA/countdown (whether or not that time has passed)."""
+    value = state.value if isinstance(state, TaskState) else state
+    return eta is not None and value in _SCHEDULED_VALUES
+
+
+def scheduled_for(counts: Mapping[str, int], scheduled: int, next_eta: float | None) -> float | None:
+    """When a workflow that waits only on scheduled work is due to go on; else ``None``.
+
+    ``counts`` are the roll-up's (``Summary.counts``), ``scheduled`` how many of those tasks
+    are scheduled (:func:`is_scheduled`) and ``next_eta`` the earliest of their ETAs. The
+    workflow waits only on scheduled work when every unfinished task is scheduled, or is a
+    ``PLANNED`` step (which cannot start before a sent task finishes). Its ``state`` stays
+    ``RUNNING`` (the API's contract); this says *why* nothing runs. No clock is read: a time
+    already past is an overdue ETA, which ``stuck.waiting_tasks`` flags.
+    """
+    if next_eta is None or scheduled <= 0:
+        return None
+    unfinished = sum(
+        int(n) for state, n in counts.items() if state not in _FINAL_VALUES and state not in _WAITING_BEHIND
+    )
+    return next_eta if unfinished == scheduled else None
+
+
 def rollup(states: Iterable[TaskState]) -> tuple[WorkflowState, dict[str, int]]:
     """:func:`summarize` of individual states: the workflow's state and per-state counts."""
     summary = summarize(Counter(states))

@@ -16,9 +16,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
-from stemtrace.core.model import TaskRecord
+from stemtrace.core.model import TaskRecord, eta_seconds
+
+__all__ = [
+    "StuckTask",
+    "eta_seconds",
+    "overdue_tasks",
+    "percentile",
+    "runtime_p95",
+    "unconsumed_tasks",
+    "waiting_tasks",
+]
 from stemtrace.core.states import TaskState
 
 DEFAULT_FACTOR = 3.0  # "much longer": three times the usual slow case
@@ -34,7 +43,7 @@ class StuckTask:
     task_id: str
     name: str | None
     state: TaskState
-    reason: str  # "overdue" | "unconsumed_queue"
+    reason: str  # "overdue" | "unconsumed_queue" | "eta_overdue" | "not_started"
     detail: str
     since: float | None  # when it started (overdue) or was sent (unconsumed)
 
@@ -101,19 +110,6 @@ def unconsumed_tasks(pending: Iterable[TaskRecord], online_queues: Iterable[str]
                 StuckTask(record.id, record.name, record.state, "unconsumed_queue", detail, record.sent_at)
             )
     return out
-
-
-def eta_seconds(eta: str | None) -> float | None:
-    """An ISO-8601 ETA as epoch seconds (naive times are UTC, as Celery sends them); None if unreadable."""
-    if not eta:
-        return None
-    try:
-        parsed = datetime.fromisoformat(eta.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.timestamp()
 
 
 def waiting_tasks(

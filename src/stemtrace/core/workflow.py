@@ -10,15 +10,15 @@ steps of a ``task.replace()``). The result does not depend on record order.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from stemtrace.core.canvas import canvas_ids, parse_canvas
 from stemtrace.core.design import STRUCTURAL_KINDS, Design, PlannedTask
 from stemtrace.core.identity import UnionFind, chord_unlock_ids, linked_ids
 from stemtrace.core.model import Attempt, AttemptSpan, Container, Edge, GraphRecord, Node, WorkflowGraph
 from stemtrace.core.planning import branches, settle_planned
-from stemtrace.core.rollup import is_plumbing, root_order, summarize
+from stemtrace.core.rollup import is_plumbing, is_scheduled, root_order, scheduled_for, summarize
 from stemtrace.core.states import TaskState, WorkflowState
 
 __all__ = ["Structure", "UnionFind", "build_workflow", "linked_ids", "structure", "structure_ids"]
@@ -46,6 +46,10 @@ def _node(record: GraphRecord) -> Node:
         record.group_index,
         is_plumbing(record.name),
         _spans(attempts) if len(attempts) > 1 else None,
+        None,
+        None,
+        None,
+        record.eta_at,
     )
 
 
@@ -181,6 +185,8 @@ def build_workflow(
     real = [n for n in nodes.values() if not n.plumbing]
     summary = summarize(Counter(n.state for n in real))
     state = summary.state
+    etas = [n.eta for n in real if n.eta is not None and is_scheduled(n.state, n.eta)]
+    due = scheduled_for(summary.counts, len(etas), min(etas) if etas else None)
     starts = [t for n in real if (t := n.sent_at if n.sent_at is not None else n.started_at) is not None]
     ends = [n.finished_at for n in real if n.finished_at is not None]
     targets = {target for (_, target) in edges}
@@ -198,6 +204,7 @@ def build_workflow(
         nodes=tuple(ordered),
         edges=tuple(Edge(s, t, k) for (s, t), k in sorted(edges.items())),
         groups=containers,
+        scheduled_for=due,
     )
 
 
@@ -262,6 +269,11 @@ class Structure:
 
     planned: tuple[Node, ...]
     targets: frozenset[str]
+    # For the workflow's shape (``core.shape``): each chord's group id -> its callback's task
+    # name; the designed chain links (step -> next step); every drawn step's task name.
+    chords: Mapping[str, str | None] = field(default_factory=dict)
+    links: Mapping[str, str] = field(default_factory=dict)
+    names: Mapping[str, str | None] = field(default_factory=dict)
 
 
 def needs_structure(record: GraphRecord) -> bool:
@@ -288,4 +300,10 @@ def structure(workflow_id: str, records: Sequence[GraphRecord]) -> Structure:
     graph = build_workflow(workflow_id, records)
     real = {r.id for r in records}
     planned = tuple(n for n in graph.nodes if n.id not in real)
-    return Structure(planned, frozenset(e.target for e in graph.edges))
+    names = {n.id: n.name for n in graph.nodes}
+    chords = {g.id: names.get(g.callback) if g.callback else None for g in graph.groups if g.kind == "chord"}
+    links: dict[str, str] = {}
+    for e in graph.edges:  # sorted: the first (smallest) next step wins, whatever the read order
+        if e.kind == "chain":
+            links.setdefault(e.source, e.target)
+    return Structure(planned, frozenset(e.target for e in graph.edges), chords, links, names)

@@ -82,6 +82,7 @@ def pydantic_graph(graph: WorkflowGraph) -> WorkflowGraphOut:
                 parent_id=n.collapsed.parent_id,
                 group_id=n.collapsed.group_id,
             ),
+            eta=m.iso(n.eta),
         )
         for n in graph.nodes
     ]
@@ -93,6 +94,8 @@ def pydantic_graph(graph: WorkflowGraph) -> WorkflowGraphOut:
         counts={k: int(v) for k, v in graph.counts.items()},
         started_at=m.iso(graph.started_at),
         finished_at=m.iso(graph.finished_at),
+        scheduled_for=m.iso(graph.scheduled_for),
+        shape=graph.shape,
         events_may_be_missing=False,  # set per request, after this mapping
         root_id=graph.root_id,
         nodes=nodes,
@@ -143,8 +146,8 @@ def test_same_bytes_for_awkward_values() -> None:
              None, None, True, None),
         Node("c", "x", TaskState.FAILURE, 1, None, None, 1_790_000_000.123456, 1_790_000_000.1234565,
              1_790_000_000.9999996, 4_102_444_800.0, 12, None, "b", None, 7, False, None),
-        Node("d", "y", TaskState.STARTED, 1, None, None, None, None, None, None, 1e-7, None, None, None,
-             None, False, None),
+        Node("d", "y", TaskState.RECEIVED, 1, None, None, None, None, None, None, 1e-7, None, None, None,
+             None, False, None, None, None, None, 1_790_000_000.1234565),
     )  # fmt: skip
     graph = WorkflowGraph(
         id="wf",
@@ -158,6 +161,8 @@ def test_same_bytes_for_awkward_values() -> None:
         nodes=nodes,
         edges=(Edge("b", "c", "chain"),),
         groups=(Container("g", "chord", ("a", "b"), None), Container("h", "group", (), "c")),
+        scheduled_for=1_790_000_000.1234565,
+        shape='chord: "ünï" \u00d72 → y',
     )
     # The same document; only a float's exponent is spelt differently (1e-07 vs 1e-7).
     body = json.loads(workflow_graph_json(graph))

@@ -9,6 +9,8 @@ import { isFailed, isInactive, sortedCounts, stateClass } from '../../domain/sta
 import { formatDuration } from '../../domain/time';
 import { exceptionName } from '../../domain/values';
 import type { WorkflowNode } from '../../api/types';
+import { scheduledFor } from '../../domain/schedule';
+import { ScheduledBadge, ScheduledFor } from '../Scheduled';
 
 export interface TaskNodeData extends Record<string, unknown> {
   view: ViewNode;
@@ -37,6 +39,7 @@ const handles = (
 export const TaskNode = memo(function TaskNode({ data }: NodeProps<Node<TaskNodeData>>) {
   const { view, task, selected } = data;
   const state = task?.state ?? view.state;
+  const due = task ? scheduledFor(task) : null;
   const cls = `wf-node task st-border-${stateClass(state)}${isInactive(state) ? ' inactive' : ''}${isFailed(state) ? ' failed' : ''}${selected ? ' selected' : ''}`;
   return (
     <div className={cls} data-task-id={view.taskId ?? undefined} data-state={state}>
@@ -47,7 +50,8 @@ export const TaskNode = memo(function TaskNode({ data }: NodeProps<Node<TaskNode
         {data.digest && <span className="wf-digest">({data.digest})</span>}
       </div>
       <div className="wf-meta" title={task?.skipped_reason ?? undefined}>
-        <span className={`badge st-${stateClass(state)}`}>{state}</span>
+        {due ? <ScheduledBadge state={state} eta={due} /> : <span className={`badge st-${stateClass(state)}`}>{state}</span>}
+        {due && <ScheduledFor eta={due} compact />}
         {task?.runtime_ms != null && <span>{formatDuration(task.runtime_ms)}</span>}
         {task && task.attempts > 1 && <span title="attempts">{task.attempts} attempts</span>}
         {task?.exception_type && <span className="exc-type" title={task.exception_type}>{exceptionName(task.exception_type)}</span>}

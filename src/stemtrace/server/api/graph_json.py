@@ -25,7 +25,7 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_cir
 _NODE = (
     '{"id":%s,"name":%s,"state":%s,"attempts":%s,"worker":%s,"queue":%s,"sent_at":%s,"received_at":%s,'
     '"started_at":%s,"finished_at":%s,"runtime_ms":%s,"exception_type":%s,"parent_id":%s,"group_id":%s,'
-    '"group_index":%s,"plumbing":%s,"attempt_spans":%s,"skipped_reason":%s,"skipped_by":%s,"collapsed":%s}'
+    '"group_index":%s,"plumbing":%s,"attempt_spans":%s,"skipped_reason":%s,"skipped_by":%s,"collapsed":%s,"eta":%s}'
 )
 _STATE = {state: f'"{state.value}"' for state in TaskState}
 _SECONDS: dict[int, str] = {}  # whole epoch second -> "YYYY-MM-DDTHH:MM:SS" (UTC)
@@ -120,6 +120,7 @@ def _node(n: Node) -> str:
         _text(n.skipped_reason),
         _text(n.skipped_by),
         "null" if n.collapsed is None else _collapsed(n.collapsed),
+        _time(n.eta),
     )
 
 
@@ -145,6 +146,8 @@ def workflow_graph_json(graph: CoreGraph) -> bytes:
         "counts": {k: int(v) for k, v in graph.counts.items()},
         "started_at": iso(graph.started_at),
         "finished_at": iso(graph.finished_at),
+        "scheduled_for": iso(graph.scheduled_for),
+        "shape": graph.shape,
         "events_may_be_missing": False,  # set per request by ``losses.with_missing_flag``
         "root_id": graph.root_id,
     }

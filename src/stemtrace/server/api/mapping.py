@@ -44,6 +44,7 @@ def task_summary(row: TaskRow) -> TaskSummary:
         runtime_ms=row.runtime_ms,
         exception_type=row.exception_type,
         args_preview=row.args_preview,
+        eta=iso(row.eta),
     )
 
 
@@ -73,7 +74,7 @@ def _attempt(a: CoreAttempt) -> AttemptOut:
 def task_detail(d: StoreTaskDetail) -> TaskDetail:
     r = d.record
     summary = task_summary(d.row).model_dump()
-    summary.update(state=r.state, routing_key=r.routing_key)
+    summary.update(state=r.state, routing_key=r.routing_key, eta=iso(r.eta_at))
     return TaskDetail(
         **summary,
         names=list(r.names),
@@ -89,7 +90,6 @@ def task_detail(d: StoreTaskDetail) -> TaskDetail:
         traceback_truncated=r.traceback_original_size is not None,
         traceback_original_size=r.traceback_original_size,
         handler_ms=r.handler_ms,
-        eta=r.eta,
         expires=r.expires,
         exchange=r.exchange,
         beat_entry=r.beat_entry,
@@ -117,6 +117,8 @@ def workflow_summary(row: WorkflowRow) -> WorkflowSummary:
         counts={k: int(v) for k, v in row.counts.items()},
         started_at=iso(row.started_at),
         finished_at=iso(row.finished_at),
+        scheduled_for=iso(row.scheduled_for),
+        shape=row.shape,
     )
 
 

@@ -43,6 +43,11 @@ class TaskSummary(BaseModel):
     runtime_ms: float | None
     exception_type: str | None
     args_preview: str | None = None
+    eta: datetime | None = Field(
+        None,
+        description="when a task sent with an ETA or countdown is due; while it is PENDING, RECEIVED or "
+        "RETRY it is scheduled for then, not stuck",
+    )
 
 
 class AttemptSpanOut(BaseModel):
@@ -98,7 +103,6 @@ class TaskDetail(TaskSummary):
     handler_ms: float | None = Field(
         None, description="time in on_success/after_return handlers after the body (not in runtime_ms)"
     )
-    eta: str | None = None
     expires: str | None = None
     exchange: str | None = None
     beat_entry: str | None = Field(
@@ -133,6 +137,16 @@ class WorkflowSummary(BaseModel):
     counts: dict[str, int]
     started_at: datetime | None
     finished_at: datetime | None
+    scheduled_for: datetime | None = Field(
+        None,
+        description="set while every unfinished task waits for its ETA/countdown (planned steps behind "
+        "them aside): the earliest ETA. `state` stays RUNNING; nothing runs until then",
+    )
+    shape: str | None = Field(
+        None,
+        description='the workflow named by its shape, e.g. "chord: score_item \u00d7500 → summarize", '
+        '"group: resize \u00d720", "chain: fetch → parse → store"; null for a lone task or a plain tree',
+    )
 
 
 class WorkflowPage(BaseModel):
@@ -179,6 +193,7 @@ class NodeOut(BaseModel):
         description="set when this node stands for many sibling tasks (a huge workflow's fan-out, "
         "collapsed by the server): `id` is then no task id",
     )
+    eta: datetime | None = Field(None, description="when a task sent with an ETA or countdown is due")
 
 
 class EdgeOut(BaseModel):
@@ -284,7 +299,7 @@ class StuckOut(BaseModel):
     task_id: str
     name: str | None
     state: TaskState
-    reason: str = Field(description="overdue | unconsumed_queue")
+    reason: str = Field(description="overdue | unconsumed_queue | eta_overdue | not_started")
     detail: str
     since: datetime | None
 

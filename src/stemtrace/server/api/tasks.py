@@ -119,7 +119,7 @@ def get_workflow(
             huge = row is not None and row.task_count > COLLAPSE_OVER
             collapsed = store.collapsed_graph(row) if huge and row is not None else None
             if collapsed is not None:
-                encoded = workflow_graph_json(collapsed)
+                encoded = workflow_graph_json(replace(collapsed, shape=row.shape if row else None))
                 if key is not None:
                     ctx.graphs.put(key, encoded)
                 return Response(with_missing_flag(encoded, missing), media_type="application/json")  # type: ignore[return-value]
@@ -127,7 +127,9 @@ def get_workflow(
             if not records or resolved is None:
                 raise ApiError(404, f"no workflow or task with id {workflow_id[:80]!r}")
             # What ``WorkflowGraphOut`` would serialise, written without building the models.
-            encoded = workflow_graph_json(build_workflow(resolved, records, show_plumbing=plumbing))
+            graph = build_workflow(resolved, records, show_plumbing=plumbing)
+            # The shape is named once, with the summary the Workflows list shows (``core.shape``).
+            encoded = workflow_graph_json(replace(graph, shape=row.shape if row else None))
             del records  # freed before the collector is back, so it never walks them
         if key is not None:
             ctx.graphs.put(key, encoded)

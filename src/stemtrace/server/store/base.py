@@ -94,6 +94,7 @@ class TaskRow:
     exception_type: str | None
     args_preview: str | None
     routing_key: str | None
+    eta: float | None  # an ETA/countdown task: when it is due
     sort_ts: float  # last: the list's order (``read`` pages by a row's last value)
 
 
@@ -130,6 +131,8 @@ class WorkflowRow:
     has_failure: bool
     sort_ts: float
     version: int = 0  # changes whenever any of the workflow's tasks does (keys graph caches)
+    scheduled_for: float | None = None  # see ``core.rollup.scheduled_for``
+    shape: str | None = None  # see ``core.shape``
 
 
 @dataclass(frozen=True, slots=True)

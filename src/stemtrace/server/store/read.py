@@ -32,15 +32,16 @@ from stemtrace.server.store.summary import structural_records
 
 ROW_COLUMNS = (
     "id, name, state, workflow_id, parent_id, root_id, group_id, worker, queue, retries, sent_at, received_at, "  # noqa: E501
-    "started_at, finished_at, runtime_ms, exception_type, args_preview, routing_key, sort_ts"
+    "started_at, finished_at, runtime_ms, exception_type, args_preview, routing_key, eta, sort_ts"
 )
 WF_COLUMNS = (
-    "id, name, root_id, state, task_count, counts, started_at, finished_at, has_failure, sort_ts, version"
+    "id, name, root_id, state, task_count, counts, started_at, finished_at, has_failure, sort_ts, version, "
+    "scheduled_for, shape"
 )
 # Only what ``core.workflow.build_workflow`` reads: every column costs ~10 ms on a 10,000-task graph.
 SKELETON_COLUMNS = (
     "id, name, state, parent_id, group_id, worker, queue, sent_at, received_at, started_at, finished_at, "
-    "runtime_ms, exception_type, graph, CASE WHEN graph IS NULL THEN detail END"
+    "runtime_ms, exception_type, graph, CASE WHEN graph IS NULL THEN detail END, eta"
 )
 # A task detail lists every child id but names and states only this many (a fan-out parent can
 # have hundreds of thousands of children; the workflow graph is the place to browse those).
@@ -179,6 +180,7 @@ class Reader:
             exception_type=None,
             args_preview=None,
             routing_key=None,
+            eta=None,
             sort_ts=0.0,
         )
         record = TaskRecord(id=node.id, name=node.name, state=node.state, group_id=node.group_id)
@@ -269,6 +271,7 @@ class Skeleton(NamedTuple):
     canvases: Sequence[Mapping[str, Any]]
     attempts: tuple[Attempt, ...]
     args: Any = None  # never stored in ``graph``; the graph reads it of chord_unlock only
+    eta_at: float | None = None  # the ``eta`` column
 
 
 def skeleton(row: tuple[Any, ...], extra: list[Any]) -> Skeleton:
@@ -312,6 +315,8 @@ def skeleton(row: tuple[Any, ...], extra: list[Any]) -> Skeleton:
         int(nesting),
         canvases,
         attempts,
+        None,
+        row[15] if len(row) > 15 else None,
     )
 
 
@@ -347,4 +352,6 @@ def _wf_row(r: tuple[Any, ...]) -> WorkflowRow:
         has_failure=bool(r[8]),
         sort_ts=float(r[9]),
         version=int(r[10]),
+        scheduled_for=r[11],
+        shape=r[12],
     )

@@ -232,8 +232,19 @@ CREATE INDEX IF NOT EXISTS tasks_group ON tasks (group_id, sort_ts, id) WHERE gr
 # beat runs alone, and serves the entry list (a skip scan), an entry's runs and the filter.
 _V12 = beat.MIGRATION
 
+# v13: scheduled work shown as such. ``tasks.eta`` is when an ETA/countdown task is due (epoch
+# seconds, from the message's ``eta``); ``workflows.scheduled_for`` is set while every unfinished
+# task of the workflow waits for its ETA (``core.rollup.scheduled_for``); ``workflows.shape`` names
+# the workflow by its shape ("chord: score_item x500 → summarize", ``core.shape``). Rows written
+# before hold NULL until their workflow is rolled up again.
+_V13 = """
+ALTER TABLE tasks ADD COLUMN eta {float};
+ALTER TABLE workflows ADD COLUMN scheduled_for {float};
+ALTER TABLE workflows ADD COLUMN shape TEXT
+"""
+
 Migration = str | Callable[[Any, Dialect], None]
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12)
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12, _V13)
 LATEST = len(MIGRATIONS)
 
 

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from stemtrace.core.events import Event
@@ -273,7 +274,7 @@ class SqlStore(Store):
 
     def collapsed_graph(self, row: WorkflowRow) -> WorkflowGraph | None:
         with self._read() as r:
-            return collapsed_graph(
+            graph = collapsed_graph(
                 r,
                 row.id,
                 state=WorkflowState(row.state),
@@ -284,6 +285,8 @@ class SqlStore(Store):
                 started_at=row.started_at,
                 finished_at=row.finished_at,
             )
+        # A collapsed graph takes its roll-up from the summary row, as the list does.
+        return replace(graph, scheduled_for=row.scheduled_for) if graph is not None else None
 
     def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
         with self._read() as r:

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from stemtrace.core.model import GraphRecord, Node, TaskRecord
 from stemtrace.core.planning import BLOCKING
-from stemtrace.core.rollup import Summary, root_order, summarize
+from stemtrace.core.rollup import Summary, is_scheduled, root_order, scheduled_for, summarize
+from stemtrace.core.shape import GroupShape, chain_steps, shape_name
 from stemtrace.core.states import TaskState, WorkflowState
 from stemtrace.core.workflow import Structure, needs_structure, structure, structure_ids
 from stemtrace.server.store.codec import NOT_PLUMBING, chunks, marks
@@ -37,6 +38,7 @@ _PART = 200  # workflows per statement
 _CANDIDATES = 8  # root candidates read per workflow before the full scan
 # Plumbing names are constants of core (no quotes in them), written into the SQL.
 _NO_STRUCTURE = Structure((), frozenset())
+_NO_INDEX = "[null,%"  # a ``graph`` whose group_index is null: not a group member (``fanout``)
 
 
 class Db(Protocol):
@@ -76,6 +78,8 @@ def summary_rows(w: Writer, workflow_ids: Sequence[str]) -> tuple[list[tuple[Any
             summary = _summarize(counts)
             root_id, name = roots.get(wf) or _root(w, wf, shape)
             finished = agg["finished"] if summary.state is not WorkflowState.RUNNING else None
+            due = scheduled_for(summary.counts, agg["scheduled"], agg["next_eta"])
+            named = _shape(shape, agg["groups"], root_id)
             rows.append(
                 (
                     wf,
@@ -90,6 +94,8 @@ def summary_rows(w: Writer, workflow_ids: Sequence[str]) -> tuple[list[tuple[Any
                     summary.has_failure,
                     agg["updated"],
                     w.now,
+                    due,
+                    named,
                 )
             )
     return rows, gone
@@ -99,18 +105,31 @@ def _aggregates(w: Writer, part: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Per workflow: counts by state of its counted tasks, and its times.
 
     ``sort_ts`` and ``updated_at`` span every task (plumbing too: it is activity); the
-    counts and the start/finish of the work leave plumbing out, as the page does.
+    counts and the start/finish of the work leave plumbing out, as the page does. The
+    scheduled tasks (``core.rollup.is_scheduled``) and their earliest ETA feed
+    ``scheduled_for``, as the page's nodes do.
     """
     out: dict[str, dict[str, Any]] = {}
-    for wf, state, plumbing, n, started, finished, first, updated in w.q(
-        f"SELECT workflow_id, state, CASE WHEN {NOT_PLUMBING} THEN 0 ELSE 1 END, COUNT(*), "
-        "MIN(COALESCE(started_at, received_at, sent_at)), MAX(finished_at), MIN(sort_ts), MAX(updated_at) "
-        f"FROM tasks WHERE workflow_id IN ({marks(len(part))}) GROUP BY 1, 2, 3",
-        list(part),
+    member = "group_id IS NOT NULL AND graph IS NOT NULL AND graph NOT LIKE ?"  # fanout._MEMBER
+    for wf, state, plumbing, group, name, n, started, finished, first, updated, with_eta, next_eta in w.q(
+        f"SELECT workflow_id, state, CASE WHEN {NOT_PLUMBING} THEN 0 ELSE 1 END, "
+        f"CASE WHEN {member} THEN group_id END, CASE WHEN {member} THEN COALESCE(name, '') END, COUNT(*), "
+        "MIN(COALESCE(started_at, received_at, sent_at)), MAX(finished_at), MIN(sort_ts), MAX(updated_at), "
+        f"COUNT(eta), MIN(eta) FROM tasks WHERE workflow_id IN ({marks(len(part))}) GROUP BY 1, 2, 3, 4, 5",
+        [_NO_INDEX, _NO_INDEX, *part],
     ):
         agg = out.get(wf)
         if agg is None:
-            agg = out[wf] = {"counts": {}, "started": None, "finished": None, "first": None, "updated": None}
+            agg = out[wf] = {
+                "counts": {},
+                "started": None,
+                "finished": None,
+                "first": None,
+                "updated": None,
+                "scheduled": 0,
+                "next_eta": None,
+                "groups": {},
+            }
         agg["first"] = _min(agg["first"], first)
         agg["updated"] = _max(agg["updated"], updated)
         if plumbing:
@@ -118,6 +137,12 @@ def _aggregates(w: Writer, part: Sequence[str]) -> dict[str, dict[str, Any]]:
         agg["counts"][state] = agg["counts"].get(state, 0) + int(n)
         agg["started"] = _min(agg["started"], started)
         agg["finished"] = _max(agg["finished"], finished)
+        if group is not None:
+            members = agg["groups"].setdefault(group, Counter())
+            members[name or ""] += int(n)
+        if with_eta and is_scheduled(state, next_eta):
+            agg["scheduled"] += int(with_eta)
+            agg["next_eta"] = _min(agg["next_eta"], next_eta)
     return out
 
 
@@ -159,6 +184,14 @@ def structural_records(w: Db, part: Sequence[str]) -> dict[str, list[GraphRecord
                 if row[-1] == wf:
                     found.append(_record(row))
     return out
+
+
+def _shape(shape: Structure, groups: dict[str, Counter[str]], root_id: str | None) -> str | None:
+    """The workflow's shape name (``core.shape``): its groups' members counted in SQL, which of
+    them are chords and the chain from the root known from the designed part (``shape``)."""
+    chords = shape.chords
+    found = [GroupShape(gid, members, gid in chords, chords.get(gid)) for gid, members in groups.items()]
+    return shape_name(found, [shape.names.get(i) for i in chain_steps(root_id, shape.links)])
 
 
 def _decides(state: TaskState) -> bool:
@@ -287,17 +320,30 @@ def roll_up(w: BatchWriter, workflow_ids: Sequence[str]) -> None:
     _write_workflows(w, rows)
 
 
+# The PostgreSQL type of each bound column of ``_write_workflows`` (``Dialect.insert_rows``).
+_WF_TYPES = (
+    *("text",) * 4,  # id, name, root_id, state
+    "integer",  # task_count
+    "text",  # counts
+    *("float8",) * 3,  # sort_ts, started_at, finished_at
+    "boolean",  # has_failure
+    *("float8",) * 3,  # updated_at, ingested_at, scheduled_for
+    "text",  # shape
+)
+
+
 def _write_workflows(w: BatchWriter, rows: list[tuple[Any, ...]]) -> None:
     w.d.insert_rows(
         w.conn,
         "INSERT INTO workflows (id, name, root_id, state, task_count, counts, sort_ts, started_at, finished_at, "  # noqa: E501
-        "has_failure, updated_at, ingested_at, version)",
-        ("text", "text", "text", "text", "integer", "text", *("float8",) * 3, "boolean", "float8", "float8"),
+        "has_failure, updated_at, ingested_at, scheduled_for, shape, version)",
+        _WF_TYPES,
         rows,
         constants=", 1",
         tail="ON CONFLICT (id) DO UPDATE SET version = workflows.version + 1, name = excluded.name, "
         "root_id = excluded.root_id, state = excluded.state, "
         "task_count = excluded.task_count, counts = excluded.counts, sort_ts = excluded.sort_ts, "
         "started_at = excluded.started_at, finished_at = excluded.finished_at, has_failure = excluded.has_failure, "  # noqa: E501
-        "updated_at = excluded.updated_at, ingested_at = excluded.ingested_at",
+        "updated_at = excluded.updated_at, ingested_at = excluded.ingested_at, "
+        "scheduled_for = excluded.scheduled_for, shape = excluded.shape",
     )

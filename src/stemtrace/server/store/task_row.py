@@ -27,7 +27,7 @@ PREVIEW_MAX = 120
 TASK_COLUMNS = (
     "id, name, state, workflow_id, parent_id, root_id, group_id, worker, queue, retries, sort_ts, sent_at, "
     "received_at, started_at, finished_at, runtime_ms, exception_type, args_text, args_preview, updated_at, "
-    "ingested_at, detail, graph, routing_key, beat_entry"
+    "ingested_at, detail, graph, routing_key, beat_entry, eta"
 )
 # The PostgreSQL type of each of ``TASK_COLUMNS`` (see ``Dialect.insert_rows``).
 TASK_TYPES = (
@@ -37,6 +37,7 @@ TASK_TYPES = (
     *("text",) * 3,  # exception_type, args_text, args_preview
     *("float8",) * 2,  # updated_at, ingested_at
     *("text",) * 4,  # detail, graph, routing_key, beat_entry
+    "float8",  # eta
 )
 
 
@@ -165,6 +166,7 @@ def task_row(
         encode(graph_extra(record)),
         record.routing_key,
         record.beat_entry,
+        record.eta_at,
     ]
 
 

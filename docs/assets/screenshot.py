@@ -5,7 +5,8 @@
 Starts ``stemtrace demo --no-open`` on a free port, waits until the demo's failing chord (one of
 four header tasks fails, so the callback never runs) has finished, opens its workflow page in
 headless Chromium (Playwright) and writes ``docs/assets/workflow.png``, then the "Needs attention"
-home page as ``docs/assets/attention.png``. Nothing here is needed at run time.
+home page as ``docs/assets/attention.png`` and the demo's 500-task chord (its header collapsed into
+one fan-out node) as ``docs/assets/fanout.png``. Nothing here is needed at run time.
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ def _failed_chord(base: str) -> str | None:
     for task in _get(base, "/api/tasks?name=demo.ship_parcel&state=FAILURE&limit=20")["items"]:
         graph = _get(base, f"/api/workflows/{task['workflow_id']}")
         if graph["state"] != "RUNNING" and any(g["kind"] == "chord" for g in graph["groups"]):
+            return str(task["workflow_id"])
+    return None
+
+
+def _fan_out(base: str) -> str | None:
+    """A finished workflow of the demo's 500-task chord (``score_item`` x500 -> ``summarize``)."""
+    for task in _get(base, "/api/tasks?name=demo.summarize&limit=5")["items"]:
+        if task["state"] not in ("PENDING", "RECEIVED", "STARTED"):
             return str(task["workflow_id"])
     return None
 
@@ -77,8 +86,19 @@ def main() -> int:
             page.locator("main h1").wait_for()
             page.wait_for_load_state("networkidle")
             page.screenshot(path=str(attention))
+            fanout = args.out.with_name("fanout.png")
+            deadline = time.monotonic() + 240  # the demo sends its heavy scenarios now and then
+            while (big := _fan_out(base)) is None:
+                if time.monotonic() > deadline:
+                    raise SystemExit("no finished 500-task chord after 240 s")
+                time.sleep(2)
+            page.goto(f"{base}/workflows/{big}")
+            page.locator(".graph[data-laid-out='true'] .react-flow__node").first.wait_for(timeout=30_000)
+            page.wait_for_load_state("networkidle")
+            time.sleep(2)
+            page.screenshot(path=str(fanout))
             browser.close()
-        print(f"wrote {args.out} and {attention}")
+        print(f"wrote {args.out}, {attention} and {fanout}")
     finally:
         demo.send_signal(signal.SIGINT)
         demo.wait(30)

@@ -96,6 +96,23 @@ def test_attention_home_links_failures_to_their_tasks(
     assert rows(page).first.get_attribute("data-task-id") == scenarios["picky_key"]
 
 
+def test_attention_home_shows_a_retry_storm(page: Any, scenarios: dict[str, Any], tasks_module: Any) -> None:
+    # Each flaky(2) retries twice before it succeeds: with the scenarios' one, 6 retries over 3 tasks.
+    more = [tasks_module.flaky.delay(2) for _ in range(2)]
+    for result in more:
+        wait_result(result, 60)
+    page.goto("/")
+    row = page.locator("table.attention-retries tr[data-task-name='e2e.flaky']")
+    row.wait_for(timeout=20_000)
+    retries = int(row.locator("td.num").first.inner_text().replace(",", ""))
+    assert retries >= 6, retries
+    row.get_by_role("link", name="e2e.flaky").click()
+    page.wait_for_url(re.compile(r"/tasks\?name=e2e.flaky"))
+    for result in more:
+        page.locator(f".tasks-table [data-task-id='{result.id}']").wait_for()
+        assert page.locator(f".tasks-table [data-task-id='{result.id}'] .c-retries").inner_text() == "2"
+
+
 def test_every_count_on_a_workflow_is_a_link(page: Any, scenarios: dict[str, Any]) -> None:
     page.goto(f"/workflows/{scenarios['chain_workflow']}")
     graph_ready(page)

@@ -1073,6 +1073,18 @@ export interface components {
             /** Name */
             name: string;
             /**
+             * Retried
+             * @description tasks that retried at least once (a retry storm shows here)
+             * @default 0
+             */
+            retried: number;
+            /**
+             * Retries
+             * @description retries in all: a task retried three times counts three
+             * @default 0
+             */
+            retries: number;
+            /**
              * Revoked
              * @description revoked or expired before they ran
              * @default 0

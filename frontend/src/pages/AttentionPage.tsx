@@ -1,6 +1,6 @@
 // "Needs attention", the home page: what an on-call engineer must look at, each row linked to its tasks —
-// failures (LOST included) grouped by task and exception with their counts over time, stuck tasks,
-// workers gone offline with tasks on them, celery beat runs missed, and events the server lost or set aside.
+// failures (LOST included) grouped by task and exception with their counts over time, stuck tasks, retry
+// storms, workers gone offline with tasks on them, celery beat runs missed, and events the server lost or set aside.
 import { Link } from 'react-router';
 import type { TaskStats, Worker } from '../api/types';
 import { failureRows, lostRows } from '../domain/failures';
@@ -9,6 +9,7 @@ import { Empty, ErrorBanner, Loading, StateBadge, Time } from '../components/com
 import { tasksLink } from '../domain/links';
 import { exceptionName } from '../domain/values';
 import { formatDuration } from '../domain/time';
+import { retryStorms, STORM_MIN_RETRIES } from '../domain/retries';
 import { useBeat, useFailures, useHealth, useLostTasks, useQuarantine, useStats, useStuck, useWorkers } from '../queries';
 import { apiRoot } from '../api/client';
 
@@ -63,6 +64,7 @@ export function AttentionPage() {
   );
   const statsOf = new Map((stats.data?.items ?? []).map((s) => [s.name, s]));
   const stuckItems = stuck.data?.items ?? [];
+  const storms = retryStorms(stats.data?.items ?? []);
   const gone: Worker[] = (workers.data?.items ?? []).filter((w) => !w.online && w.active > 0);
   const h = health.data as (typeof health.data & HealthExtras) | undefined;
   const problems: string[] = [];
@@ -79,7 +81,7 @@ export function AttentionPage() {
   }
   const unique = [...new Set(problems)];
   const loading = failures.isPending || lost.isPending || stuck.isPending || workers.isPending;
-  const allWell = !loading && !rows.length && !stuckItems.length && !gone.length && !unique.length && !setAside.length && !missedBeat.length;
+  const allWell = !loading && !rows.length && !stuckItems.length && !storms.length && !gone.length && !unique.length && !setAside.length && !missedBeat.length;
   const lastFailure = (week.data?.items ?? []).reduce<string | null>((m, f) => (f.last_seen && (!m || f.last_seen > m) ? f.last_seen : m), null);
 
   return (
@@ -115,7 +117,7 @@ export function AttentionPage() {
       )}
       {loading ? <Loading what="what needs attention" /> : allWell ? (
         <Empty title="All is well">
-          Nothing failed, got lost or is stuck in the last {RANGE}, and every worker that went offline left no task behind.{' '}
+          Nothing failed, got lost, is stuck or keeps retrying in the last {RANGE}, and every worker that went offline left no task behind.{' '}
           {lastFailure ? <>Last failure: <Time ts={lastFailure} />.</> : 'No failure in the last 7 days.'}
         </Empty>
       ) : (
@@ -183,6 +185,27 @@ export function AttentionPage() {
                   );
                 })}
               </ul>
+            </section>
+          )}
+          {storms.length > 0 && (
+            <section aria-labelledby="att-retries">
+              <h2 id="att-retries">Retry storms</h2>
+              <table className="grid attention-retries">
+                <thead><tr><th>Task</th><th className="num">Retries</th><th className="num">Tasks retried</th><th className="num">Failed</th></tr></thead>
+                <tbody>
+                  {storms.map((s) => (
+                    <tr key={s.name} data-task-name={s.name}>
+                      <td><Link to={tasksLink({ name: s.name, range: RANGE })} title={`The ${s.name} tasks of the last ${RANGE} (see their Retries column)`}>{s.name}</Link></td>
+                      <td className="num">{(s.retries ?? 0).toLocaleString()}</td>
+                      <td className="num">{`${(s.retried ?? 0).toLocaleString()} of ${s.total.toLocaleString()}`}</td>
+                      <td className="num">
+                        {s.failed > 0 ? <Link to={tasksLink({ name: s.name, state: ['FAILURE', 'LOST', 'REJECTED'], range: RANGE })}>{s.failed.toLocaleString()}</Link> : '0'}
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+              <p className="muted small">Task names with at least {STORM_MIN_RETRIES} retries in the last {RANGE}, a tenth of their tasks or more retried.</p>
             </section>
           )}
           {gone.length > 0 && (

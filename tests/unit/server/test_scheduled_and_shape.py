@@ -84,3 +84,20 @@ def test_a_workflow_waiting_only_for_etas_is_scheduled_in_list_page_and_tasks(st
         page = c.get("/api/workflows/root").json()
         assert listed["scheduled_for"] is None and page["scheduled_for"] is None
         assert listed["state"] == page["state"] == "RUNNING"
+
+
+def test_task_stats_count_retries_for_retry_storms(store: SqlStore) -> None:
+    # Recorded on a real worker: one task retried twice then succeeded, one that gave up after five.
+    for scenario in ("retry_recovers", "retry_gives_up", "single"):
+        raw = json.loads((FIXTURES / f"{scenario}__celery-5.7.0.json").read_text())
+        store.apply([decode_event(r) for r in raw], {}, NOW)
+    with TestClient(create_app(store=store, ingest=False)) as c:
+        window = {"since": "2000-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"}
+        items = {i["name"]: i for i in c.get("/api/stats/tasks", params=window).json()["items"]}
+        retries = {
+            t["id"]: t["retries"] for t in c.get("/api/tasks", params={"name": "t.flaky"}).json()["items"]
+        }
+    assert sorted(retries.values()) == [2, 5]
+    flaky = items["t.flaky"]
+    assert (flaky["total"], flaky["retried"], flaky["retries"], flaky["failed"]) == (2, 2, 7, 1)
+    assert (items["t.add"]["retried"], items["t.add"]["retries"]) == (0, 0)

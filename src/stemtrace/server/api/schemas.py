@@ -285,6 +285,8 @@ class TaskStats(BaseModel):
     succeeded: int
     failed: int = Field(description="failed, lost or rejected (Reject without requeue): work not done")
     revoked: int = Field(0, description="revoked or expired before they ran")
+    retried: int = Field(0, description="tasks that retried at least once (a retry storm shows here)")
+    retries: int = Field(0, description="retries in all: a task retried three times counts three")
     failure_rate: float
     runtime_p50_ms: float | None
     runtime_p95_ms: float | None

@@ -70,15 +70,18 @@ def task_stats(r: Reader, since: float, until: float, name: str | None, buckets:
         params.append(name)
     clause = " AND ".join(where)
     series: dict[str, dict[int, list[int]]] = defaultdict(dict)
-    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for tname, bucket, state, n in r.q(
-        f"SELECT name, {r.d.bucket('(sort_ts - ?)')}, state, COUNT(*) FROM tasks WHERE {clause} "
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
+    for tname, bucket, state, n, retried, retries in r.q(
+        f"SELECT name, {r.d.bucket('(sort_ts - ?)')}, state, COUNT(*), "
+        f"SUM(CASE WHEN retries > 0 THEN 1 ELSE 0 END), SUM(retries) FROM tasks WHERE {clause} "
         "AND name IS NOT NULL GROUP BY 1, 2, 3",
         [since, step, *params],
     ):
         cell = series[tname].setdefault(int(bucket), [0, 0])
         tot = totals[tname]
         tot[0] += int(n)
+        tot[4] += int(retried or 0)
+        tot[5] += int(retries or 0)
         if state == TaskState.SUCCESS.value:
             cell[0] += int(n)
             tot[1] += int(n)
@@ -97,7 +100,7 @@ def task_stats(r: Reader, since: float, until: float, name: str | None, buckets:
                 [tname, since, until],
             )
         )
-        total, ok, failed, revoked = totals[tname]
+        total, ok, failed, revoked, retried, retries = totals[tname]
         done = ok + failed
         out.append(
             {
@@ -106,6 +109,8 @@ def task_stats(r: Reader, since: float, until: float, name: str | None, buckets:
                 "succeeded": ok,
                 "failed": failed,
                 "revoked": revoked,
+                "retried": retried,
+                "retries": retries,
                 "failure_rate": failed / done if done else 0.0,
                 "runtime_p50_ms": _pct(runtimes, 0.50),
                 "runtime_p95_ms": _pct(runtimes, 0.95),

@@ -211,6 +211,29 @@ def test_readable_labels(page: Any, scenarios: dict[str, Any], oncall: dict[str,
     expect(page.locator("[data-match-count]")).to_have_text("more than 200 match")
 
 
+def test_a_task_names_its_own_summary(page: Any, server_url: str, tasks_module: Any) -> None:
+    from celery import group
+
+    sent = group(tasks_module.ship.s(4527 + i, 2.5) for i in range(3)).apply_async()
+    wait_result(sent, 120)
+    first = sent.results[0].id
+
+    def stored() -> str | None:
+        try:
+            wf = get_json(f"{server_url}/api/workflows/{first}")
+        except Exception:
+            return None
+        return str(wf["id"]) if wf["counts"].get("SUCCESS") == 3 else None
+
+    wf_id = wait_for(stored, "the three ship tasks", 60)
+    page.goto(f"/workflows/{wf_id}")
+    graph_ready(page)
+    # The task's own argsrepr, not its arguments (the weight, 2.5, is left out).
+    digests = page.locator(".wf-node .wf-digest")
+    expect(digests).to_have_count(3)
+    assert sorted(digests.nth(i).inner_text() for i in range(3)) == [f"(parcel={4527 + i})" for i in range(3)]
+
+
 def test_nested_chords_are_drawn_inside_their_group(page: Any, oncall: dict[str, Any]) -> None:
     page.goto(f"/workflows/{oncall['nested_workflow']}")
     graph_ready(page)

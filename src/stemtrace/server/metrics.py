@@ -1,4 +1,8 @@
-"""``/metrics`` in the Prometheus text exposition format (no client library needed)."""
+"""``/metrics`` in the Prometheus text exposition format (no client library needed).
+
+The server's own health here; the Celery task and worker metrics, from the store's roll-ups,
+in ``task_metrics``. Nothing here counts rows of a big table.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from fastapi.responses import PlainTextResponse
 from stemtrace.core.gaps import CAUSES
 from stemtrace.server.api.deps import server
 from stemtrace.server.context import ServerContext
+from stemtrace.server.task_metrics import render_tasks
 
 router = APIRouter(include_in_schema=False)
 
@@ -131,6 +136,7 @@ def render(ctx: ServerContext) -> str:
     metric(
         "stemtrace_workflows", "gauge", "Workflows stored.", [("", float(counters.get("workflows", 0) or 0))]
     )
+    lines.extend(render_tasks(ctx))
     metric(
         "stemtrace_up_seconds",
         "gauge",

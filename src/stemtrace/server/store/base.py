@@ -255,6 +255,10 @@ class Store(ABC):
         self, since: float, until: float, name: str | None, buckets: int
     ) -> list[dict[str, Any]]: ...
 
+    def task_metrics(self, now: float) -> Any:
+        """The task counters and histograms ``/metrics`` exports (``rollups_read.TaskMetrics``)."""
+        raise NotImplementedError
+
     @abstractmethod
     def stale_tasks(self, states: Sequence[TaskState], older_than: float, limit: int) -> list[TaskRow]: ...
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from stemtrace.server.store import rollups_schema
 from stemtrace.server.store.db import Dialect
 
 # Workflows per DELETE statement: ~1-10 ms of SQLite per chunk, bound variables well
@@ -55,6 +56,7 @@ def delete_workflows(conn: Any, dialect: Dialect, ids: Sequence[str]) -> int:
         tasks += _changed(conn, dialect, f"DELETE FROM tasks WHERE workflow_id IN ({m})", part)
         _changed(conn, dialect, f"DELETE FROM aliases WHERE workflow_id IN ({m})", part)
         _changed(conn, dialect, f"DELETE FROM workflows WHERE id IN ({m})", part)
+    rollups_schema.forget_tasks(conn, dialect, tasks)
     return tasks
 
 
@@ -86,7 +88,7 @@ def expire_side_tables(conn: Any, dialect: Dialect, now: float, retention: float
 def eviction_candidates(conn: Any, dialect: Dialect, max_tasks: int, batch: int) -> list[str]:
     """The oldest workflows whose removal brings the store to ``max_tasks`` tasks or below:
     successes first, failures only when successes do not suffice."""
-    total = int(_q(conn, dialect, "SELECT COUNT(*) FROM tasks")[0][0])
+    total = rollups_schema.stored_count(conn, dialect, "tasks")
     excess = total - max_tasks
     if excess <= 0:
         return []

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from stemtrace.server.store import beat, search
+from stemtrace.server.store import beat, rollups_schema, search
 from stemtrace.server.store.db import Dialect
 
 _V1 = """
@@ -243,8 +243,15 @@ ALTER TABLE workflows ADD COLUMN scheduled_for {float};
 ALTER TABLE workflows ADD COLUMN shape TEXT
 """
 
+# v14: roll-ups maintained at ingest (``store/rollups.py``): per task name, queue and hour
+# counts and histograms, failure groups, the task names, and the stored row counts; an
+# existing store's tasks are rolled up once here.
+_V14 = rollups_schema.migrate
+
 Migration = str | Callable[[Any, Dialect], None]
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12, _V13)
+MIGRATIONS: tuple[Migration, ...] = (
+    _V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12, _V13, _V14
+)
 LATEST = len(MIGRATIONS)
 
 

@@ -20,7 +20,7 @@ from stemtrace.core.states import TaskState, WorkflowState
 from stemtrace.core.task import mark_lost
 from stemtrace.core.workers import WorkerRecord
 from stemtrace.server.jsonfast import loads
-from stemtrace.server.store import aggregates, alert_log, beat, schema, seen, side_tables
+from stemtrace.server.store import aggregates, alert_log, beat, rollups_schema, schema, seen, side_tables
 from stemtrace.server.store import retention as retention_sql
 from stemtrace.server.store.base import (
     ApplyResult,
@@ -207,6 +207,7 @@ class SqlStore(Store):
                 conn, self.dialect, now, retention=retention, failure_retention=failure_retention, batch=batch
             )
             retention_sql.delete_workflows(conn, self.dialect, ids)
+            rollups_schema.expire(conn, self.dialect, now, retention, failure_retention)
             return len(ids)
 
         return self._write(run)  # type: ignore[no-any-return]
@@ -310,6 +311,10 @@ class SqlStore(Store):
         with self._read() as r:
             return aggregates.task_stats(r, since, until, name, buckets)
 
+    def task_metrics(self, now: float) -> aggregates.TaskMetrics:
+        with self._read() as r:
+            return aggregates.task_metrics(r, now)
+
     def stale_tasks(self, states: Sequence[TaskState], older_than: float, limit: int) -> list[TaskRow]:
         with self._read() as r:
             return r.stale_tasks(list(states), older_than, limit)  # type: ignore[no-any-return]
@@ -359,7 +364,7 @@ class SqlStore(Store):
                     "SELECT inst, host, pid, seq, ts, detail FROM library_health ORDER BY ts DESC LIMIT 1000"
                 )
             ]
-            stored = r.q("SELECT COUNT(*) FROM workflows")[0][0]
+            stored = rollups_schema.stored_count(r.conn, r.d, "workflows")  # no COUNT(*) per call
             quarantined: dict[str, int] = {}
             last_quarantined = None
             for reason, count, last_seen in r.q("SELECT reason, count, last_seen FROM quarantine"):

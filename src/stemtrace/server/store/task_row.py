@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from stemtrace.core.events import Event
 from stemtrace.core.jsontext import dumps as std_dumps  # json's text, where orjson's would differ
 from stemtrace.core.model import Attempt, TaskRecord
-from stemtrace.server.store import search
+from stemtrace.server.store import rollups, search
 from stemtrace.server.store.codec import dumps
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ def write_tasks(w: BatchWriter, rows: Sequence[Sequence[Any]]) -> None:
     cols = [c.strip() for c in TASK_COLUMNS.split(",")]
     assert len(cols) == len(TASK_TYPES)
     updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
+    rollups.apply(w, rows)  # the roll-ups follow every task row write, in its transaction
     w.d.insert_rows(
         w.conn,
         f"INSERT INTO tasks ({TASK_COLUMNS})",

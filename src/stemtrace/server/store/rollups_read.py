@@ -1,0 +1,178 @@
+"""Reads of the roll-ups (``store/rollups.py``): the aggregate endpoints and ``/metrics``.
+
+Each is a range scan of an hourly table's primary key (or a small table read whole): its cost
+grows with task names x hours in the range, never with the tasks stored. Ranges are widened
+to whole hours: an hour counts when any of it is in ``[since, until)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from stemtrace.server.store.codec import NOT_PLUMBING, chunks, marks
+from stemtrace.server.store.read import Reader
+from stemtrace.server.store.rollups import BOUNDS, HOUR, NB, VALUE_COLUMNS
+
+
+def _hours(where: list[str], params: list[Any], since: float | None, until: float | None) -> None:
+    if since is not None:
+        where.append("hour >= ?")
+        params.append(int(since // HOUR))
+    if until is not None:
+        where.append("hour < ?")
+        params.append(math.ceil(until / HOUR))
+
+
+def task_names(r: Reader) -> list[tuple[str, int]]:
+    rows = r.q("SELECT name, count FROM rollup_names WHERE count > 0 ORDER BY name")
+    return [(str(n), int(c)) for n, c in rows]
+
+
+def failures(
+    r: Reader, since: float | None, until: float | None, name: str | None, limit: int
+) -> list[dict[str, Any]]:
+    where = [NOT_PLUMBING]
+    params: list[Any] = []
+    _hours(where, params, since, until)
+    if name is not None:
+        where.append("name = ?")
+        params.append(name)
+    clause = " AND ".join(where)
+    groups = r.q(
+        f"SELECT name, exception_type, SUM(count), MAX(last_seen) FROM rollup_failures WHERE {clause} "
+        "GROUP BY name, exception_type HAVING SUM(count) > 0 "
+        "ORDER BY SUM(count) DESC, MAX(last_seen) DESC, name, exception_type LIMIT ?",
+        [*params, limit],
+    )
+    samples: list[str | None] = []
+    for gname, etype, _count, _last in groups:
+        found = r.q(
+            f"SELECT sample_id FROM rollup_failures WHERE {clause} AND name = ? AND exception_type = ? "
+            "AND sample_id IS NOT NULL ORDER BY sample_ts DESC LIMIT 1",
+            [*params, gname, etype],
+        )
+        samples.append(found[0][0] if found else None)
+    messages: dict[str, Any] = {}
+    ids = sorted({s for s in samples if s})
+    for part in chunks(ids):
+        for tid, detail in r.q(f"SELECT id, detail FROM tasks WHERE id IN ({marks(len(part))})", part):
+            messages[tid] = json.loads(detail).get("exception")
+    out = []
+    for (gname, etype, count, last), sample in zip(groups, samples, strict=True):
+        message = messages.get(sample) if sample else None
+        out.append(
+            {
+                "name": gname or None,
+                "exception_type": etype or None,
+                "count": int(count),
+                "last_seen": float(last) if last is not None else None,
+                "last_task_id": sample or "",
+                "sample_message": str(message)[:500] if message is not None else None,
+            }
+        )
+    return out
+
+
+_RT = ", ".join(f"SUM(rt{i})" for i in range(NB))
+_FAILED = "failed + lost + rejected"  # what the stats call failed: work not done
+
+
+def task_stats(r: Reader, since: float, until: float, name: str | None, buckets: int) -> list[dict[str, Any]]:
+    step = max((until - since) / max(buckets, 1), 1.0)
+    where = ["name IS NOT NULL", NOT_PLUMBING]
+    params: list[Any] = []
+    _hours(where, params, since, until)
+    if name is not None:
+        where.append("name = ?")
+        params.append(name)
+    clause = " AND ".join(where)
+    series: dict[str, dict[int, list[int]]] = {}
+    for tname, b, ok, failed in r.q(
+        f"SELECT name, {r.d.bucket('(hour * 3600.0 - ?)')}, SUM(succeeded), SUM({_FAILED}) "
+        f"FROM rollup_hours WHERE {clause} GROUP BY 1, 2",
+        [since, step, *params],
+    ):
+        cell = series.setdefault(tname, {}).setdefault(max(int(b), 0), [0, 0])
+        cell[0] += int(ok)
+        cell[1] += int(failed)
+    out = []
+    for tname, total, ok, failed, revoked, retried, retries, *rt in r.q(
+        f"SELECT name, SUM(tasks), SUM(succeeded), SUM({_FAILED}), SUM(revoked), SUM(retried_tasks), "
+        f"SUM(retried), {_RT} "
+        f"FROM rollup_hours WHERE {clause} GROUP BY name HAVING SUM(tasks) > 0 ORDER BY name",
+        params,
+    ):
+        counts = [int(c) for c in rt]
+        done = int(ok) + int(failed)
+        out.append(
+            {
+                "name": tname,
+                "total": int(total),
+                "succeeded": int(ok),
+                "failed": int(failed),
+                "revoked": int(revoked),
+                "retried": int(retried),
+                "retries": int(retries),
+                "failure_rate": int(failed) / done if done else 0.0,
+                "runtime_p50_ms": _ms(quantile(counts, 0.50)),
+                "runtime_p95_ms": _ms(quantile(counts, 0.95)),
+                "series": [
+                    {"t": since + b * step, "succeeded": c[0], "failed": c[1]}
+                    for b, c in sorted(series.get(tname, {}).items())
+                ],
+            }
+        )
+    return out
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000.0, 3)
+
+
+def quantile(counts: list[int], q: float) -> float | None:
+    """The ``q`` quantile of a histogram (per-bucket counts over ``BOUNDS``), interpolated
+    linearly within its bucket as Prometheus's ``histogram_quantile`` does; a quantile in
+    the +Inf bucket is the highest finite bound."""
+    total = sum(counts)
+    if total <= 0:
+        return None
+    rank = q * total
+    seen = 0
+    for i, n in enumerate(counts):
+        if n and seen + n >= rank:
+            if i >= len(BOUNDS):
+                return BOUNDS[-1]
+            lower = BOUNDS[i - 1] if i else 0.0
+            return lower + (BOUNDS[i] - lower) * max(rank - seen, 0.0) / n
+        seen += n
+    return BOUNDS[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskMetrics:
+    """What ``/metrics`` exports about tasks, read in one go from the never-expiring totals."""
+
+    # (name, queue, first_seen, {column: value}) for every totals row
+    totals: list[tuple[str, str, float, dict[str, float]]]
+    failed: list[tuple[str, str, str, int]]  # (name, queue, exception type, count)
+    lost_recent: int  # LOST tasks whose hour is this one or the one before
+
+
+def task_metrics(r: Reader, now: float) -> TaskMetrics:
+    cols = ", ".join(VALUE_COLUMNS)
+    totals = [
+        (str(row[0]), str(row[1]), float(row[2]), dict(zip(VALUE_COLUMNS, row[3:], strict=True)))
+        for row in r.q(f"SELECT name, queue, first_seen, {cols} FROM rollup_totals ORDER BY name, queue")
+    ]
+    failed = [
+        (str(n), str(q), str(e), int(c))
+        for n, q, e, c in r.q(
+            "SELECT name, queue, exception_type, count FROM rollup_failed_totals "
+            "ORDER BY name, queue, exception_type"
+        )
+    ]
+    recent = r.q("SELECT SUM(lost) FROM rollup_hours WHERE hour >= ?", [int(now // HOUR) - 1])
+    return TaskMetrics(totals, failed, int(recent[0][0] or 0))

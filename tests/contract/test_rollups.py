@@ -233,3 +233,28 @@ def test_a_store_from_before_the_rollups_is_backfilled(store: SqlStore) -> None:
         rollups_schema.backfill(conn, store.dialect)
         conn.commit()
     assert rolled(store) == before == scan(store)
+
+
+def test_failure_groups_are_exact_for_any_range(store: SqlStore) -> None:
+    """Whole hours from the roll-up, the partial hours at the edges from the tasks in them."""
+    f = EventFactory(t0=1_790_000_000.0)
+    events: list[Event] = []
+    for i in range(40):
+        events += f.run(f"x{i}", "proj.x" if i % 3 else "proj.y", i * 437.0, fail=i % 2 == 0)
+    store.apply(events, {}, NOW)
+    rows = _q(store, "SELECT name, sort_ts, id FROM tasks WHERE state = 'FAILURE'")
+    rng = random.Random(3)
+    cases: list[tuple[float | None, float | None]] = [(None, None), (f.t0 + 100, None), (None, f.t0 + 9000)]
+    cases += [tuple(sorted(rng.uniform(f.t0 - 600, f.t0 + 18000) for _ in range(2))) for _ in range(30)]  # type: ignore[misc]
+    for since, until in cases:
+        want: dict[str, list[Any]] = {}
+        for name, ts, tid in rows:
+            if (since is None or ts >= since) and (until is None or ts < until):
+                w = want.setdefault(name, [0, None, ""])
+                w[0] += 1
+                if w[1] is None or ts > w[1]:
+                    w[1], w[2] = ts, tid
+        got = {g["name"]: g for g in store.failures(since, until, None, 100)}
+        assert {n: g["count"] for n, g in got.items()} == {n: w[0] for n, w in want.items()}, (since, until)
+        assert {n: g["last_task_id"] for n, g in got.items()} == {n: w[2] for n, w in want.items()}
+        assert all(g["sample_message"] == "ValueError('bad')" for g in got.values())

@@ -2,7 +2,8 @@
 
 Each is a range scan of an hourly table's primary key (or a small table read whole): its cost
 grows with task names x hours in the range, never with the tasks stored. Ranges are widened
-to whole hours: an hour counts when any of it is in ``[since, until)``.
+to whole hours for the statistics (an hour counts when any of it is in ``[since, until)``);
+failure groups are exact (their partial edge hours come from the failed tasks in them).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from stemtrace.server.store.codec import NOT_PLUMBING, chunks, marks
-from stemtrace.server.store.read import Reader
-from stemtrace.server.store.rollups import BOUNDS, HOUR, NB, VALUE_COLUMNS
+from stemtrace.server.store.read import Reader, time_range
+from stemtrace.server.store.rollups import BOUNDS, FAILED_GROUP_STATES, HOUR, NB, VALUE_COLUMNS
 
 
 def _hours(where: list[str], params: list[Any], since: float | None, until: float | None) -> None:
@@ -34,34 +35,65 @@ def task_names(r: Reader) -> list[tuple[str, int]]:
 def failures(
     r: Reader, since: float | None, until: float | None, name: str | None, limit: int
 ) -> list[dict[str, Any]]:
-    where = [NOT_PLUMBING]
-    params: list[Any] = []
-    _hours(where, params, since, until)
-    if name is not None:
-        where.append("name = ?")
-        params.append(name)
-    clause = " AND ".join(where)
-    groups = r.q(
-        f"SELECT name, exception_type, SUM(count), MAX(last_seen) FROM rollup_failures WHERE {clause} "
-        "GROUP BY name, exception_type HAVING SUM(count) > 0 "
-        "ORDER BY SUM(count) DESC, MAX(last_seen) DESC, name, exception_type LIMIT ?",
-        [*params, limit],
-    )
-    samples: list[str | None] = []
-    for gname, etype, _count, _last in groups:
-        found = r.q(
-            f"SELECT sample_id FROM rollup_failures WHERE {clause} AND name = ? AND exception_type = ? "
-            "AND sample_id IS NOT NULL ORDER BY sample_ts DESC LIMIT 1",
-            [*params, gname, etype],
-        )
-        samples.append(found[0][0] if found else None)
+    """Failure groups over ``[since, until)``, exactly: the hours wholly inside the range come
+    from ``rollup_failures``, the partial hours at its edges from the failed tasks in them (a
+    range scan of ``tasks_state``, bounded by two hours of failures). Alerts compare 10-minute
+    windows, so the edges must not be widened to hours here."""
+    lo = None if since is None else math.ceil(since / HOUR)
+    hi = None if until is None else math.floor(until / HOUR)
+    edges: list[tuple[float | None, float | None]] = []
+    if lo is not None and hi is not None and lo >= hi:
+        edges.append((since, until))  # within one hour (or two partial ones): tasks only
+        lo = hi = None
+        whole = False
+    else:
+        whole = True
+        if lo is not None and since is not None and lo * HOUR > since:
+            edges.append((since, lo * HOUR))
+        if hi is not None and until is not None and hi * HOUR < until:
+            edges.append((hi * HOUR, until))
+    groups: dict[tuple[str, str], list[Any]] = {}  # count, last seen, sample id, sample ts
+    if whole:
+        where = [NOT_PLUMBING]
+        params: list[Any] = []
+        if lo is not None:
+            where.append("hour >= ?")
+            params.append(lo)
+        if hi is not None:
+            where.append("hour < ?")
+            params.append(hi)
+        if name is not None:
+            where.append("name = ?")
+            params.append(name)
+        clause = " AND ".join(where)
+        for gname, etype, count, last in r.q(
+            f"SELECT name, exception_type, SUM(count), MAX(last_seen) FROM rollup_failures WHERE {clause} "
+            "GROUP BY name, exception_type HAVING SUM(count) > 0",
+            params,
+        ):
+            groups[(gname, etype)] = [int(count), last, None, None]
+    for start, end in edges:
+        _edge(r, groups, start, end, name)
+    ranked = sorted(
+        ((k, v) for k, v in groups.items() if v[0] > 0),
+        key=lambda kv: (-kv[1][0], -(kv[1][1] or 0.0), kv[0]),
+    )[:limit]
+    for (gname, etype), g in ranked:
+        if whole:  # the latest sample of the whole hours, if later than the edges' one
+            found = r.q(
+                f"SELECT sample_id, sample_ts FROM rollup_failures WHERE {clause} AND name = ? "
+                "AND exception_type = ? AND sample_id IS NOT NULL ORDER BY sample_ts DESC LIMIT 1",
+                [*params, gname, etype],
+            )
+            if found and (g[3] is None or found[0][1] >= g[3]):
+                g[2], g[3] = found[0]
     messages: dict[str, Any] = {}
-    ids = sorted({s for s in samples if s})
+    ids = sorted({g[2] for _, g in ranked if g[2]})
     for part in chunks(ids):
         for tid, detail in r.q(f"SELECT id, detail FROM tasks WHERE id IN ({marks(len(part))})", part):
             messages[tid] = json.loads(detail).get("exception")
     out = []
-    for (gname, etype, count, last), sample in zip(groups, samples, strict=True):
+    for (gname, etype), (count, last, sample, _ts) in ranked:
         message = messages.get(sample) if sample else None
         out.append(
             {
@@ -74,6 +106,32 @@ def failures(
             }
         )
     return out
+
+
+def _edge(
+    r: Reader,
+    groups: dict[tuple[str, str], list[Any]],
+    since: float | None,
+    until: float | None,
+    name: str | None,
+) -> None:
+    """Add the failed tasks of ``[since, until)`` (part of one hour) to ``groups``."""
+    where = [f"state IN ({marks(len(FAILED_GROUP_STATES))})", NOT_PLUMBING]
+    params: list[Any] = sorted(FAILED_GROUP_STATES)
+    time_range(where, params, since, until)
+    if name is not None:
+        where.append("name = ?")
+        params.append(name)
+    for gname, etype, tid, seen in r.q(
+        f"SELECT name, exception_type, id, COALESCE(finished_at, sort_ts) FROM tasks "
+        f"WHERE {' AND '.join(where)}",
+        params,
+    ):
+        g = groups.setdefault((gname or "", etype or ""), [0, None, None, None])
+        g[0] += 1
+        g[1] = seen if g[1] is None else max(g[1], seen)
+        if g[3] is None or (seen, tid) > (g[3], g[2]):  # the latest, by when it failed
+            g[2], g[3] = tid, seen
 
 
 _RT = ", ".join(f"SUM(rt{i})" for i in range(NB))

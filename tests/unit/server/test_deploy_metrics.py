@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]
 from server_events import EventFactory, TestClient
 
 from stemtrace.server import create_app
@@ -41,7 +41,8 @@ def metrics_text(filled: SqlStore) -> str:
     f = EventFactory(node="w9@h9")
     filled.apply([f.event("worker.online", None, None, 0, hostname="w9@h9")], {}, NOW)
     with TestClient(create_app(store=filled, ingest=False)) as c:
-        return c.get("/metrics").text
+        text: str = c.get("/metrics").text
+    return text
 
 
 def _exprs(node: Any) -> list[str]:

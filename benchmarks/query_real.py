@@ -211,11 +211,16 @@ def main() -> None:
     parser.add_argument(
         "--budget", type=float, default=20.0, help="seconds per case, once each client has one"
     )
+    parser.add_argument(
+        "--only", nargs="+", default=None, help="only the cases whose label starts with one of these"
+    )
     args = parser.parse_args()
     server = ReadServer(args.store)
     try:
         with httpx.Client(base_url=server.base, timeout=120) as c:
             found = cases(c)
+            if args.only:
+                found = [case for case in found if case[0].startswith(tuple(args.only))]
             for label, path, params, want in found:
                 hit = None
                 if want is not None:

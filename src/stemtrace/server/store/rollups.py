@@ -88,6 +88,9 @@ _OUTCOME = {
     TaskState.REJECTED.value: COUNTS.index("rejected"),
     TaskState.LOST.value: COUNTS.index("lost"),
 }
+_SENT, _RECEIVED, _STARTED = (COUNTS.index(c) for c in ("sent", "received", "started"))
+_RETRIED = COUNTS.index("retried")
+_RETRIED_TASKS = COUNTS.index("retried_tasks")
 # A failure group counts what the failures view always listed: every state a workflow rolls
 # up to FAILURE for (see ``core.states.FAILED_STATES``).
 FAILED_GROUP_STATES = frozenset({TaskState.FAILURE.value, TaskState.LOST.value, TaskState.REJECTED.value})
@@ -125,11 +128,11 @@ def contribution(s: Snapshot) -> tuple[tuple[str, str, int], list[tuple[int, flo
         return None
     values: list[tuple[int, float]] = [(0, 1)]
     if sent is not None:
-        values.append((1, 1))
+        values.append((_SENT, 1))
     if received is not None:
-        values.append((2, 1))
+        values.append((_RECEIVED, 1))
     if started is not None:
-        values.append((3, 1))
+        values.append((_STARTED, 1))
         if sent is not None:
             wait = max(float(started) - float(sent), 0.0)
             values.append((WAIT_SUM, wait))
@@ -138,8 +141,8 @@ def contribution(s: Snapshot) -> tuple[tuple[str, str, int], list[tuple[int, flo
     if outcome is not None:
         values.append((outcome, 1))
     if retries:
-        values.append((6, int(retries)))
-        values.append((10, 1))
+        values.append((_RETRIED, int(retries)))
+        values.append((_RETRIED_TASKS, 1))
     if runtime_ms is not None and math.isfinite(runtime_ms) and runtime_ms >= 0:
         seconds = float(runtime_ms) / 1000.0
         values.append((RUNTIME_SUM, seconds))

@@ -250,7 +250,20 @@ _V14 = rollups_schema.migrate
 
 Migration = str | Callable[[Any, Dialect], None]
 MIGRATIONS: tuple[Migration, ...] = (
-    _V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12, _V13, _V14
+    _V1,
+    _V2,
+    _V3,
+    _V4,
+    _V5,
+    _V6,
+    _V7,
+    _V8,
+    _V9,
+    _V10,
+    _V11,
+    _V12,
+    _V13,
+    _V14,
 )
 LATEST = len(MIGRATIONS)
 

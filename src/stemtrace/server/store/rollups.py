@@ -65,6 +65,7 @@ COUNTS = (
     "revoked",
     "rejected",
     "lost",
+    "retried_tasks",  # ``retried`` counts retries; this, the tasks that retried at least once
 )
 # Every value column of ``rollup_hours`` / ``rollup_totals``, in order.
 VALUE_COLUMNS: tuple[str, ...] = (

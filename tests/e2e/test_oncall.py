@@ -40,7 +40,8 @@ def review(page: Any, name: str) -> None:
 
 @pytest.fixture(scope="module")
 def oncall(tasks_module: Any, worker: Any, server_url: str, scenarios: dict[str, Any]) -> dict[str, Any]:
-    """A 30-member group with 3 failures, an ETA task and a failure with an over-long traceback."""
+    """A 30-member group with 3 failures, an ETA task, a task on a queue no worker consumes and a
+    failure with an over-long traceback."""
     from celery import chord, group
 
     t = tasks_module
@@ -49,6 +50,8 @@ def oncall(tasks_module: Any, worker: Any, server_url: str, scenarios: dict[str,
     out["shaky"] = [r.id for r in shaky.results]
     out["shaky_failed"] = [r.id for i, r in enumerate(shaky.results) if i % 10 == 3]
     out["scheduled"] = t.add.apply_async((5, 5), countdown=600).id
+    # Routed to a queue no worker consumes: it waits forever, and Celery says nothing.
+    out["unconsumed"] = t.add.apply_async((7, 7), queue=f"{t.QUEUE}_nobody").id
     out["verbose"] = t.verbose.delay().id
     nested = group(chord([t.add.s(i, i) for i in range(2)], t.tsum.s()) for _ in range(2)).apply_async()
     out["nested_callback"] = nested.results[0].id
@@ -445,3 +448,26 @@ def test_usable_at_390_px(browser: Any, server_url: str, scenarios: dict[str, An
         review(page, "tasks-390px")
     finally:
         ctx.close()
+
+
+def test_attention_home_lists_a_task_no_worker_will_take(page: Any, oncall: dict[str, Any]) -> None:
+    tid = oncall["unconsumed"]
+    page.goto("/")
+    page.locator("main h1").wait_for()
+    row = page.locator("table.attention-stuck tr[data-reason='unconsumed_queue']").filter(
+        has=page.locator(f"a[href$='/tasks/{tid}']")
+    )
+
+    def listed() -> bool:
+        # A task is judged once it sat unchanged for a minute (attention.STALE_AFTER_S).
+        if row.count():
+            return True
+        page.reload()
+        page.locator("main h1").wait_for()
+        return False
+
+    wait_for(listed, "the unconsumed task on the attention page", 150, every=5)
+    expect(row).to_contain_text("no online worker consumes queue")
+    row.locator(f"a[href$='/tasks/{tid}']").click()
+    page.wait_for_url(re.compile(f"/tasks/{tid}"))
+    expect(page.locator(".task-head .badge").first).to_have_text("PENDING")

@@ -36,6 +36,7 @@ class WorkerProcess:
         extra_args: tuple[str, ...] = (),
         ready_timeout_s: float = 30.0,
         loglevel: str = "INFO",
+        app: str = "tests.support.worker_app",
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -44,6 +45,7 @@ class WorkerProcess:
         self.env = env or {}
         self.extra_args = extra_args
         self.ready_timeout_s = ready_timeout_s
+        self.app = app  # the module ``celery -A`` loads
         self.loglevel = loglevel  # start() waits for the " ready." line INFO prints; others suit command()
         self.proc: subprocess.Popen[bytes] | None = None
         self._logfile = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the worker
@@ -56,7 +58,7 @@ class WorkerProcess:
             "-m",
             "celery",
             "-A",
-            "tests.support.worker_app",
+            self.app,
             "worker",
             "-P",
             self.pool,

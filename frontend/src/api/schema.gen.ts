@@ -302,9 +302,39 @@ export interface components {
             retry_eta?: string | null;
             /** Runtime Ms */
             runtime_ms: number | null;
+            /**
+             * Sentry Event Id
+             * @description the event Sentry captured for this failure (32 hex)
+             */
+            sentry_event_id?: string | null;
+            /**
+             * Sentry Trace Id
+             * @description Sentry's trace id of the attempt (32 hex)
+             */
+            sentry_trace_id?: string | null;
+            /**
+             * Sentry Url
+             * @description the attempt in Sentry (--sentry-url), when set
+             */
+            sentry_url?: string | null;
+            /**
+             * Span Id
+             * @description the worker's span (16 hex) when it failed or retried, else the sender's span
+             */
+            span_id?: string | null;
             /** Started At */
             started_at: string | null;
             state: components["schemas"]["TaskState"];
+            /**
+             * Trace Id
+             * @description W3C trace id (32 hex) of the attempt, from OpenTelemetry's context (docs: Integrations)
+             */
+            trace_id?: string | null;
+            /**
+             * Trace Url
+             * @description the attempt in the tracing UI (--trace-url), when set
+             */
+            trace_url?: string | null;
             /** Traceback */
             traceback: string | null;
             /**

@@ -2,6 +2,7 @@
 import { Fragment, useState } from 'react';
 import { Link, useParams } from 'react-router';
 import type { Attempt, TaskDetail, TaskEvent } from '../api/types';
+import { AttemptLinks } from '../components/AttemptLinks';
 import { useAncestors, useTask } from '../queries';
 import { useTitle } from '../app/title';
 import { callText, shortTaskName } from '../domain/args';
@@ -135,6 +136,7 @@ function Attempts({ attempts, sentAt }: { attempts: Attempt[]; sentAt: string | 
                 <span className={`run bg-${stateClass(a.state)}`} style={{ width: pct(p.run) }} />
               </span>
               <span className="phases" data-phases>{phasesText(p, (ms) => formatDuration(ms)) || 'not started'}</span>
+              <AttemptLinks attempt={a} />
             </div>
             {a.lost_reason && <p className="lost">Lost: {a.lost_reason}</p>}
             {(a.exception_type || a.exception) && (

@@ -64,6 +64,12 @@ SOURCES: Final[dict[str, dict[str, str]]] = {
         "parent_id": _REQUEST,
         "group_id": f"{_REQUEST}, .group",
         "group_index": _REQUEST,
+        # Both only when the sender traced: OpenTelemetry's Celery instrumentation (or any W3C
+        # propagator) injects ``traceparent`` into the message headers in before_task_publish;
+        # Sentry's Celery integration adds ``sentry-trace`` in apply_async. Celery makes every
+        # message header an attribute of the request, which is where both read them back.
+        "traceparent": f"{_REQUEST}, .traceparent (W3C Trace Context, as sent)",
+        "sentry_trace": f"{_REQUEST}, the 'sentry-trace' header (Sentry's, as sent)",
     },
     ev.TASK_SUCCEEDED: {  # task_postrun(state='SUCCESS'), after task_success, executing process
         "retries": "the retries task_prerun read",

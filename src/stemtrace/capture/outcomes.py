@@ -13,6 +13,7 @@ from typing import Any
 from stemtrace.capture import celery_compat as compat
 from stemtrace.capture import state as _state
 from stemtrace.capture.guard import guarded
+from stemtrace.capture.tracing import add_worker_trace
 from stemtrace.core import events as ev
 
 _exc = compat.exception_identity
@@ -108,6 +109,7 @@ def on_task_failure(
     if in_body:
         data["retries"] = getattr(req, "retries", 0) or 0
         data["runtime"] = _runtime(st, task_id)
+        add_worker_trace(data, failure=True)
     values = (data, text, getattr(einfo, "traceback", None))
     st.emitter().emit_task(ev.TASK_FAILED, task_id, getattr(sender, "name", None), values, proc=proc)
 
@@ -123,6 +125,7 @@ def on_task_retry(
         "exception_type": exc_type,
         "eta": _iso(getattr(reason, "when", None)),
     }
+    add_worker_trace(data, failure=False)
     name = getattr(sender, "name", None) or getattr(request, "task", None)
     values = (data, text, getattr(einfo, "traceback", None))
     st.emitter().emit_task(ev.TASK_RETRIED, request.id, name, values, proc=st.exec_proc())

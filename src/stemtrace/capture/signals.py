@@ -185,6 +185,8 @@ def on_task_prerun(sender: Any = None, task_id: Any = None, task: Any = None, **
                 getattr(req, "parent_id", None),
                 getattr(req, "group", None),
                 getattr(req, "group_index", None),
+                getattr(req, "traceparent", None),
+                getattr(req, "sentry-trace", None),
                 st.exec_proc(),
                 em.node,
             )

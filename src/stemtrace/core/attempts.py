@@ -19,6 +19,7 @@ from stemtrace.core.events import Event
 from stemtrace.core.model import Attempt
 from stemtrace.core.slots import slot_builder
 from stemtrace.core.states import TaskState
+from stemtrace.core.tracing import NO_TRACE, TraceIds, attempt_trace
 
 # Within one attempt the strongest outcome wins, whatever order its events came in:
 # a revoke beats the killed child's postrun(None), a lost worker beats a missing
@@ -142,6 +143,7 @@ class Draft:
             traceback = text_of(exc_event.data.get("traceback"))
         if exc_type is None and late and any(e.type == ev.TASK_UNKNOWN for e in late):
             exc_type = "celery.exceptions.NotRegistered"  # what Celery stores as the result
+        trace = _trace(start, run)
         final = state not in _UNFINISHED
         finished_at = None
         if final:
@@ -163,12 +165,30 @@ class Draft:
             exception_original_size=exception[1],
             traceback_original_size=traceback[1],
             handler_ms=_handler_ms(decider),
+            trace_id=trace.trace_id,
+            span_id=trace.span_id,
+            sentry_trace_id=trace.sentry_trace_id,
+            sentry_event_id=trace.sentry_event_id,
         )
 
 
 _UNFINISHED = frozenset({TaskState.PENDING, TaskState.RECEIVED, TaskState.STARTED})
 # States whose attempt shows no exception (see _exception_event).
 _NO_EXCEPTION = frozenset({TaskState.SUCCESS, TaskState.PENDING, TaskState.RECEIVED, TaskState.STARTED})
+
+
+_TRACED_OUTCOMES = frozenset({ev.TASK_FAILED, ev.TASK_RETRIED})
+
+
+def _trace(start: Event | None, run: Sequence[Event]) -> TraceIds:
+    """The attempt's trace and Sentry identifiers (``core.tracing``): the start's headers, and
+    what the run's failure or retry knew in the worker. Most attempts have neither: a pass over
+    the run's one or two events and two dict lookups, no parsing."""
+    outcomes = [e.data for e in run if e.type in _TRACED_OUTCOMES]
+    started = start.data if start is not None else None
+    if outcomes or (started is not None and (started.get("traceparent") or started.get("sentry_trace"))):
+        return attempt_trace(started, outcomes)
+    return NO_TRACE
 
 
 def _before(a: Event, b: Event) -> bool:
@@ -338,6 +358,7 @@ def single_attempt(ordered: list[Event], stated: list[int | None]) -> Attempt | 
     runtime = _runtime(decider)
     if runtime is None:  # the first runtime the run states otherwise: the start's, if any
         runtime = _runtime(started)
+    trace = _trace(started, run)
     return _new_attempt(
         number=1,
         state=state,
@@ -355,4 +376,8 @@ def single_attempt(ordered: list[Event], stated: list[int | None]) -> Attempt | 
         exception_original_size=exception[1],
         traceback_original_size=traceback[1],
         handler_ms=_handler_ms(decider),
+        trace_id=trace.trace_id,
+        span_id=trace.span_id,
+        sentry_trace_id=trace.sentry_trace_id,
+        sentry_event_id=trace.sentry_event_id,
     )

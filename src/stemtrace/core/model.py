@@ -39,6 +39,13 @@ class Attempt:
     # Milliseconds spent after the body, in the task's ``on_success``/``after_return``
     # handlers: ``runtime_ms`` is Celery's own measure of the body and excludes them.
     handler_ms: float | None = None
+    # Where this attempt shows up in the team's tracing and Sentry (``core.tracing``): the W3C
+    # trace and span (the worker's span when it failed or retried under OpenTelemetry, else the
+    # sender's, its parent), Sentry's trace and the event Sentry captured for the failure.
+    trace_id: str | None = None
+    span_id: str | None = None
+    sentry_trace_id: str | None = None
+    sentry_event_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

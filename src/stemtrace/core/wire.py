@@ -68,7 +68,19 @@ ROW_SHAPES: Final[dict[str, tuple[str, ...]]] = {
         "queue",
         "beat",
     ),
-    TASK_STARTED: ("retries", "worker_pid", "root_id", "parent_id", "group_id", "group_index"),
+    # ``traceparent``, ``sentry_trace``: the trace context the sender's tracing put in the message
+    # headers, as written (``core.tracing`` reads them); added within version 1, before any
+    # release: a batch names its columns, so a reader of either shape reads both.
+    TASK_STARTED: (
+        "retries",
+        "worker_pid",
+        "root_id",
+        "parent_id",
+        "group_id",
+        "group_index",
+        "traceparent",
+        "sentry_trace",
+    ),
     TASK_SUCCEEDED: ("retries", "runtime", "handler_runtime"),
 }
 

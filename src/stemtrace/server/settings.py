@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from stemtrace.core.settings import Setting, SettingError, resolve
+from stemtrace.core.tracing import template_fields
 
 logger = logging.getLogger("stemtrace.server")
 DEFAULT_PORT = 7373
@@ -49,6 +50,12 @@ def _alerts_file(value: str) -> str:
 
     load(value)
     return value
+
+
+def _link_template(value: str) -> str:
+    """The template, once it reads as one (``core.tracing.template_fields`` says what is wrong)."""
+    template_fields(value.strip())
+    return value.strip()
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -160,6 +167,22 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "This server's URL as users open it (e.g. https://stemtrace.example.com), for links in alerts.",
     ),
+    Setting(
+        "trace_url",
+        "str",
+        None,
+        "Link template for an attempt's trace (e.g. https://tempo.example/trace/{trace_id}); "
+        "placeholders {trace_id}, {span_id}, {sentry_trace_id}, {event_id}, {task_id}.",
+        normalize=_link_template,
+    ),
+    Setting(
+        "sentry_url",
+        "str",
+        None,
+        "Link template for an attempt in Sentry (e.g. https://sentry.example/organizations/acme/issues/"
+        "?query={event_id}); the same placeholders as --trace-url.",
+        normalize=_link_template,
+    ),
     Setting("log_level", "str", "info", "Log level: debug, info, warning or error.", normalize=_log_level),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -207,6 +230,8 @@ class ServerSettings:
     worker_retention: float = 86400.0
     alerts: str | None = None
     public_url: str | None = None
+    trace_url: str | None = None
+    sentry_url: str | None = None
     log_level: str = "info"
     deprecations: tuple[str, ...] = ()  # "old is deprecated: use new", one per old name used
 

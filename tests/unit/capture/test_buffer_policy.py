@@ -51,7 +51,7 @@ class Harness:
         for _ in range(n):
             self.emitted += 1
             self.emitter.emit_task(
-                ev.TASK_STARTED, f"t{self.emitted}", "proj.add", (0, 1, None, None, None, None)
+                ev.TASK_STARTED, f"t{self.emitted}", "proj.add", (0, 1, None, None, None, None, None, None)
             )
 
     def tick(self, *, broker_up: bool) -> None:

@@ -28,7 +28,7 @@ def emitter(finish: Any = None) -> Emitter:
 
 
 def buffer(made: Emitter) -> None:
-    started = (1, 4321, "root", None, None, None)
+    started = (1, 4321, "root", None, None, None, None, None)
     made.emit_task(ev.TASK_STARTED, "t1", "proj.add", started, ts=10 * S)
     made.emit_task(
         ev.TASK_SUCCEEDED, "t1", "proj.add", (1, 0.5, None, {"password": "x", "n": 2}), ts=105 * S // 10
@@ -69,7 +69,7 @@ def test_hot_events_of_the_batch_process_go_as_rows_and_the_rest_as_objects() ->
         (ev.WORKER_HEARTBEAT, 13.0, None, 5, "child"),
     ]
     started = {"retries": 1, "worker_pid": 4321, "root_id": "root", "parent_id": None, "group_id": None}
-    assert events[0].data == {**started, "group_index": None}
+    assert events[0].data == {**started, "group_index": None, "traceparent": None, "sentry_trace": None}
     assert events[1].data == {
         "retries": 1,
         "runtime": 0.5,
@@ -104,7 +104,7 @@ def test_a_failing_finisher_keeps_the_event_and_counts_the_error() -> None:
 
 def test_a_malformed_entry_is_dropped_alone() -> None:
     made = emitter()
-    made.emit_task(ev.TASK_STARTED, "t1", "proj.add", (0,), ts=10 * S)  # five values short
+    made.emit_task(ev.TASK_STARTED, "t1", "proj.add", (0,), ts=10 * S)  # seven values short
     made.emit_task(ev.TASK_SUCCEEDED, "t1", "proj.add", (0, 0.1, None, None), ts=10_500_000_000)
     batches, taken = made._take()
     events, _ = decode_batch(batches[0][0])
@@ -118,8 +118,10 @@ def test_a_task_id_that_is_not_a_string_is_sent_as_its_text() -> None:
     event object with the id's text instead."""
     made = emitter()
     task_id = uuid.UUID(int=7)
-    made.emit_task(ev.TASK_STARTED, task_id, "proj.add", (0, 1, None, None, None, None), ts=10 * S)
-    made.emit_task(ev.TASK_STARTED, "t2", "proj.add", (0, 1, None, None, None, None), ts=11 * S)
+    made.emit_task(
+        ev.TASK_STARTED, task_id, "proj.add", (0, 1, None, None, None, None, None, None), ts=10 * S
+    )
+    made.emit_task(ev.TASK_STARTED, "t2", "proj.add", (0, 1, None, None, None, None, None, None), ts=11 * S)
     body = json.loads(made._take()[0][0][0])
     assert [type(item).__name__ for item in body["events"]] == ["dict", "list"]
     events, errors = decode_batch(json.dumps(body).encode())

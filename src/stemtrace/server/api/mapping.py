@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from stemtrace.core.model import Attempt as CoreAttempt
 from stemtrace.core.states import TaskState, WorkflowState
+from stemtrace.core.tracing import LinkTemplates, TraceIds
 from stemtrace.server.api.schemas import (
     AttemptOut,
     ChildTask,
@@ -17,6 +18,8 @@ from stemtrace.server.api.schemas import (
 )
 from stemtrace.server.store import TaskDetail as StoreTaskDetail
 from stemtrace.server.store import TaskRow, WorkflowRow
+
+NO_LINKS = LinkTemplates()
 
 
 def iso(ts: float | None) -> datetime | None:
@@ -48,7 +51,9 @@ def task_summary(row: TaskRow) -> TaskSummary:
     )
 
 
-def _attempt(a: CoreAttempt) -> AttemptOut:
+def _attempt(a: CoreAttempt, task_id: str, links: LinkTemplates) -> AttemptOut:
+    ids = TraceIds(a.trace_id, a.span_id, a.sentry_trace_id, a.sentry_event_id)
+    trace_url, sentry_url = links.links(task_id, ids)
     return AttemptOut(
         number=a.number,
         state=a.state,
@@ -68,10 +73,16 @@ def _attempt(a: CoreAttempt) -> AttemptOut:
         traceback_truncated=a.traceback_original_size is not None,
         traceback_original_size=a.traceback_original_size,
         handler_ms=a.handler_ms,
+        trace_id=a.trace_id,
+        span_id=a.span_id,
+        sentry_trace_id=a.sentry_trace_id,
+        sentry_event_id=a.sentry_event_id,
+        trace_url=trace_url,
+        sentry_url=sentry_url,
     )
 
 
-def task_detail(d: StoreTaskDetail) -> TaskDetail:
+def task_detail(d: StoreTaskDetail, links: LinkTemplates = NO_LINKS) -> TaskDetail:
     r = d.record
     summary = task_summary(d.row).model_dump()
     summary.update(state=r.state, routing_key=r.routing_key, eta=iso(r.eta_at))
@@ -94,7 +105,7 @@ def task_detail(d: StoreTaskDetail) -> TaskDetail:
         exchange=r.exchange,
         beat_entry=r.beat_entry,
         group_index=r.group_index,
-        attempts=[_attempt(a) for a in r.attempts],
+        attempts=[_attempt(a, r.id, links) for a in r.attempts],
         events=d.events,
         children=d.children,
         child_tasks=[ChildTask(id=c.id, name=c.name, state=TaskState(c.state)) for c in d.child_tasks],

@@ -77,6 +77,19 @@ class AttemptOut(AttemptSpanOut):
     handler_ms: float | None = Field(
         None, description="time in on_success/after_return handlers after the body (not in runtime_ms)"
     )
+    trace_id: str | None = Field(
+        None,
+        description="W3C trace id (32 hex) of the attempt, from OpenTelemetry's context (docs: Integrations)",
+    )
+    span_id: str | None = Field(
+        None, description="the worker's span (16 hex) when it failed or retried, else the sender's span"
+    )
+    sentry_trace_id: str | None = Field(None, description="Sentry's trace id of the attempt (32 hex)")
+    sentry_event_id: str | None = Field(
+        None, description="the event Sentry captured for this failure (32 hex)"
+    )
+    trace_url: str | None = Field(None, description="the attempt in the tracing UI (--trace-url), when set")
+    sentry_url: str | None = Field(None, description="the attempt in Sentry (--sentry-url), when set")
 
 
 class ChildTask(BaseModel):

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from stemtrace.core.tracing import LinkTemplates
 from stemtrace.core.workflow import build_workflow
 from stemtrace.server.api import mapping as m
 from stemtrace.server.api import schemas as s
@@ -58,7 +59,8 @@ def get_task(ctx: Ctx, task_id: str) -> s.TaskDetail:
     detail = ctx.store.get_task(task_id)
     if detail is None:
         raise ApiError(404, f"no task with id {task_id[:80]!r}")
-    return m.task_detail(detail)
+    settings = ctx.settings
+    return m.task_detail(detail, LinkTemplates(settings.trace_url, settings.sentry_url))
 
 
 @router.get(

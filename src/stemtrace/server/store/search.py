@@ -1,7 +1,8 @@
 """Full-text search of tasks: the document each task row carries, the index over it, and ``q``.
 
 Each task row's ``args_text`` column holds its *search document*: the words of its arguments
-(or their ``argsrepr``/``kwargsrepr``), its result, its exception type and message, with every
+(or their ``argsrepr``/``kwargsrepr``), its result, its exception type and message, its
+attempts' trace and Sentry ids (``core.tracing``), with every
 run of other characters turned into one space (``document``). Both engines index that one
 column, so what counts as a word is decided once, here, not by two tokenizers:
 
@@ -88,6 +89,10 @@ def document(record: TaskRecord, extra: Mapping[str, Any]) -> str | None:
         parts.append(record.exception_type.encode("utf-8", "replace")[:200])
     if record.exception:
         parts.append(record.exception.encode("utf-8", "replace")[:EXCEPTION_MAX])
+    for a in record.attempts:  # a trace or Sentry event id pasted into the search box finds its task
+        ids = [i for i in (a.trace_id, a.sentry_trace_id, a.sentry_event_id) if i]
+        if ids:
+            parts.append(" ".join(ids).encode())
     return _words(b" ".join(parts)) or None
 
 

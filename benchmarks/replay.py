@@ -28,12 +28,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import re
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -111,15 +114,51 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the ingest process of ``--ingest-process separate``)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            try:
+                todo.extend(int(c) for c in task.read_text().split())
+            except OSError:
+                pass
+    return out
+
+
 def _proc(pid: int) -> tuple[float, float]:
-    """(CPU seconds, peak RSS in MB) of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    hwm = 0.0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            hwm = int(line.split()[1]) / 1024
+    """(CPU seconds, peak RSS in MB) of a process and its children, from /proc: CPU summed,
+    peak RSS the sum of each process's peak (an upper bound of their peak together)."""
+    cpu = hwm = 0.0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                hwm += int(line.split()[1]) / 1024
     return cpu, hwm
+
+
+def _peaks(pid: int) -> dict[str, float]:
+    """Each process's peak RSS in MB, by its role (the server, its ingest process, helpers)."""
+    out: dict[str, float] = {}
+    for p in _tree(pid):
+        try:
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes()
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        role = "server" if p == pid else "ingest" if b"spawn_main" in cmd else f"other-{p}"
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                out[role] = round(int(line.split()[1]) / 1024, 1)
+    return out
 
 
 def _get(url: str) -> Any:
@@ -127,16 +166,93 @@ def _get(url: str) -> Any:
         return json.loads(r.read())
 
 
+# What a Tasks/Workflows page and a health check ask, in turn (benchmarks/query_real.py has all).
+CLIENT_PATHS = (
+    "/api/tasks?limit=50",
+    "/api/workflows?limit=50",
+    "/api/health",
+    "/api/tasks?limit=50&state=FAILURE",
+    "/api/workers",
+    "/api/task-names",
+)
+
+
+class Clients:
+    """``n`` API clients during a replay, each with its own keep-alive connection: a request,
+    then ``pause`` seconds (a UI page refreshing), over ``CLIENT_PATHS`` in turn."""
+
+    def __init__(self, base: str, n: int, pause: float) -> None:
+        self.base, self.n, self.pause = base, n, pause
+        self.samples: list[float] = []
+        self.errors = 0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(i,)) for i in range(n)]
+
+    def __enter__(self) -> Clients:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+
+    def _run(self, i: int) -> None:
+        import httpx
+
+        mine: list[float] = []
+        with httpx.Client(base_url=self.base, timeout=60) as c:
+            k = i
+            while not self._stop.is_set():
+                started = time.perf_counter()
+                try:
+                    ok = c.get(CLIENT_PATHS[k % len(CLIENT_PATHS)]).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                mine.append((time.perf_counter() - started) * 1000)
+                if not ok:
+                    self.errors += 1
+                k += 1
+                self._stop.wait(self.pause)
+        self.samples.extend(mine)
+
+    def summary(self) -> dict[str, Any]:
+        done = sorted(self.samples)
+        if not done:
+            return {"clients": self.n, "requests": 0}
+        return {
+            "clients": self.n,
+            "requests": len(done),
+            "errors": self.errors,
+            "p50_ms": round(statistics.median(done), 1),
+            "p95_ms": round(done[math.ceil(0.95 * len(done)) - 1], 1),
+        }
+
+
 class Server:
     """``stemtrace server`` on a fresh stream; ``ingest(payloads)`` times the catch-up."""
 
-    def __init__(self, store: str, stream: str) -> None:
+    def __init__(self, store: str, stream: str, extra: tuple[str, ...] = ()) -> None:
         self.port = _free_port()
         self.stream = stream
         self.base = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-c", "from stemtrace.cli import main; main()", "server"]
-        cmd += ["--broker", REDIS, "--events-name", stream, "--store", store, "--port", str(self.port)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cmd += [
+            "--broker",
+            REDIS,
+            "--events-name",
+            stream,
+            "--store",
+            store,
+            "--port",
+            str(self.port),
+            *extra,
+        ]
+        # The server's log goes to a file: a pipe nobody reads fills up and blocks the server.
+        self.log = tempfile.NamedTemporaryFile(prefix="replay-server-", suffix=".log", delete=False)  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.stalled = False
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
@@ -145,11 +261,20 @@ class Server:
             except OSError:
                 pass
             if self.proc.poll() is not None:
-                raise RuntimeError(self.proc.stderr.read().decode()[-3000:] if self.proc.stderr else "")
+                raise RuntimeError(Path(self.log.name).read_text()[-3000:])
             time.sleep(0.2)
         raise RuntimeError("server did not start")
 
-    def ingest(self, payloads: list[bytes], events: int) -> dict[str, Any]:
+    def ingest(
+        self, payloads: list[bytes], events: int, clients: int = 0, pause: float = 1.0
+    ) -> dict[str, Any]:
+        with Clients(self.base, clients, pause) as readers:
+            out = self._ingest(payloads, events)
+        if clients:
+            out["api"] = readers.summary()
+        return out
+
+    def _ingest(self, payloads: list[bytes], events: int) -> dict[str, Any]:
         from stemtrace.transport import TransportConfig, resolve
 
         config = TransportConfig(url=REDIS, name=self.stream, max_length=len(payloads) + 1000)
@@ -167,7 +292,11 @@ class Server:
             if seen != last:
                 last, last_change = seen, time.monotonic()
             elif time.monotonic() - last_change > 60:
-                break  # stalled: report what was ingested
+                # Stalled: report what was ingested, and what the server said about it.
+                health = _get(self.base + "/api/health")
+                print(json.dumps({"stalled": seen, "health": health, "log": self.log.name}), flush=True)
+                self.stalled = True
+                break
         wall = time.perf_counter() - started
         cpu1, hwm = _proc(self.proc.pid)
         return {
@@ -178,6 +307,7 @@ class Server:
             "cpu_seconds": round(cpu1 - cpu0, 2),
             "events_per_cpu_s": round(seen / max(cpu1 - cpu0, 1e-9)),
             "peak_rss_mb": round(hwm, 1),
+            "peak_rss_mb_by_process": _peaks(self.proc.pid),
         }
 
     def stop(self) -> None:
@@ -187,6 +317,9 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.log.close()
+        if not self.stalled:  # a stalled run's log is kept (its path was printed)
+            Path(self.log.name).unlink(missing_ok=True)
         import redis
 
         redis.Redis.from_url(REDIS).delete(self.stream)
@@ -310,11 +443,17 @@ def best_case(events: int, seed: int) -> list[bytes]:
 
 
 def replay(args: argparse.Namespace, payloads: list[bytes], meta: dict[str, Any]) -> None:
-    events = count_events(payloads)
+    events = count_events(payloads) * args.copies
     base = first_ns(payloads)
-    kinds: list[tuple[str, Callable[[int], tuple[list[bytes], int]]]] = [
-        ("realistic", lambda run: (list(map(Relabel(f"run{run}", time.time_ns() - base), payloads)), events))
-    ]
+
+    def realistic(run: int) -> tuple[list[bytes], int]:
+        # ``--copies``: the recording again and again, each copy its own tasks, one backlog.
+        out: list[bytes] = []
+        for copy in range(args.copies):
+            out.extend(map(Relabel(f"run{run}.{copy}", time.time_ns() - base), payloads))
+        return out, events
+
+    kinds: list[tuple[str, Callable[[int], tuple[list[bytes], int]]]] = [("realistic", realistic)]
     if args.best_case:
 
         def generated(run: int) -> tuple[list[bytes], int]:
@@ -325,25 +464,31 @@ def replay(args: argparse.Namespace, payloads: list[bytes], meta: dict[str, Any]
     results: dict[str, list[dict[str, Any]]] = {kind: [] for kind, _ in kinds}
     print(json.dumps({"recording": {k: meta.get(k) for k in ("tasks", "events", "celery", "backlog")}}))
     for run in range(args.runs):
+        # With --clients, runs alternate without and with the readers (best case: none).
+        clients = args.clients if args.clients and run % 2 == 1 else 0
         for kind, make in kinds:  # alternate the kinds, run by run
             batch, n = make(run)
             url = args.store if args.fill or args.prefilled else fresh_store(args.store, uuid.uuid4().hex[:8])
             before = store_size(url) if args.fill or args.prefilled else (0, 0)
-            server = Server(url, f"replay.{uuid.uuid4().hex[:8]}")
+            extra = ("--ingest-process", args.ingest_process) if args.ingest_process else ()
+            server = Server(url, f"replay.{uuid.uuid4().hex[:8]}", extra)
             try:
-                result = server.ingest(batch, n)
+                result = server.ingest(batch, n, clients, args.client_pause)
             finally:
                 server.stop()
             size, tasks = store_size(url)
-            result = {"bench": "replay", "kind": kind, "run": run + 1, "store_tasks": tasks, **result}
+            label = f"{kind}+{clients}clients" if args.clients else kind
+            result = {"bench": "replay", "kind": label, "run": run + 1, "store_tasks": tasks, **result}
             if not (args.fill or args.prefilled):
                 result["bytes_per_task"] = round(size / max(tasks, 1))
                 drop_store(url)
             else:
                 result["added_bytes_per_task"] = round((size - before[0]) / max(tasks - before[1], 1))
-            results[kind].append(result)
+            results.setdefault(label, []).append(result)
             print(json.dumps(result), flush=True)
     for kind, runs in results.items():
+        if not runs:
+            continue
         rates = [r["events_per_s"] for r in runs]
         cpu_rates = [r["events_per_cpu_s"] for r in runs]
         print(
@@ -359,6 +504,11 @@ def replay(args: argparse.Namespace, payloads: list[bytes], meta: dict[str, Any]
                     "events_per_cpu_s_median": round(statistics.median(cpu_rates)),
                     "events_per_cpu_s_range": [min(cpu_rates), max(cpu_rates)],
                     "peak_rss_mb_max": max(r["peak_rss_mb"] for r in runs),
+                    **(
+                        {"api_p95_ms": [r["api"].get("p95_ms") for r in runs]}
+                        if any("api" in r for r in runs)
+                        else {}
+                    ),
                 }
             ),
             flush=True,
@@ -433,7 +583,22 @@ def main() -> None:
         "--keep", action="store_true", help="keep the filled store (for benchmarks/query_real.py)"
     )
     parser.add_argument("--decode", action="store_true", help="only measure decoding, before/after the fix")
+    parser.add_argument(
+        "--ingest-process", choices=("auto", "same", "separate"), help="the server's --ingest-process"
+    )
     parser.add_argument("--no-replay", action="store_true", help="only fill")
+    parser.add_argument(
+        "--copies",
+        type=int,
+        default=1,
+        help="replay this many relabelled copies back to back (a bigger backlog)",
+    )
+    parser.add_argument(
+        "--clients", type=int, default=0, help="API clients during every other run (0, N, 0, N, ...)"
+    )
+    parser.add_argument(
+        "--client-pause", type=float, default=1.0, help="each client's pause between requests (s)"
+    )
     args = parser.parse_args()
     meta, payloads = load(args.recording)
     if args.decode:

@@ -124,6 +124,13 @@ def run_server(**given: Any) -> None:
                 f"cannot reach the event broker {mask_url(events.url)} ({type(exc).__name__}: "
                 f"{mask_url(str(exc))[:120]}); check it is running and the URL is right"
             )
+    from stemtrace.server.ingest_process import separate
+
+    # ``auto`` means a process of its own for ingest here, on 2+ CPUs; an app that mounts the
+    # server (``create_app``) keeps ingest in its process unless told ``separate``.
+    settings = settings.with_(
+        ingest_process="separate" if events is not None and separate(settings) else "same"
+    )
     app = create_app(settings, store=store, events=events)
     short_gil_switches()
     quiet_gc()
@@ -135,6 +142,8 @@ def run_server(**given: Any) -> None:
     if events is not None:
         subscription = resolve(events).subscription_name(subscription_group(settings, store))
         click.echo(f"  subscription: {subscription}")
+        where = "in its own process" if settings.ingest_process == "separate" else "in this process"
+        click.echo(f"  ingest:    {where}")
     click.echo(f"  store:     {store.description}")
     click.echo(
         f"  retention: {_days(settings.retention)} ({_days(settings.failure_retention)} for workflows with a failure)"  # noqa: E501

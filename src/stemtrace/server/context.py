@@ -14,6 +14,7 @@ from typing import Any
 
 from stemtrace.server.graph_cache import GraphCache
 from stemtrace.server.ingest import Ingestor
+from stemtrace.server.ingest_process import IngestProcess
 from stemtrace.server.live import Hub
 from stemtrace.server.losses import LossTracker
 from stemtrace.server.maintenance import Maintenance
@@ -37,7 +38,7 @@ class ServerContext:
         self._given_store = store
         self._store: Store | None = store
         self._events = events
-        self.ingestor: Ingestor | None = None
+        self.ingestor: Ingestor | IngestProcess | None = None
         self.maintenance: Maintenance | None = None
         self.losses: LossTracker | None = None  # sequence gaps into loss records, while ingesting
         self.subscription: str | None = None  # this store's name on the broker, once ingesting
@@ -77,7 +78,26 @@ class ServerContext:
             self.hub.start()
             if self.settings.ingest:
                 cfg = self.events_config
-                if cfg is not None:
+                consumer_name = self.settings.consumer_name or f"{socket.gethostname()}-{self.settings.port}"
+                if cfg is not None and self.settings.ingest_process == "separate":
+                    # ``stemtrace server`` resolved ``auto`` to this (ingest_process.separate);
+                    # the child tracks losses too, beside the ingest loop that observes them.
+                    group = subscription_group(self.settings, store)
+                    self.subscription = resolve(cfg).subscription_name(group)
+                    logger.info(
+                        "consuming %s through subscription %s in an ingest process",
+                        mask_url(cfg.url),
+                        self.subscription,
+                    )
+                    self.ingestor = IngestProcess(
+                        self.settings,
+                        cfg,
+                        group=group,
+                        consumer_name=consumer_name,
+                        on_commit=self.hub.publish,
+                    )
+                    self.ingestor.start()
+                elif cfg is not None:
                     self.losses = LossTracker(store)
                     self.losses.start()
                     group = subscription_group(self.settings, store)
@@ -88,8 +108,7 @@ class ServerContext:
                         cfg,
                         group=group,
                         batch_size=self.settings.write_batch_size,
-                        consumer_name=self.settings.consumer_name
-                        or f"{socket.gethostname()}-{self.settings.port}",
+                        consumer_name=consumer_name,
                         on_commit=self.hub.publish,
                         on_applied=self.losses.observe,
                     )

@@ -33,6 +33,10 @@ HEARTBEAT_S = 15.0
 RETRY_MS = 2000
 CLOSING = "event: closing\ndata: {}\n\n"
 TOPICS = frozenset({"tasks", "workflows", "workers"})
+# The change sets kept for clients to catch up from hold at most this many ids in all. A batch
+# of a backlog names up to 5,000 tasks; 512 such sets kept ~2.5 million id strings alive
+# (hundreds of MB while catching up). Streams read every 0.25 s, so seconds of changes suffice.
+KEEP_IDS = 50_000
 
 
 class Hub:
@@ -42,6 +46,7 @@ class Hub:
         self.store = store
         self.poll_s = poll_s
         self._log: deque[tuple[int, Changes]] = deque(maxlen=keep)
+        self._ids = 0  # ids held by the sets in ``_log``
         self._seq = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -55,9 +60,15 @@ class Hub:
 
     def publish(self, changes: Changes) -> None:
         if changes:
+            size = _size(changes)
             with self._lock:
                 self._seq += 1
+                if len(self._log) == self._log.maxlen:
+                    self._ids -= _size(self._log[0][1])
                 self._log.append((self._seq, changes))
+                self._ids += size
+                while self._ids > KEEP_IDS and len(self._log) > 1:
+                    self._ids -= _size(self._log.popleft()[1])
 
     def since(self, seq: int) -> tuple[int, list[Changes]]:
         with self._lock:
@@ -85,6 +96,10 @@ class Hub:
                 logger.debug("live poll failed: %s", type(exc).__name__)
                 continue
             self.publish(changes)
+
+
+def _size(changes: Changes) -> int:
+    return len(changes.tasks) + len(changes.workflows) + len(changes.workers)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,15 @@ def _log_level(value: str) -> str:
     return value.strip().lower()
 
 
+INGEST_PROCESS_MODES = ("auto", "same", "separate")
+
+
+def _ingest_process(value: str) -> str:
+    if value.strip().lower() not in INGEST_PROCESS_MODES:
+        raise ValueError(f"not an ingest process mode; use one of {', '.join(INGEST_PROCESS_MODES)}")
+    return value.strip().lower()
+
+
 def _alerts_file(value: str) -> str:
     """The path, once the file reads as a valid alerts configuration (every problem named)."""
     from stemtrace.server.alerts.config import load
@@ -117,6 +126,17 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("cors_origins", "list", (), "Origins allowed by CORS (off by default)."),
     Setting("ingest", "bool", True, "Consume events; --no-ingest runs a read-only replica."),
+    Setting(
+        "ingest_process",
+        "str",
+        "auto",
+        "Where ingest runs: `separate` (a child process of its own, restarted if it dies, so API "
+        "requests and ingest never wait for each other's interpreter lock), `same` (a thread of the "
+        "API's process) or `auto` (`separate` for `stemtrace server` on a machine with 2 or more "
+        "CPUs, else `same`; an app that mounts the server keeps ingest in the app's process unless this "
+        "says `separate`).",
+        normalize=_ingest_process,
+    ),
     Setting(
         "consumer_group",
         "str",
@@ -223,6 +243,7 @@ class ServerSettings:
     insecure_no_auth: bool = False
     cors_origins: tuple[str, ...] = ()
     ingest: bool = True
+    ingest_process: str = "auto"
     consumer_group: str | None = None
     consumer_name: str | None = None
     write_batch_size: int = 5000

@@ -20,6 +20,7 @@ from stemtrace.core.events import Event
 from stemtrace.server import create_app
 from stemtrace.server.context import ServerContext
 from stemtrace.server.ingest import Ingestor
+from stemtrace.server.ingest_process import IngestProcess
 from stemtrace.server.store import StoreError, open_store
 from stemtrace.transport import TransportConfig, resolve
 
@@ -49,7 +50,7 @@ def count(c: TestClient, prefix: str) -> int:
     return sum(1 for t in items if t["id"].startswith(prefix))
 
 
-def unacknowledged(source: TransportConfig, ingestor: Ingestor) -> int:
+def unacknowledged(source: TransportConfig, ingestor: Ingestor | IngestProcess) -> int:
     client = redis.Redis.from_url(source.url)
     try:
         return int(client.xpending(source.name, ingestor.group)["pending"])

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stemtrace.core.events import LIBRARY_HEALTH, WORKER_EVENT_TYPES, Event, decode_event
+from stemtrace.core.events import LIBRARY_HEALTH, TASK_PUBLISHED, WORKER_EVENT_TYPES, Event, decode_event
 from stemtrace.core.identity import CHORD_UNLOCK, linked_ids
 from stemtrace.core.task import fold_task
 from stemtrace.core.workers import WorkerRecord, fold_worker, worker_name
@@ -28,6 +28,7 @@ from stemtrace.server.jsonfast import loads
 from stemtrace.server.store.base import ApplyResult, Changes
 from stemtrace.server.store.codec import chunks, dumps, envelope, event_body, marks
 from stemtrace.server.store.db import Dialect
+from stemtrace.server.store.narrow import split_rows, stored_rows, write_changed
 from stemtrace.server.store.summary import roll_up
 from stemtrace.server.store.task_row import _final_row, task_row, write_tasks
 
@@ -50,7 +51,8 @@ class Plan:
     components: list[set[str]]  # linked ids, in the order of their first event
     first_ts: dict[str, float]  # each task's earliest event
     root_hint: dict[str, str]  # the last root_id stated for each task
-    rows: dict[str, list[Any]]  # task rows from the batch alone (see ``_final_row``)
+    rows: dict[str, list[Any]]  # task rows from the batch alone (see ``_final_row``), for
+    # the tasks whose ``task.published`` is in the batch (the others are folded in ``stage``)
 
 
 def plan_batch(events: Sequence[Event]) -> Plan:
@@ -78,8 +80,15 @@ def plan_batch(events: Sequence[Event]) -> Plan:
             health.append(e)
     components, first_ts, root_hint = _link(by_task)
     rows = {}
+    published = TASK_PUBLISHED
     for tid, evs in by_task.items():
-        rows[tid] = task_row(fold_task(tid, evs), evs, "", first_ts[tid], 0.0)
+        # A task whose message is not in the batch was most likely stored by an earlier
+        # one (with a queue backlog, nearly every task's later events are): ``stage``
+        # folds it once, with its stored events, instead of twice.
+        for e in evs:
+            if e.type == published:
+                rows[tid] = task_row(fold_task(tid, evs), evs, "", first_ts[tid], 0.0)
+                break
     return Plan(unique, by_task, event_rows, worker_events, health, components, first_ts, root_hint, rows)
 
 
@@ -145,7 +154,8 @@ class Staged:
     writer: BatchWriter
     plan: Plan
     alias_rows: list[tuple[str, str]]
-    task_rows: list[list[Any]]
+    task_rows: list[Sequence[Any]]  # rows of tasks with no stored row: inserted whole
+    changed_rows: dict[tuple[int, ...], list[Sequence[Any]]]  # stored rows, by the columns they change
     workflow_ids: list[str]  # rolled up once the task rows are written
     changes: Changes
 
@@ -167,6 +177,7 @@ class Staged:
             tail="ON CONFLICT (id) DO UPDATE SET workflow_id = excluded.workflow_id",
         )
         write_tasks(w, self.task_rows)
+        write_changed(w, self.changed_rows)
         roll_up(w, self.workflow_ids)
         return stored
 
@@ -202,7 +213,8 @@ class BatchWriter:
         self._health(plan.health)
         workers = self._workers(plan.worker_events)
         task_wf, merged, aliased, _fresh, alias_rows = self._assign_workflows(plan)
-        rows = self._fold_tasks(plan, task_wf, aliased)
+        rows, stored = self._fold_tasks(plan, task_wf, aliased)
+        whole, changed = split_rows(rows.values(), stored)
         touched_wf = set(task_wf.values())
         changes = Changes(
             tasks=frozenset(task_wf),
@@ -210,7 +222,7 @@ class BatchWriter:
             workers=frozenset(workers),
             task_workflows=dict(task_wf),
         )
-        return Staged(self, plan, alias_rows, list(rows.values()), sorted(touched_wf), changes)
+        return Staged(self, plan, alias_rows, whole, changed, sorted(touched_wf), changes)
 
     # -- counters -----------------------------------------------------------------------------
 
@@ -326,8 +338,11 @@ class BatchWriter:
 
     # -- tasks ------------------------------------------------------------------------------------
 
-    def _fold_tasks(self, plan: Plan, task_wf: Mapping[str, str], aliased: set[str]) -> dict[str, list[Any]]:
-        """Every task row the batch writes, by id, in id order.
+    def _fold_tasks(
+        self, plan: Plan, task_wf: Mapping[str, str], aliased: set[str]
+    ) -> tuple[dict[str, list[Any]], dict[str, tuple[Any, ...]]]:
+        """Every task row the batch writes, by id, in id order, and the stored rows of the
+        tasks that have one (``narrow``: what a rewrite changes).
 
         Only tasks stored before need their earlier events read back. A task's events,
         row and alias are always written in one transaction, so a task without an alias
@@ -347,6 +362,7 @@ class BatchWriter:
                 if (inst, seq) not in batch:
                     by_task[tid].append(decode_event(envelope(inst, seq, tid, etype, ts, body=loads(body))))
                     grown.add(tid)
+        stored = stored_rows(self, known)
         now = self.now
         rows: dict[str, list[Any]] = {}
         planned = plan.rows
@@ -357,9 +373,12 @@ class BatchWriter:
                 for e in evs:
                     first_seen = min(first_seen, e.ts)
                 row = task_row(fold_task(tid, evs), evs, task_wf[tid], first_seen, now)
-            else:
+            elif tid in planned:
                 row = _final_row(planned[tid], task_wf[tid], now)
+            else:  # not folded ahead (see ``plan_batch``), and nothing stored to add
+                evs = by_task[tid]
+                row = task_row(fold_task(tid, evs), evs, task_wf[tid], plan.first_ts[tid], now)
             rows[tid] = row
-        return rows
+        return rows, stored
 
     # -- workflows -------------------------------------------------------------------------------

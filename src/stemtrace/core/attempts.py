@@ -317,7 +317,7 @@ def single_attempt(ordered: list[Event], stated: list[int | None]) -> Attempt | 
     says, all of one generation. The shape: first try only (every ``retries`` said is 0), at
     most one delivery, one ``task.started`` and at most one outcome (succeeded or failed)
     from the same process, nothing else but the published messages. The general path
-    (``task._attempt_drafts`` and :meth:`Draft.freeze`) makes exactly one attempt of it;
+    (``deliveries.attempt_drafts`` and :meth:`Draft.freeze`) makes exactly one attempt of it;
     this builds the same attempt without grouping, splitting runs and pairing deliveries
     (a fifth of folding a task). ``tests/unit/core/test_task_single_attempt.py`` holds the
     two paths equal over generated event sets.

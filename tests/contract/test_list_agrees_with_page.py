@@ -41,7 +41,7 @@ def disagreements(store: SqlStore) -> list[str]:
     failed: Counter[tuple[str | None, str | None]] = Counter()
     per_name: dict[str, Counter[str]] = {}
     for row in rows:
-        page = build_workflow(row.id, store.workflow_skeletons(row.id))
+        page = build_workflow(row.id, store.workflow_skeletons(row.id), settled_at=row.settled_at)
         listed = (row.state, row.name, row.task_count, {k: v for k, v in row.counts.items() if v})
         shown = (page.state.value, page.name, page.task_count, {k: v for k, v in page.counts.items() if v})
         if listed != shown:
@@ -121,7 +121,7 @@ def test_dropped_work_never_rolls_up_to_success(store: SqlStore, version: str) -
         store.apply(load(GOLDEN / "fixtures_extra" / f"{scenario}__celery-{version}.json"), {}, NOW)
         row = next(iter(store.list_workflows(WorkflowQuery(limit=1000)).items))
         assert row.state == expected, scenario
-        page = build_workflow(row.id, store.workflow_skeletons(row.id))
+        page = build_workflow(row.id, store.workflow_skeletons(row.id), settled_at=row.settled_at)
         skipped = [n for n in page.nodes if n.state is TaskState.SKIPPED]
         assert len(skipped) == 1, scenario
         stopper = next(n for n in page.nodes if n.id == skipped[0].skipped_by)

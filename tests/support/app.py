@@ -110,6 +110,13 @@ def make_app(settings: AppSettings, *, init: bool | None = None) -> TaskKit:
     def ignorer() -> None:
         raise Ignore()
 
+    @app.task(name="t.chain_stopper", shared=False, bind=True)
+    def chain_stopper(self: Any, x: int) -> int:
+        """Stops the chain it is in by clearing ``request.chain`` (a common idiom): the steps
+        after it are never sent, and nothing says so."""
+        self.request.chain = None
+        return x
+
     @app.task(name="t.spawner", shared=False)
     def spawner(n: int) -> list[str]:
         return [add.delay(i, i).id for i in range(n)]
@@ -188,4 +195,5 @@ def make_app(settings: AppSettings, *, init: bool | None = None) -> TaskKit:
         deep_fail=deep_fail,
         slow_handler=slow_handler,
         unpicklable_fail=unpicklable_fail,
+        chain_stopper=chain_stopper,
     )

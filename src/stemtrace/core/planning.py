@@ -11,19 +11,28 @@ Error callbacks are not skipped by a failure: they run *because* of one. A step 
 predecessors all succeeded stays ``PLANNED`` even when every task sent so far is final:
 a client-launched chord's header is sent one member at a time, so "nothing is running"
 does not mean "nothing more will be sent" (its callback is sent once the last member is).
+
+Only time tells that such a step will never come (:func:`settle_never_sent`): the server
+decides the workflow has been quiet long enough (every task final, nothing arrived for it
+for ``--never-sent-after``) and passes the moment it decided, never the clock, so this
+module stays pure and a graph rebuilt later draws the same thing.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import replace
+from datetime import datetime, timezone
 
 from stemtrace.core.model import Node
-from stemtrace.core.states import TaskState
+from stemtrace.core.states import FINAL_STATES, TaskState
 
 BLOCKING = frozenset(
     {TaskState.FAILURE, TaskState.LOST, TaskState.REVOKED, TaskState.REJECTED, TaskState.IGNORED}
 )
+# How a never-sent step's ``skipped_reason`` starts: the API's readers (and ``workflow.structure``)
+# tell it from a step stopped by an upstream task by it.
+NEVER_SENT = "never sent: "
 _CARRIES = frozenset({"chain", "chord", "link"})  # edges along which "will never run" travels
 
 
@@ -85,6 +94,103 @@ def settle_planned(nodes: dict[str, Node], edges: dict[tuple[str, str], str], re
         reason, by = current.skipped_reason or "", current.skipped_by or current.id
         for target, _kind in successors.get(current.id, ()):
             skip(target, reason, by)
+
+
+def _at(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def settle_never_sent(nodes: dict[str, Node], edges: dict[tuple[str, str], str], settled_at: float) -> int:
+    """Turn the ``PLANNED`` steps of a workflow that is over into ``SKIPPED`` (in place);
+    returns how many.
+
+    ``settled_at`` is when the server found the workflow quiet: every task final and no event
+    for it for a while. A step still ``PLANNED`` then was never sent: the process that should
+    have sent it died after its predecessor finished, a chord's callback could not be sent
+    (Celery records a ``ChordError`` for it in the result backend and sends nothing), a task
+    cleared ``request.chain``, or a client stopped sending a group's members. None of these
+    leaves an event, so the reason names what is known: the task before it (the last of
+    them to finish, the one that would have sent it) and when it finished. Nothing happens
+    while any counted task is not final: the rule is about workflows that are over.
+    """
+    if not any(n.state is TaskState.PLANNED for n in nodes.values()):
+        return 0
+    if any(
+        n.state not in FINAL_STATES and n.state is not TaskState.PLANNED
+        for n in nodes.values()
+        if not n.plumbing
+    ):
+        return 0
+    successors: dict[str, list[str]] = {}
+    predecessors: dict[str, list[str]] = {}
+    for source, target in edges:
+        if source in nodes and target in nodes:
+            successors.setdefault(source, []).append(target)
+            predecessors.setdefault(target, []).append(source)
+
+    def decider(node_id: str) -> Node | None:
+        before = [
+            nodes[p]
+            for p in predecessors.get(node_id, ())
+            if nodes[p].state is not TaskState.PLANNED and not nodes[p].plumbing
+        ]
+        if not before:
+            return None
+        return max(before, key=lambda n: (n.finished_at or 0.0, _send_order(n)))
+
+    planned = [n for n in nodes.values() if n.state is TaskState.PLANNED]
+    heads = [(n, decider(n.id)) for n in planned]
+    # Steps right after a real task first, by when that task finished (then send order: ids
+    # are random); a step after several heads names the first. Then any step no real task
+    # leads to (a group member a client never sent), by its place and name.
+    heads.sort(
+        key=lambda pair: (
+            pair[1] is None,
+            (pair[1].finished_at or 0.0) if pair[1] else 0.0,
+            _send_order(pair[1]) if pair[1] else (True, 0.0, ""),
+            pair[0].group_index if pair[0].group_index is not None else -1,
+            pair[0].name or "",
+            pair[0].id,
+        )
+    )
+    settled = _at(settled_at)
+    count = 0
+    for head, by in heads:
+        if nodes[head.id].state is not TaskState.PLANNED:
+            continue  # reached from an earlier head
+        if by is None and any(nodes[p].state is TaskState.PLANNED for p in predecessors.get(head.id, ())):
+            continue  # after another planned step: reached from its head
+        if by is not None:
+            finished = (
+                f"finished at {_at(by.finished_at)}"
+                if by.finished_at is not None
+                else f"ended {by.state.value}"
+            )
+            reason = (
+                f"{NEVER_SENT}{_label(by)}, before it, {finished} and no message for it arrived by {settled}"
+            )
+        else:
+            reason = f"{NEVER_SENT}no message for it arrived by {settled}"
+        queue: deque[str] = deque([head.id])
+        while queue:
+            current = queue.popleft()
+            node = nodes[current]
+            if node.state is not TaskState.PLANNED:
+                continue
+            nodes[current] = replace(
+                node, state=TaskState.SKIPPED, skipped_reason=reason, skipped_by=by.id if by else None
+            )
+            count += 1
+            queue.extend(successors.get(current, ()))
+    for node in list(nodes.values()):  # a cycle of planned steps no head reached (never in a real canvas)
+        if node.state is TaskState.PLANNED:
+            nodes[node.id] = replace(
+                node,
+                state=TaskState.SKIPPED,
+                skipped_reason=f"{NEVER_SENT}no message for it arrived by {settled}",
+            )
+            count += 1
+    return count
 
 
 def branches(

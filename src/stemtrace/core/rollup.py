@@ -41,13 +41,17 @@ class Summary:
     has_failure: bool
 
 
-def workflow_state(counts: Mapping[TaskState, int]) -> WorkflowState:
+def workflow_state(counts: Mapping[TaskState, int], never_sent: int = 0) -> WorkflowState:
     """``RUNNING`` while any task (a ``PLANNED`` step included) is not final; then
-    ``FAILURE`` if any task failed, was lost or was rejected; ``REVOKED`` if any other
-    task did not complete (revoked, expired, ignored, skipped); else ``SUCCESS``.
+    ``FAILURE`` if any task failed, was lost or was rejected, or a step was never sent;
+    ``REVOKED`` if any other task did not complete (revoked, expired, ignored, skipped);
+    else ``SUCCESS``.
 
     Dropped work therefore never rolls up to ``SUCCESS``, whatever Celery version
-    reported it.
+    reported it. ``never_sent`` counts the ``SKIPPED`` steps whose message never came
+    (``planning.settle_never_sent``): nothing upstream stopped them, so the work was lost
+    on the way (Celery's result backend records a chord callback it gave up on as a
+    ``FAILURE``), not stopped on purpose.
     """
     running = failed = stopped = False
     for state, n in counts.items():
@@ -61,22 +65,23 @@ def workflow_state(counts: Mapping[TaskState, int]) -> WorkflowState:
             stopped = True
     if running:
         return WorkflowState.RUNNING
-    if failed:
+    if failed or never_sent > 0:
         return WorkflowState.FAILURE
     if stopped:
         return WorkflowState.REVOKED
     return WorkflowState.SUCCESS
 
 
-def summarize(counts: Mapping[TaskState, int] | Mapping[str, int]) -> Summary:
-    """The roll-up of a workflow whose counted tasks are in these states (by state or value)."""
+def summarize(counts: Mapping[TaskState, int] | Mapping[str, int], never_sent: int = 0) -> Summary:
+    """The roll-up of a workflow whose counted tasks are in these states (by state or value),
+    ``never_sent`` of its ``SKIPPED`` steps never sent (see :func:`workflow_state`)."""
     by_state: dict[TaskState, int] = {}
     for key, n in counts.items():
         task_state = key if isinstance(key, TaskState) else _STATES.get(key) or TaskState(key)
         by_state[task_state] = by_state.get(task_state, 0) + int(n)
     out = {s.value: by_state.get(s, 0) for s in TaskState}
-    has_failure = any(out[v] for v in _FAILED_VALUES)
-    return Summary(workflow_state(by_state), sum(out.values()), out, has_failure)
+    has_failure = any(out[v] for v in _FAILED_VALUES) or never_sent > 0
+    return Summary(workflow_state(by_state, never_sent), sum(out.values()), out, has_failure)
 
 
 # The states in which a task with an ETA/countdown is waiting for it, not running: sent

@@ -17,7 +17,7 @@ from stemtrace.core.canvas import canvas_ids, parse_canvas
 from stemtrace.core.design import STRUCTURAL_KINDS, Design, PlannedTask
 from stemtrace.core.identity import UnionFind, chord_unlock_ids, linked_ids
 from stemtrace.core.model import Attempt, AttemptSpan, Container, Edge, GraphRecord, Node, WorkflowGraph
-from stemtrace.core.planning import branches, settle_planned
+from stemtrace.core.planning import NEVER_SENT, branches, settle_never_sent, settle_planned
 from stemtrace.core.rollup import is_plumbing, is_scheduled, root_order, scheduled_for, summarize
 from stemtrace.core.states import TaskState, WorkflowState
 
@@ -142,9 +142,18 @@ def _drop_replace_cycles(edges: dict[tuple[str, str], str]) -> None:
 
 
 def build_workflow(
-    workflow_id: str, records: Sequence[GraphRecord], *, show_plumbing: bool = False
+    workflow_id: str,
+    records: Sequence[GraphRecord],
+    *,
+    show_plumbing: bool = False,
+    settled_at: float | None = None,
 ) -> WorkflowGraph:
-    """The full graph of one workflow: every task, planned and skipped steps included."""
+    """The full graph of one workflow: every task, planned and skipped steps included.
+
+    ``settled_at``: when the server found the workflow over (every task final, nothing new
+    for ``--never-sent-after``; the store's ``workflows.settled_at``): a step still
+    ``PLANNED`` then was never sent and is drawn ``SKIPPED`` (``planning.settle_never_sent``).
+    """
     by_id = {r.id: r for r in sorted(records, key=lambda r: r.id)}
     design = Design()
     for record in by_id.values():
@@ -180,10 +189,11 @@ def build_workflow(
 
     replaced = {source for (source, _), kind in edges.items() if kind == "replace"}
     settle_planned(nodes, edges, replaced)
+    never_sent = settle_never_sent(nodes, edges, settled_at) if settled_at is not None else 0
 
     containers = _containers(design, nodes, edges)
     real = [n for n in nodes.values() if not n.plumbing]
-    summary = summarize(Counter(n.state for n in real))
+    summary = summarize(Counter(n.state for n in real), never_sent)
     state = summary.state
     etas = [n.eta for n in real if n.eta is not None and is_scheduled(n.state, n.eta)]
     due = scheduled_for(summary.counts, len(etas), min(etas) if etas else None)
@@ -265,6 +275,7 @@ class Structure:
     ``planned``: the steps no task record stands for (``PLANNED``, or ``SKIPPED`` with
     the reason), exactly as ``build_workflow`` draws them. ``targets``: the ids a
     designed step or a parent leads to, which therefore are not the workflow's root.
+    ``never_sent``: how many of ``planned`` were never sent (``settled_at`` given).
     """
 
     planned: tuple[Node, ...]
@@ -274,6 +285,7 @@ class Structure:
     chords: Mapping[str, str | None] = field(default_factory=dict)
     links: Mapping[str, str] = field(default_factory=dict)
     names: Mapping[str, str | None] = field(default_factory=dict)
+    never_sent: int = 0
 
 
 def needs_structure(record: GraphRecord) -> bool:
@@ -289,15 +301,16 @@ def structure_ids(record: GraphRecord) -> set[str]:
     return out
 
 
-def structure(workflow_id: str, records: Sequence[GraphRecord]) -> Structure:
+def structure(workflow_id: str, records: Sequence[GraphRecord], settled_at: float | None = None) -> Structure:
     """The planned steps and edge targets of a workflow, from part of its records.
 
     ``records`` must hold every record with a canvas or of plumbing (``needs_structure``)
     and every record those canvases mention (``structure_ids``); the others add no planned
     step and no designed edge, so the result is what ``build_workflow`` finds from all of
-    them.
+    them. ``settled_at`` is ``build_workflow``'s; the caller must have checked that every
+    counted task of the workflow is final (``records`` may not hold them all).
     """
-    graph = build_workflow(workflow_id, records)
+    graph = build_workflow(workflow_id, records, settled_at=settled_at)
     real = {r.id for r in records}
     planned = tuple(n for n in graph.nodes if n.id not in real)
     names = {n.id: n.name for n in graph.nodes}
@@ -306,4 +319,9 @@ def structure(workflow_id: str, records: Sequence[GraphRecord]) -> Structure:
     for e in graph.edges:  # sorted: the first (smallest) next step wins, whatever the read order
         if e.kind == "chain":
             links.setdefault(e.source, e.target)
-    return Structure(planned, frozenset(e.target for e in graph.edges), chords, links, names)
+    never_sent = sum(1 for n in planned if n.state is TaskState.SKIPPED and _never_sent(n))
+    return Structure(planned, frozenset(e.target for e in graph.edges), chords, links, names, never_sent)
+
+
+def _never_sent(node: Node) -> bool:
+    return (node.skipped_reason or "").startswith(NEVER_SENT)

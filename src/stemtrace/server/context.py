@@ -119,6 +119,7 @@ class ServerContext:
                     failure_retention=self.settings.failure_retention,
                     heartbeat_interval=self.settings.expected_heartbeat_interval,
                     max_tasks=self.settings.max_tasks,
+                    never_sent_after=self.settings.never_sent_after,
                 )
                 self.maintenance.start()
             if self.settings.alerts:

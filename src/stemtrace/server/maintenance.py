@@ -1,4 +1,5 @@
-"""Retention, eviction, LOST detection and space reclaiming: the store's housekeeping thread.
+"""Retention, eviction, LOST detection, never-sent steps and space reclaiming: the store's
+housekeeping thread.
 
 Runs beside ingest in small transactions (a few hundred workflows each), so ingest takes its turn
 between them and neither holds the writer long.
@@ -12,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from stemtrace.server.store import Store
+from stemtrace.server.store.never_sent import START
 
 logger = logging.getLogger("stemtrace.server.maintenance")
 
@@ -29,6 +31,7 @@ class Maintenance:
         failure_retention: float,
         heartbeat_interval: float,
         max_tasks: int | None = None,
+        never_sent_after: float = 300.0,
         every_s: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -37,11 +40,14 @@ class Maintenance:
         self.failure_retention = failure_retention
         self.max_tasks = max_tasks or None
         self.offline_after = 3 * heartbeat_interval
+        self.never_sent_after = never_sent_after
         self.every_s = every_s
         self.clock = clock
         self.expired = 0
         self.evicted = 0
         self.lost = 0
+        self.never_sent = 0  # workflows whose planned steps were found never sent
+        self._settle_cursor = START
         self.reclaimed_pages = 0
         self.behind = False  # the last round ran out of time with expired work left
         self.last_run_at: float | None = None
@@ -66,6 +72,13 @@ class Maintenance:
         started = time.monotonic()
         deadline = started + budget_s
         self.lost += self.store.mark_lost(self.clock(), self.offline_after)
+        # After LOST detection: a task it ends may be what makes a workflow over.
+        more = True
+        while more and time.monotonic() < deadline:
+            n, self._settle_cursor, more = self.store.settle_never_sent(
+                self.clock(), self.never_sent_after, self._settle_cursor
+            )
+            self.never_sent += n
         deleted = self.store.expire_side_tables(self.clock(), self.retention)
         self.behind = True
         while time.monotonic() < deadline:

@@ -168,6 +168,14 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0.1,
     ),
     Setting(
+        "never_sent_after",
+        "duration",
+        "5m",
+        "A workflow whose tasks are all final and that got nothing new this long is over: its steps "
+        "still planned were never sent, and are shown SKIPPED (the workflow FAILURE).",
+        minimum=1.0,
+    ),
+    Setting(
         "worker_retention",
         "duration",
         "1d",
@@ -248,6 +256,7 @@ class ServerSettings:
     consumer_name: str | None = None
     write_batch_size: int = 5000
     expected_heartbeat_interval: float = 30.0
+    never_sent_after: float = 300.0
     worker_retention: float = 86400.0
     alerts: str | None = None
     public_url: str | None = None

@@ -129,9 +129,11 @@ def get_workflow(
             if not records or resolved is None:
                 raise ApiError(404, f"no workflow or task with id {workflow_id[:80]!r}")
             # What ``WorkflowGraphOut`` would serialise, written without building the models.
-            graph = build_workflow(resolved, records, show_plumbing=plumbing)
+            settled = row.settled_at if row is not None else None  # steps found never sent
+            graph = build_workflow(resolved, records, show_plumbing=plumbing, settled_at=settled)
             # The shape is named once, with the summary the Workflows list shows (``core.shape``).
             encoded = workflow_graph_json(replace(graph, shape=row.shape if row else None))
+            del graph
             del records  # freed before the collector is back, so it never walks them
         if key is not None:
             ctx.graphs.put(key, encoded)

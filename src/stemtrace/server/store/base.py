@@ -133,6 +133,9 @@ class WorkflowRow:
     version: int = 0  # changes whenever any of the workflow's tasks does (keys graph caches)
     scheduled_for: float | None = None  # see ``core.rollup.scheduled_for``
     shape: str | None = None  # see ``core.shape``
+    # When the server found it over with steps never sent (``store/never_sent.py``): the graph
+    # is built with it (``core.workflow.build_workflow(settled_at=...)``) to agree with the row.
+    settled_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +289,14 @@ class Store(ABC):
         """Delete up to ``batch`` oldest workflows (successes first) while the store holds more
         than ``max_tasks`` tasks; returns the workflows deleted."""
         return 0
+
+    def settle_never_sent(
+        self, now: float, quiet_for: float, after: tuple[float, str] = (0.0, "")
+    ) -> tuple[int, tuple[float, str], bool]:
+        """Workflows over (every task final, nothing new for ``quiet_for``) with steps still
+        planned: those steps were never sent (``store/never_sent.py``). One batch after the
+        cursor ``after``: how many workflows changed, the next cursor, whether more may remain."""
+        return 0, after, False
 
     def reclaim(self) -> int:
         """Return freed space to the file system where the engine needs telling; returns pages."""

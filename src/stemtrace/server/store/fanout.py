@@ -153,8 +153,11 @@ def collapsed_graph(
     counts: dict[str, int],
     started_at: float | None,
     finished_at: float | None,
+    settled_at: float | None = None,
 ) -> WorkflowGraph | None:
-    """The workflow's graph with its big sibling sets collapsed; ``None`` when it has none."""
+    """The workflow's graph with its big sibling sets collapsed; ``None`` when it has none.
+
+    ``settled_at``: the row's (never-sent steps), so the drawing agrees with the summary."""
     sets = _find_sets(db, workflow_id)
     if not sets:
         return None
@@ -170,7 +173,7 @@ def collapsed_graph(
                     found.name = tname
     members = {s.representative: s for s in sets.all() if s.count}
     records = _records(db, [*drawn, *members])
-    graph = build_workflow(workflow_id, records)
+    graph = build_workflow(workflow_id, records, settled_at=settled_at)
     del records
     # Ids the graph names that are members of a set: planned steps a drawn task's canvas
     # names (they were sent: they are members), parents of drawn tasks, the root.

@@ -36,7 +36,7 @@ ROW_COLUMNS = (
 )
 WF_COLUMNS = (
     "id, name, root_id, state, task_count, counts, started_at, finished_at, has_failure, sort_ts, version, "
-    "scheduled_for, shape"
+    "scheduled_for, shape, settled_at"
 )
 # Only what ``core.workflow.build_workflow`` reads: every column costs ~10 ms on a 10,000-task graph.
 SKELETON_COLUMNS = (
@@ -158,7 +158,9 @@ class Reader:
         records = structural_records(self, [workflow_id]).get(workflow_id)
         if not records:
             return None
-        node = next((n for n in structure(workflow_id, records).planned if n.id == task_id), None)
+        settled = self.q("SELECT settled_at FROM workflows WHERE id = ?", [workflow_id])
+        shape = structure(workflow_id, records, settled[0][0] if settled else None)
+        node = next((n for n in shape.planned if n.id == task_id), None)
         if node is None:
             return None  # a group id, or an id the design does not name as a task
         row = TaskRow(
@@ -354,4 +356,5 @@ def _wf_row(r: tuple[Any, ...]) -> WorkflowRow:
         version=int(r[10]),
         scheduled_for=r[11],
         shape=r[12],
+        settled_at=r[13],
     )

@@ -248,6 +248,12 @@ ALTER TABLE workflows ADD COLUMN shape TEXT
 # existing store's tasks are rolled up once here.
 _V14 = rollups_schema.migrate
 
+# v15: when the server found a workflow over with steps still planned (``store/never_sent.py``):
+# those steps were never sent, and its page and list row say so until anything new arrives.
+_V15 = """
+ALTER TABLE workflows ADD COLUMN settled_at {float}
+"""
+
 Migration = str | Callable[[Any, Dialect], None]
 MIGRATIONS: tuple[Migration, ...] = (
     _V1,
@@ -264,6 +270,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V12,
     _V13,
     _V14,
+    _V15,
 )
 LATEST = len(MIGRATIONS)
 

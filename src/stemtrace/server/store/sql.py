@@ -20,7 +20,16 @@ from stemtrace.core.states import TaskState, WorkflowState
 from stemtrace.core.task import mark_lost
 from stemtrace.core.workers import WorkerRecord
 from stemtrace.server.jsonfast import loads
-from stemtrace.server.store import aggregates, alert_log, beat, rollups_schema, schema, seen, side_tables
+from stemtrace.server.store import (
+    aggregates,
+    alert_log,
+    beat,
+    never_sent,
+    rollups_schema,
+    schema,
+    seen,
+    side_tables,
+)
 from stemtrace.server.store import retention as retention_sql
 from stemtrace.server.store.base import (
     ApplyResult,
@@ -199,6 +208,14 @@ class SqlStore(Store):
 
         return self._write(run)  # type: ignore[no-any-return]
 
+    def settle_never_sent(
+        self, now: float, quiet_for: float, after: tuple[float, str] = never_sent.START
+    ) -> tuple[int, tuple[float, str], bool]:
+        """One transaction of ``store/never_sent.py``: planned steps of quiet workflows."""
+        return self._write(  # type: ignore[no-any-return]
+            lambda conn: never_sent.settle(BatchWriter(conn, self.dialect, now), quiet_for, after)
+        )
+
     def expire(self, now: float, retention: float, failure_retention: float, batch: int = 500) -> int:
         """One transaction of retention (see ``store/retention.py``); returns the workflows deleted."""
 
@@ -285,6 +302,7 @@ class SqlStore(Store):
                 counts=dict(row.counts),
                 started_at=row.started_at,
                 finished_at=row.finished_at,
+                settled_at=row.settled_at,
             )
         # A collapsed graph takes its roll-up from the summary row, as the list does.
         return replace(graph, scheduled_for=row.scheduled_for) if graph is not None else None

@@ -27,7 +27,7 @@ from stemtrace.core.model import GraphRecord, Node, TaskRecord
 from stemtrace.core.planning import BLOCKING
 from stemtrace.core.rollup import Summary, is_scheduled, root_order, scheduled_for, summarize
 from stemtrace.core.shape import GroupShape, chain_steps, shape_name
-from stemtrace.core.states import TaskState, WorkflowState
+from stemtrace.core.states import FINAL_STATES, TaskState, WorkflowState
 from stemtrace.core.workflow import Structure, needs_structure, structure, structure_ids
 from stemtrace.server.store.codec import NOT_PLUMBING, chunks, marks
 
@@ -58,14 +58,22 @@ def _parts(items: Sequence[str], size: int = _PART) -> Iterator[Sequence[str]]:
         yield items[start : start + size]
 
 
-def summary_rows(w: Writer, workflow_ids: Sequence[str]) -> tuple[list[tuple[Any, ...]], list[str]]:
-    """The summary rows of these workflows, and the ones with no task left (to delete)."""
+def summary_rows(
+    w: Writer, workflow_ids: Sequence[str], settle_at: float | None = None
+) -> tuple[list[tuple[Any, ...]], list[str]]:
+    """The summary rows of these workflows, and the ones with no task left (to delete).
+
+    ``settle_at``: the server found these workflows quiet at that time (``never_sent.py``);
+    otherwise each keeps the moment found before, as long as it still holds (see ``_over``).
+    """
     rows: list[tuple[Any, ...]] = []
     gone: list[str] = []
     for part in _parts(sorted(set(workflow_ids))):
         stats = _aggregates(w, part)
+        markers = dict.fromkeys(part, settle_at) if settle_at is not None else _markers(w, part)
+        settled = {wf: at for wf, at in markers.items() if at is not None and _over(stats.get(wf), at)}
         records = structural_records(w, part)
-        shapes = {wf: structure(wf, found) for wf, found in records.items() if found}
+        shapes = {wf: structure(wf, found, settled.get(wf)) for wf, found in records.items() if found}
         roots = _roots(w, [wf for wf in part if wf in stats], shapes)
         for wf in part:
             agg = stats.get(wf)
@@ -75,7 +83,7 @@ def summary_rows(w: Writer, workflow_ids: Sequence[str]) -> tuple[list[tuple[Any
             shape = shapes.get(wf, _NO_STRUCTURE)
             counts: Counter[str] = Counter(agg["counts"])
             counts.update(n.state.value for n in shape.planned)
-            summary = _summarize(counts)
+            summary = _summarize(counts, shape.never_sent)
             root_id, name = roots.get(wf) or _root(w, wf, shape)
             finished = agg["finished"] if summary.state is not WorkflowState.RUNNING else None
             due = scheduled_for(summary.counts, agg["scheduled"], agg["next_eta"])
@@ -96,9 +104,31 @@ def summary_rows(w: Writer, workflow_ids: Sequence[str]) -> tuple[list[tuple[Any
                     w.now,
                     due,
                     named,
+                    settled.get(wf) if shape.never_sent else None,
                 )
             )
     return rows, gone
+
+
+def _markers(w: Db, part: Sequence[str]) -> dict[str, float]:
+    """The moment each workflow was found over with steps never sent, where one was."""
+    return {
+        wf: float(at)
+        for wf, at in w.q(
+            f"SELECT id, settled_at FROM workflows WHERE id IN ({marks(len(part))}) "
+            "AND settled_at IS NOT NULL",
+            list(part),
+        )
+    }
+
+
+def _over(agg: dict[str, Any] | None, settled_at: float) -> bool:
+    """A workflow found quiet at ``settled_at`` still is: nothing of it was stored since
+    (server time, ``tasks.ingested_at``) and every counted task is final. Checked on the
+    counts of *all* its tasks, as ``core.workflow.structure`` sees only some of them."""
+    if agg is None or (agg["ingested"] is not None and agg["ingested"] > settled_at):
+        return False
+    return all(n <= 0 or TaskState(state) in FINAL_STATES for state, n in agg["counts"].items())
 
 
 def _aggregates(w: Writer, part: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -111,11 +141,26 @@ def _aggregates(w: Writer, part: Sequence[str]) -> dict[str, dict[str, Any]]:
     """
     out: dict[str, dict[str, Any]] = {}
     member = "group_id IS NOT NULL AND graph IS NOT NULL AND graph NOT LIKE ?"  # fanout._MEMBER
-    for wf, state, plumbing, group, name, n, started, finished, first, updated, with_eta, next_eta in w.q(
+    for (
+        wf,
+        state,
+        plumbing,
+        group,
+        name,
+        n,
+        started,
+        finished,
+        first,
+        updated,
+        with_eta,
+        next_eta,
+        ingested,
+    ) in w.q(
         f"SELECT workflow_id, state, CASE WHEN {NOT_PLUMBING} THEN 0 ELSE 1 END, "
         f"CASE WHEN {member} THEN group_id END, CASE WHEN {member} THEN COALESCE(name, '') END, COUNT(*), "
         "MIN(COALESCE(started_at, received_at, sent_at)), MAX(finished_at), MIN(sort_ts), MAX(updated_at), "
-        f"COUNT(eta), MIN(eta) FROM tasks WHERE workflow_id IN ({marks(len(part))}) GROUP BY 1, 2, 3, 4, 5",
+        f"COUNT(eta), MIN(eta), MAX(ingested_at) FROM tasks WHERE workflow_id IN ({marks(len(part))}) "
+        "GROUP BY 1, 2, 3, 4, 5",
         [_NO_INDEX, _NO_INDEX, *part],
     ):
         agg = out.get(wf)
@@ -129,9 +174,11 @@ def _aggregates(w: Writer, part: Sequence[str]) -> dict[str, dict[str, Any]]:
                 "scheduled": 0,
                 "next_eta": None,
                 "groups": {},
+                "ingested": None,
             }
         agg["first"] = _min(agg["first"], first)
         agg["updated"] = _max(agg["updated"], updated)
+        agg["ingested"] = _max(agg["ingested"], ingested)
         if plumbing:
             continue
         agg["counts"][state] = agg["counts"].get(state, 0) + int(n)
@@ -155,7 +202,7 @@ def structural_records(w: Db, part: Sequence[str]) -> dict[str, list[GraphRecord
     from stemtrace.server.store.read import SKELETON_COLUMNS  # here: read imports write, which imports this
 
     out: dict[str, list[GraphRecord]] = {}
-    seen: set[tuple[str, str]] = set()  # (workflow, canvases) already kept
+    seen: dict[tuple[str, str], int] = {}  # (workflow, canvases) -> where the one kept is
     for row in w.q(
         f"SELECT {SKELETON_COLUMNS}, workflow_id FROM tasks WHERE workflow_id IN ({marks(len(part))}) "
         f"AND (graph IS NULL OR graph LIKE ? OR NOT {NOT_PLUMBING})",
@@ -169,9 +216,15 @@ def structural_records(w: Db, part: Sequence[str]) -> dict[str, list[GraphRecord
             # every planned step and designed edge the others say. Only a member that stops
             # (or succeeds before an error callback) adds something of its own.
             key = json.dumps(list(record.canvases), separators=(",", ":"), default=repr)
-            if (row[-1], key) in seen and '"errbacks":[{' not in key:
+            kept = seen.get((row[-1], key))
+            if kept is not None and '"errbacks":[{' not in key:
+                # The one that finished last stays: it names a callback never sent
+                # (``core.planning.settle_never_sent``), as the full graph does.
+                found = out[row[-1]]
+                if _last_finished(record) > _last_finished(found[kept]):
+                    found[kept] = record
                 continue
-            seen.add((row[-1], key))
+            seen[(row[-1], key)] = len(out.get(row[-1], ()))
         out.setdefault(row[-1], []).append(record)
     for wf, found in out.items():
         have = {r.id for r in found}
@@ -194,6 +247,13 @@ def _shape(shape: Structure, groups: dict[str, Counter[str]], root_id: str | Non
     return shape_name(found, [shape.names.get(i) for i in chain_steps(root_id, shape.links)])
 
 
+def _last_finished(record: GraphRecord) -> tuple[float, bool, float, str]:
+    """``core.planning``'s order for the task that would have sent a step: latest finish,
+    then send order."""
+    stamp = record.sent_at if record.sent_at is not None else record.started_at
+    return (record.finished_at or 0.0, stamp is None, stamp or 0.0, record.id)
+
+
 def _decides(state: TaskState) -> bool:
     """A state that makes the steps after a task SKIPPED (``core.planning.BLOCKING``)."""
     return state in BLOCKING
@@ -211,17 +271,17 @@ def _record(row: tuple[Any, ...]) -> GraphRecord:
 
 _STAMP = "COALESCE(sent_at, started_at)"
 _ORDER = f"CASE WHEN {_STAMP} IS NULL THEN 1 ELSE 0 END, {_STAMP}, id"
-_SUMMARIES: dict[tuple[tuple[str, int], ...], Summary] = {}
+_SUMMARIES: dict[tuple[int, tuple[tuple[str, int], ...]], Summary] = {}
 
 
-def _summarize(counts: Counter[str]) -> Summary:
+def _summarize(counts: Counter[str], never_sent: int = 0) -> Summary:
     """``summarize``, remembered: most workflows share a handful of count shapes."""
-    key = tuple(sorted(counts.items()))
+    key = (never_sent, tuple(sorted(counts.items())))
     found = _SUMMARIES.get(key)
     if found is None:
         if len(_SUMMARIES) >= 4096:
             _SUMMARIES.clear()
-        found = _SUMMARIES[key] = summarize(counts)
+        found = _SUMMARIES[key] = summarize(counts, never_sent)
     return found
 
 
@@ -311,10 +371,11 @@ def _max(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else max(a, b)
 
 
-def roll_up(w: BatchWriter, workflow_ids: Sequence[str]) -> None:
+def roll_up(w: BatchWriter, workflow_ids: Sequence[str], settle_at: float | None = None) -> None:
     """Rewrite the summary rows of these workflows from their stored tasks (``summary``):
-    after a batch's task rows are written, and wherever tasks change outside ingest."""
-    rows, gone = summary_rows(w, workflow_ids)
+    after a batch's task rows are written, and wherever tasks change outside ingest.
+    ``settle_at``: see :func:`summary_rows`."""
+    rows, gone = summary_rows(w, workflow_ids, settle_at)
     for part in chunks(gone):
         w.q(f"DELETE FROM workflows WHERE id IN ({marks(len(part))})", list(part))
     _write_workflows(w, rows)
@@ -329,6 +390,7 @@ _WF_TYPES = (
     "boolean",  # has_failure
     *("float8",) * 3,  # updated_at, ingested_at, scheduled_for
     "text",  # shape
+    "float8",  # settled_at
 )
 
 
@@ -336,7 +398,7 @@ def _write_workflows(w: BatchWriter, rows: list[tuple[Any, ...]]) -> None:
     w.d.insert_rows(
         w.conn,
         "INSERT INTO workflows (id, name, root_id, state, task_count, counts, sort_ts, started_at, finished_at, "  # noqa: E501
-        "has_failure, updated_at, ingested_at, scheduled_for, shape, version)",
+        "has_failure, updated_at, ingested_at, scheduled_for, shape, settled_at, version)",
         _WF_TYPES,
         rows,
         constants=", 1",
@@ -345,5 +407,5 @@ def _write_workflows(w: BatchWriter, rows: list[tuple[Any, ...]]) -> None:
         "task_count = excluded.task_count, counts = excluded.counts, sort_ts = excluded.sort_ts, "
         "started_at = excluded.started_at, finished_at = excluded.finished_at, has_failure = excluded.has_failure, "  # noqa: E501
         "updated_at = excluded.updated_at, ingested_at = excluded.ingested_at, "
-        "scheduled_for = excluded.scheduled_for, shape = excluded.shape",
+        "scheduled_for = excluded.scheduled_for, shape = excluded.shape, settled_at = excluded.settled_at",
     )

@@ -117,6 +117,28 @@ def make_app(settings: AppSettings, *, init: bool | None = None) -> TaskKit:
         self.request.chain = None
         return x
 
+    @app.task(name="t.soft_limited", shared=False, soft_time_limit=0.5)
+    def soft_limited(seconds: float) -> None:
+        time.sleep(seconds)  # SoftTimeLimitExceeded is raised in here
+
+    @app.task(name="t.die_once", shared=False, acks_late=True, reject_on_worker_lost=True)
+    def die_once(marker: str) -> str:
+        """The first delivery kills its process (the marker file says it ran); the message is
+        acknowledged late, so the broker delivers it again and the second run succeeds."""
+        if not os.path.exists(marker):
+            with open(marker, "w") as f:
+                f.write("ran")
+            os._exit(9)
+        return "second delivery"
+
+    @app.task(name="t.unencodable_result", shared=False)
+    def unencodable_result() -> Any:
+        return threading.Lock()  # neither JSON nor pickle can store it in the result backend
+
+    @app.task(name="t.huge_fail", shared=False)
+    def huge_fail(message_bytes: int) -> None:
+        raise RuntimeError("x" * message_bytes)
+
     @app.task(name="t.spawner", shared=False)
     def spawner(n: int) -> list[str]:
         return [add.delay(i, i).id for i in range(n)]
@@ -196,4 +218,8 @@ def make_app(settings: AppSettings, *, init: bool | None = None) -> TaskKit:
         slow_handler=slow_handler,
         unpicklable_fail=unpicklable_fail,
         chain_stopper=chain_stopper,
+        soft_limited=soft_limited,
+        die_once=die_once,
+        unencodable_result=unencodable_result,
+        huge_fail=huge_fail,
     )

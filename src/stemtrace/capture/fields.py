@@ -73,7 +73,7 @@ SOURCES: Final[dict[str, dict[str, str]]] = {
     },
     ev.TASK_SUCCEEDED: {  # task_postrun(state='SUCCESS'), after task_success, executing process
         "retries": "the retries task_prerun read",
-        "runtime": "task_success's runtime (Celery >= 5.5), else task_prerun to task_success",
+        "runtime": "task_success's runtime (Celery >= 5.7), else task_prerun to task_success",
         "handler_runtime": "task_success to task_postrun: on_success and after_return handlers",
     },
 }

@@ -205,7 +205,7 @@ def on_task_success(sender: Any = None, result: Any = None, runtime: Any = None,
 
     Celery measures a task from just before ``task_prerun`` to just after its result is stored,
     before the task's ``on_success`` handler (``celery.app.trace``: the ``runtime`` of its
-    "succeeded in" log line and ``task-succeeded`` event). From Celery 5.5 ``task_success``
+    "succeeded in" log line and ``task-succeeded`` event). From Celery 5.7 ``task_success``
     carries that value; before, the time from ``task_prerun`` to this signal stands in (it
     then includes ``on_success``). ``task_postrun`` comes after ``after_return`` too, so the
     difference is the time spent in those handlers.
@@ -236,7 +236,7 @@ def _body_and_handlers(started_ns: int, task_id: Any) -> tuple[float, float | No
     if success is None:
         return total, None
     celery_runtime, at = success
-    if celery_runtime is None:  # Celery < 5.5: up to task_success, then after_return
+    if celery_runtime is None:  # Celery < 5.7: up to task_success, then after_return
         return (at - started_ns) / 1e9, (now - at) / 1e9
     return celery_runtime, max(0.0, total - celery_runtime)
 

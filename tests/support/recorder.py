@@ -55,6 +55,11 @@ class Recorder:
         worker_env: dict[str, str] | None = None,
     ) -> None:
         self.settings = settings or AppSettings()
+        # Where the events are read back: the broker's Redis (the zero-config path), or the
+        # Redis stream ``options["url"]``/``options["name"]`` name (a RabbitMQ broker).
+        given = self.settings.options.get("url")
+        self.events_url = str(given) if given else self.settings.broker_url
+        self.events_key = str(self.settings.options["name"]) if given else self.settings.stream_key
         self.worker = WorkerProcess(self.settings, pool, concurrency=concurrency, env=worker_env)
         self.tasks: TaskKit | None = None
         self.worker_events: list[dict[str, Any]] = []  # worker.*/library.* seen so far
@@ -73,13 +78,18 @@ class Recorder:
 
         self.worker.stop()
         capture.uninstall()
-        client = redis.Redis.from_url(self.settings.broker_url)
-        try:
-            keys = list(client.scan_iter(match=f"{self.settings.prefix}*", count=1000))
-            if keys:
-                client.delete(*keys)
-        finally:
-            client.close()
+        for url in {self.events_url, self.settings.backend_url}:
+            if not url.startswith("redis"):
+                continue
+            client = redis.Redis.from_url(url)
+            try:
+                keys = list(client.scan_iter(match=f"{self.settings.prefix}*", count=1000))
+                if keys:
+                    client.delete(*keys)
+                if self.events_key != self.settings.stream_key:
+                    client.delete(self.events_key)
+            finally:
+                client.close()
 
     def events(self, settle_s: float = 1.0, timeout_s: float = 30.0) -> list[dict[str, Any]]:
         """Events that arrived since the last call, once the stream has been quiet ``settle_s``."""
@@ -90,7 +100,7 @@ class Recorder:
         quiet_since = time.monotonic()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            got, self._last = read_stream(self.settings.broker_url, self.settings.stream_key, self._last)
+            got, self._last = read_stream(self.events_url, self.events_key, self._last)
             if got:
                 out.extend(got)
                 self.worker_events.extend(e for e in got if "task" not in e)

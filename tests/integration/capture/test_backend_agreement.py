@@ -8,7 +8,8 @@ a revoked and an expired task, and a chain stopped by a ``Reject``. The events t
 are stored by the server's real ingest path and read back through the HTTP API; each task's
 state and exception type must be what the backend says (``LOST`` is stemtrace's name for a
 failure whose process died), and no workflow with dropped work rolls up to SUCCESS. It runs on
-the pinned Celery, on the oldest supported one and on Celery 5.6 (``scripts/test``).
+the pinned Celery, on the oldest supported one and on Celery 5.6 (``scripts/test``), with a
+Redis and a RabbitMQ broker.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import pytest
 from celery import chain
+from kombu.connection import Connection
 from tests.support import AppSettings, Recorder
 
 from stemtrace.capture import celery_compat as compat
@@ -47,11 +49,27 @@ AGREES = {
 }
 
 
-@pytest.fixture(scope="module")
-def rec(redis_url: str) -> Iterator[Recorder]:
-    settings = AppSettings(broker_url=redis_url, backend_url=redis_url)
-    with Recorder(pool="prefork", concurrency=2, settings=settings) as recorder:
-        yield recorder
+@pytest.fixture(scope="module", params=["redis", "rabbitmq"])
+def rec(request: pytest.FixtureRequest, redis_url: str, amqp_url: str) -> Iterator[Recorder]:
+    """A prefork worker on Redis or on RabbitMQ (events then go to a Redis stream of their own);
+    the result backend is Redis either way."""
+    if request.param == "redis":
+        settings = AppSettings(broker_url=redis_url, backend_url=redis_url)
+    else:
+        stream = f"st_events_{uuid.uuid4().hex[:10]}"
+        settings = AppSettings(
+            broker_url=amqp_url, backend_url=redis_url, options={"url": redis_url, "name": stream}
+        )
+    try:
+        with Recorder(pool="prefork", concurrency=2, settings=settings) as recorder:
+            yield recorder
+    finally:
+        if request.param == "rabbitmq":
+            with Connection(amqp_url) as conn:
+                try:
+                    conn.default_channel.queue_delete(settings.queue)
+                except Exception:
+                    pass
 
 
 def _backend_type(result: Any) -> str | None:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from stemtrace.core.beat import Missed, interval, missed_runs
 
-__all__ = ["EntryView", "Missed", "entry_view", "interval", "overview", "page_misses"]
+__all__ = ["EntryView", "Missed", "interval", "overview", "page_misses"]
 from stemtrace.server.store import Store
-from stemtrace.server.store.beat import BeatRun
+from stemtrace.server.store.beat import BeatRun, EntryReads
 
 SAMPLE = 200  # runs read per entry to observe its interval and find its misses
 RECENT = 60  # runs per entry the overview hands the page's strip
@@ -32,26 +32,24 @@ class EntryView:
     recent: list[BeatRun]  # newest first, at most RECENT
 
 
-def entry_view(store: Store, entry: str, now: float, since: float) -> EntryView:
-    sample, _ = store.beat_runs(entry, SAMPLE)
-    sent = [r.sent_at for r in reversed(sample)]
-    every = interval(sent)
-    misses = [m for m in missed_runs(sent, every, now) if m.before is None or m.before >= since]
-    last = sample[0] if sample else None
+def _view(reads: EntryReads, now: float, since: float) -> EntryView:
+    every = interval(reads.sent)
+    misses = [m for m in missed_runs(reads.sent, every, now) if m.before is None or m.before >= since]
+    last = reads.recent[0] if reads.recent else None
     return EntryView(
-        entry=entry,
+        entry=reads.entry,
         task_name=last.name if last else None,
         interval=every,
         last=last,
-        runs=store.beat_count(entry, since),
+        runs=reads.count,
         missed=misses,
-        recent=list(sample[:RECENT]),
+        recent=reads.recent,
     )
 
 
 def overview(store: Store, now: float, since: float) -> list[EntryView]:
     """Every entry with runs stored, by name."""
-    return [entry_view(store, entry, now, since) for entry in store.beat_entries()]
+    return [_view(reads, now, since) for reads in store.beat_overview(since, SAMPLE, RECENT)]
 
 
 def page_misses(runs: list[BeatRun], every: float | None, now: float | None) -> list[Missed]:

@@ -133,10 +133,10 @@ def entry_runs(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> BeatEntryPage:
     cursor = check_cursor(cursor)
-    sample, _ = ctx.store.beat_runs(entry, beat_runs.SAMPLE)
-    if not sample:
+    sent = ctx.store.beat_sent_times(entry, beat_runs.SAMPLE)
+    if not sent:
         raise ApiError(404, f"no runs of a beat entry named {entry[:80]!r}")
-    every = beat_runs.interval([r.sent_at for r in reversed(sample)])
+    every = beat_runs.interval(sent)
     found, nxt = ctx.store.beat_runs(entry, limit, cursor)
     misses = beat_runs.page_misses(found, every, None if cursor else time.time())
     return BeatEntryPage(

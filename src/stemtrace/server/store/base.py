@@ -341,6 +341,15 @@ class Store(ABC):
         """An entry's runs (``store.beat.BeatRun``), newest first, and the next page's cursor."""
         raise NotImplementedError
 
+    def beat_overview(self, since: float, sample: int, recent: int) -> list[Any]:
+        """Per entry (``store.beat.EntryReads``): its latest ``sample`` send times, its latest
+        ``recent`` runs and its count of runs since ``since``, read in one go."""
+        raise NotImplementedError
+
+    def beat_sent_times(self, entry: str, limit: int) -> list[float]:
+        """When the latest ``limit`` runs of ``entry`` were sent, oldest first."""
+        raise NotImplementedError
+
     def beat_count(self, entry: str, since: float) -> int:
         """How many runs of ``entry`` were sent since ``since``."""
         raise NotImplementedError

@@ -61,9 +61,39 @@ def runs(r: Reader, entry: str, limit: int, cursor: str | None = None) -> tuple[
     return items, nxt
 
 
+def sent_times(r: Reader, entry: str, limit: int) -> list[float]:
+    """When the latest ``limit`` runs were sent, oldest first: read from the index alone (it holds
+    ``sort_ts``), so observing an entry's interval touches no table row."""
+    found = r.q(
+        "SELECT sort_ts FROM tasks WHERE beat_entry = ? ORDER BY sort_ts DESC, id DESC LIMIT ?",
+        [entry, limit],
+    )
+    return [float(ts) for (ts,) in reversed(found)]
+
+
 def count_since(r: Reader, entry: str, since: float) -> int:
     found = r.q("SELECT COUNT(*) FROM tasks WHERE beat_entry = ? AND sort_ts >= ?", [entry, since])
     return int(found[0][0])
+
+
+@dataclass(frozen=True, slots=True)
+class EntryReads:
+    """What the Beat overview reads of one entry, in one connection with the others."""
+
+    entry: str
+    sent: list[float]  # the latest runs' send times, oldest first (``sent_times``)
+    recent: list[BeatRun]  # newest first
+    count: int  # runs since the window began
+
+
+def overview(r: Reader, since: float, sample: int, recent: int) -> list[EntryReads]:
+    """Every entry's reads for the overview: a handful of index ranges per entry, one connection."""
+    return [
+        EntryReads(
+            entry, sent_times(r, entry, sample), runs(r, entry, recent)[0], count_since(r, entry, since)
+        )
+        for entry in entries(r)
+    ]
 
 
 def _run(row: tuple[Any, ...]) -> BeatRun:

@@ -442,6 +442,14 @@ class SqlStore(Store):
             found, nxt = beat.runs(r, entry, limit, cursor)
         return list(found), nxt
 
+    def beat_overview(self, since: float, sample: int, recent: int) -> list[Any]:
+        with self._read() as r:
+            return list(beat.overview(r, since, sample, recent))
+
+    def beat_sent_times(self, entry: str, limit: int) -> list[float]:
+        with self._read() as r:
+            return beat.sent_times(r, entry, limit)
+
     def beat_count(self, entry: str, since: float) -> int:
         with self._read() as r:
             return beat.count_since(r, entry, since)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import select
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -49,6 +50,14 @@ class Dialect:
     def check(self) -> None:
         """Raise :class:`StoreError` when the store is no longer the one opened (SQLite: its
         file was removed or replaced). Called before every write and by ``ping``."""
+
+    def alive(self, conn: Any) -> bool:
+        """False for an idle connection the database has ended (checked as it leaves the pool)."""
+        return True
+
+    def verify(self, conn: Any) -> None:
+        """Like :meth:`check`, through a connection, for ``ping`` only (PostgreSQL: the schema
+        dropped or renamed, a privilege revoked)."""
 
     def describe(self) -> str:
         raise NotImplementedError
@@ -271,15 +280,16 @@ class PostgresDialect(Dialect):
         self.schema = params.pop("schema", None)
         self.dsn = urlunsplit(parts._replace(query=urlencode(params)))
         self.url = url
+        # Set once the first connection found (or made) the schema: from then on a missing
+        # schema is a fault, never a reason to create an empty one (the SQLite file's identity
+        # plays the same part in ``SqliteDialect``).
+        self._opened = False
 
     def connect(self, *, writer: bool = False) -> Any:
         import psycopg
 
         try:
             conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
-            if self.schema:
-                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-                conn.execute(f'SET search_path TO "{self.schema}"')
         except psycopg.Error as exc:
             from stemtrace.transport import mask_url
 
@@ -288,7 +298,63 @@ class PostgresDialect(Dialect):
                 f"cannot connect to PostgreSQL store {mask_url(self.url)}: {first}; "
                 "check the server is running and the URL, user and database are right"
             ) from exc
+        try:
+            if self.schema:
+                found = conn.execute(
+                    "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)
+                ).fetchone()
+                if found is None and self._opened:
+                    raise StoreError(self._gone())
+                if found is None:  # creating needs the CREATE privilege; an existing schema does not
+                    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                conn.execute(f'SET search_path TO "{self.schema}"')
+            self._opened = True
+        except BaseException as exc:
+            _close(conn)
+            if isinstance(exc, psycopg.Error):
+                raise StoreError(f"PostgreSQL store {self.describe()}: {type(exc).__name__}: {exc}") from exc
+            raise
         return conn
+
+    def alive(self, conn: Any) -> bool:
+        """An idle connection has nothing to read unless the server ended it (a terminated
+        backend sends its error and closes; we never LISTEN). One ``select`` with no wait is
+        cheaper than a ``SELECT 1`` round trip, and spares the next API request a 5xx after
+        ``pg_terminate_backend``, a PostgreSQL restart or an idle timeout."""
+        if conn.closed or conn.broken:
+            return False
+        try:
+            readable, _, _ = select.select([conn.fileno()], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
+
+    def verify(self, conn: Any) -> None:
+        """Raise :class:`StoreError` when the schema or its tables are gone, or this user may no
+        longer use them: ``SELECT 1`` succeeds in all three cases, ingest's writes do not."""
+        schema = self.schema or "public"
+        row = conn.execute("SELECT oid FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+        if row is None:
+            raise StoreError(self._gone())
+        usage, tables = conn.execute(
+            "SELECT has_schema_privilege(%s, 'USAGE'), "
+            "(SELECT has_table_privilege(c.oid, 'SELECT,INSERT,UPDATE,DELETE') FROM pg_class c "
+            " WHERE c.relnamespace = %s AND c.relname = 'tasks')",
+            (row[0], row[0]),
+        ).fetchone()
+        if not usage or not tables:
+            what = "USAGE on the schema" if not usage else "its tables (or they are gone)"
+            raise StoreError(
+                f"PostgreSQL store {self.describe()}: permission denied: this user may not use {what}; "
+                "ingest is paused and acknowledges nothing until the privilege is granted back"
+            )
+
+    def _gone(self) -> str:
+        return (
+            f"the PostgreSQL schema {self.schema!r} of store {self.describe()} is gone: dropped or renamed "
+            "while the server ran; ingest is paused and acknowledges nothing. Put it back, or restart "
+            "the server to start a new store there"
+        )
 
     def sql(self, text: str) -> str:
         return super().sql(text).replace("?", "%s")
@@ -378,6 +444,13 @@ class Pool:
             try:
                 conn = self._idle.get_nowait()
             except queue.Empty:
+                conn = None
+            if conn is not None and not self.dialect.alive(conn):
+                _close(conn)  # the database ended it while idle: a new one, not an error
+                with self._lock:
+                    self._all.remove(conn)
+                conn = None
+            if conn is None:
                 conn = self.dialect.connect(writer=self.writer)
                 with self._lock:
                     self._all.append(conn)

@@ -123,6 +123,7 @@ class SqlStore(Store):
             self.dialect.check()
             with self.pool.connection() as conn:
                 conn.execute("SELECT 1").fetchall()
+                self.dialect.verify(conn)
         except StoreError:
             raise
         except Exception as exc:
@@ -243,12 +244,14 @@ class SqlStore(Store):
         return self._write(run)  # type: ignore[no-any-return]
 
     def reclaim(self) -> int:
-        """SQLite: free pages back to the file system and the WAL truncated. PostgreSQL's
-        autovacuum makes deleted rows' space reusable by itself, which keeps it bounded."""
-        if self.dialect.name != "sqlite":
-            return 0
+        """SQLite: free pages back to the file system and the WAL truncated. PostgreSQL: the
+        tables with many dead rows vacuumed (their space reusable), in case autovacuum is off;
+        it returns 0 so that maintenance does it once per round."""
         with self.writers.connection() as conn:
-            return retention_sql.sqlite_reclaim(conn)
+            if self.dialect.name == "sqlite":
+                return retention_sql.sqlite_reclaim(conn)
+            retention_sql.postgres_reclaim(conn, self.dialect)
+            return 0
 
     def store_id(self) -> str:
         """The store's identity, made once and kept in ``store_meta``: replicas of one store

@@ -98,16 +98,21 @@ def _print_json(value: Any) -> None:
     help="Exact exception type, e.g. builtins.ValueError.",
 )
 @click.option("--beat", default=None, help="Only the runs of this celery beat schedule entry (its name).")
+@click.option(
+    "--source", default=None, help="Only the tasks of this event source (the server's --source NAME)."
+)
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000), help="How many tasks.")
 @click.option("--cursor", default=None, help="Continue after a previous page (its next_cursor).")
 @api_options
 def tasks(client: ApiClient, *, states: tuple[str, ...], names: tuple[str, ...], q: str | None,
-          workflow: str | None, exception_types: tuple[str, ...], beat: str | None, limit: int,
+          workflow: str | None, exception_types: tuple[str, ...], beat: str | None, source: str | None,
+          limit: int,
           cursor: str | None, as_json: bool) -> None:  # fmt: skip
     """List tasks, newest first, with the filters of the Tasks page."""
     page = client.get("/api/tasks", {
         "state": [s.upper() for s in states], "name": list(names), "q": q, "workflow": workflow,
-        "exception_type": list(exception_types), "beat": beat, "limit": limit, "cursor": cursor,
+        "exception_type": list(exception_types), "beat": beat, "source": source, "limit": limit,
+        "cursor": cursor,
     })  # fmt: skip
     if as_json:
         _print_json(page)

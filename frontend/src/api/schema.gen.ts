@@ -615,6 +615,11 @@ export interface components {
             restarts: number;
             /** Source */
             source: string | null;
+            /**
+             * Sources
+             * @description each labelled event source (--source NAME=URL); the other fields describe the first
+             */
+            sources?: components["schemas"]["SourceHealth"][];
             /** Status */
             status: string;
             /** Stored */
@@ -862,6 +867,30 @@ export interface components {
              */
             t: string;
         };
+        /**
+         * SourceHealth
+         * @description One labelled event source's ingest (``--source NAME=URL``).
+         */
+        SourceHealth: {
+            /** Error */
+            error?: string | null;
+            /** Events */
+            events: number;
+            /**
+             * Lag
+             * @description messages waiting for this server on it
+             */
+            lag?: number | null;
+            /** Name */
+            name: string;
+            /** Status */
+            status: string;
+            /**
+             * Url
+             * @description its broker URL, password masked
+             */
+            url: string;
+        };
         /** StoreHealth */
         StoreHealth: {
             /** Error */
@@ -1045,6 +1074,11 @@ export interface components {
              * @description a SKIPPED step (known from its workflow's canvas, never sent): why it never runs
              */
             skipped_reason?: string | null;
+            /**
+             * Source
+             * @description the event source's name (--source NAME=…); null with a single, unnamed source
+             */
+            source?: string | null;
             /** Started At */
             started_at: string | null;
             state: components["schemas"]["TaskState"];
@@ -1177,6 +1211,11 @@ export interface components {
             runtime_ms: number | null;
             /** Sent At */
             sent_at: string | null;
+            /**
+             * Source
+             * @description the event source's name (--source NAME=…); null with a single, unnamed source
+             */
+            source?: string | null;
             /** Started At */
             started_at: string | null;
             state: components["schemas"]["TaskState"];
@@ -1962,6 +2001,8 @@ export interface operations {
                 routing_key?: string | null;
                 /** @description ISO-8601 time (UTC unless an offset is given) or epoch seconds */
                 since?: string | null;
+                /** @description tasks from this event source (its --source NAME) */
+                source?: string | null;
                 /** @description task state; may be repeated */
                 state?: string[] | null;
                 /** @description ISO-8601 time (UTC unless an offset is given) or epoch seconds */
@@ -2054,6 +2095,8 @@ export interface operations {
                 routing_key?: string | null;
                 /** @description ISO-8601 time (UTC unless an offset is given) or epoch seconds */
                 since?: string | null;
+                /** @description tasks from this event source (its --source NAME) */
+                source?: string | null;
                 /** @description task state; may be repeated */
                 state?: string[] | null;
                 /** @description ISO-8601 time (UTC unless an offset is given) or epoch seconds */

@@ -48,6 +48,19 @@ def _option(setting: Setting, name: str | None = None) -> Any:
             return click.option(f"{flag}/--no-{flag[2:]}", dest, default=None, help=help_text, hidden=hidden)
         return click.option(flag, dest, is_flag=True, default=None, help=help_text, hidden=hidden)
     metavar = "TEXT" if setting.kind == "str" else setting.kind.upper()
+    if setting.kind == "list":  # repeatable, and each value may hold several, comma-separated
+        # One at a time reads best in the singular: --source a=… --source b=…, --cors-origin …
+        singular = [flag[:-1]] if flag.endswith("s") and name is None else []
+        return click.option(
+            flag,
+            *singular,
+            dest,
+            type=click.STRING,
+            metavar="TEXT",
+            multiple=True,
+            help=help_text,
+            hidden=hidden,
+        )
     return click.option(
         flag, dest, type=click.STRING, metavar=metavar, default=None, help=help_text, hidden=hidden
     )
@@ -75,7 +88,11 @@ def run_server(**given: Any) -> None:
         click.echo(INSTALL_HINT, err=True)
         sys.exit(1)
     try:
-        settings = ServerSettings.build(**{k: v for k, v in given.items() if v is not None})
+        # A repeatable flag given no value is not given; given several times, it is one list.
+        given = {
+            k: (",".join(v) if isinstance(v, tuple) else v) for k, v in given.items() if v not in (None, ())
+        }
+        settings = ServerSettings.build(**given)
     except SettingsError as exc:
         fail(str(exc).replace("\n", "\nstemtrace: "))
         return
@@ -95,7 +112,7 @@ def run_server(**given: Any) -> None:
         )
     from stemtrace.server.app import create_app
     from stemtrace.server.ingest import quiet_gc, short_gil_switches
-    from stemtrace.server.source import SourceError, subscription_group, transport_config
+    from stemtrace.server.source import SourceError, event_sources, subscription_group
     from stemtrace.server.store import StoreError, open_store
     from stemtrace.transport import mask_url, resolve
 
@@ -104,30 +121,37 @@ def run_server(**given: Any) -> None:
     except StoreError as exc:
         fail(str(exc))
         return
-    events = None
+    sources = []
     if settings.ingest:
         try:
-            events = transport_config(settings)
+            sources = event_sources(settings)
         except SourceError as exc:
             fail(str(exc))
-        if events is None:
-            fail("no event source: pass --app MODULE:APP, --broker URL or --events-url URL (or --no-ingest)")
-        assert events is not None
-        try:
-            # Declares the store's own subscription (queue, group) before anything else runs.
-            resolve(events).consumer(subscription_group(settings, store), "stemtrace-startup-check").close()
-        except ImportError as exc:
-            # A missing client library is an install problem, not an unreachable broker.
-            fail(missing_module_message(exc, mask_url(events.url)))
-        except Exception as exc:
+        if not sources:
             fail(
-                f"cannot reach the event broker {mask_url(events.url)} ({type(exc).__name__}: "
-                f"{mask_url(str(exc))[:120]}); check it is running and the URL is right"
+                "no event source: pass --app MODULE:APP, --broker URL, --events-url URL or --source NAME=URL "
+                "(or --no-ingest)"
             )
+        for source in sources:
+            try:
+                # Declares the store's own subscription (queue, group) before anything else runs.
+                group = subscription_group(settings, store)
+                resolve(source.config).consumer(group, "stemtrace-startup-check").close()
+            except ImportError as exc:
+                # A missing client library is an install problem, not an unreachable broker.
+                fail(missing_module_message(exc, mask_url(source.config.url)))
+            except Exception as exc:
+                fail(
+                    f"cannot reach the event broker {mask_url(source.config.url)} ({type(exc).__name__}: "
+                    f"{mask_url(str(exc))[:120]}); check it is running and the URL is right"
+                )
+    events = sources[0].config if len(sources) == 1 and not sources[0].label else None
+
     from stemtrace.server.ingest_process import separate
 
     # ``auto`` means a process of its own for ingest here, on 2+ CPUs; an app that mounts the
     # server (``create_app``) keeps ingest in its process unless told ``separate``.
+    # Several labelled sources ingest in this process (one loop each).
     settings = settings.with_(
         ingest_process="separate" if events is not None and separate(settings) else "same"
     )
@@ -136,11 +160,12 @@ def run_server(**given: Any) -> None:
     quiet_gc()
     root = settings.root
     click.echo(f"stemtrace {_version()} listening on http://{_host(settings.host)}:{settings.port}{root}/")
-    click.echo(
-        f"  events:    {mask_url(events.url) + ' (' + events.name + ')' if events else 'not consumed (--no-ingest)'}"  # noqa: E501
-    )
-    if events is not None:
-        subscription = resolve(events).subscription_name(subscription_group(settings, store))
+    if not sources:
+        click.echo("  events:    not consumed (--no-ingest)")
+    for source in sources:
+        named = f"{source.label}: " if source.label else ""
+        click.echo(f"  events:    {named}{mask_url(source.config.url)} ({source.config.name})")
+        subscription = resolve(source.config).subscription_name(subscription_group(settings, store))
         click.echo(f"  subscription: {subscription}")
         where = "in its own process" if settings.ingest_process == "separate" else "in this process"
         click.echo(f"  ingest:    {where}")

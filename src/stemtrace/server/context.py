@@ -19,7 +19,7 @@ from stemtrace.server.live import Hub
 from stemtrace.server.losses import LossTracker
 from stemtrace.server.maintenance import Maintenance
 from stemtrace.server.settings import ServerSettings
-from stemtrace.server.source import subscription_group, transport_config
+from stemtrace.server.source import EventSource, event_sources, subscription_group
 from stemtrace.server.store import Store, open_store
 from stemtrace.transport import TransportConfig, mask_url, resolve
 
@@ -38,7 +38,9 @@ class ServerContext:
         self._given_store = store
         self._store: Store | None = store
         self._events = events
-        self.ingestor: Ingestor | IngestProcess | None = None
+        self._sources: list[EventSource] | None = None
+        self.ingestor: Ingestor | IngestProcess | None = None  # the first of ``ingestors``
+        self.ingestors: list[Ingestor | IngestProcess] = []  # one per event source (``--source``)
         self.maintenance: Maintenance | None = None
         self.losses: LossTracker | None = None  # sequence gaps into loss records, while ingesting
         self.subscription: str | None = None  # this store's name on the broker, once ingesting
@@ -58,14 +60,32 @@ class ServerContext:
 
     @property
     def events_config(self) -> TransportConfig | None:
-        if self._events is None and self.settings.ingest:
-            self._events = transport_config(self.settings)
-        return self._events
+        sources = self.event_sources
+        return sources[0].config if sources else None
+
+    @property
+    def event_sources(self) -> list[EventSource]:
+        """The sources consumed: ``events`` given to the constructor, else the settings'."""
+        if self._sources is None:
+            if self._events is not None:
+                self._sources = [EventSource("", self._events)]
+            else:
+                self._sources = event_sources(self.settings) if self.settings.ingest else []
+        return self._sources
+
+    @property
+    def source_labels(self) -> list[str]:
+        """The labels of the sources, when there are labelled ones (empty otherwise)."""
+        return [s.label for s in self._sources or () if s.label]
 
     @property
     def source_description(self) -> str | None:
-        cfg = self._events
-        return mask_url(cfg.url) if cfg is not None else None
+        sources = self._sources or ()
+        if not sources:
+            return None
+        return ", ".join(
+            f"{s.label}={mask_url(s.config.url)}" if s.label else mask_url(s.config.url) for s in sources
+        )
 
     def start(self) -> None:
         with self._lock:
@@ -77,11 +97,13 @@ class ServerContext:
             self.hub = Hub(store)
             self.hub.start()
             if self.settings.ingest:
-                cfg = self.events_config
+                sources = self.event_sources
+                cfg = sources[0].config if len(sources) == 1 and not sources[0].label else None
                 consumer_name = self.settings.consumer_name or f"{socket.gethostname()}-{self.settings.port}"
                 if cfg is not None and self.settings.ingest_process == "separate":
                     # ``stemtrace server`` resolved ``auto`` to this (ingest_process.separate);
                     # the child tracks losses too, beside the ingest loop that observes them.
+                    # Several labelled sources always ingest in this process.
                     group = subscription_group(self.settings, store)
                     self.subscription = resolve(cfg).subscription_name(group)
                     logger.info(
@@ -89,21 +111,30 @@ class ServerContext:
                         mask_url(cfg.url),
                         self.subscription,
                     )
-                    self.ingestor = IngestProcess(
+                    process = IngestProcess(
                         self.settings,
                         cfg,
                         group=group,
                         consumer_name=consumer_name,
                         on_commit=self.hub.publish,
                     )
-                    self.ingestor.start()
-                elif cfg is not None:
+                    process.start()
+                    self.ingestors.append(process)
+                    sources = []
+                if sources:
                     self.losses = LossTracker(store)
                     self.losses.start()
                     group = subscription_group(self.settings, store)
-                    self.subscription = resolve(cfg).subscription_name(group)
-                    logger.info("consuming %s through subscription %s", mask_url(cfg.url), self.subscription)
-                    self.ingestor = Ingestor(
+                for source in sources:
+                    assert self.losses is not None
+                    cfg = source.config
+                    subscription = resolve(cfg).subscription_name(group)
+                    self.subscription = self.subscription or subscription
+                    named = f" (source {source.label})" if source.label else ""
+                    logger.info(
+                        "consuming %s%s through subscription %s", mask_url(cfg.url), named, subscription
+                    )
+                    ingestor = Ingestor(
                         store,
                         cfg,
                         group=group,
@@ -111,8 +142,11 @@ class ServerContext:
                         consumer_name=consumer_name,
                         on_commit=self.hub.publish,
                         on_applied=self.losses.observe,
+                        source=source.label,
                     )
-                    self.ingestor.start()
+                    ingestor.start()
+                    self.ingestors.append(ingestor)
+                self.ingestor = self.ingestors[0] if self.ingestors else None
                 self.maintenance = Maintenance(
                     store,
                     retention=self.settings.retention,
@@ -138,9 +172,10 @@ class ServerContext:
         with self._lock:
             if not self._running:
                 return
-            for part in (self.alerter, self.ingestor, self.maintenance, self.losses, self.hub):
+            for part in (self.alerter, *self.ingestors, self.maintenance, self.losses, self.hub):
                 if part is not None:
                     part.stop()
+            self.ingestors = []
             if self._store is not None and self._given_store is None:
                 self._store.close()
                 self._store = None

@@ -131,8 +131,10 @@ class Ingestor:
         on_commit: Callable[[Changes], None] | None = None,
         on_applied: Callable[[list[Any]], None] | None = None,  # loss detection: server/losses.py
         clock: Callable[[], float] = time.time,
+        source: str = "",
     ) -> None:
         self.store = store
+        self.source = source  # the label its tasks carry (``--source NAME=…``); empty: unlabelled
         self.on_applied = on_applied
         self.config = config
         self.group = group
@@ -150,7 +152,8 @@ class Ingestor:
 
     def start(self) -> None:
         self.stats.started_at = self.clock()
-        self._thread = threading.Thread(target=self._supervise, name="stemtrace-ingest", daemon=True)
+        name = f"stemtrace-ingest-{self.source}" if self.source else "stemtrace-ingest"
+        self._thread = threading.Thread(target=self._supervise, name=name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -181,6 +184,8 @@ class Ingestor:
         if s.last_crash_at is not None and now - s.last_crash_at < CRASH_RECENT_S and s.status != "degraded":
             ago = now - s.last_crash_at
             out.append(f"ingest: restarted after a crash {ago:.0f} s ago ({s.restarts} in all)")
+        if self.source:  # which of several sources: "ingest (source prod): ..."
+            out = [p.replace("ingest:", f"ingest (source {self.source}):", 1) for p in out]
         return out
 
     def _supervise(self) -> None:
@@ -346,7 +351,7 @@ class Ingestor:
         """Run the batch's statements; its commit goes on in the background."""
         try:
             batch.pending = self.store.apply_begin(
-                batch.events, batch.malformed, self.clock(), prepared=batch.prepared
+                batch.events, batch.malformed, self.clock(), prepared=batch.prepared, source=self.source
             )
         except Exception as exc:
             if not is_data_error(exc):
@@ -358,7 +363,7 @@ class Ingestor:
     def _salvage(self, batch: _Batch, exc: BaseException) -> ApplyResult:
         """The batch failed for something in it: store all but what fails alone, quarantine that."""
         logger.info("a batch of %d events failed (%s); splitting it", len(batch.events), _why(exc))
-        found = salvage(self.store, batch.events, batch.malformed, self.clock())
+        found = salvage(self.store, batch.events, batch.malformed, self.clock(), self.source)
         for entry in found.quarantined:
             self._quarantine(batch, entry)
         return ApplyResult(stored=found.stored, changes=found.merged_changes())

@@ -118,7 +118,9 @@ def _psycopg_data_error(exc: BaseException) -> bool | None:
     return isinstance(exc, (psycopg.DataError, psycopg.IntegrityError, errors.ProgramLimitExceeded))
 
 
-def salvage(store: Store, events: Sequence[Event], malformed: Mapping[str, int], now: float) -> Salvaged:
+def salvage(
+    store: Store, events: Sequence[Event], malformed: Mapping[str, int], now: float, source: str = ""
+) -> Salvaged:
     """Store what can be stored of a batch that failed as a whole.
 
     The batch is split in halves, and each half that fails again in halves, until every failing
@@ -135,7 +137,7 @@ def salvage(store: Store, events: Sequence[Event], malformed: Mapping[str, int],
         if not part:
             continue
         try:
-            applied = store.apply(part, {}, now)
+            applied = store.apply(part, {}, now, source)
         except Exception as exc:
             if not is_data_error(exc):
                 raise

@@ -67,6 +67,15 @@ def _link_template(value: str) -> str:
     return value.strip()
 
 
+def _sources(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Each item ``NAME=URL`` or ``NAME=MODULE:APP``, names unique (checked in one place:
+    :func:`stemtrace.server.source.parse_sources`)."""
+    from stemtrace.server.source import parse_sources
+
+    parse_sources(value)
+    return tuple(value)
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("app", "str", None, "Celery app to read the broker URL and transport options from (MODULE:APP)."),
     Setting("broker", "str", None, "Broker URL, when no --app is given.", secret=True),
@@ -79,6 +88,16 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "events_name", "str", "stemtrace.events", "Redis stream key or queue name the library publishes to."
+    ),
+    Setting(
+        "sources",
+        "list",
+        (),
+        "Several event sources in one server, each NAME=URL or NAME=MODULE:APP, with #EVENTS_NAME to give "
+        "one its own stream key or queue name; every task carries its NAME (filter `source=NAME`). Repeat "
+        "the flag; comma-separated in the environment. Replaces --app/--broker/--events-url.",
+        secret=True,
+        normalize=_sources,
     ),
     Setting(
         "store",
@@ -237,6 +256,7 @@ class ServerSettings:
     broker: str | None = None
     events_url: str | None = None
     events_name: str = "stemtrace.events"
+    sources: tuple[str, ...] = ()
     store: str | None = None
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT

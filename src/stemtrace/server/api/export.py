@@ -92,6 +92,7 @@ def file_name(query: TaskQuery) -> str:
         ("worker", query.worker),
         ("queue", query.queue),
         ("routing_key", query.routing_key),
+        ("source", query.source),
         ("group", query.group),
         ("parent", query.parent),
         ("beat", query.beat),

@@ -45,6 +45,9 @@ def task_filters(  # noqa: PLR0917
         str | None,
         Query(description="runs of this celery beat schedule entry (its name, as /api/beat lists it)"),
     ] = None,
+    source: Annotated[
+        str | None, Query(description="tasks from this event source (its --source NAME)")
+    ] = None,
 ) -> TaskQuery:
     """The filters as a :class:`TaskQuery` for the first page (routes set ``limit`` and ``cursor``)."""
     return TaskQuery(
@@ -61,6 +64,7 @@ def task_filters(  # noqa: PLR0917
         group=group,
         parent=parent,
         beat=beat,
+        source=source or None,
     )
 
 

@@ -39,6 +39,7 @@ def task_summary(row: TaskRow) -> TaskSummary:
         worker=row.worker,
         queue=row.queue,
         routing_key=row.routing_key,
+        source=row.source or None,
         retries=row.retries,
         sent_at=iso(row.sent_at),
         received_at=iso(row.received_at),

@@ -22,6 +22,7 @@ from stemtrace.server.losses import GRACE_S, RECENT_S, loss_summary
 from stemtrace.server.quarantine import RECENT_S as QUARANTINE_RECENT_S
 from stemtrace.server.store import StoreError
 from stemtrace.server.store.schema import LATEST
+from stemtrace.transport import mask_url
 
 router = APIRouter(prefix="/api")
 Ctx = Annotated[ServerContext, Depends(server)]
@@ -74,6 +75,18 @@ def _health(ctx: ServerContext) -> s.Health:
         lag_seconds=_rounded(st.lag_seconds(time.time())) if st else None,
         subscription=ctx.subscription,
         subscriptions=[s.Subscription(**sub) for sub in (ing.subscriptions() if ing is not None else [])],
+        sources=[
+            s.SourceHealth(
+                name=i.source,
+                url=mask_url(i.config.url),
+                status=i.stats.status,
+                error=i.stats.error,
+                events=i.stats.events,
+                lag=i.stats.lag,
+            )
+            for i in ctx.ingestors
+            if i.source
+        ],
     )
     reasons = _problems(ctx, store_error, counters)
     losses = _losses(ctx) if store_error is None else None
@@ -147,8 +160,8 @@ def _problems(ctx: ServerContext, store_error: str | None, counters: dict[str, o
     """Why the server is ``degraded``: the store, ingest (stalled, lagging, crashed), quarantine."""
     now = time.time()
     out = [f"store: {store_error}"] if store_error is not None else []
-    if ctx.ingestor is not None:
-        out += [p for p in ctx.ingestor.problems(now) if store_error is None or "store" not in p]
+    for ingestor in ctx.ingestors:
+        out += [p for p in ingestor.problems(now) if store_error is None or "store" not in p]
     last = counters.get("last_quarantined_at")
     if isinstance(last, float) and now - last < QUARANTINE_RECENT_S:
         total = sum(dict(counters.get("quarantined", {}) or {}).values())  # type: ignore[call-overload]

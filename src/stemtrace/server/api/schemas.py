@@ -35,6 +35,9 @@ class TaskSummary(BaseModel):
     worker: str | None
     queue: str | None = Field(description="the queue the message was routed to")
     routing_key: str | None = Field(None, description="the routing key it was sent with")
+    source: str | None = Field(
+        None, description="the event source's name (--source NAME=…); null with a single, unnamed source"
+    )
     retries: int
     sent_at: datetime | None
     received_at: datetime | None
@@ -323,6 +326,17 @@ class StuckList(BaseModel):
     items: list[StuckOut]
 
 
+class SourceHealth(BaseModel):
+    """One labelled event source's ingest (``--source NAME=URL``)."""
+
+    name: str
+    url: str = Field(description="its broker URL, password masked")
+    status: str
+    error: str | None = None
+    events: int
+    lag: int | None = Field(None, description="messages waiting for this server on it")
+
+
 class Subscription(BaseModel):
     """One store's subscription on the event broker (Redis consumer group, RabbitMQ queue)."""
 
@@ -372,6 +386,10 @@ class IngestHealth(BaseModel):
     subscription: str | None = Field(None, description="this store's subscription on the broker")
     subscriptions: list[Subscription] = Field(
         default_factory=list, description="every subscription seen on the same broker, this one included"
+    )
+    sources: list[SourceHealth] = Field(
+        default_factory=list,
+        description="each labelled event source (--source NAME=URL); the other fields describe the first",
     )
 
 

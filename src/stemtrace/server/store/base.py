@@ -60,6 +60,7 @@ class TaskQuery:
     group: str | None = None  # a group's (or chord header's) members
     parent: str | None = None  # a task's children
     beat: str | None = None  # runs of this celery beat schedule entry
+    source: str | None = None  # the label of its event source (``--source NAME=…``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,7 @@ class TaskRow:
     args_preview: str | None
     routing_key: str | None
     eta: float | None  # an ETA/countdown task: when it is due
+    source: str  # the label of its event source; empty for the one unlabelled source
     sort_ts: float  # last: the list's order (``read`` pages by a row's last value)
 
 
@@ -187,8 +189,11 @@ class Store(ABC):
         """Create or upgrade the schema; returns the schema version."""
 
     @abstractmethod
-    def apply(self, events: Sequence[Event], malformed: Mapping[str, int], now: float) -> ApplyResult:
-        """Apply a batch in one transaction. Applying the same events again changes nothing."""
+    def apply(
+        self, events: Sequence[Event], malformed: Mapping[str, int], now: float, source: str = ""
+    ) -> ApplyResult:
+        """Apply a batch in one transaction. Applying the same events again changes nothing.
+        ``source`` is the label of the event source the batch came from (empty: unlabelled)."""
 
     def prepare(self, events: Sequence[Event]) -> object:
         """The part of a batch's work that reads nothing stored, done ahead of ``apply_begin``.
@@ -199,7 +204,12 @@ class Store(ABC):
         return None
 
     def apply_begin(
-        self, events: Sequence[Event], malformed: Mapping[str, int], now: float, prepared: object = None
+        self,
+        events: Sequence[Event],
+        malformed: Mapping[str, int],
+        now: float,
+        prepared: object = None,
+        source: str = "",
     ) -> PendingApply:
         """:meth:`apply`, with the writes allowed to finish in the background.
 
@@ -207,7 +217,7 @@ class Store(ABC):
         must wait for ``result()`` of this one. ``prepared`` is what ``prepare(events)``
         returned, if it was called. This default commits before returning.
         """
-        return PendingApply(self.apply(events, malformed, now))
+        return PendingApply(self.apply(events, malformed, now, source))
 
     @abstractmethod
     def list_tasks(self, query: TaskQuery) -> Page: ...

@@ -32,7 +32,7 @@ from stemtrace.server.store.summary import structural_records
 
 ROW_COLUMNS = (
     "id, name, state, workflow_id, parent_id, root_id, group_id, worker, queue, retries, sent_at, received_at, "  # noqa: E501
-    "started_at, finished_at, runtime_ms, exception_type, args_preview, routing_key, eta, sort_ts"
+    "started_at, finished_at, runtime_ms, exception_type, args_preview, routing_key, eta, source, sort_ts"
 )
 WF_COLUMNS = (
     "id, name, root_id, state, task_count, counts, started_at, finished_at, has_failure, sort_ts, version, "
@@ -72,10 +72,13 @@ class Reader:
             ("group_id", query.group),
             ("parent_id", query.parent),
             ("beat_entry", query.beat),
+            ("source", query.source),
         ):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
+        if query.source:  # lets both engines use the partial index tasks_source (schema v13)
+            where.append("source <> ''")
         if query.workflow is not None:
             where.append("workflow_id = ?")
             params.append(self.resolve_workflow(query.workflow) or query.workflow)
@@ -183,6 +186,7 @@ class Reader:
             args_preview=None,
             routing_key=None,
             eta=None,
+            source="",
             sort_ts=0.0,
         )
         record = TaskRecord(id=node.id, name=node.name, state=node.state, group_id=node.group_id)

@@ -254,6 +254,14 @@ _V15 = """
 ALTER TABLE workflows ADD COLUMN settled_at {float}
 """
 
+# v16: the label of the event source a task came from (``--source NAME=…``; empty for the
+# one unlabelled source), filtered on with ``source=``; partial, as a single-source server
+# labels nothing and so writes nothing more.
+_V16 = """
+ALTER TABLE tasks ADD COLUMN source TEXT NOT NULL DEFAULT '';
+CREATE INDEX IF NOT EXISTS tasks_source ON tasks (source, sort_ts, id) WHERE source <> ''
+"""
+
 Migration = str | Callable[[Any, Dialect], None]
 MIGRATIONS: tuple[Migration, ...] = (
     _V1,
@@ -271,6 +279,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _V13,
     _V14,
     _V15,
+    _V16,
 )
 LATEST = len(MIGRATIONS)
 

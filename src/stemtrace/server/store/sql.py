@@ -146,14 +146,21 @@ class SqlStore(Store):
 
     # -- writes ---------------------------------------------------------------------------------------
 
-    def apply(self, events: Sequence[Event], malformed: Mapping[str, int], now: float) -> ApplyResult:
-        return self._write(lambda conn: BatchWriter(conn, self.dialect, now).apply(events, malformed))  # type: ignore[no-any-return]
+    def apply(
+        self, events: Sequence[Event], malformed: Mapping[str, int], now: float, source: str = ""
+    ) -> ApplyResult:
+        return self._write(lambda conn: BatchWriter(conn, self.dialect, now, source).apply(events, malformed))  # type: ignore[no-any-return]
 
     def prepare(self, events: Sequence[Event]) -> Plan:
         return plan_batch(events)
 
     def apply_begin(
-        self, events: Sequence[Event], malformed: Mapping[str, int], now: float, prepared: object = None
+        self,
+        events: Sequence[Event],
+        malformed: Mapping[str, int],
+        now: float,
+        prepared: object = None,
+        source: str = "",
     ) -> PendingApply:
         """The reads run here; the bulk inserts and ``COMMIT`` run on a thread of their own.
 
@@ -168,7 +175,7 @@ class SqlStore(Store):
         conn = lease.__enter__()
         try:
             self.dialect.begin_write(conn)
-            staged = BatchWriter(conn, self.dialect, now).stage(plan, malformed)
+            staged = BatchWriter(conn, self.dialect, now, source).stage(plan, malformed)
         except BaseException as exc:
             lease.__exit__(type(exc), exc, exc.__traceback__)  # rolls back, returns or drops conn
             raise

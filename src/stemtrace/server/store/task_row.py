@@ -27,7 +27,7 @@ PREVIEW_MAX = 120
 TASK_COLUMNS = (
     "id, name, state, workflow_id, parent_id, root_id, group_id, worker, queue, retries, sort_ts, sent_at, "
     "received_at, started_at, finished_at, runtime_ms, exception_type, args_text, args_preview, updated_at, "
-    "ingested_at, detail, graph, routing_key, beat_entry, eta"
+    "ingested_at, detail, graph, routing_key, beat_entry, eta, source"
 )
 # The PostgreSQL type of each of ``TASK_COLUMNS`` (see ``Dialect.insert_rows``).
 TASK_TYPES = (
@@ -38,13 +38,16 @@ TASK_TYPES = (
     *("float8",) * 2,  # updated_at, ingested_at
     *("text",) * 4,  # detail, graph, routing_key, beat_entry
     "float8",  # eta
+    "text",  # source
 )
 
 
 def write_tasks(w: BatchWriter, rows: Sequence[Sequence[Any]]) -> None:
     cols = [c.strip() for c in TASK_COLUMNS.split(",")]
     assert len(cols) == len(TASK_TYPES)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
+    # A row rewritten without its source (LOST marking, a salvage) keeps the one it has.
+    updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:] if c != "source")
+    updates += ", source = CASE WHEN excluded.source = '' THEN tasks.source ELSE excluded.source END"
     rollups.apply(w, rows)  # the roll-ups follow every task row write, in its transaction
     w.d.insert_rows(
         w.conn,
@@ -168,6 +171,7 @@ def task_row(
         record.routing_key,
         record.beat_entry,
         record.eta_at,
+        "",  # source: the label of the event source, stamped by ``stamp_source``
     ]
 
 
@@ -207,6 +211,13 @@ def graph_extra(record: TaskRecord) -> list[Any]:
 
 # Task row columns ``_final_row`` fills in (see ``TASK_COLUMNS``).
 _WORKFLOW, _INGESTED = 3, 20
+
+
+def stamp_source(rows: Mapping[str, list[Any]], source: str) -> None:
+    """Every row as from the event source labelled ``source`` (``--source NAME=…``)."""
+    if source:
+        for row in rows.values():
+            row[-1] = source
 
 
 def _final_row(planned: list[Any], workflow_id: str, now: float) -> list[Any]:

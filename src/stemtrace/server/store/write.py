@@ -30,7 +30,7 @@ from stemtrace.server.store.codec import chunks, dumps, envelope, event_body, ma
 from stemtrace.server.store.db import Dialect
 from stemtrace.server.store.narrow import split_rows, stored_rows, write_changed
 from stemtrace.server.store.summary import roll_up
-from stemtrace.server.store.task_row import _final_row, task_row, write_tasks
+from stemtrace.server.store.task_row import _final_row, stamp_source, task_row, write_tasks
 
 
 @dataclass(slots=True)
@@ -185,10 +185,11 @@ class Staged:
 class BatchWriter:
     """One batch, one connection already inside a write transaction."""
 
-    def __init__(self, conn: Any, dialect: Dialect, now: float) -> None:
+    def __init__(self, conn: Any, dialect: Dialect, now: float, source: str = "") -> None:
         self.conn = conn
         self.d = dialect
         self.now = now
+        self.source = source  # the label of the event source the batch came from
 
     def q(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cur = self.conn.execute(self.d.sql(text), tuple(params))
@@ -379,6 +380,7 @@ class BatchWriter:
                 evs = by_task[tid]
                 row = task_row(fold_task(tid, evs), evs, task_wf[tid], plan.first_ts[tid], now)
             rows[tid] = row
+        stamp_source(rows, self.source)
         return rows, stored
 
     # -- workflows -------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import queue
 import select
 import sqlite3
 import threading
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -270,8 +271,10 @@ class PostgresDialect(Dialect):
     name = "postgresql"
     types = {"float": "DOUBLE PRECISION", "text_c": 'TEXT COLLATE "C"', "bigint": "BIGINT", "bool": "BOOLEAN"}
     like = "ILIKE"
-    # One lock key for every writer: replicas serialise their batches, so folding a task
-    # always sees the events another replica committed first.
+    # One lock key for every writer of a store: replicas serialise their batches, so folding a
+    # task always sees the events another replica committed first. The key includes the schema
+    # (``lock_key``): stores in other schemas of the same database do not wait for this one's
+    # writes (with one key for all, a busy store slowed every other to its pace).
     LOCK_KEY = 0x57E37ACE
 
     def __init__(self, url: str) -> None:
@@ -280,6 +283,7 @@ class PostgresDialect(Dialect):
         self.schema = params.pop("schema", None)
         self.dsn = urlunsplit(parts._replace(query=urlencode(params)))
         self.url = url
+        self.lock_key = (self.LOCK_KEY << 32) | zlib.crc32((self.schema or "public").encode())
         # Set once the first connection found (or made) the schema: from then on a missing
         # schema is a fault, never a reason to create an empty one (the SQLite file's identity
         # plays the same part in ``SqliteDialect``).
@@ -364,7 +368,7 @@ class PostgresDialect(Dialect):
 
     def begin_write(self, conn: Any) -> None:
         conn.execute("BEGIN")
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.LOCK_KEY,))
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key,))
 
     def insert_rows(
         self,

@@ -100,6 +100,8 @@ export interface TaskFilters {
   parent?: string;
   /** Runs of this celery beat schedule entry. */
   beat?: string;
+  /** Tasks of this event source (the server's --source NAME). */
+  source?: string;
 }
 
 export interface WorkflowFilters {

@@ -11,7 +11,7 @@ import { ScheduledBadge, ScheduledFor } from '../components/Scheduled';
 import { scheduledFor } from '../domain/schedule';
 import { TASK_STATES } from '../domain/states';
 import { rangeFilter, TimeRange } from '../components/TimeRange';
-import { useExceptionTypes, useTaskList, useTaskNames, useWorkers } from '../queries';
+import { useExceptionTypes, useHealth, useTaskList, useTaskNames, useWorkers } from '../queries';
 import { exceptionName, findTaskId } from '../domain/values';
 import { callText } from '../domain/args';
 
@@ -37,10 +37,14 @@ export function TasksPage() {
     group: params.get('group') ?? undefined,
     parent: params.get('parent') ?? undefined,
     beat: params.get('beat') ?? undefined,
+    source: params.get('source') ?? undefined,
   };
   const query = useTaskList(filters, range);
   const names = useTaskNames();
   const workers = useWorkers(30_000);
+  // Several event sources (--source): a selector; with one, nothing changes.
+  const health = useHealth();
+  const sources = (health.data?.ingest.sources ?? []).map((s) => s.name);
 
   const rows = useMemo(() => query.data?.pages.flatMap((p) => p.items) ?? [], [query.data]);
   const hasFilters = [...params.keys()].length > 0;
@@ -91,6 +95,7 @@ export function TasksPage() {
         names={names.data?.items.map((n) => n.name) ?? []}
         workers={workers.data?.items.map((w) => w.hostname) ?? []}
         queues={[...new Set(workers.data?.items.flatMap((w) => w.queues) ?? [])]}
+        sources={sources}
         onJump={(id) => navigate(`/tasks/${id}`)}
       />
       <ErrorBanner error={query.error} what="tasks" />
@@ -129,6 +134,7 @@ function Filters(props: {
   names: string[];
   workers: string[];
   queues: string[];
+  sources: string[];
   onJump: (id: string) => void;
 }) {
   const { params, set } = props;
@@ -182,6 +188,14 @@ function Filters(props: {
       <datalist id="queue-names">
         {props.queues.map((n) => <option key={n} value={n} />)}
       </datalist>
+      {(props.sources.length > 0 || params.get('source')) && (
+        <select aria-label="Source" value={params.get('source') ?? ''} onChange={(e) => set({ source: e.target.value || null })}>
+          <option value="">All sources</option>
+          {[...new Set([...props.sources, ...(params.get('source') ? [params.get('source') ?? ''] : [])])].map((n) => (
+            <option key={n} value={n}>{n}</option>
+          ))}
+        </select>
+      )}
       <input
         list="exception-types"
         placeholder="Exception type"
@@ -312,7 +326,10 @@ function TaskTable({ ref, rows, onEnd, onHold, loadingMore, capped }: TableProps
                   {due && <> <ScheduledFor eta={due} /></>}
                 </div>
                 <div role="cell" className="td c-args mono" title={t.args_preview ?? ''}>{t.args_preview ? callText(t.name, t.args_preview) : ''}</div>
-                <div role="cell" className="td c-worker" title={t.worker ?? ''}>{t.worker ?? '—'}</div>
+                <div role="cell" className="td c-worker" title={t.source ? `${t.source} · ${t.worker ?? ''}` : (t.worker ?? '')}>
+                  {t.source && <span className="source-tag">{t.source}</span>}
+                  {t.worker ?? '—'}
+                </div>
                 <div role="cell" className="td c-queue">{t.queue ?? '—'}</div>
                 <div role="cell" className="td c-received"><Time ts={t.received_at ?? t.sent_at} /></div>
                 <div role="cell" className="td c-runtime num"><Duration ms={t.runtime_ms} /></div>

@@ -97,6 +97,31 @@ describe('task page', () => {
     expect(url?.searchParams.get('workflow')).toBe('wf1');
     expect(url?.searchParams.has('name')).toBe(false);
   });
+  it('offers a source selector only when the server has several sources', async () => {
+    let seen: URL | null = null;
+    const task = {
+      id: 't1', name: 'proj.ship', state: 'SUCCESS', workflow_id: 't1', parent_id: null, root_id: null, group_id: null,
+      worker: 'w1@h', queue: 'celery', retries: 0, sent_at: null, received_at: null, started_at: null, finished_at: null,
+      runtime_ms: 1, exception_type: null, source: 'orders',
+    };
+    server.use(http.get('*/api/tasks', ({ request }) => {
+      seen = new URL(request.url);
+      return HttpResponse.json({ items: [task], next_cursor: null });
+    }), http.get('*/api/health', () => HttpResponse.json({
+      status: 'ok', ingest: { sources: [{ name: 'orders', url: 'redis://a', status: 'ok', events: 1 }, { name: 'billing', url: 'amqp://b', status: 'ok', events: 1 }] },
+    })), ...quiet.slice(0, 1), ...quiet.slice(2));
+    mount('/tasks?source=orders', 'tasks', <TasksPage />);
+    const select = (await screen.findByLabelText('Source')) as HTMLSelectElement;
+    expect(select.value).toBe('orders');
+    await vi.waitFor(() => expect([...select.options].map((o) => o.value)).toEqual(['', 'orders', 'billing']));
+    expect((seen as URL | null)?.searchParams.get('source')).toBe('orders');
+  });
+  it('shows no source selector with a single source', async () => {
+    server.use(...quiet, http.get('*/api/health', () => HttpResponse.json({ status: 'ok', ingest: { sources: [] } })));
+    mount('/tasks', 'tasks', <TasksPage />);
+    expect(await screen.findByText(/No events yet/)).toBeTruthy();
+    expect(screen.queryByLabelText('Source')).toBeNull();
+  });
   it('says the task is not in the store on a 404', async () => {
     server.use(http.get('*/api/tasks/:id', () => HttpResponse.json({ error: { status: 404, message: 'Task abc not found', detail: null } }, { status: 404 })));
     mount('/tasks/abc', 'tasks/:id', <TaskPage />);

@@ -156,6 +156,23 @@ def sizes(url: str) -> tuple[int, int, int]:
     return Path(path).stat().st_size + wal, wal, tasks
 
 
+def vacuums(url: str) -> int | None:
+    """PostgreSQL: how many times the schema's tables were vacuumed (by maintenance or autovacuum)."""
+    if url.startswith("sqlite"):
+        return None
+    import psycopg
+
+    base, _, query = url.partition("?")
+    schema = dict(p.split("=", 1) for p in query.split("&") if p)["schema"]
+    with psycopg.connect(base, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT COALESCE(SUM(vacuum_count + autovacuum_count), 0) FROM pg_stat_user_tables "
+            "WHERE schemaname = %s",
+            (schema,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def health(server: Server) -> dict[str, Any]:
     import urllib.request
 
@@ -244,6 +261,7 @@ def run(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
     load1 = os.getloadavg()[0]
     server.stop()
     final_bytes, _, final_tasks = sizes(url)
+    vacuumed = vacuums(url)
     drop_store(url)
     steady = args.rate * (args.retention + 10.0)
     settled = [r for r in rows if args.retention + 20 <= r["t"] <= args.seconds]
@@ -268,6 +286,7 @@ def run(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
         "bytes_at_retention_plus_20": next((r["bytes"] for r in settled), None),
         "bytes_end": final_bytes,
         "tasks_end": final_tasks,
+        "table_vacuums": vacuumed,
         "server_cpu_s": round(server_cpu, 1),
         "server_cpu_per_s": round(server_cpu / (args.seconds + args.tail), 2),
         "feeder_cpu_s": round(sum(c.value for c in cpus), 1),

@@ -74,6 +74,11 @@ class ServerContext:
         return self._sources
 
     @property
+    def labelled_ingestors(self) -> list[Ingestor]:
+        """The ingest loops of labelled sources (always in this process)."""
+        return [i for i in self.ingestors if isinstance(i, Ingestor) and i.source]
+
+    @property
     def source_labels(self) -> list[str]:
         """The labels of the sources, when there are labelled ones (empty otherwise)."""
         return [s.label for s in self._sources or () if s.label]

@@ -84,8 +84,7 @@ def _health(ctx: ServerContext) -> s.Health:
                 events=i.stats.events,
                 lag=i.stats.lag,
             )
-            for i in ctx.ingestors
-            if i.source
+            for i in ctx.labelled_ingestors
         ],
     )
     reasons = _problems(ctx, store_error, counters)

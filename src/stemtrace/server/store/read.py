@@ -77,7 +77,7 @@ class Reader:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        if query.source:  # lets both engines use the partial index tasks_source (schema v15)
+        if query.source:  # lets both engines use the partial index tasks_source (schema v16)
             where.append("source <> ''")
         if query.workflow is not None:
             where.append("workflow_id = ?")

@@ -94,11 +94,3 @@ def test_rows_written_before_spans_were_kept_read_as_no_spans(store: SqlStore) -
     assert (got["r"].attempts, got["r"].attempt_spans) == (3, None)
     assert (got["c"].attempts, got["c"].attempt_spans) == (1, None)
     assert got["r"].state is TaskState.SUCCESS
-
-
-def test_rows_without_a_graph_column_read_their_spans_from_the_detail(store: SqlStore) -> None:
-    store.apply(retried_twice(), {}, NOW)
-    _rewrite_graphs(store, None)  # schema v1 rows: the full detail is decoded
-    spans = nodes(store)["r"].attempt_spans
-    assert spans is not None
-    assert [s.state for s in spans] == [TaskState.RETRY, TaskState.RETRY, TaskState.SUCCESS]

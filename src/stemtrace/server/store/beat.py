@@ -2,9 +2,9 @@
 
 A column on ``tasks`` rather than a table of its own: a run's outcome is its task's state, kept
 current by the same write, and retention removes a run with its task. The partial index
-``tasks_beat (beat_entry, sort_ts, id)`` holds the beat runs only, so every query here is an
-index range: the entry list is a skip scan (one seek per entry, however many runs), an entry's
-runs are newest first on ``(sort_ts, id)`` like every other list.
+``tasks_beat (beat_entry, sort_ts, id)`` (declared in ``task_row.TASK_TABLE``) holds the beat runs
+only, so every query here is an index range: the entry list is a skip scan (one seek per entry,
+however many runs), an entry's runs are newest first on ``(sort_ts, id)`` like every other list.
 """
 
 from __future__ import annotations
@@ -15,10 +15,6 @@ from typing import Any
 from stemtrace.server.store.base import encode_cursor
 from stemtrace.server.store.read import Reader
 
-MIGRATION = """
-ALTER TABLE tasks ADD COLUMN beat_entry TEXT;
-CREATE INDEX IF NOT EXISTS tasks_beat ON tasks (beat_entry, sort_ts, id) WHERE beat_entry IS NOT NULL
-"""
 MAX_ENTRIES = 500  # a beat schedule has tens of entries; a bound keeps a runaway one cheap
 
 _RUN_COLUMNS = "id, name, state, sort_ts, finished_at, runtime_ms, exception_type"

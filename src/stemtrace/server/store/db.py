@@ -63,6 +63,9 @@ class Dialect:
     def describe(self) -> str:
         raise NotImplementedError
 
+    def has_table(self, conn: Any, name: str) -> bool:
+        raise NotImplementedError
+
     def insert_rows(
         self,
         conn: Any,
@@ -236,6 +239,10 @@ class SqliteDialect(Dialect):
     def describe(self) -> str:
         return f"sqlite:///{self.path}"
 
+    def has_table(self, conn: Any, name: str) -> bool:
+        found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        return found.fetchone() is not None
+
 
 def _announce_new(path: Path) -> None:
     """Say loudly that a new, empty database starts at ``path``; refuse to create its directory.
@@ -397,6 +404,10 @@ class PostgresDialect(Dialect):
         from stemtrace.transport import mask_url
 
         return mask_url(self.url)
+
+    def has_table(self, conn: Any, name: str) -> bool:
+        """Whether ``name`` is a table on the search path (the store's ``?schema=``, if given)."""
+        return bool(conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0])
 
 
 _FLOAT_TYPES = frozenset({"float8", "double precision"})

@@ -19,17 +19,16 @@ does (``summary``).
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from stemtrace.core.design import EDGE_RANK
-from stemtrace.core.model import Collapsed, Container, Edge, GraphRecord, Node, TaskRecord, WorkflowGraph
+from stemtrace.core.model import Collapsed, Container, Edge, GraphRecord, Node, WorkflowGraph
 from stemtrace.core.states import FAILED_STATES, FINAL_STATES, TaskState, WorkflowState
 from stemtrace.core.workflow import build_workflow
-from stemtrace.server.store.read import SKELETON_COLUMNS, skeleton
+from stemtrace.server.store.read import SKELETON_COLUMNS, skeletons
 
 COLLAPSE_OVER = 5_000  # a workflow with more tasks than this is drawn collapsed
 FANOUT_MIN = 100  # the smallest set of siblings that collapses
@@ -217,15 +216,9 @@ def _records(db: Db, ids: Sequence[str]) -> list[GraphRecord]:
 
     out: list[GraphRecord] = []
     for part in _chunks(ids):
-        for row in db.q(
-            f"SELECT {SKELETON_COLUMNS} FROM tasks WHERE id IN ({','.join('?' * len(part))})", part
-        ):
-            if row[13] is not None:
-                out.append(skeleton(row, json.loads(row[13])))
-            else:
-                raw = json.loads(row[14])
-                raw.pop("_extra", None)
-                out.append(TaskRecord.from_dict(raw))
+        out += skeletons(
+            db.q(f"SELECT {SKELETON_COLUMNS} FROM tasks WHERE id IN ({','.join('?' * len(part))})", part)
+        )
     return out
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any, NamedTuple
 
 from stemtrace.core.model import Attempt, GraphRecord, TaskRecord
@@ -30,19 +30,20 @@ from stemtrace.server.store.codec import envelope, marks
 from stemtrace.server.store.db import Dialect
 from stemtrace.server.store.summary import structural_records
 
-ROW_COLUMNS = (
-    "id, name, state, workflow_id, parent_id, root_id, group_id, worker, queue, retries, sent_at, received_at, "  # noqa: E501
-    "started_at, finished_at, runtime_ms, exception_type, args_preview, routing_key, eta, source, sort_ts"
-)
-WF_COLUMNS = (
-    "id, name, root_id, state, task_count, counts, started_at, finished_at, has_failure, sort_ts, version, "
-    "scheduled_for, shape, settled_at"
-)
-# Only what ``core.workflow.build_workflow`` reads: every column costs ~10 ms on a 10,000-task graph.
-SKELETON_COLUMNS = (
+# Each select names the fields of the row it fills, in their order: ``TaskRow(*row)`` then
+# matches by construction.
+ROW_COLUMNS = ", ".join(f.name for f in fields(TaskRow))
+_WF_FIELDS = tuple(f.name for f in fields(WorkflowRow))
+WF_COLUMNS = ", ".join(_WF_FIELDS)
+# Only what ``core.workflow.build_workflow`` reads: every column costs ~10 ms on a 10,000-task
+# graph. ``skeleton`` unpacks the fields in this order, then reads ``graph`` and ``eta`` by name.
+SKELETON_FIELDS = (
     "id, name, state, parent_id, group_id, worker, queue, sent_at, received_at, started_at, finished_at, "
-    "runtime_ms, exception_type, graph, CASE WHEN graph IS NULL THEN detail END, eta"
+    "runtime_ms, exception_type"
 )
+_SKELETON_NAMES = (*SKELETON_FIELDS.split(", "), "graph", "eta")
+SKELETON_COLUMNS = ", ".join(_SKELETON_NAMES)
+_GRAPH, _ETA = _SKELETON_NAMES.index("graph"), _SKELETON_NAMES.index("eta")
 # A task detail lists every child id but names and states only this many (a fan-out parent can
 # have hundreds of thousands of children; the workflow graph is the place to browse those).
 CHILD_TASKS_MAX = 1_000
@@ -77,7 +78,7 @@ class Reader:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        if query.source:  # lets both engines use the partial index tasks_source (schema v16)
+        if query.source:  # lets both engines use the partial index tasks_source
             where.append("source <> ''")
         if query.workflow is not None:
             where.append("workflow_id = ?")
@@ -86,7 +87,7 @@ class Reader:
             where.append(f"state IN ({marks(len(query.states))})")
             params.extend(s.value for s in query.states)
         if query.exception_types:
-            # Served by the partial index tasks_exception (schema v3).
+            # Served by the partial index tasks_exception (``task_row.TASK_TABLE``).
             where.append(f"exception_type IN ({marks(len(query.exception_types))})")
             params.extend(query.exception_types)
         time_range(where, params, query.since, query.until)
@@ -221,17 +222,7 @@ class Reader:
         return out
 
     def workflow_skeletons(self, workflow_id: str) -> list[GraphRecord]:
-        rows = self.q(f"SELECT {SKELETON_COLUMNS} FROM tasks WHERE workflow_id = ?", [workflow_id])
-        with_graph = [row for row in rows if row[13] is not None]
-        # One ``json.loads`` for every ``graph`` value: per-row calls cost more than the parsing.
-        extras = json.loads(f"[{','.join([row[13] for row in with_graph])}]")
-        out: list[GraphRecord] = [skeleton(row, extra) for row, extra in zip(with_graph, extras, strict=True)]
-        for row in rows:
-            if row[13] is None:  # written before schema v2: decode the full detail
-                raw = json.loads(row[14])
-                raw.pop("_extra", None)
-                out.append(TaskRecord.from_dict(raw))
-        return out
+        return skeletons(self.q(f"SELECT {SKELETON_COLUMNS} FROM tasks WHERE workflow_id = ?", [workflow_id]))
 
     def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
         found = self.q(f"SELECT {WF_COLUMNS} FROM workflows WHERE id = ?", [workflow_id])
@@ -280,11 +271,19 @@ class Skeleton(NamedTuple):
     eta_at: float | None = None  # the ``eta`` column
 
 
-def skeleton(row: tuple[Any, ...], extra: list[Any]) -> Skeleton:
-    """A task from ``SKELETON_COLUMNS`` and the decoded ``task_row.graph_extra``: what the graph reads.
+def skeletons(rows: Sequence[Sequence[Any]]) -> list[GraphRecord]:
+    """The graph's records from rows of ``SKELETON_COLUMNS``."""
+    # One ``json.loads`` for every ``graph`` value: per-row calls cost more than the parsing.
+    extras = json.loads(f"[{','.join([row[_GRAPH] for row in rows])}]")
+    return [skeleton(row, extra) for row, extra in zip(rows, extras, strict=True)]
+
+
+def skeleton(row: Sequence[Any], extra: list[Any]) -> Skeleton:
+    """A task from ``SKELETON_FIELDS`` (the row's first columns) and its decoded ``graph``
+    (``task_row.graph_extra``): what the graph reads.
 
     Attempts are placeholders (number and the task's state) unless the row kept their spans
-    (a task that ran more than once, written since spans were kept).
+    (a task that ran more than once).
     """
     tid, name, state, parent, group, worker, queue, sent, received, started, finished, runtime, exc = row[:13]
     group_index, nesting, n_attempts, _names, _publisher, canvases = extra[:6]
@@ -322,7 +321,7 @@ def skeleton(row: tuple[Any, ...], extra: list[Any]) -> Skeleton:
         canvases,
         attempts,
         None,
-        row[15] if len(row) > 15 else None,
+        row[_ETA],
     )
 
 
@@ -345,20 +344,16 @@ def time_range(where: list[str], params: list[Any], since: float | None, until: 
         params.append(until)
 
 
-def _wf_row(r: tuple[Any, ...]) -> WorkflowRow:
+def _wf_row(r: Sequence[Any]) -> WorkflowRow:
+    """A ``WorkflowRow`` from a row of ``WF_COLUMNS``, its stored types made the row's own."""
+    row = dict(zip(_WF_FIELDS, r, strict=True))
     return WorkflowRow(
-        id=r[0],
-        name=r[1],
-        root_id=r[2],
-        state=r[3],
-        task_count=int(r[4]),
-        counts=json.loads(r[5]),
-        started_at=r[6],
-        finished_at=r[7],
-        has_failure=bool(r[8]),
-        sort_ts=float(r[9]),
-        version=int(r[10]),
-        scheduled_for=r[11],
-        shape=r[12],
-        settled_at=r[13],
+        **{
+            **row,
+            "task_count": int(row["task_count"]),
+            "counts": json.loads(row["counts"]),
+            "has_failure": bool(row["has_failure"]),
+            "sort_ts": float(row["sort_ts"]),
+            "version": int(row["version"]),
+        }
     )

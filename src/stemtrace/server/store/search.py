@@ -244,14 +244,12 @@ _SQLITE = (
     "SELECT 'delete', old.rowid, old.args_text WHERE old.args_text IS NOT NULL; "
     "INSERT INTO task_search (rowid, args_text) "
     "SELECT new.rowid, new.args_text WHERE new.args_text IS NOT NULL; END",
-    # Rows stored before: their args_text (argument text, then) is indexed as it is.
-    "INSERT INTO task_search (task_search) VALUES ('rebuild')",
 )
 _POSTGRES = (f"CREATE INDEX IF NOT EXISTS tasks_search ON tasks USING gin ({PG_VECTOR})",)
 
 
 def migrate(conn: Any, dialect: Dialect) -> None:
-    """Schema v10: the full-text index (a migration step run inside ``schema.migrate``'s
+    """The full-text index (part of the schema's first version, run inside ``schema.migrate``'s
     transaction; its statements differ by engine, and triggers hold ``;``)."""
     for statement in _SQLITE if dialect.name == "sqlite" else _POSTGRES:
         conn.execute(statement)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from stemtrace.core.events import Event
 from stemtrace.core.model import GraphRecord, TaskRecord, WorkflowGraph
@@ -51,6 +52,8 @@ from stemtrace.server.store.read import Reader
 from stemtrace.server.store.summary import roll_up
 from stemtrace.server.store.task_row import task_row, write_tasks
 from stemtrace.server.store.write import BatchWriter, Plan, Staged, plan_batch
+
+_T = TypeVar("_T")
 
 
 class _Committing(PendingApply):
@@ -97,15 +100,19 @@ class SqlStore(Store):
         """The URL with any password masked."""
         return self.dialect.describe()
 
-    def _read(self) -> Any:
-        return _ReaderContext(self)
+    @contextmanager
+    def _read(self) -> Iterator[Reader]:
+        """A reader on a pooled connection, returned to the pool when the block ends."""
+        with self.pool.connection() as conn:
+            yield Reader(conn, self.dialect)
 
-    def _write(self, fn: Any, *args: Any) -> Any:
+    def _write(self, fn: Callable[[Any], _T]) -> _T:
+        """``fn(conn)`` in one write transaction on a writer connection, committed unless it raises."""
         self.dialect.check()
         with self.writers.connection() as conn:
             self.dialect.begin_write(conn)
             try:
-                out = fn(conn, *args)
+                out = fn(conn)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -149,7 +156,7 @@ class SqlStore(Store):
     def apply(
         self, events: Sequence[Event], malformed: Mapping[str, int], now: float, source: str = ""
     ) -> ApplyResult:
-        return self._write(lambda conn: BatchWriter(conn, self.dialect, now, source).apply(events, malformed))  # type: ignore[no-any-return]
+        return self._write(lambda conn: BatchWriter(conn, self.dialect, now, source).apply(events, malformed))
 
     def prepare(self, events: Sequence[Event]) -> Plan:
         return plan_batch(events)
@@ -203,24 +210,26 @@ class SqlStore(Store):
                 [TaskState.STARTED.value, *names],
             )
             rows = []
+            workflows = set()
             for _tid, wf, sort_ts, worker, detail in found:
                 raw = loads(detail)
                 extra = raw.pop("_extra", {})
                 record = mark_lost(TaskRecord.from_dict(raw), f"worker {worker} went offline", gone[worker])
                 rows.append(task_row(record, [], wf, sort_ts, now, extra=extra))
+                workflows.add(wf)
             write_tasks(w, rows)
-            wfs = sorted({r[3] for r in rows})
+            wfs = sorted(workflows)
             for part in chunks(wfs):
                 roll_up(w, part)
             return len(rows)
 
-        return self._write(run)  # type: ignore[no-any-return]
+        return self._write(run)
 
     def settle_never_sent(
         self, now: float, quiet_for: float, after: tuple[float, str] = never_sent.START
     ) -> tuple[int, tuple[float, str], bool]:
         """One transaction of ``store/never_sent.py``: planned steps of quiet workflows."""
-        return self._write(  # type: ignore[no-any-return]
+        return self._write(
             lambda conn: never_sent.settle(BatchWriter(conn, self.dialect, now), quiet_for, after)
         )
 
@@ -235,12 +244,10 @@ class SqlStore(Store):
             rollups_schema.expire(conn, self.dialect, now, retention, failure_retention)
             return len(ids)
 
-        return self._write(run)  # type: ignore[no-any-return]
+        return self._write(run)
 
     def expire_side_tables(self, now: float, retention: float) -> int:
-        return self._write(  # type: ignore[no-any-return]
-            lambda conn: retention_sql.expire_side_tables(conn, self.dialect, now, retention)
-        )
+        return self._write(lambda conn: retention_sql.expire_side_tables(conn, self.dialect, now, retention))
 
     def evict(self, max_tasks: int, batch: int = 500) -> int:
         def run(conn: Any) -> int:
@@ -248,7 +255,7 @@ class SqlStore(Store):
             retention_sql.delete_workflows(conn, self.dialect, ids)
             return len(ids)
 
-        return self._write(run)  # type: ignore[no-any-return]
+        return self._write(run)
 
     def reclaim(self) -> int:
         """SQLite: free pages back to the file system and the WAL truncated. PostgreSQL: the
@@ -282,23 +289,23 @@ class SqlStore(Store):
 
     def list_tasks(self, query: TaskQuery) -> Page:
         with self._read() as r:
-            return r.list_tasks(query)  # type: ignore[no-any-return]
+            return r.list_tasks(query)
 
     def get_task(self, task_id: str) -> TaskDetail | None:
         with self._read() as r:
-            return r.get_task(task_id)  # type: ignore[no-any-return]
+            return r.get_task(task_id)
 
     def resolve_workflow(self, any_id: str) -> str | None:
         with self._read() as r:
-            return r.resolve_workflow(any_id)  # type: ignore[no-any-return]
+            return r.resolve_workflow(any_id)
 
     def workflow_records(self, workflow_id: str) -> list[TaskRecord]:
         with self._read() as r:
-            return r.workflow_records(workflow_id)  # type: ignore[no-any-return]
+            return r.workflow_records(workflow_id)
 
     def workflow_skeletons(self, workflow_id: str) -> list[GraphRecord]:
         with self._read() as r:
-            return r.workflow_skeletons(workflow_id)  # type: ignore[no-any-return]
+            return r.workflow_skeletons(workflow_id)
 
     def collapsed_graph(self, row: WorkflowRow) -> WorkflowGraph | None:
         with self._read() as r:
@@ -319,11 +326,11 @@ class SqlStore(Store):
 
     def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
         with self._read() as r:
-            return r.get_workflow(workflow_id)  # type: ignore[no-any-return]
+            return r.get_workflow(workflow_id)
 
     def list_workflows(self, query: WorkflowQuery) -> Page:
         with self._read() as r:
-            return r.list_workflows(query)  # type: ignore[no-any-return]
+            return r.list_workflows(query)
 
     def task_names(self) -> list[tuple[str, int]]:
         with self._read() as r:
@@ -345,7 +352,7 @@ class SqlStore(Store):
 
     def stale_tasks(self, states: Sequence[TaskState], older_than: float, limit: int) -> list[TaskRow]:
         with self._read() as r:
-            return r.stale_tasks(list(states), older_than, limit)  # type: ignore[no-any-return]
+            return r.stale_tasks(list(states), older_than, limit)
 
     def list_workers(self) -> list[dict[str, Any]]:
         with self._read() as r:
@@ -420,7 +427,7 @@ class SqlStore(Store):
                 seen.expire(w, forget_before)
             return lost
 
-        return self._write(run)  # type: ignore[no-any-return]
+        return self._write(run)
 
     def loss_report(self, recent_since: float) -> dict[str, Any]:
         with self._read() as r:
@@ -469,28 +476,14 @@ class SqlStore(Store):
     def claim_alerts(self, rule: str, keys: Sequence[str], now: float) -> list[str]:
         if not keys:
             return []
-        return self._write(lambda conn: alert_log.claim(conn, self.dialect, rule, keys, now))  # type: ignore[no-any-return]
+        return self._write(lambda conn: alert_log.claim(conn, self.dialect, rule, keys, now))
 
     def release_alerts(self, keys: Sequence[str]) -> None:
         if keys:
             self._write(lambda conn: alert_log.release(conn, self.dialect, keys))
 
     def expire_alerts(self, before: float) -> int:
-        return self._write(lambda conn: alert_log.expire(conn, self.dialect, before))  # type: ignore[no-any-return]
-
-
-class _ReaderContext:
-    def __init__(self, store: SqlStore) -> None:
-        self.store = store
-        self._cm: Any = None
-
-    def __enter__(self) -> Reader:
-        self._cm = self.store.pool.connection()
-        conn = self._cm.__enter__()
-        return Reader(conn, self.store.dialect)
-
-    def __exit__(self, *exc: Any) -> None:
-        self._cm.__exit__(*exc)
+        return self._write(lambda conn: alert_log.expire(conn, self.dialect, before))
 
 
 def open_store(url: str, *, migrate: bool = True) -> SqlStore:

@@ -1,15 +1,16 @@
 """The task row: its columns, how a folded task becomes one, and how rows are inserted.
 
-One place declares the row (``TASK_COLUMNS``/``TASK_TYPES``) and builds it (``task_row``), so the
-writer, the search document and the readers agree on what each column holds.
+One table declares the row (``TASK_TABLE``: name, both engines' types, index); the schema's
+DDL and indices, the insert and the row ``task_row`` builds are generated from it, so the
+writer, the schema and the readers agree on what each column holds by name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
-from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from operator import attrgetter, itemgetter
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from stemtrace.core.events import Event
 from stemtrace.core.jsontext import dumps as std_dumps  # json's text, where orjson's would differ
@@ -24,29 +25,105 @@ ARGS_TEXT_MAX = 4000
 PREVIEW_MAX = 120
 
 
-TASK_COLUMNS = (
-    "id, name, state, workflow_id, parent_id, root_id, group_id, worker, queue, retries, sort_ts, sent_at, "
-    "received_at, started_at, finished_at, runtime_ms, exception_type, args_text, args_preview, updated_at, "
-    "ingested_at, detail, graph, routing_key, beat_entry, eta, source"
+class Index(NamedTuple):
+    """An index a column leads. A *list* index ends in ``(sort_ts, id)``, so the task list
+    filtered on the column pages newest first as a range scan (``read.Reader._page``); a
+    *partial* one leaves out the rows where the column is NULL (most tasks have no exception
+    and are in no group, so the index stays small and their writes skip it)."""
+
+    name: str
+    listed: bool = True
+    partial: bool = False
+    where: str = ""  # a partial index's own condition, instead of ``IS NOT NULL``
+
+
+class Column(NamedTuple):
+    """One column of the ``tasks`` table.
+
+    ``kind`` gives both engines' types (``KINDS``): the DDL type, with the dialect's slots
+    (``{float}`` is REAL on SQLite, DOUBLE PRECISION on PostgreSQL), and the PostgreSQL array
+    type the bulk insert binds the column as (``Dialect.insert_rows``).
+    """
+
+    name: str
+    kind: str
+    constraint: str = ""
+    indexed: Index | None = None
+
+
+# kind -> (DDL type, PostgreSQL bind type). ``id`` columns compare bytewise on PostgreSQL
+# (``COLLATE "C"``), so id ranges and keyset cursors order as on SQLite.
+KINDS = {
+    "id": ("{text_c}", "text"),
+    "text": ("TEXT", "text"),
+    "int": ("INTEGER", "integer"),
+    "float": ("{float}", "float8"),
+}
+
+# The task row, declared once: the table's DDL and indices (``schema``), the insert
+# (``write_tasks``) and the row ``task_row`` builds are all generated from this, in this order.
+TASK_TABLE: tuple[Column, ...] = (
+    Column("id", "id", "PRIMARY KEY"),
+    Column("name", "text", indexed=Index("tasks_name")),
+    Column("state", "text", "NOT NULL", indexed=Index("tasks_state")),
+    Column("workflow_id", "id", indexed=Index("tasks_workflow")),
+    Column("parent_id", "id", indexed=Index("tasks_parent", listed=False)),
+    Column("root_id", "id"),
+    Column("group_id", "id", indexed=Index("tasks_group", partial=True)),
+    Column("worker", "text", indexed=Index("tasks_worker")),
+    Column("queue", "text", indexed=Index("tasks_queue")),
+    Column("retries", "int", "NOT NULL DEFAULT 0"),
+    # The list's order: ``sent_at``, else when the store first saw the task.
+    Column("sort_ts", "float", "NOT NULL", indexed=Index("tasks_sort")),
+    Column("sent_at", "float"),
+    Column("received_at", "float"),
+    Column("started_at", "float"),
+    Column("finished_at", "float"),
+    Column("runtime_ms", "float"),
+    Column("exception_type", "text", indexed=Index("tasks_exception", partial=True)),
+    # The task's search document (``store/search.py``), indexed for full text by engine.
+    Column("args_text", "text"),
+    Column("args_preview", "text"),
+    Column("updated_at", "float"),
+    # When this server last wrote the row: the live stream's cursor; retention's too.
+    Column("ingested_at", "float", "NOT NULL", indexed=Index("tasks_ingested", listed=False)),
+    # The record (``record_dict``) and what a graph reads beyond the columns (``graph_extra``).
+    Column("detail", "text", "NOT NULL"),
+    Column("graph", "text", "NOT NULL"),
+    Column("routing_key", "text", indexed=Index("tasks_routing_key")),
+    # The celery beat schedule entry that sent the task (``store/beat.py``); partial: the
+    # index holds the beat runs alone and serves the entry list, an entry's runs and the filter.
+    Column("beat_entry", "text", indexed=Index("tasks_beat", partial=True)),
+    # When an ETA/countdown task is due (epoch seconds, from the message's ``eta``).
+    Column("eta", "float"),
+    # The label of the event source the task came from (``--source NAME=…``, ``stamp_source``);
+    # empty for the one unlabelled source, which the partial index leaves out.
+    Column("source", "text", "NOT NULL DEFAULT ''", indexed=Index("tasks_source", where="source <> ''")),
 )
-# The PostgreSQL type of each of ``TASK_COLUMNS`` (see ``Dialect.insert_rows``).
-TASK_TYPES = (
-    *("text",) * 9,  # id .. queue
-    "integer",  # retries
-    *("float8",) * 6,  # sort_ts .. runtime_ms
-    *("text",) * 3,  # exception_type, args_text, args_preview
-    *("float8",) * 2,  # updated_at, ingested_at
-    *("text",) * 4,  # detail, graph, routing_key, beat_entry
-    "float8",  # eta
-    "text",  # source
-)
+TASK_COLUMN_NAMES = tuple(c.name for c in TASK_TABLE)
+TASK_COLUMNS = ", ".join(TASK_COLUMN_NAMES)
+TASK_TYPES = tuple(KINDS[c.kind][1] for c in TASK_TABLE)  # each column's PostgreSQL bind type
+_POSITION = {name: i for i, name in enumerate(TASK_COLUMN_NAMES)}
+
+
+def tasks_ddl() -> list[str]:
+    """``CREATE TABLE tasks`` and its indices, from ``TASK_TABLE`` (dialect type slots unfilled)."""
+    body = ",\n".join(f"    {c.name} {KINDS[c.kind][0]} {c.constraint}".rstrip() for c in TASK_TABLE)
+    out = [f"CREATE TABLE IF NOT EXISTS tasks (\n{body}\n)"]
+    for c in TASK_TABLE:
+        if c.indexed is None:
+            continue
+        keys = dict.fromkeys((c.name, "sort_ts", "id") if c.indexed.listed else (c.name,))
+        condition = c.indexed.where or (f"{c.name} IS NOT NULL" if c.indexed.partial else "")
+        where = f" WHERE {condition}" if condition else ""
+        out.append(f"CREATE INDEX IF NOT EXISTS {c.indexed.name} ON tasks ({', '.join(keys)}){where}")
+    return out
 
 
 def write_tasks(w: BatchWriter, rows: Sequence[Sequence[Any]]) -> None:
-    cols = [c.strip() for c in TASK_COLUMNS.split(",")]
-    assert len(cols) == len(TASK_TYPES)
+    """Insert or replace task rows (each in ``TASK_TABLE``'s order, as ``task_row`` builds them)."""
     # A row rewritten without its source (LOST marking, a salvage) keeps the one it has.
-    updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:] if c != "source")
+    updates = ", ".join(f"{c} = excluded.{c}" for c in TASK_COLUMN_NAMES[1:] if c != "source")
     updates += ", source = CASE WHEN excluded.source = '' THEN tasks.source ELSE excluded.source END"
     rollups.apply(w, rows)  # the roll-ups follow every task row write, in its transaction
     w.d.insert_rows(
@@ -144,35 +221,43 @@ def task_row(
     if extra:
         detail["_extra"] = extra
     encode = dumps if _finite_runtimes(record) else std_dumps
-    return [
-        record.id,
-        record.name,
-        record.state.value,
-        workflow_id,
-        record.parent_id,
-        record.root_id,
-        record.group_id,
-        record.worker,
-        record.queue,
-        record.retries,
-        record.sent_at if record.sent_at is not None else first_seen,
-        record.sent_at,
-        record.received_at,
-        record.started_at,
-        record.finished_at,
-        record.runtime_ms,
-        record.exception_type,
-        search.document(record, extra),  # args_text: the task's search document (store/search.py)
-        text[:PREVIEW_MAX] or None,
-        record.updated_at,
-        now,
-        encode(detail),
-        encode(graph_extra(record)),
-        record.routing_key,
-        record.beat_entry,
-        record.eta_at,
-        "",  # source: the label of the event source, stamped by ``stamp_source``
-    ]
+    return list(
+        _in_table_order(
+            {
+                "id": record.id,
+                "name": record.name,
+                "state": record.state.value,
+                "workflow_id": workflow_id,
+                "parent_id": record.parent_id,
+                "root_id": record.root_id,
+                "group_id": record.group_id,
+                "worker": record.worker,
+                "queue": record.queue,
+                "retries": record.retries,
+                "sort_ts": record.sent_at if record.sent_at is not None else first_seen,
+                "sent_at": record.sent_at,
+                "received_at": record.received_at,
+                "started_at": record.started_at,
+                "finished_at": record.finished_at,
+                "runtime_ms": record.runtime_ms,
+                "exception_type": record.exception_type,
+                "args_text": search.document(record, extra),
+                "args_preview": text[:PREVIEW_MAX] or None,
+                "updated_at": record.updated_at,
+                "ingested_at": now,
+                "detail": encode(detail),
+                "graph": encode(graph_extra(record)),
+                "routing_key": record.routing_key,
+                "beat_entry": record.beat_entry,
+                "eta": record.eta_at,
+                "source": "",  # the label of the event source, stamped by ``stamp_source``
+            }
+        )
+    )
+
+
+# Values by column name, in ``TASK_TABLE``'s order; a name the table lacks raises at once.
+_in_table_order = itemgetter(*TASK_COLUMN_NAMES)
 
 
 def _finite_runtimes(record: TaskRecord) -> bool:
@@ -186,9 +271,9 @@ def _finite_runtimes(record: TaskRecord) -> bool:
 def graph_extra(record: TaskRecord) -> list[Any]:
     """What a workflow graph reads from a record beyond the task columns (see ``read.skeleton``).
 
-    A task that ran more than once also gets its attempts' spans, ``[number, state, worker,
-    received_at, started_at, finished_at]`` each; rows written before spans were kept have
-    six items, and their graph nodes show no spans.
+    Six items; a task that ran more than once also gets a seventh, its attempts' spans,
+    ``[number, state, worker, received_at, started_at, finished_at]`` each (a graph node
+    of a task that ran once shows no spans).
     """
     attempts = record.attempts
     out: list[Any] = [
@@ -209,15 +294,14 @@ def graph_extra(record: TaskRecord) -> list[Any]:
     return out
 
 
-# Task row columns ``_final_row`` fills in (see ``TASK_COLUMNS``).
-_WORKFLOW, _INGESTED = 3, 20
+_WORKFLOW, _INGESTED, _SOURCE = _POSITION["workflow_id"], _POSITION["ingested_at"], _POSITION["source"]
 
 
 def stamp_source(rows: Mapping[str, list[Any]], source: str) -> None:
     """Every row as from the event source labelled ``source`` (``--source NAME=…``)."""
     if source:
         for row in rows.values():
-            row[-1] = source
+            row[_SOURCE] = source
 
 
 def _final_row(planned: list[Any], workflow_id: str, now: float) -> list[Any]:

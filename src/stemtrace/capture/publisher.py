@@ -1,11 +1,12 @@
 """The per-process emitter: a bounded buffer and one background publisher thread.
 
 Signal handlers call :meth:`Emitter.emit_task`, which stamps the event, appends
-one flat tuple to a deque and returns: no I/O, no lock any I/O holds, so a hung or
+one flat tuple (``message.Entry``) to a deque and returns: no I/O, no lock any I/O holds, so a hung or
 unreachable broker never slows ``.delay()`` or a task. The publisher thread
-(a greenlet under gevent's monkey-patching) wakes every flush interval, builds
-and finishes the events (captured values are serialized and redacted there, off
-the hot path), batches them (the commonest task events as rows), and sends
+(a greenlet under gevent's monkey-patching) wakes every flush interval, has
+``message.MessageBuilder`` build and finish the events (captured values are serialized
+and redacted there, off the hot path) into batches (the commonest task events as rows),
+and sends
 through its *own* transport connection, created lazily in the thread: one round
 trip per interval for a steady stream.
 
@@ -41,41 +42,16 @@ from collections.abc import Callable
 from typing import Any
 
 from stemtrace.capture.config import CaptureConfig
-from stemtrace.capture.fields import DATA_FIELDS, NOTHING_WHEN_NONE, RAW_FIELDS
 from stemtrace.capture.finish import Finisher
-from stemtrace.capture.payload import capture_failed
+from stemtrace.capture.message import Entry, MessageBuilder
 from stemtrace.core.events import LIBRARY_HEALTH
 from stemtrace.core.gaps import OVERFLOW  # the drop cause ``library.health`` reports
-from stemtrace.core.wire import encode_batch
 from stemtrace.transport import Publisher, TransportConfig, mask_url, resolve
 
 logger = logging.getLogger("stemtrace.capture")
 
 PeriodicSource = Callable[[], list[dict[str, Any]]]
-# One buffered event, flat: (type, ts, seq, task id, task name, *values, proc, node), ``ts`` in
-# epoch nanoseconds (a row sends it so: an integer encodes far faster than a float). For the
-# hot task events ``values`` are those of ``fields.DATA_FIELDS`` then ``fields.RAW_FIELDS``, so
-# the entry's head *is* the row sent (a slice, not a copy built field by field); for other task
-# events, the data dict then the raw values; other events (worker, health) have ``None`` as
-# type and their whole envelope as the one value. Nothing is nested, so the garbage collector
-# untracks the entry within a collection or two (see ``fields``).
-Entry = tuple[Any, ...]
 FIRST_BACKOFF_S = 0.5
-_HEAD = 5  # type, ts, seq, task id, task name: a row's first items
-
-
-Shape = tuple[tuple[str, ...], int, int, int, bool]
-
-
-def _shape(etype: str, names: tuple[str, ...], columns: tuple[str, ...]) -> Shape:
-    """A hot type's row fields (its ``names``, then the captured ``columns``), where its raw
-    values begin and end in an entry, the entry's length, and whether a lone ``None`` raw value
-    skips finishing (``fields.NOTHING_WHEN_NONE``)."""
-    end = _HEAD + len(names)
-    raw_end = end + len(RAW_FIELDS.get(etype, ()))
-    return names + columns, end, raw_end, raw_end + 2, etype in NOTHING_WHEN_NONE  # + 2: proc, node
-
-
 _MESSAGES_PER_SEND = 20
 
 
@@ -85,9 +61,7 @@ class Emitter:
     def __init__(self, config: CaptureConfig, transport: TransportConfig, finish: Finisher) -> None:
         self.config = config
         self.transport = transport
-        self._finish = finish
-        # Per process: which captured fields a row carries as values depends on the options.
-        self._rows = {t: _shape(t, names, finish.columns(t)) for t, names in DATA_FIELDS.items()}
+        self._message = MessageBuilder(finish, self._build_failed)
         self.pid = os.getpid()
         self.host = socket.gethostname()
         self.inst = uuid.uuid4().hex
@@ -274,7 +248,7 @@ class Emitter:
         the caller holds the messages)."""
         batches: list[tuple[bytes, int]] = []
         popped = 0
-        buffer, rows, finish_tail = self.buffer, self._rows, self._finish.tail
+        buffer = self.buffer
         while buffer and len(batches) < _MESSAGES_PER_SEND:
             # Counted as in flight before they leave the buffer, so ``flush`` always sees them in
             # one or the other. A caller making room (``put``) may take some first: the shortfall
@@ -286,111 +260,31 @@ class Emitter:
             except IndexError:
                 self._inflight -= take
                 break
-            header = {"host": self.host, "pid": self.pid, "inst": self.inst, "proc": proc, "node": node}
-            events: list[Any] = []
-            cols: dict[str, tuple[str, ...]] = {}
-            got = 0
+            entries: list[Entry] = []
             for _ in range(take):
                 try:
-                    entry = buffer.popleft()
+                    entries.append(buffer.popleft())
                 except IndexError:
                     break
-                got += 1
-                try:
-                    # The hot path, inlined: a task event of one of the commonest types, from
-                    # the batch's own process, becomes a row (``_item`` says the rest).
-                    shape = rows.get(entry[0])
-                    if (
-                        shape is None
-                        or len(entry) != shape[3]
-                        or entry[-2] != proc
-                        or entry[-1] != node
-                        or type(entry[3]) is not str
-                    ):
-                        events.append(self._item(entry, header))
-                        continue
-                    names, end, raw_end, _, skip_none = shape
-                    cols[entry[0]] = names
-                    if end < raw_end and not (skip_none and entry[end] is None):
-                        try:
-                            tail = finish_tail(entry[0], entry[4], entry[end:raw_end])
-                        except Exception as exc:  # keep the envelope: an event without data beats none
-                            tail = self._no_tail(entry[0], exc)
-                        events.append(entry[:end] + tail)
-                    else:
-                        events.append(entry[:end])
-                except Exception:  # a malformed entry is a bug here: count it, keep the rest
-                    self.errors += 1
-                    self.dropped += 1
-                    logger.debug("stemtrace could not build an event", exc_info=True)
+            got = len(entries)
             self._inflight -= take - got
             popped += got
-            if events:
-                batches.append((encode_batch(events, header, cols), len(events)))
+            header = {"host": self.host, "pid": self.pid, "inst": self.inst, "proc": proc, "node": node}
+            message = self._message.build(entries, header)
+            if message is not None:
+                batches.append(message)
         return batches, popped
 
-    def _item(self, entry: Entry, header: dict[str, Any]) -> dict[str, Any]:
-        """One buffered entry (see ``Entry``) that ``_take`` does not send as a row, as an event
-        object of the batch ``header`` starts."""
-        etype, ts, seq, task_id, name = entry[:_HEAD]
-        proc, node = entry[-2], entry[-1]
-        if etype is None:  # a worker or health event, given whole
-            event: dict[str, Any] = entry[_HEAD]
-            event["seq"] = seq
-            return self._own(event, proc, node, header)
-        shape = self._rows.get(etype)
-        if shape is None:
-            data, raw = entry[_HEAD], entry[_HEAD + 1 : -2]
-        else:
-            _, end, raw_end, length, _ = shape
-            if len(entry) != length:
-                raise ValueError(f"{etype} entry of {len(entry)} items")
-            data, raw = dict(zip(DATA_FIELDS[etype], entry[_HEAD:end], strict=True)), entry[end:raw_end]
-        if raw:
-            extra = self._captured(etype, name, raw)
-            if extra is not None:
-                data.update(extra)
-        event = {
-            "type": etype,
-            "ts": ts / 1e9,
-            "task": {"id": str(task_id), "name": name},
-            "data": data,
-            "seq": seq,
-        }
-        return self._own(event, proc, node, header)
-
-    @staticmethod
-    def _own(event: dict[str, Any], proc: str, node: str | None, header: dict[str, Any]) -> dict[str, Any]:
-        """``event`` with its ``proc``/``node`` where they differ from the batch's (rare: the main
-        process and a pool thread share this emitter)."""
-        if proc != header["proc"]:
-            event["proc"] = proc
-        if node != header["node"]:
-            event["node"] = node
-        return event
-
-    def _captured(self, etype: str, name: Any, raw: tuple[Any, ...]) -> dict[str, Any] | None:
-        """The captured fields of an event sent as an object: its row tail, named."""
-        try:
-            tail = self._finish.tail(etype, name, raw)
-        except Exception as exc:
-            self._unfinished(exc)  # keep the envelope: an event without data beats none
-            return None
-        names = self._finish.columns(etype)
-        data = dict(zip(names, tail, strict=False))  # the columns' values, then an object of the rest
-        if len(tail) > len(names):
-            data.update(tail[-1])
-        return data or None
-
-    def _no_tail(self, etype: str, exc: Exception) -> tuple[Any, ...]:
-        """A row's tail when ``Finisher.tail`` failed (a bug): each captured column says so."""
-        self._unfinished(exc)
-        return tuple(capture_failed(exc) for _ in self._finish.columns(etype))
-
-    def _unfinished(self, exc: Exception) -> None:
-        """The finisher's bug: counted and logged; the event still goes out."""
+    def _build_failed(self, exc: Exception, lost: bool) -> None:
+        """A bug met building a message (``MessageBuilder``): counted and logged; an entry that
+        could not be built at all (``lost``) is counted dropped, any other event still goes out
+        without its captured values."""
         self.errors += 1
-        logger.debug("stemtrace could not finish an event", exc_info=exc)
+        if lost:
+            self.dropped += 1
+            logger.debug("stemtrace could not build an event", exc_info=exc)
+        else:
+            logger.debug("stemtrace could not finish an event", exc_info=exc)
 
     def _failed(self, exc: Exception) -> None:
         """A connect or send failed: drop the connection and retry after a backoff.

@@ -30,7 +30,7 @@ from stemtrace.capture.outcomes import (
 )
 from stemtrace.core import events as ev
 
-# The per-task handlers build their buffered entry whole (see ``publisher.Entry``) and hand it
+# The per-task handlers build their buffered entry whole (see ``message.Entry``) and hand it
 # to ``Emitter.put``: a keyword call and a second tuple per event cost a third of a handler.
 _PUBLISHED, _RECEIVED, _STARTED, _SUCCEEDED = (
     ev.TASK_PUBLISHED,

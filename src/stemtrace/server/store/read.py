@@ -16,6 +16,7 @@ from stemtrace.core.states import FAILED_STATES, TaskState
 from stemtrace.core.workflow import structure
 from stemtrace.server.store import search_plan
 from stemtrace.server.store.base import (
+    Changes,
     ChildRow,
     Page,
     TaskDetail,
@@ -203,6 +204,32 @@ class Reader:
             [*(s.value for s in states), older_than, limit],
         )
         return [TaskRow(*r) for r in rows]
+
+    def changes_since(self, after: float) -> tuple[Changes, float]:
+        """What was written after ``after`` (``ingested_at``), and the latest such time: the live
+        stream's next cursor."""
+        tasks = self.q(
+            "SELECT id, ingested_at, workflow_id FROM tasks WHERE ingested_at > ? ORDER BY ingested_at "
+            "LIMIT 5000",
+            [after],
+        )
+        wfs = self.q("SELECT id, ingested_at FROM workflows WHERE ingested_at > ? LIMIT 5000", [after])
+        workers = self.q("SELECT hostname, ingested_at FROM workers WHERE ingested_at > ?", [after])
+        latest = max(
+            [
+                after,
+                *(float(t) for _, t, _ in tasks),
+                *(float(t) for _, t in wfs),
+                *(float(t) for _, t in workers),
+            ]
+        )
+        changes = Changes(
+            tasks=frozenset(i for i, _, _ in tasks),
+            workflows=frozenset(i for i, _ in wfs),
+            workers=frozenset(i for i, _ in workers),
+            task_workflows={i: w for i, _, w in tasks if w},
+        )
+        return changes, latest
 
     # -- workflows --------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The store's small tables: its identity (``store_meta``) and the quarantine of refused events.
+"""The store's small tables: its identity (``store_meta``), the quarantine of refused events and
+the counters ``/api/health`` reads.
 
 Plain functions over a connection, like ``seen`` and ``alert_log``; ``SqlStore`` only opens the
 transaction.
@@ -6,13 +7,16 @@ transaction.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from stemtrace.server.store import rollups_schema
 from stemtrace.server.store.db import Dialect
 
 if TYPE_CHECKING:
+    from stemtrace.server.store.read import Reader
     from stemtrace.server.store.write import BatchWriter
 
 _QUARANTINE_KEYS = ("reason", "kind", "count", "first_seen", "last_seen", "detail", "sample")
@@ -53,3 +57,36 @@ def record_quarantine(w: BatchWriter, rows: Sequence[tuple[Any, ...]]) -> None:
 def quarantine(q: Callable[..., list[tuple[Any, ...]]]) -> list[dict[str, Any]]:
     found = q(f"SELECT {', '.join(_QUARANTINE_KEYS)} FROM quarantine ORDER BY last_seen DESC, reason, kind")
     return [dict(zip(_QUARANTINE_KEYS, row, strict=True)) for row in found]
+
+
+def counters(r: Reader) -> dict[str, Any]:
+    """What ``/api/health`` reports from the store's tables: events refused as malformed, the
+    latest health report of each library process, how many workflows, and the quarantine."""
+    q = r.q
+    malformed = {str(k): int(n) for k, n in q("SELECT kind, count FROM malformed ORDER BY kind")}
+    health = [
+        {
+            **json.loads(detail),  # first: the row's own columns are what it says
+            "inst": inst,
+            "host": host,
+            "pid": pid,
+            "seq": int(seq),
+            "ts": float(ts),
+        }
+        for inst, host, pid, seq, ts, detail in q(
+            "SELECT inst, host, pid, seq, ts, detail FROM library_health ORDER BY ts DESC LIMIT 1000"
+        )
+    ]
+    stored = rollups_schema.stored_count(r.conn, r.d, "workflows")  # no COUNT(*) per call
+    quarantined: dict[str, int] = {}
+    last_quarantined = None
+    for reason, count, last_seen in q("SELECT reason, count, last_seen FROM quarantine"):
+        quarantined[str(reason)] = quarantined.get(str(reason), 0) + int(count)
+        last_quarantined = max(float(last_seen), last_quarantined or 0.0)
+    return {
+        "malformed": malformed,
+        "library": health,
+        "workflows": int(stored),
+        "quarantined": quarantined,
+        "last_quarantined_at": last_quarantined,
+    }

@@ -18,14 +18,12 @@ from typing import Any, TypeVar
 from stemtrace.core.events import Event
 from stemtrace.core.model import GraphRecord, TaskRecord, WorkflowGraph
 from stemtrace.core.states import TaskState, WorkflowState
-from stemtrace.core.task import mark_lost
-from stemtrace.core.workers import WorkerRecord
-from stemtrace.server.jsonfast import loads
 from stemtrace.server.store import (
     aggregates,
     alert_log,
     beat,
     never_sent,
+    offline,
     rollups_schema,
     schema,
     seen,
@@ -45,12 +43,9 @@ from stemtrace.server.store.base import (
     WorkflowQuery,
     WorkflowRow,
 )
-from stemtrace.server.store.codec import chunks, marks
 from stemtrace.server.store.db import Pool, dialect_for
 from stemtrace.server.store.fanout import collapsed_graph
 from stemtrace.server.store.read import Reader
-from stemtrace.server.store.summary import roll_up
-from stemtrace.server.store.task_row import task_row, write_tasks
 from stemtrace.server.store.write import BatchWriter, Plan, Staged, plan_batch
 
 _T = TypeVar("_T")
@@ -194,36 +189,9 @@ class SqlStore(Store):
         return _Committing(done, staged.changes)
 
     def mark_lost(self, now: float, offline_after: float) -> int:
-        def run(conn: Any) -> int:
-            w = BatchWriter(conn, self.dialect, now)
-            gone: dict[str, float] = {}
-            for hostname, detail in w.q("SELECT hostname, detail FROM workers"):
-                rec = WorkerRecord.from_dict(loads(detail))
-                if not rec.is_online(now, offline_after / 3):
-                    gone[hostname] = rec.offline_at if rec.shut_down and rec.offline_at else rec.last_seen
-            if not gone:
-                return 0
-            names = sorted(gone)
-            found = w.q(
-                f"SELECT id, workflow_id, sort_ts, worker, detail FROM tasks WHERE state = ? "
-                f"AND worker IN ({marks(len(names))}) LIMIT 500",
-                [TaskState.STARTED.value, *names],
-            )
-            rows = []
-            workflows = set()
-            for _tid, wf, sort_ts, worker, detail in found:
-                raw = loads(detail)
-                extra = raw.pop("_extra", {})
-                record = mark_lost(TaskRecord.from_dict(raw), f"worker {worker} went offline", gone[worker])
-                rows.append(task_row(record, [], wf, sort_ts, now, extra=extra))
-                workflows.add(wf)
-            write_tasks(w, rows)
-            wfs = sorted(workflows)
-            for part in chunks(wfs):
-                roll_up(w, part)
-            return len(rows)
-
-        return self._write(run)
+        return self._write(
+            lambda conn: offline.mark_lost(BatchWriter(conn, self.dialect, now), offline_after)
+        )
 
     def settle_never_sent(
         self, now: float, quiet_for: float, after: tuple[float, str] = never_sent.START
@@ -361,57 +329,11 @@ class SqlStore(Store):
 
     def changes_since(self, after: float) -> tuple[Changes, float]:
         with self._read() as r:
-            tasks = r.q(
-                "SELECT id, ingested_at, workflow_id FROM tasks WHERE ingested_at > ? ORDER BY ingested_at LIMIT 5000",  # noqa: E501
-                [after],
-            )
-            wfs = r.q("SELECT id, ingested_at FROM workflows WHERE ingested_at > ? LIMIT 5000", [after])
-            workers = r.q("SELECT hostname, ingested_at FROM workers WHERE ingested_at > ?", [after])
-        latest = max(
-            [
-                after,
-                *(float(t) for _, t, _ in tasks),
-                *(float(t) for _, t in wfs),
-                *(float(t) for _, t in workers),
-            ]
-        )
-        changes = Changes(
-            tasks=frozenset(i for i, _, _ in tasks),
-            workflows=frozenset(i for i, _ in wfs),
-            workers=frozenset(i for i, _ in workers),
-            task_workflows={i: w for i, _, w in tasks if w},
-        )
-        return changes, latest
+            return r.changes_since(after)
 
     def counters(self) -> dict[str, Any]:
         with self._read() as r:
-            malformed = {str(k): int(n) for k, n in r.q("SELECT kind, count FROM malformed ORDER BY kind")}
-            health = [
-                {
-                    **json.loads(detail),  # first: the row's own columns are what it says
-                    "inst": inst,
-                    "host": host,
-                    "pid": pid,
-                    "seq": int(seq),
-                    "ts": float(ts),
-                }
-                for inst, host, pid, seq, ts, detail in r.q(
-                    "SELECT inst, host, pid, seq, ts, detail FROM library_health ORDER BY ts DESC LIMIT 1000"
-                )
-            ]
-            stored = rollups_schema.stored_count(r.conn, r.d, "workflows")  # no COUNT(*) per call
-            quarantined: dict[str, int] = {}
-            last_quarantined = None
-            for reason, count, last_seen in r.q("SELECT reason, count, last_seen FROM quarantine"):
-                quarantined[str(reason)] = quarantined.get(str(reason), 0) + int(count)
-                last_quarantined = max(float(last_seen), last_quarantined or 0.0)
-        return {
-            "malformed": malformed,
-            "library": health,
-            "workflows": int(stored),
-            "quarantined": quarantined,
-            "last_quarantined_at": last_quarantined,
-        }
+            return side_tables.counters(r)
 
     # -- sequence ranges and losses (``store/seen.py``, ``server/losses.py``) ----------------------
 

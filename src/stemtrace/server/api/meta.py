@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from stemtrace import __version__
 from stemtrace.server import attention
+from stemtrace.server.api import health_schemas as h
 from stemtrace.server.api import mapping
 from stemtrace.server.api import schemas as s
 from stemtrace.server.api.deps import server
@@ -31,19 +32,19 @@ Time = Annotated[str | None, Query(description="ISO-8601 time or epoch seconds")
 
 @router.get(
     "/health",
-    response_model=s.Health,
+    response_model=h.Health,
     summary="Ingest and store health",
     description="With authentication on, a request without valid credentials (a load balancer's "
     'probe) gets only `{"status": "ok" | "degraded"}`; the details need credentials.',
 )
-def health(ctx: Ctx, request: Request) -> s.Health | JSONResponse:
+def health(ctx: Ctx, request: Request) -> h.Health | JSONResponse:
     full = _health(ctx)
     if getattr(request.state, "authenticated", True):
         return full
     return JSONResponse({"status": full.status})
 
 
-def _health(ctx: ServerContext) -> s.Health:
+def _health(ctx: ServerContext) -> h.Health:
     store_error = None
     counters: dict[str, object] = {}
     try:
@@ -57,7 +58,7 @@ def _health(ctx: ServerContext) -> s.Health:
     st = ing.stats if ing is not None else None
     malformed: dict[str, int] = dict(counters.get("malformed", {}) or {})  # type: ignore[call-overload]
     library = list(counters.get("library", []) or [])  # type: ignore[call-overload]
-    ingest = s.IngestHealth(
+    ingest = h.IngestHealth(
         enabled=ing is not None,
         status=st.status if st else "disabled",
         error=st.error if st else None,
@@ -74,9 +75,9 @@ def _health(ctx: ServerContext) -> s.Health:
         restarts=st.restarts if st else 0,
         lag_seconds=_rounded(st.lag_seconds(time.time())) if st else None,
         subscription=ctx.subscription,
-        subscriptions=[s.Subscription(**sub) for sub in (ing.subscriptions() if ing is not None else [])],
+        subscriptions=[h.Subscription(**sub) for sub in (ing.subscriptions() if ing is not None else [])],
         sources=[
-            s.SourceHealth(
+            h.SourceHealth(
                 name=i.source,
                 url=mask_url(i.config.url),
                 status=i.stats.status,
@@ -93,19 +94,19 @@ def _health(ctx: ServerContext) -> s.Health:
         causes = ", ".join(f"{n} {c}" for c, n in sorted(losses.by_cause.items()))
         reasons.append(f"losses: {losses.recent} event(s) recorded lost in the last hour (in all: {causes})")
     degraded = bool(reasons)
-    return s.Health(
+    return h.Health(
         status="degraded" if degraded else "ok",
         reasons=reasons,
         version=__version__,
         ingest=ingest,
-        store=s.StoreHealth(
+        store=h.StoreHealth(
             url=getattr(ctx.store, "description", "?"),
             ok=store_error is None,
             error=store_error,
             schema_version=LATEST,
             workflows=counters.get("workflows"),  # type: ignore[arg-type]
         ),
-        library=s.LibraryHealth(
+        library=h.LibraryHealth(
             processes=len(library),
             sent=sum(int(x.get("sent") or 0) for x in library),
             dropped=sum(int(x.get("dropped") or 0) for x in library),
@@ -117,20 +118,20 @@ def _health(ctx: ServerContext) -> s.Health:
     )
 
 
-def _losses(ctx: ServerContext) -> s.Losses | None:
+def _losses(ctx: ServerContext) -> h.Losses | None:
     """Sequence gaps recorded as losses (``server/losses.py``); None when they cannot be read."""
     try:
         report = loss_summary(ctx.store, time.time())
     except Exception:
         return None
-    return s.Losses(
+    return h.Losses(
         total=report["total"],
         recent=report["recent"],
         recent_window_s=RECENT_S,
         grace_s=ctx.losses.grace if ctx.losses is not None else GRACE_S,
         by_cause=report["by_cause"],
         latest=[
-            s.LossRecord(
+            h.LossRecord(
                 **{k: v for k, v in r.items() if k not in ("start_ts", "end_ts", "detected_at")},
                 start=mapping.iso(r["start_ts"]),
                 end=mapping.iso(r["end_ts"]),
@@ -141,10 +142,10 @@ def _losses(ctx: ServerContext) -> s.Losses | None:
     )
 
 
-def _retention(ctx: ServerContext) -> s.Retention:
+def _retention(ctx: ServerContext) -> h.Retention:
     """The retention in force (the UI shows it), with what this server's maintenance did."""
     m = ctx.maintenance
-    return s.Retention(
+    return h.Retention(
         retention_s=ctx.settings.retention,
         failure_retention_s=ctx.settings.failure_retention,
         max_tasks=ctx.settings.max_tasks or None,
@@ -175,13 +176,13 @@ def _rounded(value: float | None) -> float | None:
 
 @router.get(
     "/quarantine",
-    response_model=s.QuarantineList,
+    response_model=h.QuarantineList,
     summary="Events ingest set aside instead of storing, by reason and event type",
 )
-def quarantine(ctx: Ctx) -> s.QuarantineList:
-    return s.QuarantineList(
+def quarantine(ctx: Ctx) -> h.QuarantineList:
+    return h.QuarantineList(
         items=[
-            s.QuarantineEntry(
+            h.QuarantineEntry(
                 **{**q, "first_seen": mapping.iso(q["first_seen"]), "last_seen": mapping.iso(q["last_seen"])}
             )
             for q in ctx.store.quarantine()

@@ -80,15 +80,20 @@ def _print_json(value: Any) -> None:
     click.echo(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
 
 
+def task_filters(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--state`` and ``--name``, the filters ``tasks`` and ``tail`` share (``states``, ``names``)."""
+    fn = click.option("--name", "names", multiple=True, help="Exact task name; repeat for several.")(fn)
+    return click.option(
+        "--state",
+        "states",
+        multiple=True,
+        type=click.Choice(STATES, case_sensitive=False),
+        help="Task state; repeat for several.",
+    )(fn)
+
+
 @click.command("tasks")
-@click.option(
-    "--state",
-    "states",
-    multiple=True,
-    type=click.Choice(STATES, case_sensitive=False),
-    help="Task state; repeat for several.",
-)
-@click.option("--name", "names", multiple=True, help="Exact task name; repeat for several.")
+@task_filters
 @click.option("-q", "--query", "q", default=None, help="Task-id prefix or text in the captured arguments.")
 @click.option("--workflow", default=None, help="Only the tasks of this workflow (its id or any member's id).")
 @click.option(
@@ -162,14 +167,7 @@ def workflow(client: ApiClient, *, workflow_id: str, as_json: bool) -> None:
 
 
 @click.command("tail")
-@click.option(
-    "--state",
-    "states",
-    multiple=True,
-    type=click.Choice(STATES, case_sensitive=False),
-    help="Only tasks that reach this state; repeat for several.",
-)
-@click.option("--name", "names", multiple=True, help="Only this task name; repeat for several.")
+@task_filters
 @click.option("--workflow", default=None, help="Only the tasks of this workflow.")
 @api_options
 def tail(client: ApiClient, *, states: tuple[str, ...], names: tuple[str, ...], workflow: str | None,

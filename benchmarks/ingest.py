@@ -326,7 +326,7 @@ def main() -> None:
         help="keep Python's garbage-collector settings (default: what `stemtrace server` sets)",
     )
     args = parser.parse_args()
-    from stemtrace.server.ingest import quiet_gc, short_gil_switches
+    from stemtrace.server.tuning import quiet_gc, short_gil_switches
 
     if args.switch_interval is None:
         short_gil_switches()

@@ -111,9 +111,9 @@ def run_server(**given: Any) -> None:
             err=True,
         )
     from stemtrace.server.app import create_app
-    from stemtrace.server.ingest import quiet_gc, short_gil_switches
     from stemtrace.server.source import SourceError, event_sources, subscription_group
     from stemtrace.server.store import StoreError, open_store
+    from stemtrace.server.tuning import quiet_gc, short_gil_switches
     from stemtrace.transport import mask_url, resolve
 
     try:

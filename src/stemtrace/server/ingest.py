@@ -13,11 +13,9 @@ goes away is retried with backoff in this thread while the API keeps serving and
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import socket
-import sys
 import threading
 import time
 from collections import Counter
@@ -25,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from stemtrace.server.ingest_stats import LAG_DEGRADED_S, IngestStats
 from stemtrace.server.jsonfast import decode_payload
 from stemtrace.server.quarantine import Quarantined, is_data_error, salvage
 from stemtrace.server.store import ApplyResult, Changes, PendingApply, Store
@@ -37,84 +36,8 @@ MAX_BACKOFF_S = 10.0
 EVENTS_PER_MESSAGE_GUESS = 50  # until messages have been seen: how many events one holds
 MAX_MESSAGES_PER_POLL = 1000
 POLL_WHILE_COMMITTING_S = 0.05
-SWITCH_INTERVAL_S = 0.001  # see ``short_gil_switches``
 MAX_RESTART_BACKOFF_S = 60.0
-LAG_DEGRADED_S = 120.0  # /api/health says "degraded" when ingest is this far behind
-CRASH_RECENT_S = 300.0  # ... or restarted after a crash this recently
-
-
-def short_gil_switches() -> None:
-    """Hand the GIL over after 1 ms instead of Python's 5.
-
-    The commit thread takes the GIL back for a moment after each call into the database;
-    while the ingest thread plans the next batch, every such moment waits out a switch
-    interval. The API's threads answer sooner under ingest load too. ``stemtrace server``
-    calls this for its own process; an application that embeds the server keeps its own.
-    """
-    if sys.getswitchinterval() > SWITCH_INTERVAL_S:
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
-
-
-GC_YOUNG_THRESHOLD = 10_000  # see ``quiet_gc``
-
-
-def quiet_gc() -> None:
-    """Collect garbage less often, and never walk what startup built again.
-
-    A batch's events stay alive until it commits, so with Python's defaults (a young
-    collection every 700 allocations, a full one whenever a quarter of the old heap is new)
-    each one is scanned several times, and every full collection also walks the tens of
-    thousands of objects the imports and the app built. Freezing those and collecting the
-    young generation every 10,000 allocations: ingest +9-11% (docs/benchmarks-server.md).
-    ``stemtrace server`` calls this once its app is built; an embedding application keeps its own.
-    """
-    gc.collect()
-    gc.freeze()
-    young, middle, old = gc.get_threshold()
-    if 0 < young < GC_YOUNG_THRESHOLD:  # 0: the application turned collection off
-        gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
-
-
-@dataclass
-class IngestStats:
-    """What ``/api/health`` and ``/metrics`` report about this replica's ingest."""
-
-    status: str = "starting"  # starting | ok | degraded | disabled
-    error: str | None = None
-    events: int = 0  # decoded events committed (duplicates included)
-    stored: int = 0  # events new to the store
-    messages: int = 0
-    batches: int = 0
-    malformed: Counter[str] = field(default_factory=Counter)
-    lag: int | None = None
-    last_commit_at: float | None = None
-    rate: float = 0.0  # events per second, smoothed
-    quarantined: Counter[str] = field(default_factory=Counter)  # by reason, by this replica
-    repaired: Counter[str] = field(default_factory=Counter)  # events stored after repair, by what
-    restarts: int = 0  # times the supervisor restarted the loop after a crash
-    last_crash_at: float | None = None
-    caught_up_at: float | None = None  # server time ingest last had nothing more waiting
-    started_at: float = field(default_factory=time.time)
-    _window: list[tuple[float, int]] = field(default_factory=list)
-
-    def lag_seconds(self, now: float) -> float | None:
-        """How far behind ingest is: 0 with nothing waiting in the broker, else how long it has
-        been since ingest last had everything committed (a poll that drained the broker, by the
-        server's own clock: a sender's skewed clock cannot fake it). None when the broker cannot
-        say what waits."""
-        if self.lag is None:
-            return None
-        if self.lag == 0:
-            return 0.0
-        return max(0.0, now - (self.caught_up_at if self.caught_up_at is not None else self.started_at))
-
-    def record(self, now: float, events: int) -> None:
-        self._window.append((now, events))
-        cutoff = now - 10.0
-        while self._window and self._window[0][0] < cutoff:
-            self._window.pop(0)
-        span = max(now - self._window[0][0], 1.0) if self._window else 1.0
-        self.rate = sum(n for _, n in self._window) / span
+CRASH_RECENT_S = 300.0  # /api/health says "degraded" when ingest restarted after a crash this recently
 
 
 class Ingestor:

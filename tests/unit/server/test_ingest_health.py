@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from stemtrace.server.ingest import LAG_DEGRADED_S, Ingestor, IngestStats
+from stemtrace.server.ingest import Ingestor
+from stemtrace.server.ingest_stats import LAG_DEGRADED_S, IngestStats
 from stemtrace.server.store import SqlStore
 from stemtrace.transport import TransportConfig
 

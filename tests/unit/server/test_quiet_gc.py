@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from stemtrace.server.ingest import GC_YOUNG_THRESHOLD, quiet_gc
+from stemtrace.server.tuning import GC_YOUNG_THRESHOLD, quiet_gc
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from server_events import EventFactory
 from stemtrace.server.store import SqlStore, StoreError, TaskQuery, open_store
 from stemtrace.server.store.db import dialect_for
 from stemtrace.server.store.schema import LATEST, VERSION_TABLE
-from stemtrace.server.store.task_row import TASK_COLUMN_NAMES, TASK_TABLE
+from stemtrace.server.store.task_row import TASK_COLUMN_NAMES, TASK_TABLE, tasks_ddl
 
 NOW = 1_700_000_000.0
 
@@ -125,3 +125,66 @@ def test_a_new_store_records_the_latest_version(url: str) -> None:
     store = open_store(url)
     store.close()
     assert _execute(url, f"SELECT version FROM {VERSION_TABLE}") == [(LATEST,)]
+
+
+def test_stores_in_other_schemas_do_not_wait_for_each_other(pg_dsn: str, unique_name: str) -> None:
+    """The writers' advisory lock is per store: a batch held open in one schema's store does not
+    stop another schema's (advisory locks are database-wide; one key for all would)."""
+    import psycopg
+
+    first = open_store(f"{pg_dsn}?schema={unique_name}_a")
+    second = open_store(f"{pg_dsn}?schema={unique_name}_b")
+    try:
+        with first.writers.connection() as conn:
+            first.dialect.begin_write(conn)  # a batch of the first store, not yet committed
+            try:
+                with second.writers.connection() as other:
+                    other.execute("SET lock_timeout = '5s'")  # the same key would raise after 5 s
+                    second.dialect.begin_write(other)
+                    other.execute("ROLLBACK")
+                second.apply(EventFactory().run("t1", "proj.add"), {}, NOW)
+            finally:
+                conn.execute("ROLLBACK")
+        assert [t.id for t in second.list_tasks(TaskQuery(limit=5)).items] == ["t1"]
+    finally:
+        first.close()
+        second.close()
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            for schema in (f"{unique_name}_a", f"{unique_name}_b"):
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_a_column_added_later_ends_up_as_in_a_new_store(tmp_path: Path) -> None:
+    """A column ``since`` version 2: migration 2 adds it, with its index, to a version-1 table."""
+    import sqlite3
+
+    from stemtrace.server.store.task_row import Column, Index
+
+    sort_ts = next(c for c in TASK_TABLE if c.name == "sort_ts")
+    table = (
+        *TASK_TABLE[:3],
+        sort_ts,
+        Column("later", "text", indexed=Index("tasks_later", partial=True), since=2),
+    )
+    dialect = dialect_for(f"sqlite:///{tmp_path / 'x.db'}")
+
+    def build(path: Path, versions: list[int]) -> tuple[list[str], list[str]]:
+        conn = sqlite3.connect(path)
+        for version in versions:
+            for statement in tasks_ddl(version, table):
+                conn.execute(dialect.sql(statement))
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(tasks)")]
+        indexes = sorted(
+            r[0]
+            for r in conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+        )
+        return columns, indexes
+
+    migrated = build(tmp_path / "old.db", [1, 2])
+    assert migrated[0] == ["id", "name", "state", "sort_ts", "later"]
+    assert migrated[1] == sorted(
+        [
+            *build(tmp_path / "v1.db", [1])[1],
+            "CREATE INDEX tasks_later ON tasks (later, sort_ts, id) WHERE later IS NOT NULL",
+        ]
+    )

@@ -143,7 +143,8 @@ def _v1(conn: Any, dialect: Dialect) -> None:
 
 Migration = str | Callable[[Any, Dialect], None]
 # Append a migration at the end (a string of ``;``-separated statements, or a function for
-# steps that differ by engine); never edit one that has been released.
+# steps that differ by engine); never edit one that has been released. A new task column is a
+# row of ``task_row.TASK_TABLE`` with ``since=N`` and, as migration N, ``";".join(tasks_ddl(N))``.
 MIGRATIONS: tuple[Migration, ...] = (_v1,)
 LATEST = len(MIGRATIONS)
 

@@ -42,13 +42,16 @@ class Column(NamedTuple):
 
     ``kind`` gives both engines' types (``KINDS``): the DDL type, with the dialect's slots
     (``{float}`` is REAL on SQLite, DOUBLE PRECISION on PostgreSQL), and the PostgreSQL array
-    type the bulk insert binds the column as (``Dialect.insert_rows``).
+    type the bulk insert binds the column as (``Dialect.insert_rows``). ``since`` is the schema
+    version that added it: the first version creates the table with the columns of version 1,
+    a later one adds its own (``tasks_ddl``), so a store made at any version ends up the same.
     """
 
     name: str
     kind: str
     constraint: str = ""
     indexed: Index | None = None
+    since: int = 1
 
 
 # kind -> (DDL type, PostgreSQL bind type). ``id`` columns compare bytewise on PostgreSQL
@@ -106,11 +109,20 @@ TASK_TYPES = tuple(KINDS[c.kind][1] for c in TASK_TABLE)  # each column's Postgr
 _POSITION = {name: i for i, name in enumerate(TASK_COLUMN_NAMES)}
 
 
-def tasks_ddl() -> list[str]:
-    """``CREATE TABLE tasks`` and its indices, from ``TASK_TABLE`` (dialect type slots unfilled)."""
-    body = ",\n".join(f"    {c.name} {KINDS[c.kind][0]} {c.constraint}".rstrip() for c in TASK_TABLE)
-    out = [f"CREATE TABLE IF NOT EXISTS tasks (\n{body}\n)"]
-    for c in TASK_TABLE:
+def tasks_ddl(version: int = 1, table: Sequence[Column] = TASK_TABLE) -> list[str]:
+    """The statements of schema ``version`` for the ``tasks`` table (dialect type slots unfilled):
+    version 1 creates it with its columns, a later version adds the columns ``since`` it (its
+    migration is ``";".join(tasks_ddl(N))``); each column with the index it leads."""
+    columns = [c for c in table if c.since == version]
+    if version == 1:
+        body = ",\n".join(f"    {c.name} {KINDS[c.kind][0]} {c.constraint}".rstrip() for c in columns)
+        out = [f"CREATE TABLE IF NOT EXISTS tasks (\n{body}\n)"]
+    else:
+        out = [
+            f"ALTER TABLE tasks ADD COLUMN {c.name} {KINDS[c.kind][0]} {c.constraint}".rstrip()
+            for c in columns
+        ]
+    for c in columns:
         if c.indexed is None:
             continue
         keys = dict.fromkeys((c.name, "sort_ts", "id") if c.indexed.listed else (c.name,))

@@ -185,8 +185,8 @@ def test_compact_batches_decode_item_by_item_like_decode_event(items: list[Any],
     ],
 )
 def test_a_sound_task_item_and_its_near_misses_decode_like_decode_event(change: dict[str, Any]) -> None:
-    """The compact path builds the common task event inline; each near miss must come out
-    (or be refused) exactly as ``decode_event`` has it."""
+    """The compact path checks the batch's source once; each near miss must come out (or be
+    refused) exactly as ``decode_event`` has it."""
     item = {"type": "task.started", "ts": 10.0, "seq": 1, "task": {"id": "t1", "name": "a"}, "data": {}}
     item.update(change)
     events, errors = decode_items({"v": BATCH_VERSION, "src": SRC, "events": [item]})

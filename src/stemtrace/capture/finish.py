@@ -9,23 +9,21 @@ live arguments when the user set them (they differ from Celery's own
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 from stemtrace.capture.canvas import summarize
 from stemtrace.capture.config import CaptureConfig
 from stemtrace.capture.fields import RAW_FIELDS
-from stemtrace.capture.payload import SHORT, capture_sized, capture_text, encoded_size, fit_event
+from stemtrace.capture.payload import capture_sized, capture_text, fit_event
 from stemtrace.capture.redact import Redactor
-from stemtrace.core.events import TASK_PUBLISHED, TASK_RECEIVED, TASK_SUCCEEDED
+from stemtrace.core.events import TASK_PUBLISHED, TASK_SUCCEEDED
 
 # The order captured fields give way when an event is over its budget: values and reprs first
 # (largest first), then the exception message, the traceback last (see ``fit_event``).
 _CAPTURED = ("args", "kwargs", "result", "args_repr", "kwargs_repr", "exception", "traceback")
 _ARGS_COLUMNS = ("args", "kwargs")
 _RESULT_COLUMNS = ("result",)
-_NO_KWARGS: dict[str, Any] = {}  # only ever encoded, never changed
 
 
 _PLAIN = (int, float, bool, type(None))
@@ -44,39 +42,6 @@ def _plain(value: Any) -> bool:
     return len(value) <= 16 and all(
         isinstance(v, _PLAIN) or (isinstance(v, str) and len(v) < 64) for v in items
     )
-
-
-_INT64 = 1 << 63
-
-
-def _short_args(args: Any, redactor: Redactor) -> tuple[list[Any], int] | None:
-    """Positional ``args`` that are both ``_plain`` and captured as they are by ``shallow``, as
-    ``shallow`` gives them, with a bound on their encoded size; ``None`` for any others.
-
-    One pass instead of those two and an encoding: this runs for nearly every ``.delay()``.
-    """
-    if (type(args) is not tuple and type(args) is not list) or len(args) > 16:
-        return None
-    bound = 2 + len(args)  # brackets and commas
-    for value in args:
-        kind = type(value)
-        if kind is int:
-            if not -_INT64 <= value < _INT64:
-                return None
-            bound += 20
-        elif kind is str:
-            if len(value) >= 64 or not value.isascii() or redactor.finds_secret(value):
-                return None  # a string with a secret in it is masked by the general path
-            bound += 2 + 6 * len(value)  # every character escaped as \u00XX at worst
-        elif kind is bool or value is None:
-            bound += 5
-        elif kind is float:
-            if not math.isfinite(value):
-                return None
-            bound += 24  # the longest shortest repr of a double
-        else:
-            return None
-    return list(args), bound
 
 
 def _user_repr(given: Any, live: Any) -> bool:
@@ -114,16 +79,6 @@ class Finisher:
     def __init__(self, config: CaptureConfig, redactor: Redactor) -> None:
         self.config = config
         self.redactor = redactor
-        # What ``_plain_args`` needs of the options, settled once: sends are counted per task.
-        self._plain_sends = (
-            config.capture_args
-            and redactor.hook is None
-            and not redactor.has_patterns
-            and config.max_field_bytes >= SHORT
-        )
-        # When a result of ``None`` or a 64-bit integer is captured as it is (``capture_sized``),
-        # within the event's budget, and no user hook may change it.
-        self._plain_results = config.capture_result and redactor.hook is None and config.max_event_bytes >= 20
 
     def _value(self, name: str | None, field: str, value: Any, sizes: dict[str, int]) -> Any:
         value = self.redactor.apply_hook(name, field, value)
@@ -149,16 +104,6 @@ class Finisher:
         ``None`` when there are none (a task that returned nothing with ``capture_result`` off)."""
         if not values:
             return None
-        # The two commonest events with values take a short cut to what ``captured`` gives.
-        if etype == TASK_SUCCEEDED and len(values) == 1:
-            return {"result": self._result(name, values[0])} if self.config.capture_result else None
-        if etype == TASK_RECEIVED and len(values) == 1:
-            canvas = summarize(values[0])
-            return None if canvas is None else {"canvas": canvas}
-        if etype == TASK_PUBLISHED and len(values) == 5:
-            args = self._plain_args(name, values)
-            if args is not None:
-                return {"args": args, "kwargs": {}}
         return self._captured(name, dict(zip(RAW_FIELDS[etype], values, strict=True))) or None
 
     def columns(self, etype: str) -> tuple[str, ...]:
@@ -175,21 +120,7 @@ class Finisher:
         """What follows the ``DATA_FIELDS`` values in a row of ``etype``: the captured values of
         :meth:`columns` (``None`` for one not captured, as ``args`` where a user's ``argsrepr``
         stands instead), then one object of any other captured fields (a canvas, a repr)."""
-        if etype == TASK_SUCCEEDED and len(values) == 1:
-            result = values[0]
-            # The commonest results, nothing and a number, are captured as they are.
-            if self._plain_results and (
-                result is None or (type(result) is int and -_INT64 <= result < _INT64)
-            ):
-                return (result,)
-            return (self._result(name, result),) if self.config.capture_result else ()
-        if etype == TASK_PUBLISHED and len(values) == 5:
-            args = self._plain_args(name, values)
-            if args is not None:
-                return (args, _NO_KWARGS)
-            data = self._captured(name, dict(zip(RAW_FIELDS[etype], values, strict=True)))
-        else:
-            data = self._data(etype, name, values) or {}
+        data = self._data(etype, name, values) or {}
         names = self.columns(etype)
         if not names:
             return (data,) if data else ()
@@ -205,34 +136,6 @@ class Finisher:
         data = {"result": result}
         fit_event(data, _CAPTURED, self.config.max_event_bytes, sizes)
         return data["result"]
-
-    def _plain_args(self, name: Any, values: tuple[Any, ...]) -> list[Any] | None:
-        """The captured ``args`` of the commonest send, ``.delay()`` with a few plain positional
-        arguments (and so no ``kwargs``), as ``captured`` gives them without its general steps;
-        ``None`` for any other send."""
-        args, kwargs, embed, argsrepr, kwargsrepr = values
-        if (
-            embed is not None
-            or kwargs is not None  # the handler buffers empty kwargs as None
-            or not self._plain_sends
-            or (kwargsrepr is not None and kwargsrepr != "{}")
-            or self.redactor.hides_args(name)
-        ):
-            return None
-        short = _short_args(args, self.redactor)
-        if short is None:
-            return None
-        out, bound = short
-        # Celery's own argsrepr of plain values is their repr (of a tuple, where the body has a
-        # list); anything else may be the user's, and ``captured`` decides.
-        if argsrepr is not None and argsrepr != repr(args) and argsrepr != repr(tuple(args)):
-            return None
-        cfg = self.config
-        if bound > cfg.max_field_bytes or bound + 2 > cfg.max_event_bytes:
-            size = encoded_size(out)  # the bound is loose: measure before giving up
-            if size > cfg.max_field_bytes or size + 2 > cfg.max_event_bytes:
-                return None
-        return out
 
     def _captured(self, name: Any, raw: dict[str, Any]) -> dict[str, Any]:
         """The captured ``data`` fields from ``raw``, live values by field name."""

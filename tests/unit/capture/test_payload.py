@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -241,7 +240,7 @@ _SCALARS = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(),
-    st.integers(min_value=2**62, max_value=2**64),  # about the 64-bit bound of the short cuts
+    st.integers(min_value=2**62, max_value=2**64),  # about the 64-bit bound of the shallow path
     st.integers(min_value=-(2**64), max_value=-(2**62)),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=80),
@@ -281,103 +280,6 @@ def test_the_shallow_path_leaves_patterns_and_long_strings_to_the_converter() ->
     assert capture_sized(["card 1234-5678"], masked, 4096)[0] == [f"card {REDACTED}"]
 
 
-_CONFIGS = st.sampled_from(
-    [
-        CaptureConfig(),
-        CaptureConfig(max_field_bytes=64),
-        CaptureConfig(max_field_bytes=40),
-        CaptureConfig(max_event_bytes=30),
-        CaptureConfig(max_event_bytes=12),  # under a 64-bit integer's text: no short cut for results
-        CaptureConfig(capture_args=False, capture_result=False),
-    ]
-)
-
-_REDACTORS = st.sampled_from(
-    [
-        R,
-        Redactor(DEFAULT_REDACT_KEYS, [r"\d{4}"]),
-        Redactor(DEFAULT_REDACT_KEYS, per_task_args={"proj.add": [1]}),
-        Redactor(
-            DEFAULT_REDACT_KEYS, hook=lambda name, field, value: "hooked" if field == "kwargs" else value
-        ),
-    ]
-)
-_ARGS = st.one_of(
-    st.lists(_SCALARS, max_size=18),
-    st.lists(_SCALARS, max_size=18).map(tuple),
-    st.dictionaries(_KEYS, _SCALARS, max_size=3),
-    _SCALARS,
-)
-_EMBEDS = st.sampled_from([None, {"chain": [{"task": "proj.next", "options": {"task_id": "n1"}}]}])
-
-
-@settings(max_examples=500, deadline=None)
-@given(
-    config=_CONFIGS,
-    redactor=_REDACTORS,
-    args=_ARGS,
-    kwargs=st.one_of(st.none(), st.dictionaries(_KEYS, _SCALARS, max_size=2)),
-    embed=_EMBEDS,
-    reprs=st.sampled_from(["live", "tuple", "none", "user"]),
-    kwargsrepr=st.sampled_from([None, "{}", "{'a': 1}"]),
-)
-def test_the_publish_short_cut_captures_what_the_general_path_does(
-    *,
-    config: CaptureConfig,
-    redactor: Redactor,
-    args: Any,
-    kwargs: Any,
-    embed: Any,
-    reprs: str,
-    kwargsrepr: str | None,
-) -> None:
-    """The finisher's short cuts for the commonest events must give what ``captured`` gives."""
-    argsrepr = {
-        "live": repr(args),
-        "tuple": repr(tuple(args)) if isinstance(args, (list, dict)) else "()",
-        "none": None,
-    }.get(reprs, "<hidden>")
-    finisher = Finisher(config, redactor)
-    values = (args, kwargs, embed, argsrepr, kwargsrepr)
-    raw = dict(zip(("args", "kwargs", "embed", "argsrepr", "kwargsrepr"), values, strict=True))
-    assert finisher._data(TASK_PUBLISHED, "proj.add", values) == (finisher._captured("proj.add", raw) or None)
-    succeeded = finisher._data(TASK_SUCCEEDED, "proj.add", (args,))
-    assert succeeded == (finisher._captured("proj.add", {"result": args}) or None)
-    received = finisher._data(TASK_RECEIVED, "proj.add", (embed,))
-    assert received == (finisher._captured("proj.add", {"embed": embed}) or None)
-    # A row's tail carries the same: its captured columns (None where not captured), then the rest.
-    for etype, its_values, whole in (
-        (TASK_PUBLISHED, values, raw),
-        (TASK_SUCCEEDED, (args,), {"result": args}),
-        (TASK_RECEIVED, (embed,), {"embed": embed}),
-    ):
-        assert tail_data(finisher, etype, its_values) == {
-            **dict.fromkeys(finisher.columns(etype)),
-            **finisher._captured("proj.add", whole),
-        }
-
-
-def tail_data(finisher: Finisher, etype: str, values: tuple[Any, ...]) -> dict[str, Any]:
-    """The ``data`` fields a row's tail (``Finisher.tail``) stands for, as the server reads them."""
-    names = finisher.columns(etype)
-    tail = finisher.tail(etype, "proj.add", values)
-    assert len(tail) in (len(names), len(names) + 1)
-    data = dict(zip(names, tail, strict=False))
-    if len(tail) > len(names):
-        assert type(tail[-1]) is dict and tail[-1] and not set(tail[-1]) & set(names)
-        data.update(tail[-1])
-    return data
-
-
-def test_the_publish_short_cut_is_taken_for_a_plain_delay() -> None:
-    finisher = Finisher(CaptureConfig(), R)
-    assert finisher._plain_args("proj.add", ((1, "a"), None, None, "(1, 'a')", "{}")) == [1, "a"]
-    plain = ((1, "a"), None, None, "(1, 'a')", "{}")
-    assert finisher.tail(TASK_PUBLISHED, "proj.add", plain) == ([1, "a"], {})
-    assert finisher._plain_args("proj.add", ((1, "a"), None, None, "(<hidden>)", "{}")) is None
-    assert finisher._plain_args("proj.add", ((1,), {"k": 1}, None, "(1,)", "{'k': 1}")) is None
-
-
 def test_a_row_carries_the_captured_values_every_such_event_has_as_columns() -> None:
     """Arguments and results as row values when captured; what a user's argsrepr replaces is
     ``None`` there, the repr in the row's object; with capture off, no such columns."""
@@ -398,31 +300,3 @@ def test_a_row_carries_the_captured_values_every_such_event_has_as_columns() -> 
     assert off.columns(TASK_PUBLISHED) == off.columns(TASK_SUCCEEDED) == ()
     assert off.tail(TASK_SUCCEEDED, "proj.add", (5,)) == ()
     assert off.tail(TASK_PUBLISHED, "proj.add", ((1,), None, None, "(1,)", "{}")) == ()
-
-
-@pytest.mark.parametrize(
-    "values",
-    [
-        ({"a": 1}, None, None, "('a',)", "{}"),  # dict args whose keys' tuple is the argsrepr
-        ({"a": 1}, None, None, "{'a': 1}", None),
-        ([1, 2], None, None, "(1, 2)", "{}"),  # a list in the body, a tuple in Celery's hands
-        (("x" * 64,), None, None, repr(("x" * 64,)), "{}"),  # at the short strings' bound
-        (("é",), None, None, "('é',)", "{}"),
-        ((True, None, 1.5), None, None, None, None),
-        ((float("nan"),), None, None, "(nan,)", "{}"),
-        ((1,), None, None, "(1,)", "{}  "),
-        ((2**63 - 1, -(2**63)), None, None, None, None),  # at the 64-bit bound
-        ((2**63,), None, None, None, None),  # beyond it: the general path
-        ((-(2**63) - 1, 10**40), None, None, None, None),
-        ((10**1200,), None, None, None, None),  # over a small field, whatever the bound said
-        (("y" * 63,) * 16, None, None, None, None),  # a loose bound over the field: measured
-        (("\x01" * 63,) * 16, None, None, None, None),  # escapes make it truly too big
-    ],
-)
-def test_the_publish_short_cut_on_edge_cases(values: tuple[Any, ...]) -> None:
-    raw = dict(zip(("args", "kwargs", "embed", "argsrepr", "kwargsrepr"), values, strict=True))
-    for config in (CaptureConfig(), CaptureConfig(max_field_bytes=1100), CaptureConfig(max_event_bytes=1060)):
-        finisher = Finisher(config, R)
-        assert finisher._data(TASK_PUBLISHED, "proj.add", values) == finisher._captured("proj.add", raw)
-        want = {**dict.fromkeys(finisher.columns(TASK_PUBLISHED)), **finisher._captured("proj.add", raw)}
-        assert tail_data(finisher, TASK_PUBLISHED, values) == want

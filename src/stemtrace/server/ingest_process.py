@@ -28,7 +28,8 @@ from collections import Counter
 from dataclasses import fields
 from typing import Any
 
-from stemtrace.server.ingest import MAX_RESTART_BACKOFF_S, IngestStats
+from stemtrace.server.ingest import MAX_RESTART_BACKOFF_S
+from stemtrace.server.ingest_stats import IngestStats
 from stemtrace.server.settings import ServerSettings
 from stemtrace.server.store.base import Changes
 from stemtrace.transport import TransportConfig
@@ -228,9 +229,10 @@ def child_main(
     """The ingest process: the same ``Ingestor`` and loss tracking as in one process.
     ``names`` are the subscription group and this consumer's name in it."""
     group, consumer_name = names
-    from stemtrace.server.ingest import Ingestor, quiet_gc, short_gil_switches
+    from stemtrace.server.ingest import Ingestor
     from stemtrace.server.losses import LossTracker
     from stemtrace.server.store import open_store
+    from stemtrace.server.tuning import quiet_gc, short_gil_switches
 
     stop = threading.Event()
     # Ctrl-C reaches the whole process group: the parent decides when this process stops.

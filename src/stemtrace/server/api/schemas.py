@@ -80,6 +80,15 @@ class RunOutcome(BaseModel):
     handler_ms: float | None = Field(
         None, description="time in on_success/after_return handlers after the body (not in runtime_ms)"
     )
+
+
+# An attempt's span plus its outcome (the task page); graph nodes carry only the span.
+class AttemptOut(RunOutcome, AttemptSpanOut):
+    runtime_ms: float | None
+    exception_type: str | None
+    lost_reason: str | None = None
+    retry_eta: str | None = None
+    redelivered: bool = False
     trace_id: str | None = Field(
         None,
         description="W3C trace id (32 hex) of the attempt, from OpenTelemetry's context (docs: Integrations)",
@@ -93,15 +102,6 @@ class RunOutcome(BaseModel):
     )
     trace_url: str | None = Field(None, description="the attempt in the tracing UI (--trace-url), when set")
     sentry_url: str | None = Field(None, description="the attempt in Sentry (--sentry-url), when set")
-
-
-# An attempt's span plus its outcome (the task page); graph nodes carry only the span.
-class AttemptOut(RunOutcome, AttemptSpanOut):
-    runtime_ms: float | None
-    exception_type: str | None
-    lost_reason: str | None = None
-    retry_eta: str | None = None
-    redelivered: bool = False
 
 
 class ChildTask(BaseModel):

@@ -1065,21 +1065,6 @@ export interface components {
             /** Sent At */
             sent_at: string | null;
             /**
-             * Sentry Event Id
-             * @description the event Sentry captured for this failure (32 hex)
-             */
-            sentry_event_id?: string | null;
-            /**
-             * Sentry Trace Id
-             * @description Sentry's trace id of the attempt (32 hex)
-             */
-            sentry_trace_id?: string | null;
-            /**
-             * Sentry Url
-             * @description the attempt in Sentry (--sentry-url), when set
-             */
-            sentry_url?: string | null;
-            /**
              * Skipped By
              * @description a SKIPPED step: the id of the task that decided it (the upstream one that stopped)
              */
@@ -1094,24 +1079,9 @@ export interface components {
              * @description the event source's name (--source NAME=…); null with a single, unnamed source
              */
             source?: string | null;
-            /**
-             * Span Id
-             * @description the worker's span (16 hex) when it failed or retried, else the sender's span
-             */
-            span_id?: string | null;
             /** Started At */
             started_at: string | null;
             state: components["schemas"]["TaskState"];
-            /**
-             * Trace Id
-             * @description W3C trace id (32 hex) of the attempt, from OpenTelemetry's context (docs: Integrations)
-             */
-            trace_id?: string | null;
-            /**
-             * Trace Url
-             * @description the attempt in the tracing UI (--trace-url), when set
-             */
-            trace_url?: string | null;
             /** Traceback */
             traceback: string | null;
             /**

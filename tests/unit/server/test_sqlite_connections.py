@@ -12,7 +12,7 @@ from pathlib import Path
 
 from stemtrace.core.events import Event, Source
 from stemtrace.server.store import open_store
-from stemtrace.server.store.db import READER_CACHE_KIB, WRITER_CACHE_KIB
+from stemtrace.server.store.sqlite import READER_CACHE_KIB, WRITER_CACHE_KIB
 
 
 def _event(seq: int) -> Event:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stemtrace.server.store.db import SqliteDialect, statement_sizes
+from stemtrace.server.store.sqlite import SqliteDialect, statement_sizes
 
 
 @pytest.mark.skipif(not hasattr(sqlite3.Connection, "setlimit"), reason="Connection.setlimit is Python 3.11+")

@@ -33,6 +33,9 @@ BLOCKING = frozenset(
 # How a never-sent step's ``skipped_reason`` starts: the API's readers (and ``workflow.structure``)
 # tell it from a step stopped by an upstream task by it.
 NEVER_SENT = "never sent: "
+# The reason of an error callback that did not run because its task succeeded: not needed,
+# which stops nothing (``rollup.workflow_state`` does not count it as dropped work).
+NOT_NEEDED = "not needed: "
 _CARRIES = frozenset({"chain", "chord", "link"})  # edges along which "will never run" travels
 
 
@@ -83,7 +86,8 @@ def settle_planned(nodes: dict[str, Node], edges: dict[tuple[str, str], str], re
         if node.state is TaskState.SUCCESS:
             for target, kind in successors[node.id]:
                 if kind == "errback":
-                    skip(target, f"it is the error callback of {_label(node)}, which succeeded", node.id)
+                    reason = f"{NOT_NEEDED}it is the error callback of {_label(node)}, which succeeded"
+                    skip(target, reason, node.id)
         else:
             reason = f"{_label(node)}, upstream of it, ended {node.state.value}"
             for target, kind in successors[node.id]:

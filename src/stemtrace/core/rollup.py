@@ -41,7 +41,9 @@ class Summary:
     has_failure: bool
 
 
-def workflow_state(counts: Mapping[TaskState, int], never_sent: int = 0) -> WorkflowState:
+def workflow_state(
+    counts: Mapping[TaskState, int], never_sent: int = 0, not_needed: int = 0
+) -> WorkflowState:
     """``RUNNING`` while any task (a ``PLANNED`` step included) is not final; then
     ``FAILURE`` if any task failed, was lost or was rejected, or a step was never sent;
     ``REVOKED`` if any other task did not complete (revoked, expired, ignored, skipped);
@@ -51,7 +53,9 @@ def workflow_state(counts: Mapping[TaskState, int], never_sent: int = 0) -> Work
     reported it. ``never_sent`` counts the ``SKIPPED`` steps whose message never came
     (``planning.settle_never_sent``): nothing upstream stopped them, so the work was lost
     on the way (Celery's result backend records a chord callback it gave up on as a
-    ``FAILURE``), not stopped on purpose.
+    ``FAILURE``), not stopped on purpose. ``not_needed`` counts the ``SKIPPED`` error
+    callbacks of tasks that succeeded (``planning.NOT_NEEDED``): nothing was dropped, so
+    they do not make a workflow that did all its work ``REVOKED``.
     """
     running = failed = stopped = False
     for state, n in counts.items():
@@ -61,6 +65,8 @@ def workflow_state(counts: Mapping[TaskState, int], never_sent: int = 0) -> Work
             running = True
         elif state in FAILED_STATES:
             failed = True
+        elif state is TaskState.SKIPPED:
+            stopped = stopped or n > not_needed
         elif state is not TaskState.SUCCESS:
             stopped = True
     if running:
@@ -72,16 +78,19 @@ def workflow_state(counts: Mapping[TaskState, int], never_sent: int = 0) -> Work
     return WorkflowState.SUCCESS
 
 
-def summarize(counts: Mapping[TaskState, int] | Mapping[str, int], never_sent: int = 0) -> Summary:
+def summarize(
+    counts: Mapping[TaskState, int] | Mapping[str, int], never_sent: int = 0, not_needed: int = 0
+) -> Summary:
     """The roll-up of a workflow whose counted tasks are in these states (by state or value),
-    ``never_sent`` of its ``SKIPPED`` steps never sent (see :func:`workflow_state`)."""
+    ``never_sent`` of its ``SKIPPED`` steps never sent and ``not_needed`` of them error
+    callbacks not needed (see :func:`workflow_state`)."""
     by_state: dict[TaskState, int] = {}
     for key, n in counts.items():
         task_state = key if isinstance(key, TaskState) else _STATES.get(key) or TaskState(key)
         by_state[task_state] = by_state.get(task_state, 0) + int(n)
     out = {s.value: by_state.get(s, 0) for s in TaskState}
     has_failure = any(out[v] for v in _FAILED_VALUES) or never_sent > 0
-    return Summary(workflow_state(by_state, never_sent), sum(out.values()), out, has_failure)
+    return Summary(workflow_state(by_state, never_sent, not_needed), sum(out.values()), out, has_failure)
 
 
 # The states in which a task with an ETA/countdown is waiting for it, not running: sent

@@ -17,7 +17,7 @@ from stemtrace.core.canvas import canvas_ids, parse_canvas
 from stemtrace.core.design import STRUCTURAL_KINDS, Design, PlannedTask
 from stemtrace.core.identity import UnionFind, chord_unlock_ids, linked_ids
 from stemtrace.core.model import Attempt, AttemptSpan, Container, Edge, GraphRecord, Node, WorkflowGraph
-from stemtrace.core.planning import NEVER_SENT, branches, settle_never_sent, settle_planned
+from stemtrace.core.planning import NEVER_SENT, NOT_NEEDED, branches, settle_never_sent, settle_planned
 from stemtrace.core.rollup import is_plumbing, is_scheduled, root_order, scheduled_for, summarize
 from stemtrace.core.states import TaskState, WorkflowState
 
@@ -193,7 +193,7 @@ def build_workflow(
 
     containers = _containers(design, nodes, edges)
     real = [n for n in nodes.values() if not n.plumbing]
-    summary = summarize(Counter(n.state for n in real), never_sent)
+    summary = summarize(Counter(n.state for n in real), never_sent, sum(1 for n in real if _not_needed(n)))
     state = summary.state
     etas = [n.eta for n in real if n.eta is not None and is_scheduled(n.state, n.eta)]
     due = scheduled_for(summary.counts, len(etas), min(etas) if etas else None)
@@ -286,6 +286,7 @@ class Structure:
     links: Mapping[str, str] = field(default_factory=dict)
     names: Mapping[str, str | None] = field(default_factory=dict)
     never_sent: int = 0
+    not_needed: int = 0  # how many of ``planned`` are error callbacks not needed
 
 
 def needs_structure(record: GraphRecord) -> bool:
@@ -320,8 +321,14 @@ def structure(workflow_id: str, records: Sequence[GraphRecord], settled_at: floa
         if e.kind == "chain":
             links.setdefault(e.source, e.target)
     never_sent = sum(1 for n in planned if n.state is TaskState.SKIPPED and _never_sent(n))
-    return Structure(planned, frozenset(e.target for e in graph.edges), chords, links, names, never_sent)
+    not_needed = sum(1 for n in planned if _not_needed(n))
+    targets = frozenset(e.target for e in graph.edges)
+    return Structure(planned, targets, chords, links, names, never_sent, not_needed)
 
 
 def _never_sent(node: Node) -> bool:
     return (node.skipped_reason or "").startswith(NEVER_SENT)
+
+
+def _not_needed(node: Node) -> bool:
+    return node.state is TaskState.SKIPPED and (node.skipped_reason or "").startswith(NOT_NEEDED)

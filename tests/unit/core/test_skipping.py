@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from canvas_factory import Recorder, canvas, sig
+from graph_helpers import fold_all
 
 from stemtrace.core.model import Node
 from stemtrace.core.planning import settle_planned
 from stemtrace.core.rollup import summarize
 from stemtrace.core.states import TaskState as T
 from stemtrace.core.states import WorkflowState as W
+from stemtrace.core.workflow import build_workflow, structure
 
 
 def _node(task_id: str, state: T, sent_at: float | None = None) -> Node:
@@ -70,3 +73,30 @@ def test_steps_after_successes_stay_planned() -> None:
     got = _settle([_node("a", T.SUCCESS, 1.0), _node("b", T.PLANNED)], {("a", "b"): "chord"})
     assert got["b"].state is T.PLANNED
     assert summarize({T.SUCCESS: 1, T.PLANNED: 1}).state is W.RUNNING
+
+
+def test_a_workflow_whose_error_callback_was_not_needed_succeeded() -> None:
+    # A task with a link_error whose errback carries an id (a frozen signature) succeeded:
+    # the errback is drawn SKIPPED (not needed), and the workflow did all its work.
+    got = _settle([_node("ok", T.SUCCESS, 1.0), _node("e", T.PLANNED)], {("ok", "e"): "errback"})
+    assert got["e"].state is T.SKIPPED
+    counts = {T.SUCCESS: 1, T.SKIPPED: 1}
+    assert summarize(counts, not_needed=1).state is W.SUCCESS
+    # Any other skipped step is still work that did not run.
+    assert summarize({T.SUCCESS: 1, T.SKIPPED: 2}, not_needed=1).state is W.REVOKED
+    assert summarize({T.FAILURE: 1, T.SKIPPED: 1}, not_needed=1).state is W.FAILURE
+
+
+def test_the_page_and_the_list_roll_up_a_success_with_an_unneeded_errback_as_success() -> None:
+    r = Recorder()
+    r.publish("client", "l0", canvas=canvas(errbacks=[sig("eb", "errh")]))  # a frozen errback: it has an id
+    r.run("l0")
+    records = fold_all(r.events)
+    graph = build_workflow("l0", records)
+    nodes = {n.id: n for n in graph.nodes}
+    assert nodes["eb"].state is T.SKIPPED and "succeeded" in (nodes["eb"].skipped_reason or "")
+    assert graph.state is W.SUCCESS
+    # The Workflows list's row is summarized from the same structure.
+    found = structure("l0", records)
+    assert found.not_needed == 1
+    assert summarize({T.SUCCESS: 1, T.SKIPPED: 1}, found.never_sent, found.not_needed).state is W.SUCCESS

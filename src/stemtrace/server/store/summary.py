@@ -83,7 +83,7 @@ def summary_rows(
             shape = shapes.get(wf, _NO_STRUCTURE)
             counts: Counter[str] = Counter(agg["counts"])
             counts.update(n.state.value for n in shape.planned)
-            summary = _summarize(counts, shape.never_sent)
+            summary = _summarize(counts, shape.never_sent, shape.not_needed)
             root_id, name = roots.get(wf) or _root(w, wf, shape)
             finished = agg["finished"] if summary.state is not WorkflowState.RUNNING else None
             due = scheduled_for(summary.counts, agg["scheduled"], agg["next_eta"])
@@ -271,17 +271,17 @@ def _record(row: tuple[Any, ...]) -> GraphRecord:
 
 _STAMP = "COALESCE(sent_at, started_at)"
 _ORDER = f"CASE WHEN {_STAMP} IS NULL THEN 1 ELSE 0 END, {_STAMP}, id"
-_SUMMARIES: dict[tuple[int, tuple[tuple[str, int], ...]], Summary] = {}
+_SUMMARIES: dict[tuple[int, int, tuple[tuple[str, int], ...]], Summary] = {}
 
 
-def _summarize(counts: Counter[str], never_sent: int = 0) -> Summary:
+def _summarize(counts: Counter[str], never_sent: int = 0, not_needed: int = 0) -> Summary:
     """``summarize``, remembered: most workflows share a handful of count shapes."""
-    key = (never_sent, tuple(sorted(counts.items())))
+    key = (never_sent, not_needed, tuple(sorted(counts.items())))
     found = _SUMMARIES.get(key)
     if found is None:
         if len(_SUMMARIES) >= 4096:
             _SUMMARIES.clear()
-        found = _SUMMARIES[key] = summarize(counts, never_sent)
+        found = _SUMMARIES[key] = summarize(counts, never_sent, not_needed)
     return found
 
 

@@ -305,6 +305,11 @@ def skeletons(rows: Sequence[Sequence[Any]]) -> list[GraphRecord]:
     return [skeleton(row, extra) for row, extra in zip(rows, extras, strict=True)]
 
 
+def skeleton_of(row: Sequence[Any]) -> Skeleton:
+    """A task from one row of ``SKELETON_COLUMNS`` (and any columns after them)."""
+    return skeleton(row, json.loads(row[_GRAPH]))
+
+
 def skeleton(row: Sequence[Any], extra: list[Any]) -> Skeleton:
     """A task from ``SKELETON_FIELDS`` (the row's first columns) and its decoded ``graph``
     (``task_row.graph_extra``): what the graph reads.

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from stemtrace.core.model import GraphRecord, Node, TaskRecord
+from stemtrace.core.model import GraphRecord, Node
 from stemtrace.core.planning import BLOCKING
 from stemtrace.core.rollup import Summary, is_scheduled, root_order, scheduled_for, summarize
 from stemtrace.core.shape import GroupShape, chain_steps, shape_name
@@ -205,7 +205,7 @@ def structural_records(w: Db, part: Sequence[str]) -> dict[str, list[GraphRecord
     seen: dict[tuple[str, str], int] = {}  # (workflow, canvases) -> where the one kept is
     for row in w.q(
         f"SELECT {SKELETON_COLUMNS}, workflow_id FROM tasks WHERE workflow_id IN ({marks(len(part))}) "
-        f"AND (graph IS NULL OR graph LIKE ? OR NOT {NOT_PLUMBING})",
+        f"AND (graph LIKE ? OR NOT {NOT_PLUMBING})",
         [*part, "%{%"],
     ):
         record = _record(row)
@@ -260,13 +260,9 @@ def _decides(state: TaskState) -> bool:
 
 
 def _record(row: tuple[Any, ...]) -> GraphRecord:
-    from stemtrace.server.store.read import skeleton  # here: read imports write, which imports this
+    from stemtrace.server.store.read import skeleton_of  # here: read imports write, which imports this
 
-    if row[13] is not None:
-        return skeleton(row, json.loads(row[13]))
-    raw = json.loads(row[14])  # written before schema v2: the full detail
-    raw.pop("_extra", None)
-    return TaskRecord.from_dict(raw)
+    return skeleton_of(row)
 
 
 _STAMP = "COALESCE(sent_at, started_at)"

@@ -28,6 +28,7 @@ from stemtrace.core.design import EDGE_RANK
 from stemtrace.core.model import Collapsed, Container, Edge, GraphRecord, Node, WorkflowGraph
 from stemtrace.core.states import FAILED_STATES, FINAL_STATES, TaskState, WorkflowState
 from stemtrace.core.workflow import build_workflow
+from stemtrace.server.store.base import WorkflowRow
 from stemtrace.server.store.read import SKELETON_COLUMNS, skeletons
 
 COLLAPSE_OVER = 5_000  # a workflow with more tasks than this is drawn collapsed
@@ -139,6 +140,24 @@ def _pages(db: Db, workflow_id: str) -> Iterator[list[tuple[Any, ...]]]:
         if len(rows) < _PAGE:
             return
         after = (rows[-1][-1], rows[-1][0])
+
+
+def collapsed_graph_of(db: Db, row: WorkflowRow) -> WorkflowGraph | None:
+    """:func:`collapsed_graph` of a stored workflow, whose roll-up (state, counts, never-sent
+    marker, scheduled time) comes from its summary row, as the Workflows list's does."""
+    graph = collapsed_graph(
+        db,
+        row.id,
+        state=WorkflowState(row.state),
+        name=row.name,
+        root_id=row.root_id,
+        task_count=row.task_count,
+        counts=dict(row.counts),
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        settled_at=row.settled_at,
+    )
+    return replace(graph, scheduled_for=row.scheduled_for) if graph is not None else None
 
 
 def collapsed_graph(

@@ -185,3 +185,19 @@ def overlapping(conn_q: Any, start: float, end: float, insts: Sequence[str] | No
         params.extend(insts)
     found = conn_q(f"SELECT COALESCE(SUM(count), 0) FROM losses WHERE {where}", params)
     return int(found[0][0] or 0)
+
+
+def overlapping_workflow(conn_q: Any, start: float, end: float, workflow_id: str) -> int:
+    """Events lost in windows overlapping ``start..end`` from the processes that sent any of
+    ``workflow_id``'s events (the check a workflow page makes: "events may be missing")."""
+    lost = overlapping(conn_q, start, end)
+    if not lost:  # almost always: no loss at all in the window
+        return 0
+    insts = [
+        str(i)
+        for (i,) in conn_q(
+            "SELECT DISTINCT e.inst FROM events e JOIN tasks t ON e.task_id = t.id WHERE t.workflow_id = ?",
+            [workflow_id],
+        )
+    ]
+    return overlapping(conn_q, start, end, insts)

@@ -12,12 +12,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any, TypeVar
 
 from stemtrace.core.events import Event
 from stemtrace.core.model import GraphRecord, TaskRecord, WorkflowGraph
-from stemtrace.core.states import TaskState, WorkflowState
+from stemtrace.core.states import TaskState
 from stemtrace.server.store import (
     aggregates,
     alert_log,
@@ -44,7 +43,7 @@ from stemtrace.server.store.base import (
     WorkflowRow,
 )
 from stemtrace.server.store.db import Pool, dialect_for
-from stemtrace.server.store.fanout import collapsed_graph
+from stemtrace.server.store.fanout import collapsed_graph_of
 from stemtrace.server.store.read import Reader
 from stemtrace.server.store.write import BatchWriter, Plan, Staged, plan_batch
 
@@ -277,20 +276,7 @@ class SqlStore(Store):
 
     def collapsed_graph(self, row: WorkflowRow) -> WorkflowGraph | None:
         with self._read() as r:
-            graph = collapsed_graph(
-                r,
-                row.id,
-                state=WorkflowState(row.state),
-                name=row.name,
-                root_id=row.root_id,
-                task_count=row.task_count,
-                counts=dict(row.counts),
-                started_at=row.started_at,
-                finished_at=row.finished_at,
-                settled_at=row.settled_at,
-            )
-        # A collapsed graph takes its roll-up from the summary row, as the list does.
-        return replace(graph, scheduled_for=row.scheduled_for) if graph is not None else None
+            return collapsed_graph_of(r, row)
 
     def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
         with self._read() as r:
@@ -357,18 +343,9 @@ class SqlStore(Store):
 
     def losses_overlapping(self, start: float, end: float, workflow_id: str | None = None) -> int:
         with self._read() as r:
-            lost = seen.overlapping(r.q, start, end)
-            if not lost or workflow_id is None:  # almost always: no loss at all in the window
-                return lost
-            insts = [
-                str(i)
-                for (i,) in r.q(
-                    "SELECT DISTINCT e.inst FROM events e JOIN tasks t ON e.task_id = t.id "
-                    "WHERE t.workflow_id = ?",
-                    [workflow_id],
-                )
-            ]
-            return seen.overlapping(r.q, start, end, insts)
+            if workflow_id is None:
+                return seen.overlapping(r.q, start, end)
+            return seen.overlapping_workflow(r.q, start, end, workflow_id)
 
     # -- celery beat runs (``store/beat.py``) ----------------------------------------------------
 

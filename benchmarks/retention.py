@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from record import load
-from replay import REDIS, Relabel, Server, drop_store, first_ns, store_size
+from replay import REDIS, Relabel, Server, _proc, drop_store, first_ns, store_size
 
 RECORDING = Path(__file__).parent / "recordings" / "sample-1500.jsonl.gz"
 # Stream entries the broker keeps (~200 s of this feed, ~240 MB): a server that falls further behind
@@ -105,8 +105,8 @@ def _events_in(payload: bytes) -> int:
 
 
 def _proc_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds of the server and its children (its ingest process, by default separate)."""
+    return _proc(pid)[0]
 
 
 def postgres_cpu() -> float:

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from stemtrace.core.model import Attempt as CoreAttempt
+from stemtrace.core.model import TaskRecord
 from stemtrace.core.states import TaskState, WorkflowState
 from stemtrace.core.tracing import LinkTemplates, TraceIds
 from stemtrace.server.api.schemas import (
@@ -52,6 +53,19 @@ def task_summary(row: TaskRow) -> TaskSummary:
     )
 
 
+def run_outcome(o: CoreAttempt | TaskRecord) -> dict[str, Any]:
+    """The fields of ``RunOutcome`` from a task or one attempt (both carry them by the same names)."""
+    return {
+        "exception": o.exception,
+        "traceback": o.traceback,
+        "exception_truncated": o.exception_original_size is not None,
+        "exception_original_size": o.exception_original_size,
+        "traceback_truncated": o.traceback_original_size is not None,
+        "traceback_original_size": o.traceback_original_size,
+        "handler_ms": o.handler_ms,
+    }
+
+
 def _attempt(a: CoreAttempt, task_id: str, links: LinkTemplates) -> AttemptOut:
     ids = TraceIds(a.trace_id, a.span_id, a.sentry_trace_id, a.sentry_event_id)
     trace_url, sentry_url = links.links(task_id, ids)
@@ -64,16 +78,10 @@ def _attempt(a: CoreAttempt, task_id: str, links: LinkTemplates) -> AttemptOut:
         finished_at=iso(a.finished_at),
         runtime_ms=a.runtime_ms,
         exception_type=a.exception_type,
-        exception=a.exception,
-        traceback=a.traceback,
         lost_reason=a.lost_reason,
         retry_eta=a.retry_eta,
         redelivered=a.redelivered,
-        exception_truncated=a.exception_original_size is not None,
-        exception_original_size=a.exception_original_size,
-        traceback_truncated=a.traceback_original_size is not None,
-        traceback_original_size=a.traceback_original_size,
-        handler_ms=a.handler_ms,
+        **run_outcome(a),
         trace_id=a.trace_id,
         span_id=a.span_id,
         sentry_trace_id=a.sentry_trace_id,
@@ -95,13 +103,7 @@ def task_detail(d: StoreTaskDetail, links: LinkTemplates = NO_LINKS) -> TaskDeta
         args_repr=_text(d.extra.get("args_repr")),
         kwargs_repr=_text(d.extra.get("kwargs_repr")),
         result=r.result,
-        exception=r.exception,
-        traceback=r.traceback,
-        exception_truncated=r.exception_original_size is not None,
-        exception_original_size=r.exception_original_size,
-        traceback_truncated=r.traceback_original_size is not None,
-        traceback_original_size=r.traceback_original_size,
-        handler_ms=r.handler_ms,
+        **run_outcome(r),
         expires=r.expires,
         exchange=r.exchange,
         beat_entry=r.beat_entry,

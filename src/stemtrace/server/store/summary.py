@@ -20,22 +20,21 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from stemtrace.core.model import GraphRecord, Node
+from stemtrace.core.model import GraphRecord
 from stemtrace.core.planning import BLOCKING
-from stemtrace.core.rollup import Summary, is_scheduled, root_order, scheduled_for, summarize
+from stemtrace.core.rollup import Summary, is_scheduled, scheduled_for, summarize
 from stemtrace.core.shape import GroupShape, chain_steps, shape_name
 from stemtrace.core.states import FINAL_STATES, TaskState, WorkflowState
 from stemtrace.core.workflow import Structure, needs_structure, structure, structure_ids
 from stemtrace.server.store.codec import NOT_PLUMBING, chunks, marks
+from stemtrace.server.store.workflow_root import find_root, find_roots, parts
 
 if TYPE_CHECKING:
     from stemtrace.server.store.write import BatchWriter
 
-_PART = 200  # workflows per statement
-_CANDIDATES = 8  # root candidates read per workflow before the full scan
 # Plumbing names are constants of core (no quotes in them), written into the SQL.
 _NO_STRUCTURE = Structure((), frozenset())
 _NO_INDEX = "[null,%"  # a ``graph`` whose group_index is null: not a group member (``fanout``)
@@ -53,11 +52,6 @@ class Writer(Db, Protocol):
     now: float
 
 
-def _parts(items: Sequence[str], size: int = _PART) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def summary_rows(
     w: Writer, workflow_ids: Sequence[str], settle_at: float | None = None
 ) -> tuple[list[tuple[Any, ...]], list[str]]:
@@ -68,13 +62,13 @@ def summary_rows(
     """
     rows: list[tuple[Any, ...]] = []
     gone: list[str] = []
-    for part in _parts(sorted(set(workflow_ids))):
+    for part in parts(sorted(set(workflow_ids))):
         stats = _aggregates(w, part)
         markers = dict.fromkeys(part, settle_at) if settle_at is not None else _markers(w, part)
         settled = {wf: at for wf, at in markers.items() if at is not None and _over(stats.get(wf), at)}
         records = structural_records(w, part)
         shapes = {wf: structure(wf, found, settled.get(wf)) for wf, found in records.items() if found}
-        roots = _roots(w, [wf for wf in part if wf in stats], shapes)
+        roots = find_roots(w, [wf for wf in part if wf in stats], shapes)
         for wf in part:
             agg = stats.get(wf)
             if agg is None:
@@ -84,7 +78,7 @@ def summary_rows(
             counts: Counter[str] = Counter(agg["counts"])
             counts.update(n.state.value for n in shape.planned)
             summary = _summarize(counts, shape.never_sent, shape.not_needed)
-            root_id, name = roots.get(wf) or _root(w, wf, shape)
+            root_id, name = roots.get(wf) or find_root(w, wf, shape)
             finished = agg["finished"] if summary.state is not WorkflowState.RUNNING else None
             due = scheduled_for(summary.counts, agg["scheduled"], agg["next_eta"])
             named = _shape(shape, agg["groups"], root_id)
@@ -229,7 +223,7 @@ def structural_records(w: Db, part: Sequence[str]) -> dict[str, list[GraphRecord
     for wf, found in out.items():
         have = {r.id for r in found}
         wanted = sorted({i for r in found for i in structure_ids(r)} - have)
-        for ids in _parts(wanted, 500):
+        for ids in parts(wanted, 500):
             for row in w.q(
                 f"SELECT {SKELETON_COLUMNS}, workflow_id FROM tasks WHERE id IN ({marks(len(ids))})",
                 list(ids),
@@ -265,8 +259,6 @@ def _record(row: tuple[Any, ...]) -> GraphRecord:
     return skeleton_of(row)
 
 
-_STAMP = "COALESCE(sent_at, started_at)"
-_ORDER = f"CASE WHEN {_STAMP} IS NULL THEN 1 ELSE 0 END, {_STAMP}, id"
 _SUMMARIES: dict[tuple[int, int, tuple[tuple[str, int], ...]], Summary] = {}
 
 
@@ -279,84 +271,6 @@ def _summarize(counts: Counter[str], never_sent: int = 0, not_needed: int = 0) -
             _SUMMARIES.clear()
         found = _SUMMARIES[key] = summarize(counts, never_sent, not_needed)
     return found
-
-
-def _roots(w: Writer, part: Sequence[str], shapes: dict[str, Structure]) -> dict[str, tuple[str, str | None]]:
-    """The root (id, name) of each workflow whose first few tasks hold it (one query for all)."""
-    if not part:
-        return {}
-    rows: dict[str, list[tuple[Any, ...]]] = {}
-    for wf, tid, name, parent, sent, started in w.q(
-        "SELECT workflow_id, id, name, parent_id, sent_at, started_at FROM ("
-        "SELECT workflow_id, id, name, parent_id, sent_at, started_at, "
-        f"ROW_NUMBER() OVER (PARTITION BY workflow_id ORDER BY {_ORDER}) AS rn FROM tasks "
-        f"WHERE workflow_id IN ({marks(len(part))}) AND {NOT_PLUMBING}) ranked WHERE rn <= ?",
-        [*part, _CANDIDATES],
-    ):
-        rows.setdefault(wf, []).append((tid, name, parent, sent, started))
-    leads = _leads(w, rows)
-    out: dict[str, tuple[str, str | None]] = {}
-    for wf, found in rows.items():
-        root = _pick(found, shapes.get(wf, _NO_STRUCTURE), leads, complete=len(found) < _CANDIDATES, wf=wf)
-        if root is not None:
-            out[wf] = root
-    return out
-
-
-def _leads(w: Writer, rows: dict[str, list[tuple[Any, ...]]]) -> set[tuple[str, str]]:
-    """(parent id, workflow) of every candidate's parent that is a counted task of its workflow:
-    a runtime edge into the candidate, which therefore is not the root."""
-    wanted = sorted({p for found in rows.values() for (tid, _, p, _, _) in found if p and p != tid})
-    out: set[tuple[str, str]] = set()
-    for ids in _parts(wanted, 500):
-        out.update(
-            (pid, wf)
-            for pid, wf in w.q(
-                f"SELECT id, workflow_id FROM tasks WHERE id IN ({marks(len(ids))}) AND {NOT_PLUMBING}",
-                list(ids),
-            )
-        )
-    return out
-
-
-def _root(w: Writer, wf: str, shape: Structure) -> tuple[str | None, str | None]:
-    """The workflow's root task (id, name), as ``build_workflow`` picks it, from all its tasks."""
-    rows = w.q(
-        "SELECT id, name, parent_id, sent_at, started_at FROM tasks "
-        f"WHERE workflow_id = ? AND {NOT_PLUMBING} ORDER BY {_ORDER}",
-        [wf],
-    )
-    found = _pick(rows, shape, _leads(w, {wf: rows}), complete=True, wf=wf)
-    return found if found is not None else (None, None)
-
-
-def _pick(
-    rows: Sequence[tuple[Any, ...]],
-    shape: Structure,
-    leads: set[tuple[str, str]],
-    *,
-    complete: bool,
-    wf: str,
-) -> tuple[str, str | None] | None:
-    """The root among the first ``rows`` (in ``_ORDER``), or ``None`` when it may lie beyond."""
-    candidates: list[tuple[tuple[bool, float, str], str, str | None]] = [
-        (root_order(sent, started, tid), tid, name)
-        for tid, name, parent, sent, started in rows
-        if tid not in shape.targets and not (parent and parent != tid and (parent, wf) in leads)
-    ]
-    if not complete and (not candidates or min(candidates)[0][0]):
-        # Nothing qualified among the first rows, or the best has no time (rows without one
-        # are ordered by id, which SQL may collate differently): look at all of them.
-        return None
-    candidates += [(root_order(None, None, n.id), n.id, n.name) for n in _free(shape.planned, shape.targets)]
-    if not candidates:
-        return None
-    _, tid, name = min(candidates)
-    return tid, name
-
-
-def _free(planned: Sequence[Node], targets: frozenset[str]) -> list[Node]:
-    return [n for n in planned if n.id not in targets]
 
 
 def _min(a: float | None, b: float | None) -> float | None:

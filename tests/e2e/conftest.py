@@ -64,14 +64,14 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 60, every: fl
 
 
 @pytest.fixture(scope="session")
-def e2e_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def e2e_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     if not (STATIC / "index.html").is_file():
         pytest.fail("The UI is not built: cd frontend && npm ci && npm run build")
     if not Path(CHROMIUM).is_file():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     run = uuid.uuid4().hex[:8]
     tmp = tmp_path_factory.mktemp("e2e")
-    return {
+    yield {
         "E2E_BROKER": REDIS,
         "E2E_QUEUE": f"stemtrace_e2e_{run}",
         "E2E_EVENTS_URL": REDIS,
@@ -79,6 +79,24 @@ def e2e_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "STORE": f"sqlite:///{tmp / 'store.sqlite'}",
         "LOGDIR": str(tmp),
     }
+    _forget_run(run)
+
+
+def _forget_run(run: str) -> None:
+    """Delete this run's queue (countdown tasks a stopped worker handed back) and event
+    streams from the shared Redis, so runs do not pile them up."""
+    import redis
+
+    from stemtrace.capture.install import uninstall
+
+    uninstall()  # this process's library sends its last health report now, not after the delete
+    client = redis.Redis.from_url(REDIS)
+    try:
+        keys = [*client.scan_iter(f"stemtrace_e2e_{run}*"), *client.scan_iter(f"stemtrace.e2e.{run}*")]
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

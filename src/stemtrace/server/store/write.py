@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stemtrace.core.events import LIBRARY_HEALTH, TASK_PUBLISHED, WORKER_EVENT_TYPES, Event, decode_event
-from stemtrace.core.identity import CHORD_UNLOCK, linked_ids
+from stemtrace.core.identity import UnionFind
 from stemtrace.core.task import fold_task
 from stemtrace.core.workers import WorkerRecord, fold_worker, worker_name
 from stemtrace.server.jsonfast import loads
@@ -93,54 +93,21 @@ def plan_batch(events: Sequence[Event]) -> Plan:
 
 
 def _link(by_task: Mapping[str, list[Event]]) -> tuple[list[set[str]], dict[str, float], dict[str, str]]:
-    """Union-find over every id the batch's events link: one component per workflow."""
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        up = parent.get(x)
-        if up is None:
-            parent[x] = x
-            return x
-        while up != x:  # path halving
-            grand = parent[up]
-            parent[x] = grand
-            x = grand
-            up = parent[x]
-        return x
-
+    """Every id the batch's events link, grouped by ``core.identity.UnionFind``: one component per
+    workflow, in the order of its first task, with each task's first timestamp and the last
+    ``root_id`` it states."""
+    links = UnionFind()
     first_ts: dict[str, float] = {}
     root_hint: dict[str, str] = {}
-    # Tasks in order of their first event, each task's events in batch order: components
-    # come out in the order of their first event, and the last root_id stated wins, as
-    # when walking the batch event by event.
     for tid, evs in by_task.items():
-        if tid not in parent:
-            parent[tid] = tid
-        first = evs[0].ts
-        linked = None  # the last (parent, root, group) linked: most events of a task repeat it
+        links.add(tid)
+        first_ts[tid] = min(e.ts for e in evs)
         for e in evs:
-            first = min(first, e.ts)
-            data = e.data
-            root = data.get("root_id")
+            root = e.data.get("root_id")
             if isinstance(root, str) and root:
                 root_hint[tid] = root
-            ids = (data.get("parent_id"), root, data.get("group_id"))
-            canvas = data.get("canvas")
-            # ``linked_ids`` is just {tid} unless one of these says otherwise.
-            if canvas or e.task_name == CHORD_UNLOCK:
-                linked = None
-            elif ids == linked or not (root or ids[0] or ids[2]):
-                continue  # nothing new to link
-            else:
-                linked = ids
-            for other in linked_ids(e):
-                if other:
-                    parent[find(other)] = find(tid)
-        first_ts[tid] = first
-    components: dict[str, set[str]] = defaultdict(set)
-    for x in list(parent):
-        components[find(x)].add(x)
-    return list(components.values()), first_ts, root_hint
+            links.add_event(e)
+    return list(links.groups().values()), first_ts, root_hint
 
 
 @dataclass(slots=True)

@@ -1454,6 +1454,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the store cannot answer now (locked, unreachable, its file or schema gone); retry after Retry-After seconds. /api/health says why */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     entry_runs_api_beat__entry__get: {
@@ -1535,6 +1544,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the store cannot answer now (locked, unreachable, its file or schema gone); retry after Retry-After seconds. /api/health says why */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     failures_api_failures_get: {
@@ -1607,6 +1625,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the store cannot answer now (locked, unreachable, its file or schema gone); retry after Retry-After seconds. /api/health says why */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     health_api_health_get: {
@@ -1663,6 +1690,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the store cannot answer now (locked, unreachable, its file or schema gone); retry after Retry-After seconds. /api/health says why */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     quarantine_api_quarantine_get: {
@@ -1712,6 +1748,15 @@ export interface operations {
             };
             /** @description too many failed authentication attempts from this address (see Retry-After) */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the store cannot answer now (locked, unreachable, its file or schema gone); retry after Retry-After seconds. /api/health says why */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1791,6 +1836,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the store cannot answer now (locked, unreachable, its file or schema gone); retry after Retry-After seconds. /api/health says why */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     stream_api_stream_get: {
@@ -1863,6 +1917,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the store cannot answer now (locked, unreachable, its file or schema gone); retry after Retry-After seconds. /api/health says why */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     stuck_api_stuck_get: {
@@ -1919,6 +1982,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the store cannot answer now (locked, unreachable, its file or schema gone); retry after Retry-After seconds. /api/health says why */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     task_names_api_task_names_get: {
@@ -1968,6 +2040,15 @@ export interface operations {
             };
             /** @description too many failed authentication attempts from this address (see Retry-After) */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the store cannot answer now (locked, unreachable, its file or schema gone); retry after Retry-After seconds. /api/health says why */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2071,6 +2152,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the store cannot answer now (locked, unreachable, its file or schema gone); retry after Retry-After seconds. /api/health says why */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     export_tasks_api_tasks_csv_get: {
@@ -2165,6 +2255,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the store cannot answer now (locked, unreachable, its file or schema gone); retry after Retry-After seconds. /api/health says why */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     get_task_api_tasks__task_id__get: {
@@ -2241,6 +2340,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the store cannot answer now (locked, unreachable, its file or schema gone); retry after Retry-After seconds. /api/health says why */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     workers_api_workers_get: {
@@ -2302,6 +2410,15 @@ export interface operations {
             };
             /** @description too many failed authentication attempts from this address (see Retry-After) */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the store cannot answer now (locked, unreachable, its file or schema gone); retry after Retry-After seconds. /api/health says why */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2386,6 +2503,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the store cannot answer now (locked, unreachable, its file or schema gone); retry after Retry-After seconds. /api/health says why */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     get_workflow_api_workflows__workflow_id__get: {
@@ -2458,6 +2584,15 @@ export interface operations {
             };
             /** @description too many failed authentication attempts from this address (see Retry-After) */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the store cannot answer now (locked, unreachable, its file or schema gone); retry after Retry-After seconds. /api/health says why */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -36,6 +36,11 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
         "model": ErrorBody,
         "description": "too many failed authentication attempts from this address (see Retry-After)",
     },
+    503: {
+        "model": ErrorBody,
+        "description": "the store cannot answer now (locked, unreachable, its file or schema gone); "
+        "retry after Retry-After seconds. /api/health says why",
+    },
 }
 
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
+import threading
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -17,6 +20,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from stemtrace.server.store import StoreError
+from stemtrace.server.store.faults import unavailable
+from stemtrace.transport import mask_url
+
 logger = logging.getLogger("stemtrace.server.api")
 
 # Longest path and query string served: a task id, a cursor or a search text fits easily; a
@@ -24,6 +31,11 @@ logger = logging.getLogger("stemtrace.server.api")
 MAX_PATH_CHARS = 4096
 MAX_QUERY_CHARS = 16_384
 MAX_VALUE_CHARS = 4096
+
+# A store outage fails every request until it ends: say so in the log once per this many
+# seconds per kind of fault, not once per request.
+UNAVAILABLE_LOG_EVERY_S = 30.0
+RETRY_AFTER_S = 5
 
 
 class ApiError(Exception):
@@ -71,10 +83,65 @@ def install(app: FastAPI) -> None:
             message = "the API is read-only: only GET (and HEAD) are allowed"
         return error_response(exc.status_code, message, None, headers=getattr(exc, "headers", None))
 
+    # Registered by class, so they answer inside the app (``Exception``'s handler answers from
+    # the outermost middleware and re-raises to the ASGI server, which logs a traceback).
+    for kind in _store_error_classes():
+        app.add_exception_handler(kind, _store_failure)
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error in API handler")
         return error_response(500, f"internal error ({type(exc).__name__}); see the server log")
+
+
+def _store_error_classes() -> list[type[Exception]]:
+    kinds: list[type[Exception]] = [StoreError, sqlite3.Error]
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is part of the server extra
+        return kinds
+    return [*kinds, psycopg.Error]
+
+
+class _OncePer:
+    """Whether to log now: once per ``every`` seconds for each key."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, key: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.every:
+                return False
+            self._last[key] = now
+            return True
+
+
+_log_unavailable = _OncePer(UNAVAILABLE_LOG_EVERY_S)
+
+
+async def _store_failure(_: Request, exc: Exception) -> JSONResponse:
+    """503 with ``Retry-After`` while the store cannot answer (locked, unreachable, its schema
+    or file gone); 500, logged with its traceback, for an error of stemtrace's own."""
+    if not unavailable(exc):
+        logger.exception("unhandled error in API handler", exc_info=exc)
+        return error_response(500, f"internal error ({type(exc).__name__}); see the server log")
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    why = mask_url(first)[:300]
+    if _log_unavailable(type(exc).__name__):
+        logger.warning(
+            "the store cannot answer; API requests get 503 until it can (%s: %s)", type(exc).__name__, why
+        )
+    return error_response(
+        503,
+        f"the store is unavailable, retry later: {why}",
+        {"reason": "store_unavailable", "error": type(exc).__name__},
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
 
 
 Scope = MutableMapping[str, Any]

@@ -35,11 +35,16 @@ def mark_lost(w: BatchWriter, offline_after: float) -> int:
             gone[hostname] = worker.offline_at if worker.shut_down and worker.offline_at else worker.last_seen
     if not gone:
         return 0
-    names = sorted(gone)
+    # STARTED tasks first, by the state index, then their workers: a condition on ``worker`` in
+    # the same query let SQLite pick the worker index instead, and read every task the offline
+    # worker ever ran (1.2 CPU-s, the write lock held 3 s, every maintenance round on a store of
+    # 1M tasks; docs/benchmarks-server.md, "Health and metrics"). Tasks running now are few.
+    started = w.q("SELECT id, worker FROM tasks WHERE state = ?", [TaskState.STARTED.value])
+    ids = [task_id for task_id, worker in started if worker in gone][:BATCH]
+    if not ids:
+        return 0
     found = w.q(
-        f"SELECT id, workflow_id, sort_ts, worker, detail FROM tasks WHERE state = ? "
-        f"AND worker IN ({marks(len(names))}) LIMIT {BATCH}",
-        [TaskState.STARTED.value, *names],
+        f"SELECT id, workflow_id, sort_ts, worker, detail FROM tasks WHERE id IN ({marks(len(ids))})", ids
     )
     rows: list[list[Any]] = []
     workflows: set[str] = set()

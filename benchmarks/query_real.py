@@ -11,6 +11,10 @@ that answers fast but misses the task is a failure too.
     PYTHONPATH=src:. python benchmarks/replay.py /tmp/rec.jsonl.gz --store sqlite:////tmp/r1m.db \
         --fill 1000000 --keep --runs 1
     PYTHONPATH=src:. python benchmarks/query_real.py --store sqlite:////tmp/r1m.db
+
+``--ingest`` runs the server as deployed instead (ingest on, subscribed to a fresh Redis stream
+of its own, removed at the end): ``/api/health`` and ``/metrics`` then also report the
+ingest loop and the broker's subscriptions, as they do in production.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import redis
 
-from replay import _free_port, _proc
+from replay import REDIS, _free_port, _proc
 
 
 def iso(days_ago: float) -> str:
@@ -39,13 +45,16 @@ def iso(days_ago: float) -> str:
 
 
 class ReadServer:
-    """``stemtrace server --no-ingest`` on the store: the API and nothing else."""
+    """``stemtrace server --no-ingest`` on the store: the API and nothing else; with ``ingest``,
+    the server as deployed, consuming a fresh stream of its own (``--events-name``)."""
 
-    def __init__(self, store: str) -> None:
+    def __init__(self, store: str, *, ingest: bool = False) -> None:
         port = _free_port()
         self.base = f"http://127.0.0.1:{port}"
-        cmd = [sys.executable, "-c", "from stemtrace.cli import main; main()", "server", "--no-ingest"]
-        cmd += ["--broker", "redis://127.0.0.1:6379/0", "--store", store, "--port", str(port)]
+        self.stream = f"query-real-{uuid.uuid4().hex[:8]}" if ingest else None
+        cmd = [sys.executable, "-c", "from stemtrace.cli import main; main()", "server"]
+        cmd += ["--events-name", self.stream] if self.stream else ["--no-ingest"]
+        cmd += ["--broker", REDIS, "--store", store, "--port", str(port)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -62,6 +71,8 @@ class ReadServer:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(30)
+        if self.stream is not None:
+            redis.Redis.from_url(REDIS).delete(self.stream)  # its consumer groups go with it
 
 
 def cases(c: httpx.Client) -> list[tuple[str, str, dict[str, Any], str | None]]:
@@ -214,8 +225,11 @@ def main() -> None:
     parser.add_argument(
         "--only", nargs="+", default=None, help="only the cases whose label starts with one of these"
     )
+    parser.add_argument(
+        "--ingest", action="store_true", help="ingest on, from a fresh Redis stream (as deployed)"
+    )
     args = parser.parse_args()
-    server = ReadServer(args.store)
+    server = ReadServer(args.store, ingest=args.ingest)
     try:
         with httpx.Client(base_url=server.base, timeout=120) as c:
             found = cases(c)
@@ -228,8 +242,14 @@ def main() -> None:
                     hit = any(t["id"] == want for t in items)
                 for clients in args.clients:
                     per = args.runs if clients == 1 else args.per_client
+                    cpu0 = _proc(server.proc.pid)[0]
                     result = measure(
                         server.base, path, params, clients=clients, per_client=per, budget_s=args.budget
+                    )
+                    # The server's CPU per request (its ingest process included): beside the wall
+                    # time, what a loaded host does not inflate.
+                    result["server_cpu_ms"] = round(
+                        (_proc(server.proc.pid)[0] - cpu0) * 1000 / result["n"], 1
                     )
                     row = {"bench": "query_real", "case": label, "clients": clients, **result}
                     if hit is not None:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 
 from stemtrace.core.gaps import CAUSES
+from stemtrace.server import library_reports
 from stemtrace.server.api.deps import server
 from stemtrace.server.context import ServerContext
 from stemtrace.server.task_metrics import render_tasks
@@ -34,7 +35,7 @@ def render(ctx: ServerContext) -> str:
 
     st = ctx.ingestor.stats if ctx.ingestor is not None else None
     try:
-        counters = ctx.store.counters()
+        counters = ctx.store.counters(library=False)
         store_up = 1.0
     except Exception:
         counters, store_up = {}, 0.0
@@ -115,24 +116,10 @@ def render(ctx: ServerContext) -> str:
         "Events known lost (sequence gaps past the grace period), by cause (all replicas).",
         [(f'{{cause="{_label(c)}"}}', float(lost.get(c, 0))) for c in sorted({*CAUSES, *lost})],
     )
-    library = counters.get("library", [])
-    for field, help_text in (
-        ("sent", "Events the library sent"),
-        ("dropped", "Events the library dropped"),
-        ("errors", "Errors the library counted"),
-    ):
-        metric(
-            f"stemtrace_library_{field}_total",
-            "counter",
-            f"{help_text}, by process (latest report).",
-            [
-                (
-                    f'{{host="{_label(x.get("host"))}",pid="{_label(x.get("pid"))}",inst="{_label(x.get("inst"))}"}}',
-                    float(x.get(field) or 0),
-                )
-                for x in library
-            ],
-        )
+    try:  # up to 5 s old: see its module
+        lines.extend(library_reports.latest(ctx.store).exposition())
+    except Exception:
+        lines.extend(library_reports.LibraryReports([], 0.0).exposition())
     metric(
         "stemtrace_workflows", "gauge", "Workflows stored.", [("", float(counters.get("workflows", 0) or 0))]
     )

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from stemtrace import __version__
-from stemtrace.server import attention
+from stemtrace.server import attention, library_reports
 from stemtrace.server.api import health_schemas as h
 from stemtrace.server.api import mapping
 from stemtrace.server.api import schemas as s
@@ -47,9 +47,11 @@ def health(ctx: Ctx, request: Request) -> h.Health | JSONResponse:
 def _health(ctx: ServerContext) -> h.Health:
     store_error = None
     counters: dict[str, object] = {}
+    library = None
     try:
         ctx.store.ping()
-        counters = ctx.store.counters()
+        counters = ctx.store.counters(library=False)
+        library = library_reports.latest(ctx.store)  # up to 5 s old: see its module
     except StoreError as exc:
         store_error = str(exc)
     except Exception as exc:
@@ -57,7 +59,6 @@ def _health(ctx: ServerContext) -> h.Health:
     ing = ctx.ingestor
     st = ing.stats if ing is not None else None
     malformed: dict[str, int] = dict(counters.get("malformed", {}) or {})  # type: ignore[call-overload]
-    library = list(counters.get("library", []) or [])  # type: ignore[call-overload]
     ingest = h.IngestHealth(
         enabled=ing is not None,
         status=st.status if st else "disabled",
@@ -107,11 +108,11 @@ def _health(ctx: ServerContext) -> h.Health:
             workflows=counters.get("workflows"),  # type: ignore[arg-type]
         ),
         library=h.LibraryHealth(
-            processes=len(library),
-            sent=sum(int(x.get("sent") or 0) for x in library),
-            dropped=sum(int(x.get("dropped") or 0) for x in library),
-            errors=sum(int(x.get("errors") or 0) for x in library),
-            sources=library[:100],
+            processes=len(library.reports) if library else 0,
+            sent=library.sent if library else 0,
+            dropped=library.dropped if library else 0,
+            errors=library.errors if library else 0,
+            sources=library.reports[: library_reports.SHOWN] if library else [],
         ),
         retention=_retention(ctx),
         losses=losses,

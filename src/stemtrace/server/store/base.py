@@ -280,8 +280,13 @@ class Store(ABC):
         """Ids written after server time ``after``, and the time to poll from next."""
 
     @abstractmethod
-    def counters(self) -> dict[str, Any]:
-        """Malformed-event counts by kind and the library's health counters by process."""
+    def counters(self, *, library: bool = True) -> dict[str, Any]:
+        """Malformed-event counts by kind and, unless ``library`` is False, the library's health
+        counters by process (``library_reports``)."""
+
+    def library_reports(self) -> list[dict[str, Any]]:
+        """The latest health report of each library process, newest first, at most 1,000."""
+        return list(self.counters().get("library", []))
 
     @abstractmethod
     def mark_lost(self, now: float, offline_after: float) -> int:

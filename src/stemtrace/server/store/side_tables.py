@@ -7,11 +7,11 @@ transaction.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from stemtrace.server.jsonfast import loads
 from stemtrace.server.store import rollups_schema
 from stemtrace.server.store.db import Dialect
 
@@ -59,24 +59,32 @@ def quarantine(q: Callable[..., list[tuple[Any, ...]]]) -> list[dict[str, Any]]:
     return [dict(zip(_QUARANTINE_KEYS, row, strict=True)) for row in found]
 
 
-def counters(r: Reader) -> dict[str, Any]:
-    """What ``/api/health`` reports from the store's tables: events refused as malformed, the
-    latest health report of each library process, how many workflows, and the quarantine."""
-    q = r.q
-    malformed = {str(k): int(n) for k, n in q("SELECT kind, count FROM malformed ORDER BY kind")}
-    health = [
+def library_reports(r: Reader) -> list[dict[str, Any]]:
+    """The latest health report of each library process, newest first (at most 1,000)."""
+    # Up to 1,000 reports parsed per call: orjson (``jsonfast``) does it in ~1 ms where ``json``
+    # took 4-30 ms (docs/benchmarks-server.md, "Health and metrics").
+    return [
         {
-            **json.loads(detail),  # first: the row's own columns are what it says
+            **loads(detail),  # first: the row's own columns are what it says
             "inst": inst,
             "host": host,
             "pid": pid,
             "seq": int(seq),
             "ts": float(ts),
         }
-        for inst, host, pid, seq, ts, detail in q(
+        for inst, host, pid, seq, ts, detail in r.q(
             "SELECT inst, host, pid, seq, ts, detail FROM library_health ORDER BY ts DESC LIMIT 1000"
         )
     ]
+
+
+def counters(r: Reader, *, library: bool = True) -> dict[str, Any]:
+    """What ``/api/health`` reports from the store's tables: events refused as malformed, the
+    latest health report of each library process (unless ``library`` is False: the server
+    reads those apart, see ``server/library_reports.py``), how many workflows, and the quarantine."""
+    q = r.q
+    malformed = {str(k): int(n) for k, n in q("SELECT kind, count FROM malformed ORDER BY kind")}
+    health = library_reports(r) if library else []
     stored = rollups_schema.stored_count(r.conn, r.d, "workflows")  # no COUNT(*) per call
     quarantined: dict[str, int] = {}
     last_quarantined = None

@@ -317,9 +317,13 @@ class SqlStore(Store):
         with self._read() as r:
             return r.changes_since(after)
 
-    def counters(self) -> dict[str, Any]:
+    def counters(self, *, library: bool = True) -> dict[str, Any]:
         with self._read() as r:
-            return side_tables.counters(r)
+            return side_tables.counters(r, library=library)
+
+    def library_reports(self) -> list[dict[str, Any]]:
+        with self._read() as r:
+            return side_tables.library_reports(r)
 
     # -- sequence ranges and losses (``store/seen.py``, ``server/losses.py``) ----------------------
 

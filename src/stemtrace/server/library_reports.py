@@ -11,13 +11,10 @@ both pages say so in their documentation.
 
 from __future__ import annotations
 
-import threading
-import time
-import weakref
-from collections.abc import Callable
 from typing import Any
 
 from stemtrace.server.store import Store
+from stemtrace.server.ttl_cache import PerStore
 
 TTL_S = 5.0
 SHOWN = 100  # reports listed by /api/health (all of them are in /metrics)
@@ -36,9 +33,8 @@ def _label(value: Any) -> str:
 class LibraryReports:
     """One reading of the reports, with what both pages derive from it, computed once."""
 
-    def __init__(self, reports: list[dict[str, Any]], read_at: float) -> None:
+    def __init__(self, reports: list[dict[str, Any]]) -> None:
         self.reports = reports  # newest first
-        self.read_at = read_at
         self.sent = sum(int(x.get("sent") or 0) for x in reports)
         self.dropped = sum(int(x.get("dropped") or 0) for x in reports)
         self.errors = sum(int(x.get("errors") or 0) for x in reports)
@@ -64,29 +60,7 @@ class LibraryReports:
         return self._lines
 
 
-class _Cache:
-    """The latest reading per store; one reader refreshes it while the others wait for it."""
-
-    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl = ttl
-        self.clock = clock
-        self._found: weakref.WeakKeyDictionary[Store, LibraryReports] = weakref.WeakKeyDictionary()
-        self._lock = threading.Lock()
-
-    def get(self, store: Store) -> LibraryReports:
-        found = self._found.get(store)
-        if found is not None and self.clock() - found.read_at < self.ttl:
-            return found
-        with self._lock:  # N requests arriving together read the store once
-            found = self._found.get(store)
-            if found is not None and self.clock() - found.read_at < self.ttl:
-                return found
-            found = LibraryReports(store.library_reports(), self.clock())
-            self._found[store] = found
-            return found
-
-
-_cache = _Cache(TTL_S)
+_cache: PerStore[LibraryReports] = PerStore(TTL_S, lambda store: LibraryReports(store.library_reports()))
 
 
 def latest(store: Store) -> LibraryReports:

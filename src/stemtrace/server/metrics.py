@@ -119,7 +119,7 @@ def render(ctx: ServerContext) -> str:
     try:  # up to 5 s old: see its module
         lines.extend(library_reports.latest(ctx.store).exposition())
     except Exception:
-        lines.extend(library_reports.LibraryReports([], 0.0).exposition())
+        lines.extend(library_reports.LibraryReports([]).exposition())
     metric(
         "stemtrace_workflows", "gauge", "Workflows stored.", [("", float(counters.get("workflows", 0) or 0))]
     )

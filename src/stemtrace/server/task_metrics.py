@@ -202,7 +202,7 @@ def _stuck(ctx: ServerContext, metric: Exposition, now: float) -> None:
     from stemtrace.server import attention  # attention reads the store through the same API
 
     try:
-        found = attention.stuck_tasks(ctx.store, now, ctx.settings.expected_heartbeat_interval)
+        found = attention.stuck_tasks_recent(ctx.store, ctx.settings.expected_heartbeat_interval)
     except Exception:
         return
     by_reason: dict[str, int] = {}

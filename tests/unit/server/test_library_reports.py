@@ -7,8 +7,9 @@ from pathlib import Path
 
 from server_events import EventFactory
 
-from stemtrace.server.library_reports import LibraryReports, _Cache
+from stemtrace.server.library_reports import LibraryReports
 from stemtrace.server.store import open_store
+from stemtrace.server.ttl_cache import PerStore
 
 NOW = 1_790_100_000.0
 
@@ -16,7 +17,7 @@ NOW = 1_790_100_000.0
 def test_a_new_report_shows_once_the_ttl_has_passed(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 's.db'}")
     now = [100.0]
-    cache = _Cache(5.0, clock=lambda: now[0])
+    cache = PerStore(5.0, lambda s: LibraryReports(s.library_reports()), clock=lambda: now[0])
     a, b = EventFactory(host="ha"), EventFactory(host="hb")
     store.apply([a.event("library.health", None, None, 0, sent=10, dropped=1, errors=0)], {}, NOW)
     first = cache.get(store)
@@ -36,7 +37,7 @@ def test_the_exposition_has_one_series_per_process_and_field() -> None:
         {"host": 'h"1', "pid": 7, "inst": "i1", "sent": 3, "dropped": 0, "errors": 1},
         {"host": "h2", "pid": 8, "inst": "i2", "sent": 1e20},
     ]
-    lines = LibraryReports(reports, 0.0).exposition()
+    lines = LibraryReports(reports).exposition()
     assert lines[:2] == [
         "# HELP stemtrace_library_sent_total Events the library sent, by process (latest report).",
         "# TYPE stemtrace_library_sent_total counter",
@@ -45,4 +46,4 @@ def test_the_exposition_has_one_series_per_process_and_field() -> None:
     assert 'stemtrace_library_sent_total{host="h2",pid="8",inst="i2"} 1e+20' in lines
     assert 'stemtrace_library_errors_total{host="h2",pid="8",inst="i2"} 0' in lines
     assert len(lines) == 3 * (2 + 2)
-    assert LibraryReports([], 0.0).exposition()[2].startswith("# HELP stemtrace_library_dropped_total")
+    assert LibraryReports([]).exposition()[2].startswith("# HELP stemtrace_library_dropped_total")

@@ -61,7 +61,7 @@ export interface paths {
         };
         /**
          * Ingest and store health
-         * @description With authentication on, a request without valid credentials (a load balancer's probe) gets only `{"status": "ok" | "degraded"}`; the details need credentials.
+         * @description With authentication on, a request without valid credentials (a load balancer's probe) gets only `{"status": "ok" | "degraded"}`; the details need credentials. `library` (each library process's latest report, sent every 30 s) is as read at most 5 s ago.
          */
         get: operations["health_api_health_get"];
         put?: never;

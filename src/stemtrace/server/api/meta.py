@@ -35,7 +35,8 @@ Time = Annotated[str | None, Query(description="ISO-8601 time or epoch seconds")
     response_model=h.Health,
     summary="Ingest and store health",
     description="With authentication on, a request without valid credentials (a load balancer's "
-    'probe) gets only `{"status": "ok" | "degraded"}`; the details need credentials.',
+    'probe) gets only `{"status": "ok" | "degraded"}`; the details need credentials. `library` '
+    "(each library process's latest report, sent every 30 s) is as read at most 5 s ago.",
 )
 def health(ctx: Ctx, request: Request) -> h.Health | JSONResponse:
     full = _health(ctx)

@@ -1,5 +1,6 @@
 """Roll-ups maintained at ingest (``store/rollups.py``) equal a scan of the tasks they count,
-however the events arrive: out of order, duplicated, split over many batches, retried.
+however the events arrive: out of order, duplicated, split over many batches, retried, through
+several event sources (``--source``), each key of a roll-up carrying its source.
 
 The expected values are computed here from the ``tasks`` table's columns with code of its
 own, never with the module's ``contribution``.
@@ -18,6 +19,7 @@ import pytest
 from server_events import EventFactory
 
 from stemtrace.core.events import Event, decode_event
+from stemtrace.core.rollup import PLUMBING_NAMES
 from stemtrace.server.store import SqlStore
 from stemtrace.server.store.rollups import BOUNDS, COUNTS, NB
 
@@ -38,21 +40,21 @@ def _le(seconds: float) -> int:
 
 def scan(store: SqlStore) -> dict[str, Any]:
     """What the roll-ups should hold, from the tasks table."""
-    hours: dict[tuple[str, str, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    names: dict[str, int] = defaultdict(int)
-    failures: dict[tuple[str, str, int], int] = defaultdict(int)
-    for name, state, queue, sort_ts, sent, received, started, runtime_ms, exc, retries in _q(
+    hours: dict[tuple[str, str, int, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    names: dict[tuple[str, str], int] = defaultdict(int)
+    failures: dict[tuple[str, str, int, str], int] = defaultdict(int)
+    for name, state, queue, sort_ts, sent, received, started, runtime_ms, exc, retries, source in _q(
         store,
         "SELECT name, state, queue, sort_ts, sent_at, received_at, started_at, runtime_ms, exception_type, "
-        "retries FROM tasks",
+        "retries, source FROM tasks",
     ):
         hour = math.floor(sort_ts / 3600)
         if state in FAILED:
-            failures[(name or "", exc or "", hour)] += 1
+            failures[(name or "", exc or "", hour, source)] += 1
         if name is None:
             continue
-        names[name] += 1
-        h = hours[(name, queue or "", hour)]
+        names[(name, source)] += 1
+        h = hours[(name, queue or "", hour, source)]
         h["tasks"] += 1
         h["sent"] += sent is not None
         h["received"] += received is not None
@@ -79,16 +81,20 @@ def scan(store: SqlStore) -> dict[str, Any]:
 def rolled(store: SqlStore) -> dict[str, Any]:
     cols = [*COUNTS, *(f"rt{i}" for i in range(NB)), *(f"qw{i}" for i in range(NB))]
     hours = {}
-    for row in _q(store, f"SELECT name, queue, hour, {', '.join(cols)} FROM rollup_hours"):
-        values = {c: float(v) for c, v in zip(cols, row[3:], strict=True) if v}
+    for row in _q(store, f"SELECT name, queue, hour, source, {', '.join(cols)} FROM rollup_hours"):
+        values = {c: float(v) for c, v in zip(cols, row[4:], strict=True) if v}
         if values:
-            hours[(row[0], row[1], int(row[2]))] = values
+            hours[(row[0], row[1], int(row[2]), row[3])] = values
     return {
         "hours": hours,
-        "names": {n: int(c) for n, c in _q(store, "SELECT name, count FROM rollup_names") if c},
+        "names": {
+            (n, s): int(c) for n, s, c in _q(store, "SELECT name, source, count FROM rollup_names") if c
+        },
         "failures": {
-            (n, e, int(h)): int(c)
-            for n, e, h, c in _q(store, "SELECT name, exception_type, hour, count FROM rollup_failures")
+            (n, e, int(h), s): int(c)
+            for n, e, h, s, c in _q(
+                store, "SELECT name, exception_type, hour, source, count FROM rollup_failures"
+            )
             if c
         },
         "tasks": int(_q(store, "SELECT count FROM store_counts WHERE key = 'tasks'")[0][0]),
@@ -122,7 +128,7 @@ def test_out_of_order_and_duplicate_events_are_counted_once(store: SqlStore) -> 
     # A whole replay of the same stream changes nothing.
     store.apply(events, {}, NOW)
     assert rolled(store) == scan(store)
-    assert rolled(store)["names"] == {"proj.add": 16, "proj.mul": 1}
+    assert rolled(store)["names"] == {("proj.add", ""): 16, ("proj.mul", ""): 1}
     [group] = store.failures(None, None, None, 10)
     assert (group["name"], group["exception_type"], group["count"]) == ("proj.add", "ValueError", 4)
     assert group["last_task_id"].startswith("bad")
@@ -155,7 +161,7 @@ def test_retries_count_each_attempt_once_and_outcomes_move(store: SqlStore) -> N
     store.apply(first + second, {}, NOW)  # and everything again
     assert rolled(store) == scan(store)
     totals = store.task_metrics(NOW).totals
-    [(name, _queue, _first, values)] = totals
+    [(name, _queue, _first, values, _source)] = totals
     assert name == "proj.flaky"
     assert values["succeeded"] == 1 and values["tasks"] == 1
     assert values["retried"] == scan(store)["hours"][next(iter(scan(store)["hours"]))].get("retried", 0)
@@ -165,27 +171,35 @@ def _golden() -> list[Path]:
     return sorted((GOLDEN / "fixtures").glob("*.json")) + sorted((GOLDEN / "fixtures_extra").glob("*.json"))
 
 
+SOURCES = ("", "orders", "billing")
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_golden_recordings_roll_up_to_a_scan_of_their_tasks(store: SqlStore, seed: int) -> None:
-    """Every recording of real Celery runs, replayed shuffled, duplicated and split."""
+    """Every recording of real Celery runs, replayed shuffled, duplicated and split, each through
+    one of three event sources (one unlabelled), a few batches through another one (a task's
+    source then moves, or stays when the batch is unlabelled, as the row's does)."""
     rng = random.Random(seed)
-    for path in _golden():
+    for i, path in enumerate(_golden()):
         raw = json.loads(path.read_text())
         events = [decode_event(e) for e in (raw["events"] if isinstance(raw, dict) else raw)]
         for batch in _batches(events, rng):
-            store.apply(batch, {}, NOW)
+            source = SOURCES[i % 3] if rng.random() > 0.1 else rng.choice(SOURCES)
+            store.apply(batch, {}, NOW, source)
     expected = scan(store)
+    assert {s for (_n, s) in expected["names"]} == set(SOURCES)
     got = rolled(store)
     assert got["names"] == expected["names"]
     assert got["failures"] == expected["failures"]
     assert got["tasks"] == expected["tasks"]
     assert got["hours"] == expected["hours"]
     assert expected["failures"], "the recordings hold failures"
+    _scoped_reads_agree(store, expected)
     # The never-expiring totals the counters read count every task once too, whatever labels
     # the task had when each transition was counted; an outcome that moved (LOST, then a late
     # success) stays counted, so the totals can only be above the scan, never below.
     totals: dict[str, float] = defaultdict(float)
-    for _name, _q2, _first, values in store.task_metrics(NOW).totals:
+    for _name, _q2, _first, values, _source in store.task_metrics(NOW).totals:
         for col, v in values.items():
             totals[col] += v
     scanned: dict[str, float] = defaultdict(float)
@@ -195,6 +209,30 @@ def test_golden_recordings_roll_up_to_a_scan_of_their_tasks(store: SqlStore, see
     assert totals["tasks"] == scanned["tasks"]
     for col in ("sent", "received", "started", "succeeded", "failed", "retried"):
         assert totals[col] >= scanned[col], col
+
+
+def _scoped_reads_agree(store: SqlStore, expected: dict[str, Any]) -> None:
+    """The aggregate reads scoped to each source (``source=``) say what the scan says of it."""
+    for source in SOURCES:
+        names: dict[str, int] = defaultdict(int)
+        for (n, s), c in expected["names"].items():
+            if s == source:
+                names[n] += c
+        assert dict(store.task_names(source)) == dict(names), source
+        groups: dict[tuple[str, str], int] = defaultdict(int)
+        for (n, e, _h, s), c in expected["failures"].items():
+            if s == source and n not in PLUMBING_NAMES:
+                groups[(n, e)] += c
+        got = store.failures(None, None, None, 1000, source=source)
+        assert {(g["name"] or "", g["exception_type"] or ""): g["count"] for g in got} == dict(groups)
+        totals: dict[str, int] = defaultdict(int)
+        for (n, _q2, _h, s), h in expected["hours"].items():
+            if s == source and n not in PLUMBING_NAMES:
+                totals[n] += int(h.get("tasks", 0))
+        stats = store.task_stats(0.0, NOW * 2, None, 1, source=source)
+        assert {r["name"]: r["total"] for r in stats} == {n: c for n, c in totals.items() if c}
+    everywhere = store.task_names()
+    assert sum(c for _n, c in everywhere) == sum(expected["names"].values())
 
 
 def test_retention_expires_hourly_rows_and_keeps_the_totals(store: SqlStore) -> None:
@@ -208,7 +246,7 @@ def test_retention_expires_hourly_rows_and_keeps_the_totals(store: SqlStore) -> 
     assert store.failures(None, None, None, 10) == []
     assert _q(store, "SELECT COUNT(*) FROM rollup_hours WHERE name = 'proj.old'")[0][0] == 0
     # The counters' totals outlive retention: Prometheus counters never go down.
-    assert {n for n, _q2, _f, _v in store.task_metrics(NOW).totals} == {"proj.new", "proj.old"}
+    assert {n for n, _q2, _f, _v, _s in store.task_metrics(NOW).totals} == {"proj.new", "proj.old"}
     assert rolled(store)["tasks"] == 1  # the old task's row is gone, and counted out
     assert store.counters()["workflows"] == 1
 

@@ -1332,6 +1332,11 @@ export interface components {
              * @description the workflow named by its shape, e.g. "chord: score_item ×500 → summarize", "group: resize ×20", "chain: fetch → parse → store"; null for a lone task or a plain tree
              */
             shape?: string | null;
+            /**
+             * Source
+             * @description the event source its tasks came from (--source NAME=…); null with a single, unnamed source
+             */
+            source?: string | null;
             /** Started At */
             started_at: string | null;
             state: components["schemas"]["WorkflowState"];
@@ -1373,6 +1378,11 @@ export interface components {
              * @description the workflow named by its shape, e.g. "chord: score_item ×500 → summarize", "group: resize ×20", "chain: fetch → parse → store"; null for a lone task or a plain tree
              */
             shape?: string | null;
+            /**
+             * Source
+             * @description the event source its tasks came from (--source NAME=…); null with a single, unnamed source
+             */
+            source?: string | null;
             /** Started At */
             started_at: string | null;
             state: components["schemas"]["WorkflowState"];
@@ -1562,6 +1572,8 @@ export interface operations {
                 name?: string | null;
                 /** @description ISO-8601 time or epoch seconds */
                 since?: string | null;
+                /** @description only what came from this event source (its --source NAME) */
+                source?: string | null;
                 /** @description ISO-8601 time or epoch seconds */
                 until?: string | null;
             };
@@ -1773,6 +1785,8 @@ export interface operations {
                 name?: string | null;
                 /** @description ISO-8601 time or epoch seconds */
                 since?: string | null;
+                /** @description only what came from this event source (its --source NAME) */
+                source?: string | null;
                 /** @description ISO-8601 time or epoch seconds */
                 until?: string | null;
             };
@@ -1930,7 +1944,10 @@ export interface operations {
     };
     stuck_api_stuck_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description only what came from this event source (its --source NAME) */
+                source?: string | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -1973,6 +1990,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
             /** @description too many failed authentication attempts from this address (see Retry-After) */
             429: {
                 headers: {
@@ -1995,7 +2021,10 @@ export interface operations {
     };
     task_names_api_task_names_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description only what came from this event source (its --source NAME) */
+                source?: string | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -2036,6 +2065,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
             /** @description too many failed authentication attempts from this address (see Retry-After) */
@@ -2356,6 +2394,8 @@ export interface operations {
             query?: {
                 /** @description include workers offline for longer than --worker-retention */
                 expired?: boolean;
+                /** @description only what came from this event source (its --source NAME) */
+                source?: string | null;
             };
             header?: never;
             path?: never;
@@ -2438,6 +2478,8 @@ export interface operations {
                 name?: string | null;
                 /** @description ISO-8601 time (UTC unless an offset is given) or epoch seconds */
                 since?: string | null;
+                /** @description workflows from this event source (its --source NAME) */
+                source?: string | null;
                 /** @description RUNNING, SUCCESS, FAILURE or REVOKED; may be repeated */
                 state?: string[] | null;
                 /** @description ISO-8601 time (UTC unless an offset is given) or epoch seconds */

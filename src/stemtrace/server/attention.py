@@ -3,7 +3,8 @@
 Each finding is an :class:`Incident` with a stable ``key`` (the same failure group, stuck task or
 offline worker always has the same key, so alerts can be deduplicated across evaluations and
 replicas) and the UI path that shows exactly it. Reads only the store; the judgments are pure
-(:mod:`stemtrace.core.stuck`).
+(:mod:`stemtrace.core.stuck`). Each finder about tasks, workflows or workers takes ``source``:
+only what came from that event source (``--source NAME``), as the pages' ``source=`` filter.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Incident:
     count: int = 1
     name: str | None = None  # the task (or root task) name, for rule filters
     extra: Mapping[str, Any] = field(default_factory=dict)
+    source: str | None = None  # the event source it was found in, when scoped to one
 
 
 def _tasks_path(**params: Any) -> str:
@@ -59,32 +61,36 @@ def _record(r: TaskRow) -> TaskRecord:
     )
 
 
-def workers(store: Store, now: float, heartbeat_interval: float) -> list[tuple[WorkerRecord, bool]]:
+def workers(
+    store: Store, now: float, heartbeat_interval: float, source: str | None = None
+) -> list[tuple[WorkerRecord, bool]]:
     """Every stored worker with whether it counts as online now."""
     out = []
-    for raw in store.list_workers():
+    for raw in store.list_workers(source):
         rec = WorkerRecord.from_dict(raw)
         out.append((rec, rec.is_online(now, heartbeat_interval)))
     return out
 
 
-def stuck_tasks(store: Store, now: float, heartbeat_interval: float) -> list[StuckTask]:
+def stuck_tasks(
+    store: Store, now: float, heartbeat_interval: float, source: str | None = None
+) -> list[StuckTask]:
     """Tasks that look stuck, by the four definitions of :mod:`stemtrace.core.stuck`."""
     older = now - STALE_AFTER_S
-    running = [_record(r) for r in store.stale_tasks([TaskState.STARTED], older, SCAN)]
-    pending = [_record(r) for r in store.stale_tasks([TaskState.PENDING], older, SCAN)]
+    running = [_record(r) for r in store.stale_tasks([TaskState.STARTED], older, SCAN, source)]
+    pending = [_record(r) for r in store.stale_tasks([TaskState.PENDING], older, SCAN, source)]
     p95 = {
         r["name"]: r["runtime_p95_ms"]
-        for r in store.task_stats(now - 86400.0, now, None, 1)
+        for r in store.task_stats(now - 86400.0, now, None, 1, source=source)
         if r["runtime_p95_ms"] is not None and r["succeeded"] >= 20
     }
-    seen = workers(store, now, heartbeat_interval)
+    seen = workers(store, now, heartbeat_interval, source)
     found = overdue_tasks(running, p95, now)
     if any(online for _, online in seen):
         online_queues = {q for rec, online in seen if online for q in rec.queues}
         found += unconsumed_tasks(pending, online_queues)
     received = []
-    for row in store.stale_tasks([TaskState.RECEIVED], older, DETAIL_READS):
+    for row in store.stale_tasks([TaskState.RECEIVED], older, DETAIL_READS, source):
         detail = store.get_task(row.id)
         if detail is not None:
             received.append(detail.record)
@@ -116,7 +122,9 @@ def stuck_tasks_recent(store: Store, heartbeat_interval: float) -> list[StuckTas
     return cache.get(store)
 
 
-def stuck_incidents(store: Store, now: float, heartbeat_interval: float) -> list[Incident]:
+def stuck_incidents(
+    store: Store, now: float, heartbeat_interval: float, source: str | None = None
+) -> list[Incident]:
     return [
         Incident(
             kind="stuck",
@@ -127,17 +135,20 @@ def stuck_incidents(store: Store, now: float, heartbeat_interval: float) -> list
             at=t.since,
             name=t.name,
             extra={"reason": t.reason, "task_id": t.task_id, "state": t.state.value},
+            source=source,
         )
-        for t in stuck_tasks(store, now, heartbeat_interval)
+        for t in stuck_tasks(store, now, heartbeat_interval, source)
     ]
 
 
-def failure_groups(store: Store, since: float, now: float) -> list[Incident]:
+def failure_groups(store: Store, since: float, now: float, source: str | None = None) -> list[Incident]:
     """Failures grouped by task name and exception type over ``since``..``now``."""
     out = []
-    for g in store.failures(since, now, None, 200):
-        key = f"failure_group:{g['name']}|{g['exception_type']}"
-        path = _tasks_path(state="FAILURE", name=g["name"], exception_type=g["exception_type"])
+    for g in store.failures(since, now, None, 200, source=source):
+        key = f"failure_group:{g['name']}|{g['exception_type']}" + (f"@{source}" if source else "")
+        path = _tasks_path(
+            state="FAILURE", name=g["name"], exception_type=g["exception_type"], source=source or None
+        )
         message = (g.get("sample_message") or "").splitlines()[:1]
         out.append(
             Incident(
@@ -150,13 +161,14 @@ def failure_groups(store: Store, since: float, now: float) -> list[Incident]:
                 count=int(g["count"]),
                 name=g["name"],
                 extra={"exception_type": g["exception_type"], "last_task_id": g.get("last_task_id")},
+                source=source,
             )
         )
     return out
 
 
-def lost_tasks(store: Store, since: float) -> list[Incident]:
-    page = store.list_tasks(TaskQuery(states=(TaskState.LOST,), since=since, limit=SCAN))
+def lost_tasks(store: Store, since: float, source: str | None = None) -> list[Incident]:
+    page = store.list_tasks(TaskQuery(states=(TaskState.LOST,), since=since, limit=SCAN, source=source))
     return [
         Incident(
             kind="lost",
@@ -167,13 +179,15 @@ def lost_tasks(store: Store, since: float) -> list[Incident]:
             at=r.finished_at or r.started_at,
             name=r.name,
             extra={"task_id": r.id, "worker": r.worker},
+            source=source,
         )
         for r in page.items
     ]
 
 
-def failed_workflows(store: Store, since: float) -> list[Incident]:
-    page = store.list_workflows(WorkflowQuery(states=(WorkflowState.FAILURE,), since=since, limit=SCAN))
+def failed_workflows(store: Store, since: float, source: str | None = None) -> list[Incident]:
+    query = WorkflowQuery(states=(WorkflowState.FAILURE,), since=since, limit=SCAN, source=source)
+    page = store.list_workflows(query)
     return [
         Incident(
             kind="workflow_failed",
@@ -185,15 +199,18 @@ def failed_workflows(store: Store, since: float) -> list[Incident]:
             count=w.task_count,
             name=w.name,
             extra={"workflow_id": w.id},
+            source=source,
         )
         for w in page.items
     ]
 
 
-def offline_workers(store: Store, now: float, heartbeat_interval: float, since: float) -> list[Incident]:
+def offline_workers(
+    store: Store, now: float, heartbeat_interval: float, since: float, source: str | None = None
+) -> list[Incident]:
     """Workers that went offline (or stopped heart-beating) since ``since`` with tasks still on them."""
     out = []
-    for rec, online in workers(store, now, heartbeat_interval):
+    for rec, online in workers(store, now, heartbeat_interval, source):
         if online or not rec.active:
             continue
         went = rec.offline_at or rec.last_seen
@@ -209,6 +226,7 @@ def offline_workers(store: Store, now: float, heartbeat_interval: float, since: 
                 at=went,
                 count=len(rec.active),
                 extra={"hostname": rec.hostname, "tasks": list(rec.active)},
+                source=source,
             )
         )
     return out

@@ -19,7 +19,7 @@ from stemtrace.server.live import Hub
 from stemtrace.server.losses import LossTracker
 from stemtrace.server.maintenance import Maintenance
 from stemtrace.server.settings import ServerSettings
-from stemtrace.server.source import EventSource, event_sources, subscription_group
+from stemtrace.server.source import EventSource, event_sources, parse_sources, subscription_group
 from stemtrace.server.store import Store, open_store
 from stemtrace.transport import TransportConfig, mask_url, resolve
 
@@ -169,6 +169,7 @@ class ServerContext:
                     load(self.settings.alerts),
                     public_url=self.settings.public_url,
                     heartbeat_interval=self.settings.expected_heartbeat_interval,
+                    sources=[name for name, _ in parse_sources(self.settings.sources)],
                 )
                 self.alerter.start()
             self._running = True

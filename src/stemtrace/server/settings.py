@@ -236,6 +236,18 @@ _BY_NAME = {s.name: s for s in SETTINGS}
 _BY_OLD_NAME = {old: s for s in SETTINGS for old in s.renamed_from}
 
 
+def _alert_sources(values: Mapping[str, Any]) -> list[SettingError]:
+    """An alert rule's ``source`` must name one of ``--source``'s (a typo would silence the rule)."""
+    path = values.get("alerts")
+    if not path:
+        return []
+    from stemtrace.server.alerts.config import load
+    from stemtrace.server.source import parse_sources
+
+    problems = load(path).unknown_sources([n for n, _ in parse_sources(values.get("sources") or ())])
+    return [SettingError("--alerts", path, _BY_NAME["alerts"], "; ".join(problems))] if problems else []
+
+
 class SettingsError(ValueError):
     """One or more bad values; the message has one line per value, each naming its source."""
 
@@ -302,6 +314,9 @@ class ServerSettings:
         )
         if found.errors:
             raise SettingsError(found.errors)
+        unknown = _alert_sources(found.values)
+        if unknown:
+            raise SettingsError(unknown)
         for message in found.deprecations:
             logger.warning("stemtrace: %s", message)
         return cls(**found.values, deprecations=tuple(found.deprecations))

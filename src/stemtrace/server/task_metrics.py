@@ -5,8 +5,12 @@ alike: two replicas behind one load balancer export the same values, and a resta
 nothing. The counters come from totals that never expire, so they only grow over the store's
 life (retention drops hourly rows, never totals).
 
-Labels: ``name`` (task name), ``queue_name`` and, for failures, ``exception``; worker gauges
-carry ``hostname``. Task counters have no ``hostname`` label (celery-exporter's has one): a
+Labels: ``name`` (task name), ``queue_name``, ``source`` and, for failures, ``exception``;
+worker gauges carry ``hostname``. ``source`` is the task's event source (``--source NAME``);
+the one unlabelled source of ``--app``/``--broker``/``--events-url`` has the empty value, which
+Prometheus stores as no label at all, so it is left out: a single-source server exports exactly
+the series it always did, and queries that sum over ``name`` or ``queue_name`` keep working
+when sources are added. Task counters have no ``hostname`` label (celery-exporter's has one): a
 task's attempts may run on several workers, and the per-worker view is the worker gauges.
 
 Cardinality is bounded: the first :data:`MAX_NAMES` task names the store saw keep their own
@@ -50,6 +54,13 @@ def _labels(**pairs: Any) -> str:
     return "{" + ",".join(f'{k}="{_label(v)}"' for k, v in pairs.items()) + "}"
 
 
+def _task_labels(name: str, queue: str, source: str, **more: Any) -> str:
+    """A task series' labels; ``source`` only when it has a value (see the module docstring)."""
+    if source:
+        return _labels(name=name, queue_name=queue, source=source, **more)
+    return _labels(name=name, queue_name=queue, **more)
+
+
 class Exposition:
     """Lines of the Prometheus text format, one family at a time."""
 
@@ -81,12 +92,12 @@ def render_tasks(ctx: ServerContext) -> list[str]:
         return metric.lines
     metric("stemtrace_task_metrics_up", "gauge", "1 when the task metrics could be read.", [("", 1.0)])
     kept = _kept_names(tm.totals)
-    folded = {n for n, _q, _f, _v in tm.totals if n not in kept and n not in PLUMBING_NAMES}
-    rows: dict[tuple[str, str], dict[str, float]] = {}
-    for name, queue, _first, values in tm.totals:
+    folded = {n for n, _q, _f, _v, _s in tm.totals if n not in kept and n not in PLUMBING_NAMES}
+    rows: dict[tuple[str, str, str], dict[str, float]] = {}
+    for name, queue, _first, values, source in tm.totals:
         if name in PLUMBING_NAMES:
             continue
-        key = (name if name in kept else OTHER, queue)
+        key = (name if name in kept else OTHER, queue, source)
         into = rows.setdefault(key, dict.fromkeys(values, 0.0))
         for col, v in values.items():
             into[col] += float(v)
@@ -95,23 +106,23 @@ def render_tasks(ctx: ServerContext) -> list[str]:
             f"celery_task_{field}_total",
             "counter",
             help_text,
-            [(_labels(name=n, queue_name=q), v[field]) for (n, q), v in sorted(rows.items())],
+            [(_task_labels(n, q, src), v[field]) for (n, q, src), v in sorted(rows.items())],
         )
-    failed: dict[tuple[str, str, str], float] = {}
-    per_key: dict[tuple[str, str], int] = {}
-    for name, queue, exc, count in tm.failed:
+    failed: dict[tuple[str, str, str, str], float] = {}
+    per_key: dict[tuple[str, str, str], int] = {}
+    for name, queue, exc, count, source in tm.failed:
         if name in PLUMBING_NAMES:
             continue
         n = name if name in kept else OTHER
-        seen = per_key.get((n, queue), 0)
+        seen = per_key.get((n, queue, source), 0)
         e = exc if seen < MAX_EXCEPTIONS else OTHER
-        per_key[(n, queue)] = seen + 1
-        failed[(n, queue, e)] = failed.get((n, queue, e), 0.0) + count
+        per_key[(n, queue, source)] = seen + 1
+        failed[(n, queue, source, e)] = failed.get((n, queue, source, e), 0.0) + count
     metric(
         "celery_task_failed_total",
         "counter",
         "Tasks that failed (task-failed), by exception type.",
-        [(_labels(name=n, queue_name=q, exception=e), v) for (n, q, e), v in sorted(failed.items())],
+        [(_task_labels(n, q, src, exception=e), v) for (n, q, src, e), v in sorted(failed.items())],
     )
     _histogram(
         metric,
@@ -146,9 +157,9 @@ def render_tasks(ctx: ServerContext) -> list[str]:
     return metric.lines
 
 
-def _kept_names(totals: list[tuple[str, str, float, dict[str, float]]]) -> set[str]:
+def _kept_names(totals: list[tuple[str, str, float, dict[str, float], str]]) -> set[str]:
     first: dict[str, float] = {}
-    for name, _queue, seen, _values in totals:
+    for name, _queue, seen, _values, _source in totals:
         if name not in PLUMBING_NAMES:
             first[name] = min(seen, first.get(name, seen))
     return set(sorted(first, key=lambda n: (first[n], n))[:MAX_NAMES])
@@ -159,7 +170,7 @@ def _histogram(
     name: str,
     *,
     help_text: str,
-    rows: dict[tuple[str, str], dict[str, float]],
+    rows: dict[tuple[str, str, str], dict[str, float]],
     prefix: str,
     total: str,
 ) -> None:
@@ -167,14 +178,14 @@ def _histogram(
     samples: Samples = []
     sums: Samples = []
     counts: Samples = []
-    for (n, q), v in sorted(rows.items()):
+    for (n, q, src), v in sorted(rows.items()):
         running = 0.0
         for i in range(NB):
             running += v[f"{prefix}{i}"]
             le = f"{BOUNDS[i]:g}" if i < len(BOUNDS) else "+Inf"
-            samples.append((_labels(name=n, queue_name=q, le=le), running))
-        sums.append((_labels(name=n, queue_name=q), v[total]))
-        counts.append((_labels(name=n, queue_name=q), running))
+            samples.append((_task_labels(n, q, src, le=le), running))
+        sums.append((_task_labels(n, q, src), v[total]))
+        counts.append((_task_labels(n, q, src), running))
     metric.histogram(name, help_text, {"_bucket": samples, "_sum": sums, "_count": counts})
 
 

@@ -96,6 +96,7 @@ def pydantic_graph(graph: WorkflowGraph) -> WorkflowGraphOut:
         finished_at=m.iso(graph.finished_at),
         scheduled_for=m.iso(graph.scheduled_for),
         shape=graph.shape,
+        source=None,
         events_may_be_missing=False,  # set per request, after this mapping
         root_id=graph.root_id,
         nodes=nodes,

@@ -13,6 +13,7 @@ url = "https://hooks.slack.com/services/…"
 [[rules]]
 kind = "failure_group_new"     # see RULE_KINDS
 channels = ["ops"]
+source = "orders"              # optional: one --source NAME, or a list; must name a source
 ```
 """
 
@@ -44,6 +45,8 @@ RULE_KINDS = {
     "beat_missed": "a celery beat entry missed runs (a gap longer than its observed interval)",
 }
 CHANNEL_TYPES = ("webhook", "slack", "email")
+# Kinds about the server's own intake, not about one app's tasks: ``source`` does not apply.
+UNSCOPED_KINDS = frozenset({"events_lost", "beat_missed"})
 
 
 class AlertsConfigError(ValueError):
@@ -72,6 +75,7 @@ class Rule:
     threshold: int = 10  # failure_group_spike
     factor: float = 3.0  # failure_group_spike
     digest_after: int = 5  # more incidents than this in one evaluation become one digest
+    sources: tuple[str, ...] = ()  # event sources (``--source NAME``) it watches; empty: all
 
     def matches(self, name: str | None) -> bool:
         return self.name is None or (name is not None and fnmatch.fnmatchcase(name, self.name))
@@ -82,6 +86,18 @@ class AlertsConfig:
     channels: Mapping[str, Channel] = field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
     interval: float = 30.0  # seconds between evaluations
+
+    def unknown_sources(self, known: Sequence[str]) -> list[str]:
+        """Each rule's ``source`` that names none of ``known`` (the server's ``--source`` names),
+        as ``rules[i].source: …`` problems."""
+        names = set(known)
+        hint = f"the server's sources are {', '.join(sorted(names))}" if names else "it has no --source"
+        return [
+            f"rules[{i}].source: no source named {s!r} ({hint})"
+            for i, rule in enumerate(self.rules)
+            for s in rule.sources
+            if s not in names
+        ]
 
 
 def load(path: str | Path) -> AlertsConfig:
@@ -189,7 +205,7 @@ def _channel(item: Mapping[str, Any], where: str, problems: list[str]) -> Channe
 
 def _rule(item: Mapping[str, Any], where: str, channels: set[str], problems: list[str]) -> Rule | None:
     before = len(problems)
-    allowed = {"kind", "channels", "name", "window", "threshold", "factor", "digest_after"}
+    allowed = {"kind", "channels", "name", "window", "threshold", "factor", "digest_after", "source"}
     if set(item) - allowed:
         problems.append(f"{where}: unknown keys {sorted(set(item) - allowed)}")
     kind = _str(item, "kind", where, problems, required=True)
@@ -216,9 +232,23 @@ def _rule(item: Mapping[str, Any], where: str, channels: set[str], problems: lis
         problems.append(f"{where}.factor: a number ≥ 1")
     if not isinstance(digest, int) or isinstance(digest, bool) or digest < 1:
         problems.append(f"{where}.digest_after: a whole number ≥ 1")
+    sources = _sources(item.get("source"), kind, where, problems)
     if len(problems) > before or kind is None:
         return None
     return Rule(
         kind=kind, channels=tuple(names), name=_str(item, "name", where, problems), window=window or 600.0,
-        threshold=threshold, factor=float(factor), digest_after=digest,
+        threshold=threshold, factor=float(factor), digest_after=digest, sources=sources,
     )  # fmt: skip
+
+
+def _sources(value: Any, kind: str | None, where: str, problems: list[str]) -> tuple[str, ...]:
+    """``source``: one name or a list of names (checked against the server's in ``unknown_sources``)."""
+    if value is None:
+        return ()
+    found = [value] if isinstance(value, str) else value
+    if not isinstance(found, list) or not found or not all(isinstance(s, str) and s for s in found):
+        problems.append(f"{where}.source: one --source NAME or a list of them")
+        return ()
+    if kind in UNSCOPED_KINDS:
+        problems.append(f"{where}.source: {kind} is about the server's intake, not one source's tasks")
+    return tuple(dict.fromkeys(found))

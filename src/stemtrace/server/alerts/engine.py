@@ -4,6 +4,10 @@ What counts as an incident is :mod:`stemtrace.server.attention`'s, the same as t
 exactly-once across replicas because a key is claimed before it is sent (``store.claim_alerts``),
 and throttled because a throttled rule's key includes its window. What happened before this server
 started is not news: incidents that ended before then are left alone.
+
+With several event sources (``--source``), a rule is evaluated per source, the ones its
+``source`` names or else every one, so a failure group of one app never hides in another's and
+every message says which app it is about.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 from stemtrace.server import attention
 from stemtrace.server.alerts.channels import ChannelError, Message, send
-from stemtrace.server.alerts.config import RULE_KINDS, AlertsConfig, Channel, Rule
+from stemtrace.server.alerts.config import RULE_KINDS, UNSCOPED_KINDS, AlertsConfig, Channel, Rule
 from stemtrace.server.attention import Incident
 from stemtrace.server.store import Store
 
@@ -36,8 +40,10 @@ class Alerter:
         heartbeat_interval: float = 30.0,
         clock: Callable[[], float] = time.time,
         sender: Callable[[Channel, Message], None] = send,
+        sources: Sequence[str] = (),
     ) -> None:
         self.store = store
+        self.sources = tuple(sources)  # the server's --source names (empty: one unlabelled source)
         self.config = config
         self.public_url = public_url.rstrip("/") if public_url else None
         self.heartbeat_interval = heartbeat_interval
@@ -74,7 +80,8 @@ class Alerter:
         now = self.clock()
         delivered: list[Message] = []
         for rule in self.config.rules:
-            incidents = [i for i in self.incidents(rule, now) if rule.matches(i.name)]
+            found = [i for scope in self.scopes(rule) for i in self.incidents(rule, now, scope)]
+            incidents = [i for i in found if rule.matches(i.name)]
             keyed = {self.key(rule, i, now): i for i in incidents}
             if not keyed:
                 continue
@@ -88,31 +95,44 @@ class Alerter:
         self.store.expire_alerts(now - KEEP_KEYS_S)
         return delivered
 
-    def incidents(self, rule: Rule, now: float) -> list[Incident]:
+    def scopes(self, rule: Rule) -> tuple[str | None, ...]:
+        """The sources a rule is evaluated in, one at a time (None: all together)."""
+        if rule.kind in UNSCOPED_KINDS:
+            return (None,)
+        if rule.sources:
+            return rule.sources
+        return self.sources if len(self.sources) > 1 else (None,)
+
+    def incidents(self, rule: Rule, now: float, source: str | None = None) -> list[Incident]:
         store, beat = self.store, self.heartbeat_interval
         since = max(now - LOOKBACK_S, self.armed_at - self.config.interval)
         if rule.kind == "failure_group_new":
-            recent = attention.failure_groups(store, now - max(rule.window, 2 * self.config.interval), now)
-            known = {i.key for i in attention.failure_groups(store, now - KEEP_KEYS_S, now - rule.window)}
+            recent = attention.failure_groups(
+                store, now - max(rule.window, 2 * self.config.interval), now, source
+            )
+            known = {
+                i.key for i in attention.failure_groups(store, now - KEEP_KEYS_S, now - rule.window, source)
+            }
             return [i for i in recent if i.key not in known and _after(i, since)]
         if rule.kind == "failure_group_spike":
-            current = attention.failure_groups(store, now - rule.window, now)
+            current = attention.failure_groups(store, now - rule.window, now, source)
             before = {
                 i.key: i.count
-                for i in attention.failure_groups(store, now - 2 * rule.window, now - rule.window)
+                for i in attention.failure_groups(store, now - 2 * rule.window, now - rule.window, source)
             }
             return [
                 i for i in current
                 if i.count >= rule.threshold and i.count >= rule.factor * before.get(i.key, 0)
             ]  # fmt: skip
         if rule.kind == "workflow_failed":
-            return [i for i in attention.failed_workflows(store, now - LOOKBACK_S) if _after(i, since)]
+            failed = attention.failed_workflows(store, now - LOOKBACK_S, source)
+            return [i for i in failed if _after(i, since)]
         if rule.kind == "task_lost":
-            return [i for i in attention.lost_tasks(store, now - LOOKBACK_S) if _after(i, since)]
+            return [i for i in attention.lost_tasks(store, now - LOOKBACK_S, source) if _after(i, since)]
         if rule.kind == "task_stuck":
-            return attention.stuck_incidents(store, now, beat)
+            return attention.stuck_incidents(store, now, beat, source)
         if rule.kind == "worker_offline":
-            return attention.offline_workers(store, now, beat, since)
+            return attention.offline_workers(store, now, beat, since, source)
         if rule.kind == "events_lost":
             return attention.event_losses(store, since)
         if rule.kind == "beat_missed":
@@ -134,7 +154,7 @@ class Alerter:
         if not chosen:
             return []
         if len(chosen) <= rule.digest_after:
-            return [([k], self._message(rule, i.title, [i])) for k, i in chosen]
+            return [([k], self._message(rule, _titled(i), [i])) for k, i in chosen]
         incidents = [i for _, i in chosen]
         title = f"{len(incidents)} new: {RULE_KINDS[rule.kind]}"
         return [([k for k, _ in chosen], self._message(rule, title, incidents, digest=True))]
@@ -143,7 +163,7 @@ class Alerter:
         self, rule: Rule, title: str, incidents: Sequence[Incident], digest: bool = False
     ) -> Message:
         shown = list(incidents[:DIGEST_LINES]) if digest else list(incidents)
-        lines = [f"{i.title}: {i.detail}" if i.detail else i.title for i in shown]
+        lines = [f"{_titled(i)}: {i.detail}" if i.detail else _titled(i) for i in shown]
         links = [self.link(i) for i in shown]
         if len(incidents) > len(shown):
             lines.append(f"… and {len(incidents) - len(shown)} more")
@@ -172,8 +192,14 @@ def _payload(incident: Incident, url: str) -> dict[str, object]:
     extra = {k: v for k, v in incident.extra.items() if k != "tasks"}
     return {
         "kind": incident.kind, "key": incident.key, "title": incident.title, "detail": incident.detail,
-        "url": url, "at": incident.at, "count": incident.count, "name": incident.name, **extra,
+        "url": url, "at": incident.at, "count": incident.count, "name": incident.name,
+        "source": incident.source, **extra,
     }  # fmt: skip
+
+
+def _titled(incident: Incident) -> str:
+    """The title, after the source it is about when scoped to one: "[orders] proj.x failed …"."""
+    return f"[{incident.source}] {incident.title}" if incident.source else incident.title
 
 
 def _after(incident: Incident, since: float) -> bool:

@@ -136,8 +136,9 @@ def _collapsed(c: Collapsed) -> str:
     )
 
 
-def workflow_graph_json(graph: CoreGraph) -> bytes:
-    """The UTF-8 JSON of ``graph`` as a ``WorkflowGraphOut``, built without pydantic."""
+def workflow_graph_json(graph: CoreGraph, source: str = "") -> bytes:
+    """The UTF-8 JSON of ``graph`` as a ``WorkflowGraphOut``, built without pydantic;
+    ``source`` is the workflow's event source (its stored row's)."""
     head = {
         "id": graph.id,
         "name": graph.name,
@@ -148,6 +149,7 @@ def workflow_graph_json(graph: CoreGraph) -> bytes:
         "finished_at": iso(graph.finished_at),
         "scheduled_for": iso(graph.scheduled_for),
         "shape": graph.shape,
+        "source": source or None,
         "events_may_be_missing": False,  # set per request by ``losses.with_missing_flag``
         "root_id": graph.root_id,
     }

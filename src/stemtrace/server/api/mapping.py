@@ -133,6 +133,7 @@ def workflow_summary(row: WorkflowRow) -> WorkflowSummary:
         finished_at=iso(row.finished_at),
         scheduled_for=iso(row.scheduled_for),
         shape=row.shape,
+        source=row.source or None,
     )
 
 

@@ -28,6 +28,7 @@ from stemtrace.transport import mask_url
 router = APIRouter(prefix="/api")
 Ctx = Annotated[ServerContext, Depends(server)]
 Time = Annotated[str | None, Query(description="ISO-8601 time or epoch seconds")]
+Source = Annotated[str | None, Query(description="only what came from this event source (its --source NAME)")]
 
 
 @router.get(
@@ -198,10 +199,11 @@ def workers(
     expired: Annotated[
         bool, Query(description="include workers offline for longer than --worker-retention")
     ] = False,
+    source: Source = None,
 ) -> s.WorkerList:
     now, beat = time.time(), ctx.settings.expected_heartbeat_interval
     items, hidden = [], 0
-    for rec, online in attention.workers(ctx.store, now, beat):
+    for rec, online in attention.workers(ctx.store, now, beat, source or None):
         status = rec.status(now, beat, ctx.settings.worker_retention)
         if status == "expired" and not expired:
             hidden += 1
@@ -211,21 +213,24 @@ def workers(
 
 
 @router.get("/task-names", response_model=s.TaskNameList, summary="Task names with stored counts")
-def task_names(ctx: Ctx) -> s.TaskNameList:
-    return s.TaskNameList(items=[s.TaskName(name=n, count=c) for n, c in ctx.store.task_names()])
+def task_names(ctx: Ctx, source: Source = None) -> s.TaskNameList:
+    found = ctx.store.task_names(source or None)
+    return s.TaskNameList(items=[s.TaskName(name=n, count=c) for n, c in found])
 
 
 @router.get(
     "/failures", response_model=s.FailureList, summary="Failures grouped by task name and exception type"
 )
-def failures(
+def failures(  # noqa: PLR0917
     ctx: Ctx,
     since: Time = None,
     until: Time = None,
     name: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    source: Source = None,
 ) -> s.FailureList:
-    rows = ctx.store.failures(parse_time("since", since), parse_time("until", until), name, limit)
+    start, end = parse_time("since", since), parse_time("until", until)
+    rows = ctx.store.failures(start, end, name, limit, source=source or None)
     return s.FailureList(
         items=[s.FailureGroup(**{**r, "last_seen": mapping.iso(r["last_seen"])}) for r in rows]
     )
@@ -234,19 +239,20 @@ def failures(
 @router.get(
     "/stats/tasks", response_model=s.TaskStatsList, summary="Per task name: counts, failure rate, runtimes"
 )
-def task_stats(
+def task_stats(  # noqa: PLR0917
     ctx: Ctx,
     since: Time = None,
     until: Time = None,
     name: str | None = None,
     buckets: Annotated[int, Query(ge=1, le=500)] = 60,
+    source: Source = None,
 ) -> s.TaskStatsList:
     end = parse_time("until", until) or time.time()
     start = parse_time("since", since)
     start = end - 86400.0 if start is None else start
     if start >= end:
         raise ApiError(422, "since must be before until")
-    rows = ctx.store.task_stats(start, end, name, buckets)
+    rows = ctx.store.task_stats(start, end, name, buckets, source=source or None)
     return s.TaskStatsList(
         items=[
             s.TaskStats(
@@ -268,8 +274,10 @@ def task_stats(
 
 
 @router.get("/stuck", response_model=s.StuckList, summary="Tasks that look stuck")
-def stuck(ctx: Ctx) -> s.StuckList:
-    found = attention.stuck_tasks(ctx.store, time.time(), ctx.settings.expected_heartbeat_interval)
+def stuck(ctx: Ctx, source: Source = None) -> s.StuckList:
+    found = attention.stuck_tasks(
+        ctx.store, time.time(), ctx.settings.expected_heartbeat_interval, source or None
+    )
     return s.StuckList(
         items=[
             s.StuckOut(

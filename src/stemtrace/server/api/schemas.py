@@ -161,6 +161,11 @@ class WorkflowSummary(BaseModel):
         description='the workflow named by its shape, e.g. "chord: score_item \u00d7500 → summarize", '
         '"group: resize \u00d720", "chain: fetch → parse → store"; null for a lone task or a plain tree',
     )
+    source: str | None = Field(
+        None,
+        description="the event source its tasks came from (--source NAME=…); "
+        "null with a single, unnamed source",
+    )
 
 
 class WorkflowPage(BaseModel):

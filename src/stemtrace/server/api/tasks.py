@@ -72,6 +72,9 @@ def list_workflows(  # noqa: PLR0917
         list[str] | None, Query(description="RUNNING, SUCCESS, FAILURE or REVOKED; may be repeated")
     ] = None,
     name: Annotated[str | None, Query(description="the root task's name")] = None,
+    source: Annotated[
+        str | None, Query(description="workflows from this event source (its --source NAME)")
+    ] = None,
     since: Time = None,
     until: Time = None,
     limit: Limit = 50,
@@ -84,6 +87,7 @@ def list_workflows(  # noqa: PLR0917
         until=parse_time("until", until),
         limit=limit,
         cursor=check_cursor(cursor),
+        source=source or None,
     )
     page = ctx.store.list_workflows(query)
     return s.WorkflowPage(items=[m.workflow_summary(r) for r in page.items], next_cursor=page.next_cursor)
@@ -116,12 +120,13 @@ def get_workflow(
         if cached is not None:  # built by the request this one waited for
             return Response(with_missing_flag(cached, missing), media_type="application/json")  # type: ignore[return-value]
         big = row is not None and row.task_count >= GC_PAUSE_TASKS
+        source = row.source if row is not None else ""
         with gc_paused() if big else nullcontext():
             # A huge workflow: its big sibling sets come collapsed, built without every record.
             huge = row is not None and row.task_count > COLLAPSE_OVER
             collapsed = store.collapsed_graph(row) if huge and row is not None else None
             if collapsed is not None:
-                encoded = workflow_graph_json(replace(collapsed, shape=row.shape if row else None))
+                encoded = workflow_graph_json(replace(collapsed, shape=row.shape if row else None), source)
                 if key is not None:
                     ctx.graphs.put(key, encoded)
                 return Response(with_missing_flag(encoded, missing), media_type="application/json")  # type: ignore[return-value]
@@ -132,7 +137,7 @@ def get_workflow(
             settled = row.settled_at if row is not None else None  # steps found never sent
             graph = build_workflow(resolved, records, show_plumbing=plumbing, settled_at=settled)
             # The shape is named once, with the summary the Workflows list shows (``core.shape``).
-            encoded = workflow_graph_json(replace(graph, shape=row.shape if row else None))
+            encoded = workflow_graph_json(replace(graph, shape=row.shape if row else None), source)
             del graph
             del records  # freed before the collector is back, so it never walks them
         if key is not None:

@@ -71,6 +71,7 @@ class WorkflowQuery:
     until: float | None = None
     limit: int = 50
     cursor: str | None = None
+    source: str | None = None  # the label of its event source (``--source NAME=…``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,7 @@ class WorkflowRow:
     # When the server found it over with steps never sent (``store/never_sent.py``): the graph
     # is built with it (``core.workflow.build_workflow(settled_at=...)``) to agree with the row.
     settled_at: float | None = None
+    source: str = ""  # the event source of its tasks (``--source NAME``); empty when unlabelled
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,19 +255,27 @@ class Store(ABC):
     def list_workflows(self, query: WorkflowQuery) -> Page: ...
 
     @abstractmethod
-    def list_workers(self) -> list[dict[str, Any]]: ...
+    def list_workers(self, source: str | None = None) -> list[dict[str, Any]]:
+        """Every stored worker's record; ``source``: those whose events came through it."""
 
     @abstractmethod
-    def task_names(self) -> list[tuple[str, int]]: ...
+    def task_names(self, source: str | None = None) -> list[tuple[str, int]]:
+        """Task names with their stored counts; ``source``: of that event source only."""
 
     @abstractmethod
     def failures(
-        self, since: float | None, until: float | None, name: str | None, limit: int
+        self,
+        since: float | None,
+        until: float | None,
+        name: str | None,
+        limit: int,
+        *,
+        source: str | None = None,
     ) -> list[dict[str, Any]]: ...
 
     @abstractmethod
     def task_stats(
-        self, since: float, until: float, name: str | None, buckets: int
+        self, since: float, until: float, name: str | None, buckets: int, *, source: str | None = None
     ) -> list[dict[str, Any]]: ...
 
     def task_metrics(self, now: float) -> Any:
@@ -273,7 +283,9 @@ class Store(ABC):
         raise NotImplementedError
 
     @abstractmethod
-    def stale_tasks(self, states: Sequence[TaskState], older_than: float, limit: int) -> list[TaskRow]: ...
+    def stale_tasks(
+        self, states: Sequence[TaskState], older_than: float, limit: int, source: str | None = None
+    ) -> list[TaskRow]: ...
 
     @abstractmethod
     def changes_since(self, after: float) -> tuple[Changes, float]:

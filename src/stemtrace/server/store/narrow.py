@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 _COLUMNS = tuple(c.strip() for c in TASK_COLUMNS.split(","))
 _INGESTED = _COLUMNS.index("ingested_at")  # always written: it says when the row last changed
+_SOURCE = _COLUMNS.index("source")
 
 
 def stored_rows(w: BatchWriter, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
@@ -44,11 +45,14 @@ def split_rows(
     whole: list[Sequence[Any]] = []
     changed: dict[tuple[int, ...], list[Sequence[Any]]] = {}
     width = len(_COLUMNS)
-    for row in rows:
-        old = stored.get(row[0])
+    for given in rows:
+        old = stored.get(given[0])
         if old is None:
-            whole.append(row)
+            whole.append(given)
             continue
+        row = given
+        if not row[_SOURCE] and old[_SOURCE]:  # rewritten without its source: keeps its own,
+            row = [*row[:_SOURCE], old[_SOURCE], *row[_SOURCE + 1 :]]  # as ``write_tasks`` does
         key = tuple(i for i in range(1, width) if i == _INGESTED or row[i] != old[i])
         found = changed.get(key)
         if found is None:

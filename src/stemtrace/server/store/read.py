@@ -197,11 +197,14 @@ class Reader:
         extra = {"skipped_reason": node.skipped_reason, "skipped_by": node.skipped_by}
         return TaskDetail(row=row, record=record, extra=extra, events=[], children=[], child_tasks=[])
 
-    def stale_tasks(self, states: list[TaskState], older_than: float, limit: int) -> list[TaskRow]:
+    def stale_tasks(
+        self, states: list[TaskState], older_than: float, limit: int, source: str | None = None
+    ) -> list[TaskRow]:
+        scoped = " AND source = ?" if source is not None else ""
         rows = self.q(
-            f"SELECT {ROW_COLUMNS} FROM tasks WHERE state IN ({marks(len(states))}) AND updated_at < ? "
-            "ORDER BY updated_at LIMIT ?",
-            [*(s.value for s in states), older_than, limit],
+            f"SELECT {ROW_COLUMNS} FROM tasks WHERE state IN ({marks(len(states))}) AND updated_at < ?"
+            f"{scoped} ORDER BY updated_at LIMIT ?",
+            [*(s.value for s in states), older_than, *([source] if source is not None else []), limit],
         )
         return [TaskRow(*r) for r in rows]
 
@@ -261,6 +264,11 @@ class Reader:
         if query.name is not None:
             where.append("name = ?")
             params.append(query.name)
+        if query.source is not None:
+            where.append("source = ?")
+            params.append(query.source)
+            if query.source:  # lets both engines use the partial index workflows_source
+                where.append("source <> ''")
         if query.states:
             where.append(f"state IN ({marks(len(query.states))})")
             params.extend(s.value for s in query.states)

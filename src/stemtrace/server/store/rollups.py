@@ -10,8 +10,9 @@ retry's new attempt changes ``retries`` (the difference is the retries added). N
 looks at raw events, and nothing on a request path scans ``tasks``.
 
 What a task contributes is a function of a few of its columns (:func:`contribution`), keyed
-by task name, queue and the hour of its ``sort_ts`` (the time the task lists and the
-aggregates always filtered on):
+by task name, queue, the hour of its ``sort_ts`` (the time the task lists and the
+aggregates always filtered on) and its event source (``--source NAME``; empty for the one
+unlabelled source), so every aggregate can be scoped to one source without a scan:
 
 - ``rollup_hours``: counts by outcome, and runtime and queue-wait histograms with fixed
   Prometheus-style bounds (:data:`BOUNDS`), so percentiles come from buckets;
@@ -109,7 +110,9 @@ SNAPSHOT = (
     "runtime_ms",
     "exception_type",
     "retries",
+    "source",
 )
+_SOURCE = SNAPSHOT.index("source")
 Snapshot = tuple[Any, ...]  # a task's ``SNAPSHOT`` columns
 
 
@@ -121,10 +124,10 @@ def bucket(seconds: float) -> int:
     return NB - 1
 
 
-def contribution(s: Snapshot) -> tuple[tuple[str, str, int], list[tuple[int, float]]] | None:
-    """A task's key ``(name, queue, hour)`` and its sparse values ``[(column index, value)]``;
-    None for a task not known by name yet (it is counted once its name arrives)."""
-    name, state, queue, sort_ts, sent, received, started, _finished, runtime_ms, _exc, retries = s
+def contribution(s: Snapshot) -> tuple[tuple[str, str, int, str], list[tuple[int, float]]] | None:
+    """A task's key ``(name, queue, hour, source)`` and its sparse values ``[(column index,
+    value)]``; None for a task not known by name yet (it is counted once its name arrives)."""
+    name, state, queue, sort_ts, sent, received, started, _finished, runtime_ms, _exc, retries, source = s
     if name is None:
         return None
     values: list[tuple[int, float]] = [(0, 1)]
@@ -148,14 +151,14 @@ def contribution(s: Snapshot) -> tuple[tuple[str, str, int], list[tuple[int, flo
         seconds = float(runtime_ms) / 1000.0
         values.append((RUNTIME_SUM, seconds))
         values.append((RT0 + bucket(seconds), 1))
-    return (str(name), queue or "", int(float(sort_ts) // HOUR)), values
+    return (str(name), queue or "", int(float(sort_ts) // HOUR), source or ""), values
 
 
-def failure_key(s: Snapshot) -> tuple[str, str, int] | None:
-    """The failure group ``(name, exception type, hour)`` a task counts in, if any."""
+def failure_key(s: Snapshot) -> tuple[str, str, int, str] | None:
+    """The failure group ``(name, exception type, hour, source)`` a task counts in, if any."""
     if s[1] not in FAILED_GROUP_STATES:
         return None
-    return (s[0] or "", s[9] or "", int(float(s[3]) // HOUR))
+    return (s[0] or "", s[9] or "", int(float(s[3]) // HOUR), s[_SOURCE] or "")
 
 
 class Deltas:
@@ -163,18 +166,26 @@ class Deltas:
     PostgreSQL refuses an upsert that touches a row twice)."""
 
     def __init__(self) -> None:
-        self.hours: dict[tuple[str, str, int], list[float]] = {}
-        self.totals: dict[tuple[str, str], list[float]] = {}
-        self.failures: dict[tuple[str, str, int], list[Any]] = {}  # count, first, last, sample id, sample ts
-        self.totals_first: dict[tuple[str, str], float] = {}  # a totals row's first sort_ts
-        self.failed_totals: dict[tuple[str, str, str], int] = {}
-        self.names: dict[str, list[Any]] = {}  # count, first seen, last seen (None: unchanged)
+        self.hours: dict[tuple[str, str, int, str], list[float]] = {}  # name, queue, hour, source
+        self.totals: dict[tuple[str, str, str], list[float]] = {}  # name, queue, source
+        # name, exception type, hour, source -> count, first, last, sample id, sample ts
+        self.failures: dict[tuple[str, str, int, str], list[Any]] = {}
+        self.totals_first: dict[tuple[str, str, str], float] = {}  # a totals row's first sort_ts
+        self.failed_totals: dict[tuple[str, str, str, str], int] = {}  # name, queue, exception, source
+        # (name, source) -> count, first seen, last seen (None: unchanged)
+        self.names: dict[tuple[str, str], list[Any]] = {}
         self.new_tasks = 0
 
     def task(self, task_id: str, before: Snapshot | None, after: Snapshot) -> None:
         """Add ``after`` and take away ``before`` (the same task's stored row, if any)."""
         if before == after:
             return
+        if before is not None and not after[_SOURCE] and before[_SOURCE]:
+            # A row rewritten without its source (LOST marking, a salvage) keeps the stored one
+            # (``task_row.write_tasks``): so does its contribution.
+            after = (*after[:_SOURCE], before[_SOURCE], *after[_SOURCE + 1 :])
+            if before == after:
+                return
         if before is None:
             self.new_tasks += 1
         old = contribution(before) if before is not None else None
@@ -190,10 +201,12 @@ class Deltas:
                 for i, v in old[1]:
                     grew[i] = grew.get(i, 0) - v
         if new is not None and grew:
-            row = self.totals.get(new[0][:2])
+            name, queue, _hour, source = new[0]
+            key = (name, queue, source)
+            row = self.totals.get(key)
             if row is None:
-                row = self.totals[new[0][:2]] = [0] * WIDTH
-                self.totals_first[new[0][:2]] = float(after[3])
+                row = self.totals[key] = [0] * WIDTH
+                self.totals_first[key] = float(after[3])
             for i, v in grew.items():
                 if v > 0:
                     row[i] += v
@@ -202,16 +215,16 @@ class Deltas:
         self._failed_total(after, before)
 
     def _hour(
-        self, key: tuple[str, str, int], values: list[tuple[int, float]], sign: int, ts: float | None
+        self, key: tuple[str, str, int, str], values: list[tuple[int, float]], sign: int, ts: float | None
     ) -> None:
         row = self.hours.get(key)
         if row is None:
             row = self.hours[key] = [0] * WIDTH
         for i, v in values:
             row[i] += sign * v
-        name = self.names.get(key[0])
+        name = self.names.get((key[0], key[3]))
         if name is None:
-            self.names[key[0]] = [sign, ts, ts]
+            self.names[(key[0], key[3])] = [sign, ts, ts]
         else:
             name[0] += sign
             if ts is not None:
@@ -239,7 +252,7 @@ class Deltas:
             return
         if before is not None and before[1] == TaskState.FAILURE.value and before[0] == after[0]:
             return
-        key = (str(after[0]), after[2] or "", after[9] or "")
+        key = (str(after[0]), after[2] or "", after[9] or "", after[_SOURCE] or "")
         self.failed_totals[key] = self.failed_totals.get(key, 0) + 1
 
 
@@ -288,37 +301,37 @@ def write(conn: Any, dialect: Any, d: Deltas) -> None:
     def add(table: str) -> str:
         return ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in VALUE_COLUMNS)
 
-    hours = [[n, q, h, *_typed(v)] for (n, q, h), v in sorted(d.hours.items()) if any(v)]
+    hours = [[n, q, h, s, *_typed(v)] for (n, q, h, s), v in sorted(d.hours.items()) if any(v)]
     dialect.insert_rows(
         conn,
-        f"INSERT INTO rollup_hours (name, queue, hour, {cols})",
-        ("text", "text", "bigint", *types),
+        f"INSERT INTO rollup_hours (name, queue, hour, source, {cols})",
+        ("text", "text", "bigint", "text", *types),
         hours,
-        tail=f"ON CONFLICT (hour, name, queue) DO UPDATE SET {add('rollup_hours')}",
+        tail=f"ON CONFLICT (hour, name, queue, source) DO UPDATE SET {add('rollup_hours')}",
     )
-    totals = [[n, q, d.totals_first[(n, q)], *_typed(v)] for (n, q), v in sorted(d.totals.items()) if any(v)]
+    totals = [[*k, d.totals_first[k], *_typed(v)] for k, v in sorted(d.totals.items()) if any(v)]
     dialect.insert_rows(
         conn,
-        f"INSERT INTO rollup_totals (name, queue, first_seen, {cols})",
-        ("text", "text", "float8", *types),
+        f"INSERT INTO rollup_totals (name, queue, source, first_seen, {cols})",
+        ("text", "text", "text", "float8", *types),
         totals,
-        tail=f"ON CONFLICT (name, queue) DO UPDATE SET {add('rollup_totals')}",
+        tail=f"ON CONFLICT (name, queue, source) DO UPDATE SET {add('rollup_totals')}",
     )
     dialect.insert_rows(
         conn,
-        "INSERT INTO rollup_failed_totals (name, queue, exception_type, count)",
-        ("text", "text", "text", "bigint"),
-        [[n, q, e, c] for (n, q, e), c in sorted(d.failed_totals.items())],
-        tail="ON CONFLICT (name, queue, exception_type) DO UPDATE SET "
+        "INSERT INTO rollup_failed_totals (name, queue, exception_type, source, count)",
+        ("text", "text", "text", "text", "bigint"),
+        [[*k, c] for k, c in sorted(d.failed_totals.items())],
+        tail="ON CONFLICT (name, queue, exception_type, source) DO UPDATE SET "
         "count = rollup_failed_totals.count + excluded.count",
     )
     dialect.insert_rows(
         conn,
         "INSERT INTO rollup_failures "
-        "(name, exception_type, hour, count, first_seen, last_seen, sample_id, sample_ts)",
-        ("text", "text", "bigint", "bigint", "float8", "float8", "text", "float8"),
-        [[n, e, h, *v] for (n, e, h), v in sorted(d.failures.items())],
-        tail="ON CONFLICT (hour, name, exception_type) DO UPDATE SET "
+        "(name, exception_type, hour, source, count, first_seen, last_seen, sample_id, sample_ts)",
+        ("text", "text", "bigint", "text", "bigint", "float8", "float8", "text", "float8"),
+        [[*k, *v] for k, v in sorted(d.failures.items())],
+        tail="ON CONFLICT (hour, name, exception_type, source) DO UPDATE SET "
         "count = rollup_failures.count + excluded.count, "
         f"first_seen = {_least('rollup_failures', 'first_seen')}, "
         f"last_seen = {_greatest('rollup_failures', 'last_seen')}, "
@@ -327,10 +340,10 @@ def write(conn: Any, dialect: Any, d: Deltas) -> None:
     )
     dialect.insert_rows(
         conn,
-        "INSERT INTO rollup_names (name, count, first_seen, last_seen)",
-        ("text", "bigint", "float8", "float8"),
-        [[n, int(v[0]), v[1], v[2]] for n, v in sorted(d.names.items())],
-        tail="ON CONFLICT (name) DO UPDATE SET count = rollup_names.count + excluded.count, "
+        "INSERT INTO rollup_names (name, source, count, first_seen, last_seen)",
+        ("text", "text", "bigint", "float8", "float8"),
+        [[n, s, int(v[0]), v[1], v[2]] for (n, s), v in sorted(d.names.items())],
+        tail="ON CONFLICT (name, source) DO UPDATE SET count = rollup_names.count + excluded.count, "
         f"first_seen = {_least('rollup_names', 'first_seen')}, "
         f"last_seen = {_greatest('rollup_names', 'last_seen')}",
     )

@@ -27,13 +27,32 @@ def _hours(where: list[str], params: list[Any], since: float | None, until: floa
         params.append(math.ceil(until / HOUR))
 
 
-def task_names(r: Reader) -> list[tuple[str, int]]:
-    rows = r.q("SELECT name, count FROM rollup_names WHERE count > 0 ORDER BY name")
+def _source(where: list[str], params: list[Any], source: str | None) -> None:
+    """Scope a roll-up read to one event source (``--source NAME``); None: every source."""
+    if source is not None:
+        where.append("source = ?")
+        params.append(source)
+
+
+def task_names(r: Reader, source: str | None = None) -> list[tuple[str, int]]:
+    where = ["count > 0"]
+    params: list[Any] = []
+    _source(where, params, source)
+    rows = r.q(
+        f"SELECT name, SUM(count) FROM rollup_names WHERE {' AND '.join(where)} GROUP BY name ORDER BY name",
+        params,
+    )
     return [(str(n), int(c)) for n, c in rows]
 
 
 def failures(
-    r: Reader, since: float | None, until: float | None, name: str | None, limit: int
+    r: Reader,
+    since: float | None,
+    until: float | None,
+    name: str | None,
+    limit: int,
+    *,
+    source: str | None = None,
 ) -> list[dict[str, Any]]:
     """Failure groups over ``[since, until)``, exactly: the hours wholly inside the range come
     from ``rollup_failures``, the partial hours at its edges from the failed tasks in them (a
@@ -65,6 +84,7 @@ def failures(
         if name is not None:
             where.append("name = ?")
             params.append(name)
+        _source(where, params, source)
         clause = " AND ".join(where)
         for gname, etype, count, last in r.q(
             f"SELECT name, exception_type, SUM(count), MAX(last_seen) FROM rollup_failures WHERE {clause} "
@@ -73,7 +93,7 @@ def failures(
         ):
             groups[(gname, etype)] = [int(count), last, None, None]
     for start, end in edges:
-        _edge(r, groups, start, end, name)
+        _edge(r, groups, start, end, name, source=source)
     ranked = sorted(
         ((k, v) for k, v in groups.items() if v[0] > 0),
         key=lambda kv: (-kv[1][0], -(kv[1][1] or 0.0), kv[0]),
@@ -114,6 +134,8 @@ def _edge(
     since: float | None,
     until: float | None,
     name: str | None,
+    *,
+    source: str | None,
 ) -> None:
     """Add the failed tasks of ``[since, until)`` (part of one hour) to ``groups``."""
     where = [f"state IN ({marks(len(FAILED_GROUP_STATES))})", NOT_PLUMBING]
@@ -122,6 +144,7 @@ def _edge(
     if name is not None:
         where.append("name = ?")
         params.append(name)
+    _source(where, params, source)
     for gname, etype, tid, seen in r.q(
         f"SELECT name, exception_type, id, COALESCE(finished_at, sort_ts) FROM tasks "
         f"WHERE {' AND '.join(where)}",
@@ -138,7 +161,9 @@ _RT = ", ".join(f"SUM(rt{i})" for i in range(NB))
 _FAILED = "failed + lost + rejected"  # what the stats call failed: work not done
 
 
-def task_stats(r: Reader, since: float, until: float, name: str | None, buckets: int) -> list[dict[str, Any]]:
+def task_stats(
+    r: Reader, since: float, until: float, name: str | None, buckets: int, *, source: str | None = None
+) -> list[dict[str, Any]]:
     step = max((until - since) / max(buckets, 1), 1.0)
     where = ["name IS NOT NULL", NOT_PLUMBING]
     params: list[Any] = []
@@ -146,6 +171,7 @@ def task_stats(r: Reader, since: float, until: float, name: str | None, buckets:
     if name is not None:
         where.append("name = ?")
         params.append(name)
+    _source(where, params, source)
     clause = " AND ".join(where)
     series: dict[str, dict[int, list[int]]] = {}
     for tname, b, ok, failed in r.q(
@@ -213,23 +239,25 @@ def quantile(counts: list[int], q: float) -> float | None:
 class TaskMetrics:
     """What ``/metrics`` exports about tasks, read in one go from the never-expiring totals."""
 
-    # (name, queue, first_seen, {column: value}) for every totals row
-    totals: list[tuple[str, str, float, dict[str, float]]]
-    failed: list[tuple[str, str, str, int]]  # (name, queue, exception type, count)
+    # (name, queue, first_seen, {column: value}, source) for every totals row
+    totals: list[tuple[str, str, float, dict[str, float], str]]
+    failed: list[tuple[str, str, str, int, str]]  # (name, queue, exception type, count, source)
     lost_recent: int  # LOST tasks whose hour is this one or the one before
 
 
 def task_metrics(r: Reader, now: float) -> TaskMetrics:
     cols = ", ".join(VALUE_COLUMNS)
     totals = [
-        (str(row[0]), str(row[1]), float(row[2]), dict(zip(VALUE_COLUMNS, row[3:], strict=True)))
-        for row in r.q(f"SELECT name, queue, first_seen, {cols} FROM rollup_totals ORDER BY name, queue")
+        (str(row[0]), str(row[1]), float(row[3]), dict(zip(VALUE_COLUMNS, row[4:], strict=True)), str(row[2]))
+        for row in r.q(
+            f"SELECT name, queue, source, first_seen, {cols} FROM rollup_totals ORDER BY name, queue, source"
+        )
     ]
     failed = [
-        (str(n), str(q), str(e), int(c))
-        for n, q, e, c in r.q(
-            "SELECT name, queue, exception_type, count FROM rollup_failed_totals "
-            "ORDER BY name, queue, exception_type"
+        (str(n), str(q), str(e), int(c), str(src))
+        for n, q, e, c, src in r.q(
+            "SELECT name, queue, exception_type, count, source FROM rollup_failed_totals "
+            "ORDER BY name, queue, exception_type, source"
         )
     ]
     recent = r.q("SELECT SUM(lost) FROM rollup_hours WHERE hour >= ?", [int(now // HOUR) - 1])

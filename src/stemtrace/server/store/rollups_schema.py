@@ -36,41 +36,47 @@ CREATE TABLE IF NOT EXISTS rollup_hours (
     name TEXT NOT NULL,
     queue TEXT NOT NULL,
     hour {{bigint}} NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
 {_values_ddl()},
-    PRIMARY KEY (hour, name, queue)
+    PRIMARY KEY (hour, name, queue, source)
 );
 CREATE INDEX IF NOT EXISTS rollup_hours_name ON rollup_hours (name, hour);
 CREATE TABLE IF NOT EXISTS rollup_totals (
     name TEXT NOT NULL,
     queue TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
     first_seen {{float}} NOT NULL,
 {_values_ddl()},
-    PRIMARY KEY (name, queue)
+    PRIMARY KEY (name, queue, source)
 );
 CREATE TABLE IF NOT EXISTS rollup_failed_totals (
     name TEXT NOT NULL,
     queue TEXT NOT NULL,
     exception_type TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
     count {{bigint}} NOT NULL DEFAULT 0,
-    PRIMARY KEY (name, queue, exception_type)
+    PRIMARY KEY (name, queue, exception_type, source)
 );
 CREATE TABLE IF NOT EXISTS rollup_failures (
     name TEXT NOT NULL,
     exception_type TEXT NOT NULL,
     hour {{bigint}} NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
     count {{bigint}} NOT NULL DEFAULT 0,
     first_seen {{float}},
     last_seen {{float}},
     sample_id {{text_c}},
     sample_ts {{float}},
-    PRIMARY KEY (hour, name, exception_type)
+    PRIMARY KEY (hour, name, exception_type, source)
 );
 CREATE INDEX IF NOT EXISTS rollup_failures_name ON rollup_failures (name, exception_type, hour);
 CREATE TABLE IF NOT EXISTS rollup_names (
-    name TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
     count {{bigint}} NOT NULL DEFAULT 0,
     first_seen {{float}},
-    last_seen {{float}}
+    last_seen {{float}},
+    PRIMARY KEY (name, source)
 );
 CREATE TABLE IF NOT EXISTS store_counts (
     key TEXT PRIMARY KEY,
@@ -143,14 +149,15 @@ def expire(conn: Any, dialect: Dialect, now: float, retention: float, failure_re
     name left with none is forgotten. The totals behind Prometheus counters never expire."""
     cut = int((now - retention) // HOUR)
     gone = conn.execute(
-        dialect.sql("SELECT name, SUM(tasks) FROM rollup_hours WHERE hour < ? GROUP BY name"), (cut,)
+        dialect.sql("SELECT name, source, SUM(tasks) FROM rollup_hours WHERE hour < ? GROUP BY name, source"),
+        (cut,),
     ).fetchall()
     deleted = 0
     if gone:
         cur = conn.cursor()
         cur.executemany(
-            dialect.sql("UPDATE rollup_names SET count = count - ? WHERE name = ?"),
-            [(int(n), name) for name, n in gone],
+            dialect.sql("UPDATE rollup_names SET count = count - ? WHERE name = ? AND source = ?"),
+            [(int(n), name, source) for name, source, n in gone],
         )
         deleted += _changed(conn, dialect, "DELETE FROM rollup_hours WHERE hour < ?", cut)
         deleted += _changed(conn, dialect, "DELETE FROM rollup_names WHERE count <= 0", None)

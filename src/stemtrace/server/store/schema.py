@@ -51,19 +51,24 @@ CREATE TABLE IF NOT EXISTS workflows (
     -- the workflow named by its shape, "chord: score_item x500 -> summarize" (``core.shape``)
     shape TEXT,
     -- when the server found it over with steps still planned: never sent (``store/never_sent.py``)
-    settled_at {float}
+    settled_at {float},
+    -- the event source its tasks came from (``--source NAME``), empty for the one unlabelled source
+    source TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS workflows_sort ON workflows (sort_ts, id);
 CREATE INDEX IF NOT EXISTS workflows_state ON workflows (state, sort_ts, id);
 CREATE INDEX IF NOT EXISTS workflows_name ON workflows (name, sort_ts, id);
 CREATE INDEX IF NOT EXISTS workflows_ingested ON workflows (ingested_at);
 CREATE INDEX IF NOT EXISTS workflows_expiry ON workflows (has_failure, ingested_at);
+CREATE INDEX IF NOT EXISTS workflows_source ON workflows (source, sort_ts, id) WHERE source <> '';
 CREATE TABLE IF NOT EXISTS workers (
     hostname TEXT PRIMARY KEY,
     last_seen {float} NOT NULL,
     offline {bool} NOT NULL,
     ingested_at {float} NOT NULL,
-    detail TEXT NOT NULL
+    detail TEXT NOT NULL,
+    -- the event source its events came through (``--source NAME``), empty when unlabelled
+    source TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS workers_last_seen ON workers (last_seen);
 CREATE TABLE IF NOT EXISTS malformed (

@@ -48,6 +48,7 @@ from stemtrace.server.store.read import Reader
 from stemtrace.server.store.write import BatchWriter, Plan, Staged, plan_batch
 
 _T = TypeVar("_T")
+Source = str | None  # an event source's --source NAME; None: every source
 
 
 class _Committing(PendingApply):
@@ -286,31 +287,42 @@ class SqlStore(Store):
         with self._read() as r:
             return r.list_workflows(query)
 
-    def task_names(self) -> list[tuple[str, int]]:
+    def task_names(self, source: str | None = None) -> list[tuple[str, int]]:
         with self._read() as r:
-            return aggregates.task_names(r)
+            return aggregates.task_names(r, source)
 
     def failures(
-        self, since: float | None, until: float | None, name: str | None, limit: int
+        self,
+        since: float | None,
+        until: float | None,
+        name: str | None,
+        limit: int,
+        *,
+        source: str | None = None,
     ) -> list[dict[str, Any]]:
         with self._read() as r:
-            return aggregates.failures(r, since, until, name, limit)
+            return aggregates.failures(r, since, until, name, limit, source=source)
 
-    def task_stats(self, since: float, until: float, name: str | None, buckets: int) -> list[dict[str, Any]]:
+    def task_stats(
+        self, since: float, until: float, name: str | None, buckets: int, *, source: str | None = None
+    ) -> list[dict[str, Any]]:
         with self._read() as r:
-            return aggregates.task_stats(r, since, until, name, buckets)
+            return aggregates.task_stats(r, since, until, name, buckets, source=source)
 
     def task_metrics(self, now: float) -> aggregates.TaskMetrics:
         with self._read() as r:
             return aggregates.task_metrics(r, now)
 
-    def stale_tasks(self, states: Sequence[TaskState], older_than: float, limit: int) -> list[TaskRow]:
+    def stale_tasks(
+        self, states: Sequence[TaskState], older_than: float, limit: int, source: str | None = None
+    ) -> list[TaskRow]:
         with self._read() as r:
-            return r.stale_tasks(list(states), older_than, limit)
+            return r.stale_tasks(list(states), older_than, limit, source)
 
-    def list_workers(self) -> list[dict[str, Any]]:
+    def list_workers(self, source: str | None = None) -> list[dict[str, Any]]:
         with self._read() as r:
-            rows = r.q("SELECT detail FROM workers ORDER BY hostname")
+            scoped = ("WHERE source = ? ", [source]) if source is not None else ("", [])
+            rows = r.q(f"SELECT detail FROM workers {scoped[0]}ORDER BY hostname", scoped[1])
         return [json.loads(d) for (d,) in rows]
 
     def changes_since(self, after: float) -> tuple[Changes, float]:

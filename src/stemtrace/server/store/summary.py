@@ -10,7 +10,9 @@ graph per batch is out of the question. Both sides end in the same core function
   ``core.workflow.structure`` over the few records that can add one: those that carry
   a canvas or are plumbing, and those their canvases mention;
 * the root (which names the workflow): the first task in send order that no parent in
-  the workflow and no designed step leads to, plumbing excluded.
+  the workflow and no designed step leads to, plumbing excluded;
+* the event source (``--source NAME``): a workflow's tasks are one app's, so they share one
+  (the greatest label among them, should a workflow id ever span two sources).
 
 It runs after the batch's task rows are written, in the same transaction, so it reads
 one consistent store.
@@ -99,6 +101,7 @@ def summary_rows(
                     due,
                     named,
                     settled.get(wf) if shape.never_sent else None,
+                    agg["source"],
                 )
             )
     return rows, gone
@@ -149,11 +152,13 @@ def _aggregates(w: Writer, part: Sequence[str]) -> dict[str, dict[str, Any]]:
         with_eta,
         next_eta,
         ingested,
+        source,
     ) in w.q(
         f"SELECT workflow_id, state, CASE WHEN {NOT_PLUMBING} THEN 0 ELSE 1 END, "
         f"CASE WHEN {member} THEN group_id END, CASE WHEN {member} THEN COALESCE(name, '') END, COUNT(*), "
         "MIN(COALESCE(started_at, received_at, sent_at)), MAX(finished_at), MIN(sort_ts), MAX(updated_at), "
-        f"COUNT(eta), MIN(eta), MAX(ingested_at) FROM tasks WHERE workflow_id IN ({marks(len(part))}) "
+        "COUNT(eta), MIN(eta), MAX(ingested_at), MAX(source) "
+        f"FROM tasks WHERE workflow_id IN ({marks(len(part))}) "
         "GROUP BY 1, 2, 3, 4, 5",
         [_NO_INDEX, _NO_INDEX, *part],
     ):
@@ -169,10 +174,12 @@ def _aggregates(w: Writer, part: Sequence[str]) -> dict[str, dict[str, Any]]:
                 "next_eta": None,
                 "groups": {},
                 "ingested": None,
+                "source": "",
             }
         agg["first"] = _min(agg["first"], first)
         agg["updated"] = _max(agg["updated"], updated)
         agg["ingested"] = _max(agg["ingested"], ingested)
+        agg["source"] = max(agg["source"], source or "")
         if plumbing:
             continue
         agg["counts"][state] = agg["counts"].get(state, 0) + int(n)
@@ -301,6 +308,7 @@ _WF_TYPES = (
     *("float8",) * 3,  # updated_at, ingested_at, scheduled_for
     "text",  # shape
     "float8",  # settled_at
+    "text",  # source
 )
 
 
@@ -308,7 +316,7 @@ def _write_workflows(w: BatchWriter, rows: list[tuple[Any, ...]]) -> None:
     w.d.insert_rows(
         w.conn,
         "INSERT INTO workflows (id, name, root_id, state, task_count, counts, sort_ts, started_at, finished_at, "  # noqa: E501
-        "has_failure, updated_at, ingested_at, scheduled_for, shape, settled_at, version)",
+        "has_failure, updated_at, ingested_at, scheduled_for, shape, settled_at, source, version)",
         _WF_TYPES,
         rows,
         constants=", 1",
@@ -317,5 +325,6 @@ def _write_workflows(w: BatchWriter, rows: list[tuple[Any, ...]]) -> None:
         "task_count = excluded.task_count, counts = excluded.counts, sort_ts = excluded.sort_ts, "
         "started_at = excluded.started_at, finished_at = excluded.finished_at, has_failure = excluded.has_failure, "  # noqa: E501
         "updated_at = excluded.updated_at, ingested_at = excluded.ingested_at, "
-        "scheduled_for = excluded.scheduled_for, shape = excluded.shape, settled_at = excluded.settled_at",
+        "scheduled_for = excluded.scheduled_for, shape = excluded.shape, settled_at = excluded.settled_at, "
+        "source = excluded.source",
     )

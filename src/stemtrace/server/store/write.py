@@ -237,11 +237,12 @@ class BatchWriter:
             for e in sorted(by_name[name], key=lambda ev: ev.ts):
                 rec = fold_worker(rec, e)
             if rec is not None:
-                rows.append((name, rec.last_seen, rec.shut_down, self.now, dumps(rec.to_dict())))
+                rows.append((name, rec.last_seen, rec.shut_down, self.now, dumps(rec.to_dict()), self.source))
         self.many(
-            "INSERT INTO workers (hostname, last_seen, offline, ingested_at, detail) VALUES (?, ?, ?, ?, ?) "
+            "INSERT INTO workers (hostname, last_seen, offline, ingested_at, detail, source) "
+            "VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (hostname) DO UPDATE SET last_seen = excluded.last_seen, offline = excluded.offline, "  # noqa: E501
-            "ingested_at = excluded.ingested_at, detail = excluded.detail",
+            "ingested_at = excluded.ingested_at, detail = excluded.detail, source = excluded.source",
             rows,
         )
         return set(names)

@@ -109,11 +109,15 @@ export interface WorkflowFilters {
   name?: string;
   since?: string;
   until?: string;
+  /** Workflows of this event source (the server's --source NAME). */
+  source?: string;
 }
 
 export interface PeriodFilters {
   since?: string;
   name?: string;
+  /** Of this event source only (the server's --source NAME). */
+  source?: string;
 }
 
 type TasksQuery = NonNullable<paths['/api/tasks']['get']['parameters']['query']>;
@@ -136,14 +140,16 @@ export const api = {
       params: { path: { workflow_id: id }, query: plumbing ? { plumbing } : {} },
       signal,
     })),
-  workers: (signal?: AbortSignal, expired = false) =>
-    unwrap(http.GET('/api/workers', { params: { query: expired ? { expired: true } : {} }, signal })),
-  taskNames: (signal?: AbortSignal) => unwrap(http.GET('/api/task-names', { signal })),
+  workers: (signal?: AbortSignal, expired = false, source?: string) =>
+    unwrap(http.GET('/api/workers', { params: { query: clean({ expired: expired || undefined, source }) }, signal })),
+  taskNames: (signal?: AbortSignal, source?: string) =>
+    unwrap(http.GET('/api/task-names', { params: { query: clean({ source }) }, signal })),
   failures: (f: PeriodFilters, signal?: AbortSignal) =>
     unwrap(http.GET('/api/failures', { params: { query: clean({ ...f, limit: 500 }) }, signal })),
   stats: (f: PeriodFilters, signal?: AbortSignal) =>
     unwrap(http.GET('/api/stats/tasks', { params: { query: clean({ ...f }) }, signal })),
-  stuck: (signal?: AbortSignal) => unwrap(http.GET('/api/stuck', { signal })),
+  stuck: (signal?: AbortSignal, source?: string) =>
+    unwrap(http.GET('/api/stuck', { params: { query: clean({ source }) }, signal })),
   health: (signal?: AbortSignal) => unwrap(http.GET('/api/health', { signal })),
   quarantine: (signal?: AbortSignal) => unwrap(http.GET('/api/quarantine', { signal })),
   beat: (since: string | undefined, signal?: AbortSignal) =>

@@ -9,6 +9,8 @@ export interface TaskLinkFilters {
   /** A fan-out's members: its group id, or the parent whose children it gathers. */
   group?: string | null;
   parent?: string | null;
+  /** The event source (the server's --source NAME) the page is scoped to. */
+  source?: string | null;
 }
 
 /** Failed, as the UI counts it: FAILURE and the states that ended a task without success. */
@@ -26,6 +28,7 @@ export function tasksLink(f: TaskLinkFilters): string {
   if (f.group) p.set('group', f.group);
   if (f.parent) p.set('parent', f.parent);
   if (f.range && f.range !== 'all') p.set('range', f.range);
+  if (f.source) p.set('source', f.source);
   const qs = p.toString();
   return `/tasks${qs ? `?${qs}` : ''}`;
 }

@@ -12,6 +12,8 @@ import { formatDuration } from '../domain/time';
 import { retryStorms, STORM_MIN_RETRIES } from '../domain/retries';
 import { useBeat, useFailures, useHealth, useLostTasks, useQuarantine, useStats, useStuck, useWorkers } from '../queries';
 import { apiRoot } from '../api/client';
+import { useUrlState } from '../app/urlstate';
+import { SourceSelect, sourceParam } from '../components/SourceSelect';
 
 const RANGE = '24h';
 
@@ -47,12 +49,15 @@ function FailedBars({ stats }: { stats: TaskStats | undefined }) {
 
 export function AttentionPage() {
   useTitle('Needs attention');
-  const failures = useFailures(RANGE);
-  const week = useFailures('7d');
-  const lost = useLostTasks(RANGE);
-  const stats = useStats(RANGE);
-  const stuck = useStuck();
-  const workers = useWorkers();
+  // Several event sources (--source): the page can be scoped to one; server health stays server-wide.
+  const [params, set] = useUrlState();
+  const source = sourceParam(params);
+  const failures = useFailures(RANGE, source);
+  const week = useFailures('7d', source);
+  const lost = useLostTasks(RANGE, source);
+  const stats = useStats(RANGE, source);
+  const stuck = useStuck(source);
+  const workers = useWorkers(undefined, false, source);
   const health = useHealth();
   const quarantine = useQuarantine();
   const setAside = quarantine.data?.items ?? [];
@@ -86,7 +91,7 @@ export function AttentionPage() {
 
   return (
     <div className="page attention">
-      <div className="page-head"><h1>Needs attention</h1><span className="muted">last {RANGE}</span></div>
+      <div className="page-head"><h1>Needs attention</h1><span className="muted">last {RANGE}</span><SourceSelect params={params} set={set} /></div>
       <ErrorBanner error={failures.error} what="failures" />
       <ErrorBanner error={stuck.error} what="stuck tasks" />
       <ErrorBanner error={workers.error} what="workers" />
@@ -131,7 +136,7 @@ export function AttentionPage() {
                 </thead>
                 <tbody>
                   {rows.map((r) => {
-                    const to = tasksLink({ name: r.name, state: r.state, exception_type: r.exceptionType, range: RANGE });
+                    const to = tasksLink({ name: r.name, state: r.state, exception_type: r.exceptionType, range: RANGE, source });
                     return (
                       <tr key={r.key} data-state={r.state}>
                         <td><Link to={to}>{r.name ?? 'unknown task'}</Link></td>
@@ -195,11 +200,11 @@ export function AttentionPage() {
                 <tbody>
                   {storms.map((s) => (
                     <tr key={s.name} data-task-name={s.name}>
-                      <td><Link to={tasksLink({ name: s.name, range: RANGE })} title={`The ${s.name} tasks of the last ${RANGE} (see their Retries column)`}>{s.name}</Link></td>
+                      <td><Link to={tasksLink({ name: s.name, range: RANGE, source })} title={`The ${s.name} tasks of the last ${RANGE} (see their Retries column)`}>{s.name}</Link></td>
                       <td className="num">{(s.retries ?? 0).toLocaleString()}</td>
                       <td className="num">{`${(s.retried ?? 0).toLocaleString()} of ${s.total.toLocaleString()}`}</td>
                       <td className="num">
-                        {s.failed > 0 ? <Link to={tasksLink({ name: s.name, state: ['FAILURE', 'LOST', 'REJECTED'], range: RANGE })}>{s.failed.toLocaleString()}</Link> : '0'}
+                        {s.failed > 0 ? <Link to={tasksLink({ name: s.name, state: ['FAILURE', 'LOST', 'REJECTED'], range: RANGE, source })}>{s.failed.toLocaleString()}</Link> : '0'}
                       </td>
                     </tr>
                   ))}

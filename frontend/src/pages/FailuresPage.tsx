@@ -9,13 +9,15 @@ import { useUrlState } from '../app/urlstate';
 import { Empty, ErrorBanner, Loading, Time } from '../components/common';
 import { exceptionName } from '../domain/values';
 import { RANGE_PRESETS } from '../domain/time';
+import { SourceSelect, sourceParam } from '../components/SourceSelect';
 
 export function FailuresPage() {
   const [params, set] = useUrlState();
   useTitle('Failures');
   const range = params.get('range') ?? '24h';
-  const q = useFailures(range);
-  const lost = useLostTasks(range === 'all' ? '' : range);
+  const source = sourceParam(params);
+  const q = useFailures(range, source);
+  const lost = useLostTasks(range === 'all' ? '' : range, source);
   const items = [...failureRows(q.data?.items ?? []), ...lostRows(lost.data?.items ?? [])].sort((a, b) => b.count - a.count);
   return (
     <div className="page">
@@ -25,6 +27,7 @@ export function FailuresPage() {
           {Object.keys(RANGE_PRESETS).map((r) => <option key={r} value={r}>Last {r}</option>)}
           <option value="all">All time</option>
         </select>
+        <SourceSelect params={params} set={set} />
       </div>
       <ErrorBanner error={q.error} what="failures" />
       <ErrorBanner error={lost.error} what="lost tasks" />
@@ -38,7 +41,7 @@ export function FailuresPage() {
           <tbody>
             {items.map((f) => {
               // The group's tasks: same task name and state, and the exact exception type.
-              const to = tasksLink({ name: f.name, state: f.state, exception_type: f.exceptionType, range });
+              const to = tasksLink({ name: f.name, state: f.state, exception_type: f.exceptionType, range, source });
               const what = f.state === 'LOST' ? 'Lost' : 'Failed';
               return (
                 <tr key={f.key} data-state={f.state}>

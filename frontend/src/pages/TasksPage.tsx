@@ -11,7 +11,8 @@ import { ScheduledBadge, ScheduledFor } from '../components/Scheduled';
 import { scheduledFor } from '../domain/schedule';
 import { TASK_STATES } from '../domain/states';
 import { rangeFilter, TimeRange } from '../components/TimeRange';
-import { useExceptionTypes, useHealth, useTaskList, useTaskNames, useWorkers } from '../queries';
+import { useExceptionTypes, useTaskList, useTaskNames, useWorkers } from '../queries';
+import { SourceSelect } from '../components/SourceSelect';
 import { exceptionName, findTaskId } from '../domain/values';
 import { callText } from '../domain/args';
 
@@ -40,11 +41,8 @@ export function TasksPage() {
     source: params.get('source') ?? undefined,
   };
   const query = useTaskList(filters, range);
-  const names = useTaskNames();
-  const workers = useWorkers(30_000);
-  // Several event sources (--source): a selector; with one, nothing changes.
-  const health = useHealth();
-  const sources = (health.data?.ingest.sources ?? []).map((s) => s.name);
+  const names = useTaskNames(filters.source);
+  const workers = useWorkers(30_000, false, filters.source);
 
   const rows = useMemo(() => query.data?.pages.flatMap((p) => p.items) ?? [], [query.data]);
   const hasFilters = [...params.keys()].length > 0;
@@ -95,7 +93,6 @@ export function TasksPage() {
         names={names.data?.items.map((n) => n.name) ?? []}
         workers={workers.data?.items.map((w) => w.hostname) ?? []}
         queues={[...new Set(workers.data?.items.flatMap((w) => w.queues) ?? [])]}
-        sources={sources}
         onJump={(id) => navigate(`/tasks/${id}`)}
       />
       <ErrorBanner error={query.error} what="tasks" />
@@ -134,7 +131,6 @@ function Filters(props: {
   names: string[];
   workers: string[];
   queues: string[];
-  sources: string[];
   onJump: (id: string) => void;
 }) {
   const { params, set } = props;
@@ -188,14 +184,7 @@ function Filters(props: {
       <datalist id="queue-names">
         {props.queues.map((n) => <option key={n} value={n} />)}
       </datalist>
-      {(props.sources.length > 0 || params.get('source')) && (
-        <select aria-label="Source" value={params.get('source') ?? ''} onChange={(e) => set({ source: e.target.value || null })}>
-          <option value="">All sources</option>
-          {[...new Set([...props.sources, ...(params.get('source') ? [params.get('source') ?? ''] : [])])].map((n) => (
-            <option key={n} value={n}>{n}</option>
-          ))}
-        </select>
-      )}
+      <SourceSelect params={params} set={set} />
       <input
         list="exception-types"
         placeholder="Exception type"

@@ -10,14 +10,16 @@ import { Duration, Empty, ErrorBanner, Loading, NoEventsHint, Time } from '../co
 import { Sparkline } from '../components/Sparkline';
 import { RANGE_PRESETS } from '../domain/time';
 import { tasksLink } from '../domain/links';
+import { SourceSelect, sourceParam } from '../components/SourceSelect';
 
 export function WorkersPage() {
   const [params, set] = useUrlState();
   useTitle('Workers');
   const range = params.get('range') ?? '1h';
   const [showExpired, setShowExpired] = useState(false);
-  const workers = useWorkers(undefined, showExpired);
-  const stats = useStats(range);
+  const source = sourceParam(params);
+  const workers = useWorkers(undefined, showExpired, source);
+  const stats = useStats(range, source);
   const ws = workers.data?.items ?? [];
   const hidden = workers.data?.expired ?? 0;
   const st = stats.data?.items ?? [];
@@ -25,7 +27,7 @@ export function WorkersPage() {
 
   return (
     <div className="page">
-      <div className="page-head"><h1>Workers</h1></div>
+      <div className="page-head"><h1>Workers</h1><SourceSelect params={params} set={set} /></div>
       <ErrorBanner error={workers.error} what="workers" />
       {workers.isPending ? <Loading what="workers" /> : ws.length === 0 && hidden === 0 && !workers.error ? (
         <Empty title="No worker has been seen"><NoEventsHint /></Empty>
@@ -70,13 +72,13 @@ export function WorkersPage() {
             {st.map((s) => (
               <tr key={s.name}>
                 <td><Link to={`/tasks?name=${encodeURIComponent(s.name)}`}>{s.name}</Link></td>
-                <td className="num"><Link to={tasksLink({ name: s.name, range })}>{s.total.toLocaleString()}</Link></td>
+                <td className="num"><Link to={tasksLink({ name: s.name, range, source })}>{s.total.toLocaleString()}</Link></td>
                 <td><Sparkline series={s.series} /></td>
                 <td>
                   <span className="hbar"><span className="bg-failure" style={{ width: `${Math.min(100, s.failure_rate * 100)}%` }} /></span>
                   <span className="num small"> {(s.failure_rate * 100).toFixed(1)}%</span>
                   {s.failed > 0 && (
-                    <Link className="small" to={tasksLink({ name: s.name, state: 'FAILURE', range })}> · {s.failed.toLocaleString()} failed</Link>
+                    <Link className="small" to={tasksLink({ name: s.name, state: 'FAILURE', range, source })}> · {s.failed.toLocaleString()} failed</Link>
                   )}
                 </td>
                 <td>

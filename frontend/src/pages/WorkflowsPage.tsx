@@ -11,6 +11,7 @@ import { tasksLink } from '../domain/links';
 import { rangeFilter, TimeRange } from '../components/TimeRange';
 import { ScheduledBadge, ScheduledFor } from '../components/Scheduled';
 import { workflowTitle } from '../domain/shape';
+import { SourceSelect, sourceParam } from '../components/SourceSelect';
 
 const WF_STATES = ['RUNNING', 'SUCCESS', 'FAILURE', 'REVOKED'];
 
@@ -18,9 +19,10 @@ export function WorkflowsPage() {
   const [params, set] = useUrlState();
   useTitle('Workflows');
   const navigate = useNavigate();
-  const filters = { state: params.get('state') ?? undefined, name: params.get('name') ?? undefined, ...rangeFilter(params) };
+  const source = sourceParam(params);
+  const filters = { state: params.get('state') ?? undefined, name: params.get('name') ?? undefined, ...rangeFilter(params), source };
   const q = useWorkflowList(filters, params.get('range'));
-  const names = useTaskNames();
+  const names = useTaskNames(source);
   const commitName = useMemo(() => (v: string) => set({ name: v }), [set]);
   const [name, setName] = useDebouncedParam(params.get('name') ?? '', commitName);
   const rows = q.data?.pages.flatMap((p) => p.items) ?? [];
@@ -32,6 +34,7 @@ export function WorkflowsPage() {
         <input data-page-search list="wf-names" placeholder="Root task name  ( / )" aria-label="Root task name" value={name} onChange={(e) => setName(e.target.value)} />
         <datalist id="wf-names">{names.data?.items.map((n) => <option key={n.name} value={n.name} />)}</datalist>
         <TimeRange params={params} set={set} />
+        <SourceSelect params={params} set={set} />
         <div className="chips" role="group" aria-label="State">
           {WF_STATES.map((s) => (
             <button key={s} type="button" className={`chip${params.get('state') === s ? ` on st-${s.toLowerCase()}` : ''}`} aria-pressed={params.get('state') === s}
@@ -57,6 +60,7 @@ export function WorkflowsPage() {
                 <td>{w.scheduled_for ? <ScheduledBadge state={w.state} eta={w.scheduled_for} /> : <StateBadge state={w.state} />}</td>
                 <td>
                   <Link to={`/workflows/${w.id}`} title={w.name ? `root task: ${w.name}` : w.id}>{workflowTitle(w)}</Link>
+                  {w.source && <span className="source-tag">{w.source}</span>}
                   {w.scheduled_for && <div className="small"><ScheduledFor eta={w.scheduled_for} capital /></div>}
                 </td>
                 <td className="num">{w.task_count.toLocaleString()}</td>

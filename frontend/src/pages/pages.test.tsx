@@ -61,6 +61,7 @@ const quiet = [
   http.get('*/api/tasks', () => HttpResponse.json(empty)),
   http.get('*/api/workers', () => HttpResponse.json({ items: [] })),
   http.get('*/api/stats/tasks', () => HttpResponse.json({ items: [] })),
+  http.get('*/api/health', () => HttpResponse.json({ status: 'ok', ingest: { sources: [] } })),
 ];
 
 describe.each(lists)('$name page', ({ path, el, api, loading, empty: emptyText }) => {
@@ -80,6 +81,59 @@ describe.each(lists)('$name page', ({ path, el, api, loading, empty: emptyText }
     const alert = await screen.findByRole('alert');
     expect(alert.textContent).toContain('store unavailable');
     expect(alert.textContent).toContain('HTTP 503');
+  });
+});
+
+const twoSources = http.get('*/api/health', () => HttpResponse.json({
+  status: 'ok', ingest: { sources: [{ name: 'orders', url: 'redis://a', status: 'ok', events: 1 }, { name: 'billing', url: 'amqp://b', status: 'ok', events: 1 }] },
+}));
+
+describe('workflows page', () => {
+  it('scopes the list and its name suggestions to the source chosen, and tags each row with it', async () => {
+    let seen: URL | null = null;
+    let names: URL | null = null;
+    const wf = {
+      id: 'w1', name: 'proj.order', state: 'SUCCESS', task_count: 2, counts: { SUCCESS: 2 }, started_at: null, finished_at: null,
+      scheduled_for: null, shape: null, source: 'orders',
+    };
+    server.use(http.get('*/api/workflows', ({ request }) => {
+      seen = new URL(request.url);
+      return HttpResponse.json({ items: [wf], next_cursor: null });
+    }), http.get('*/api/task-names', ({ request }) => {
+      names = new URL(request.url);
+      return HttpResponse.json({ items: [] });
+    }), twoSources);
+    mount('/workflows?source=orders', 'workflows', <WorkflowsPage />);
+    const select = (await screen.findByLabelText('Source')) as HTMLSelectElement;
+    expect(select.value).toBe('orders');
+    await vi.waitFor(() => expect([...select.options].map((o) => o.value)).toEqual(['', 'orders', 'billing']));
+    expect(await screen.findByText('orders', { selector: '.source-tag' })).toBeTruthy();
+    expect((seen as URL | null)?.searchParams.get('source')).toBe('orders');
+    await vi.waitFor(() => expect((names as URL | null)?.searchParams.get('source')).toBe('orders'));
+  });
+  it('shows no source selector and sends no source with a single source', async () => {
+    let seen: URL | null = null;
+    server.use(http.get('*/api/workflows', ({ request }) => {
+      seen = new URL(request.url);
+      return HttpResponse.json(empty);
+    }), ...quiet, http.get('*/api/health', () => HttpResponse.json({ status: 'ok', ingest: { sources: [] } })));
+    mount('/workflows', 'workflows', <WorkflowsPage />);
+    expect(await screen.findByText(/No workflows yet/)).toBeTruthy();
+    expect(screen.queryByLabelText('Source')).toBeNull();
+    expect((seen as URL | null)?.searchParams.has('source')).toBe(false);
+  });
+});
+
+describe('failures page', () => {
+  it('asks for the failures of the source chosen', async () => {
+    let seen: URL | null = null;
+    server.use(http.get('*/api/failures', ({ request }) => {
+      seen = new URL(request.url);
+      return HttpResponse.json({ items: [] });
+    }), ...quiet, twoSources);
+    mount('/failures?source=billing', 'failures', <FailuresPage />);
+    expect(((await screen.findByLabelText('Source')) as HTMLSelectElement).value).toBe('billing');
+    await vi.waitFor(() => expect((seen as URL | null)?.searchParams.get('source')).toBe('billing'));
   });
 });
 

@@ -52,26 +52,26 @@ export function useWorkflow(id: string, plumbing: boolean) {
   });
 }
 
-export function useWorkers(staleTime?: number, expired = false) {
+export function useWorkers(staleTime?: number, expired = false, source?: string) {
   const live = useLive();
   return useQuery({
-    queryKey: keys.workers(expired),
-    queryFn: ({ signal }) => api.workers(signal, expired),
+    queryKey: keys.workers(expired, source),
+    queryFn: ({ signal }) => api.workers(signal, expired, source),
     refetchInterval: live.pollMs || 15_000,
     staleTime,
   });
 }
 
-export function useTaskNames() {
-  return useQuery({ queryKey: keys.taskNames(), queryFn: ({ signal }) => api.taskNames(signal), staleTime: 30_000 });
+export function useTaskNames(source?: string) {
+  return useQuery({ queryKey: keys.taskNames(source), queryFn: ({ signal }) => api.taskNames(signal, source), staleTime: 30_000 });
 }
 
-/** Failure groups of a period: `range` is a preset ("24h") or "all". */
-export function useFailures(range: string) {
+/** Failure groups of a period: `range` is a preset ("24h") or "all"; `source`: of that event source. */
+export function useFailures(range: string, source?: string) {
   const live = useLive();
   return useQuery({
-    queryKey: keys.failures(range),
-    queryFn: ({ signal }) => api.failures({ since: rangeToSince(range === 'all' ? null : range) }, signal),
+    queryKey: keys.failures(range, source),
+    queryFn: ({ signal }) => api.failures({ since: rangeToSince(range === 'all' ? null : range), source }, signal),
     refetchInterval: live.pollMs,
   });
 }
@@ -86,18 +86,18 @@ export function useExceptionTypes(enabled: boolean) {
   });
 }
 
-export function useStats(range: string) {
+export function useStats(range: string, source?: string) {
   const live = useLive();
   return useQuery({
-    queryKey: keys.stats(range),
-    queryFn: ({ signal }) => api.stats({ since: rangeToSince(range) }, signal),
+    queryKey: keys.stats(range, source),
+    queryFn: ({ signal }) => api.stats({ since: rangeToSince(range), source }, signal),
     refetchInterval: live.pollMs,
   });
 }
 
-export function useStuck() {
+export function useStuck(source?: string) {
   const live = useLive();
-  return useQuery({ queryKey: keys.stuck(), queryFn: ({ signal }) => api.stuck(signal), refetchInterval: live.pollMs || 30_000 });
+  return useQuery({ queryKey: keys.stuck(source), queryFn: ({ signal }) => api.stuck(signal, source), refetchInterval: live.pollMs || 30_000 });
 }
 
 export function useHealth() {
@@ -148,11 +148,11 @@ export function useWorkflowMembers(workflowId: string) {
 }
 
 /** LOST tasks of a period (the failure groups count FAILURE only): grouped by name on the home page. */
-export function useLostTasks(range: string) {
+export function useLostTasks(range: string, source?: string) {
   const live = useLive();
   return useQuery({
-    queryKey: keys.tasks({ state: ['LOST'], since: range, lost: '1' }),
-    queryFn: ({ signal }) => api.tasks({ state: ['LOST'], since: rangeToSince(range) }, null, 1000, signal),
+    queryKey: keys.tasks({ state: ['LOST'], since: range, lost: '1', source }),
+    queryFn: ({ signal }) => api.tasks({ state: ['LOST'], since: rangeToSince(range), source }, null, 1000, signal),
     refetchInterval: live.pollMs,
   });
 }

@@ -4,19 +4,26 @@ App "orders" runs on Redis (its events in a stream under its own key prefix), ap
 RabbitMQ (its events in a queue of their own). Each worker is a ``celery worker`` subprocess
 instrumented by ``stemtrace.init``; the tasks are sent from uninstrumented apps in this process,
 so what the server stores comes from the workers' events alone. Every task must carry its
-source's name, and ``source=`` must select exactly one app's tasks in the list and the CSV.
+source's name, and ``source=`` must select exactly one app's tasks in the list and the CSV, its
+workflows, its statistics and failure groups, its task names and workers; the task metrics
+carry a ``source`` label; an alert rule scoped to one source (delivered to a real local HTTP
+receiver) hears of that source's failures alone, and a rule for all names the source.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from server_events import TestClient
 from server_harness import cleanup_source, wait_for
+from test_alerts import Receiver
 from tests.support import AppSettings, WorkerProcess, make_app
 from tests.support.results import wait as wait_result
 
@@ -50,15 +57,43 @@ def listed(c: TestClient, **params: Any) -> dict[str, dict[str, Any]]:
     return {t["id"]: t for t in items}
 
 
+def scoped_alerts(tmp_path: Path, receiver: Receiver) -> str:
+    path = tmp_path / "alerts.toml"
+    path.write_text(f"""
+interval = "1s"
+
+[[channels]]
+name = "billing-team"
+type = "webhook"
+url = "{receiver.url}/billing"
+
+[[channels]]
+name = "everyone"
+type = "webhook"
+url = "{receiver.url}/all"
+
+[[rules]]
+kind = "failure_group_new"
+channels = ["billing-team"]
+source = "billing"
+
+[[rules]]
+kind = "failure_group_new"
+channels = ["everyone"]
+""")
+    return str(path)
+
+
 def test_each_task_carries_its_source_and_the_filters_select_by_it(
-    apps: dict[str, AppSettings], store_url: str
+    apps: dict[str, AppSettings], store_url: str, tmp_path: Path
 ) -> None:
     sent: dict[str, set[str]] = {"orders": set(), "billing": set()}
     workers = [WorkerProcess(s, "solo") for s in apps.values()]
     for w in workers:
         w.start()
+    receiver = Receiver()
     try:
-        app = create_app(store_url=store_url, sources=sources(apps))
+        app = create_app(store_url=store_url, sources=sources(apps), alerts=scoped_alerts(tmp_path, receiver))
         with TestClient(app) as c:
             for label, settings in apps.items():
                 kit = make_app(settings, init=False)  # the sender: no events of its own
@@ -94,9 +129,61 @@ def test_each_task_carries_its_source_and_the_filters_select_by_it(
             assert set(by_name) == {"orders", "billing"}
             assert all(s["status"] == "ok" and s["events"] > 0 for s in by_name.values()), by_name
             assert "guest:guest" not in str(by_name)  # passwords masked
+
+            scoped_reads(c, sent)
+            scoped_metrics(c.get("/metrics").text)
+            # Alerts: the billing rule hears of billing's failure group only; the rule for all
+            # sources is evaluated per source, each message naming its source.
+            wait_for(lambda: len(receiver.on("/all")) >= 2, timeout=30)
+            time.sleep(2.5)  # two more evaluations: nothing is sent twice
+            billing = [i for m in receiver.on("/billing") for i in m["json"]["incidents"]]
+            assert [(i["source"], i["name"]) for i in billing] == [("billing", "t.fail")]
+            assert "source=billing" in billing[0]["url"]
+            every = sorted(m["json"]["title"] for m in receiver.on("/all"))
+            assert len(every) == 2 and every[0].startswith("[billing] ") and every[1].startswith("[orders] ")
     finally:
+        receiver.server.shutdown()
         for w in workers:
             w.stop()
+
+
+def scoped_reads(c: TestClient, sent: dict[str, set[str]]) -> None:
+    """Workflows, statistics, failure groups, task names and workers, each app's alone."""
+    for label, ids in sent.items():
+        workflows = c.get("/api/workflows", params={"source": label, "limit": 100}).json()["items"]
+        assert {w["id"] for w in workflows} == ids  # each task here is its own workflow
+        assert {w["source"] for w in workflows} == {label}
+        assert c.get(f"/api/workflows/{next(iter(ids))}").json()["source"] == label
+        stats = c.get("/api/stats/tasks", params={"source": label, "since": "0"}).json()["items"]
+        assert {s["name"]: (s["total"], s["failed"]) for s in stats} == {"t.add": (4, 0), "t.fail": (1, 1)}
+        [group] = c.get("/api/failures", params={"source": label}).json()["items"]
+        assert group["name"] == "t.fail" and group["count"] == 1 and group["last_task_id"] in ids
+        names = c.get("/api/task-names", params={"source": label}).json()["items"]
+        assert names == [{"name": "t.add", "count": 4}, {"name": "t.fail", "count": 1}]
+        workers = c.get("/api/workers", params={"source": label}).json()["items"]
+        assert len(workers) == 1, workers
+    everywhere = c.get("/api/stats/tasks", params={"since": "0"}).json()["items"]
+    assert {s["name"]: s["total"] for s in everywhere} == {"t.add": 8, "t.fail": 2}
+    assert [g["count"] for g in c.get("/api/failures").json()["items"]] == [2]
+    assert len(c.get("/api/workers").json()["items"]) == 2
+
+
+def scoped_metrics(text: str) -> None:
+    """Every task series names its source; the two apps' counts stay apart."""
+    for label in ("orders", "billing"):
+        assert re.search(
+            rf'^celery_task_succeeded_total\{{name="t\.add",queue_name="[^"]+",source="{label}"\}} 4$',
+            text,
+            re.M,
+        ), text
+        assert re.search(
+            rf'^celery_task_failed_total\{{name="t\.fail",queue_name="[^"]+",source="{label}",'
+            rf'exception="[^"]*ValueError"\}} 1$',
+            text,
+            re.M,
+        ), text
+    task_lines = [line for line in text.splitlines() if line.startswith("celery_task_")]
+    assert task_lines and all('source="' in line for line in task_lines)
 
 
 def test_a_single_source_server_labels_nothing(redis_url: str, store_url: str, unique_name: str) -> None:

@@ -133,3 +133,94 @@ def test_a_bad_file_names_every_problem() -> None:
     )
     for part in expected:
         assert part in text, text
+
+
+def make_sourced(
+    store: SqlStore, rules: str, clock: Clock, recorder: Recorder, sources: list[str]
+) -> Alerter:
+    return Alerter(
+        store,
+        parse(config(rules)),
+        public_url="https://st.example",
+        clock=clock,
+        sender=recorder,
+        sources=sources,
+    )
+
+
+def sourced_failures(store: SqlStore, f: EventFactory, name: str, at: float, n: int, *, source: str) -> None:
+    events = []
+    for i in range(n):
+        events += f.run(f"{source}-{name}-{at}-{i}", name, at + i * 0.01, fail=True)
+    store.apply(events, {}, T0 + at + 1, source)
+
+
+def test_a_rule_scoped_to_a_source_hears_of_that_source_alone(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'a.db'}")
+    f = EventFactory(t0=T0)
+    clock, recorder = Clock(T0), Recorder()
+    alerter = make_sourced(
+        store, '[[rules]]\nkind = "failure_group_new"\nchannels = ["hook"]\nsource = "billing"\n',
+        clock, recorder, ["orders", "billing"],
+    )  # fmt: skip
+    sourced_failures(store, f, "shop.charge", 10, 2, source="orders")
+    sourced_failures(store, f, "shop.charge", 20, 1, source="billing")
+    clock.now = T0 + 60
+    [message] = alerter.evaluate()
+    assert message.title == "[billing] shop.charge failed with ValueError"
+    [incident] = message.incidents
+    assert (incident["source"], incident["count"]) == ("billing", 1)
+    assert incident["url"] == (
+        "https://st.example/tasks?state=FAILURE&name=shop.charge&exception_type=ValueError&source=billing"
+    )
+    assert alerter.evaluate() == []
+
+
+def test_with_several_sources_an_unscoped_rule_names_each_source(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'a.db'}")
+    f = EventFactory(t0=T0)
+    clock, recorder = Clock(T0), Recorder()
+    alerter = make_sourced(
+        store,
+        '[[rules]]\nkind = "failure_group_new"\nchannels = ["hook"]\n',
+        clock,
+        recorder,
+        ["orders", "billing"],
+    )
+    sourced_failures(store, f, "shop.charge", 10, 2, source="orders")
+    sourced_failures(store, f, "shop.charge", 20, 1, source="billing")
+    clock.now = T0 + 60
+    sent = sorted(m.title for m in alerter.evaluate())
+    assert sent == [
+        "[billing] shop.charge failed with ValueError",
+        "[orders] shop.charge failed with ValueError",
+    ]
+    # A single-source server's messages are as they were: no source in them.
+    single = make_sourced(store, '[[rules]]\nkind = "task_lost"\nchannels = ["hook"]\n', clock, recorder, [])
+    assert single.scopes(single.config.rules[0]) == (None,)
+
+
+def test_a_rule_source_must_name_a_server_source(tmp_path: Path) -> None:
+    from stemtrace.server.settings import ServerSettings, SettingsError
+
+    path = tmp_path / "alerts.toml"
+    path.write_text(
+        '[[channels]]\nname = "hook"\ntype = "webhook"\nurl = "http://127.0.0.1:9/x"\n'
+        '[[rules]]\nkind = "task_lost"\nchannels = ["hook"]\nsource = ["orders", "biling"]\n'
+    )
+    with pytest.raises(
+        SettingsError, match=r"rules\[0\]\.source: no source named 'biling' \(the server's sources are"
+    ):
+        ServerSettings.build(env={}, sources=["orders=redis://127.0.0.1:6379/0"], alerts=str(path))
+    with pytest.raises(SettingsError, match="it has no --source"):
+        ServerSettings.build(env={}, broker="redis://127.0.0.1:6379/0", alerts=str(path))
+    ok = ServerSettings.build(
+        env={},
+        sources=["orders=redis://127.0.0.1:6379/0", "biling=redis://127.0.0.1:6379/0"],
+        alerts=str(path),
+    )
+    assert ok.alerts == str(path)
+    with pytest.raises(AlertsConfigError, match=r"rules\[0\]\.source: events_lost is about the server"):
+        parse(config('[[rules]]\nkind = "events_lost"\nchannels = ["hook"]\nsource = "orders"\n'))
+    with pytest.raises(AlertsConfigError, match=r"rules\[0\]\.source: one --source NAME or a list"):
+        parse(config('[[rules]]\nkind = "task_lost"\nchannels = ["hook"]\nsource = 3\n'))

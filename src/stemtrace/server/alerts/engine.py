@@ -79,10 +79,15 @@ class Alerter:
         """Find, claim and send every rule's new incidents; return the messages delivered."""
         now = self.clock()
         delivered: list[Message] = []
+        of_kind: Counter[str] = Counter()
         for rule in self.config.rules:
+            # Each rule claims its own keys: a second rule of a kind (another source, another
+            # team's channel) is told of the same incident too.
+            of_kind[rule.kind] += 1
+            tag = rule.kind if of_kind[rule.kind] == 1 else f"{rule.kind}#{of_kind[rule.kind]}"
             found = [i for scope in self.scopes(rule) for i in self.incidents(rule, now, scope)]
             incidents = [i for i in found if rule.matches(i.name)]
-            keyed = {self.key(rule, i, now): i for i in incidents}
+            keyed = {self.key(rule, i, now, tag): i for i in incidents}
             if not keyed:
                 continue
             claimed = set(self.store.claim_alerts(rule.kind, list(keyed), now))
@@ -140,11 +145,13 @@ class Alerter:
         raise ValueError(f"unknown rule kind {rule.kind!r}; known: {', '.join(RULE_KINDS)}")
 
     @staticmethod
-    def key(rule: Rule, incident: Incident, now: float) -> str:
-        """Once per incident; per window for the rules about groups that keep recurring."""
+    def key(rule: Rule, incident: Incident, now: float, tag: str | None = None) -> str:
+        """Once per incident and rule (``tag``: the rule's kind, numbered from its second rule);
+        per window for the rules about groups that keep recurring."""
+        tag = tag or rule.kind
         if rule.kind in ("failure_group_spike", "events_lost"):
-            return f"{rule.kind}:{incident.key}:{int(now // rule.window)}"
-        return f"{rule.kind}:{incident.key}"
+            return f"{tag}:{incident.key}:{int(now // rule.window)}"
+        return f"{tag}:{incident.key}"
 
     def link(self, incident: Incident) -> str:
         return f"{self.public_url}{incident.path}" if self.public_url else incident.path

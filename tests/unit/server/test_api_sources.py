@@ -1,0 +1,78 @@
+"""``source=`` on every list and aggregate the pages read, and the ``source`` label of the task
+metrics, through the real HTTP API of a store fed by two event sources (``--source``)."""
+
+from __future__ import annotations
+
+import re
+
+from server_events import EventFactory, TestClient
+
+from stemtrace.server import create_app
+from stemtrace.server.store import SqlStore
+
+NOW = 1_790_100_000.0
+
+
+def _feed(store: SqlStore) -> EventFactory:
+    orders, billing = EventFactory(node="o@h"), EventFactory(node="b@h")
+    store.apply(
+        orders.run("o1", "shop.order") + orders.run("o2", "shop.order", 1, fail=True)
+        + [orders.event("worker.online", None, None, 0, hostname="o@h", queues=["celery"])],
+        {}, NOW, "orders",
+    )  # fmt: skip
+    store.apply(
+        [
+            *billing.run("b1", "pay.charge", 3, fail=True),
+            billing.event("worker.online", None, None, 0, hostname="b@h", queues=["celery"]),
+        ],
+        {}, NOW, "billing",
+    )  # fmt: skip
+    return orders
+
+
+def test_lists_and_aggregates_take_source(store: SqlStore) -> None:
+    f = _feed(store)
+    window = {"since": f.t0 - 3600, "until": f.t0 + 3600}
+    with TestClient(create_app(store=store, ingest=False)) as c:
+        workflows = c.get("/api/workflows", params={"source": "orders"}).json()["items"]
+        assert {w["id"]: w["source"] for w in workflows} == {"o1": "orders", "o2": "orders"}
+        assert len(c.get("/api/workflows").json()["items"]) == 3
+        assert c.get("/api/workflows/b1").json()["source"] == "billing"
+        names = c.get("/api/task-names", params={"source": "billing"}).json()["items"]
+        assert names == [{"name": "pay.charge", "count": 1}]
+        failures = c.get("/api/failures", params={"source": "orders"}).json()["items"]
+        assert [(g["name"], g["last_task_id"]) for g in failures] == [("shop.order", "o2")]
+        stats = c.get("/api/stats/tasks", params={**window, "source": "billing"}).json()["items"]
+        assert [(s["name"], s["total"], s["failed"]) for s in stats] == [("pay.charge", 1, 1)]
+        assert c.get("/api/stats/tasks", params={**window, "source": "nowhere"}).json()["items"] == []
+        workers = c.get("/api/workers", params={"source": "orders", "expired": True}).json()["items"]
+        assert [w["hostname"] for w in workers] == ["o@h"]
+        assert c.get("/api/stuck", params={"source": "billing"}).status_code == 200
+        # An empty source= is no filter, as on /api/tasks.
+        assert len(c.get("/api/task-names", params={"source": ""}).json()["items"]) == 2
+
+
+def test_task_metrics_carry_the_source_label_when_it_has_a_name(store: SqlStore) -> None:
+    _feed(store)
+    single = EventFactory()
+    store.apply(single.run("u1", "legacy.job", 5), {}, NOW)  # from an unlabelled source
+    with TestClient(create_app(store=store, ingest=False)) as c:
+        text = c.get("/metrics").text
+    succeeded = {line for line in text.splitlines() if line.startswith("celery_task_succeeded_total{")}
+    assert 'celery_task_succeeded_total{name="shop.order",queue_name="celery",source="orders"} 1' in succeeded
+    assert (
+        'celery_task_succeeded_total{name="pay.charge",queue_name="celery",source="billing"} 0' in succeeded
+    )
+    # The unlabelled source's series are what a single-source server always exported.
+    assert 'celery_task_succeeded_total{name="legacy.job",queue_name="celery"} 1' in succeeded
+    assert re.search(
+        r'^celery_task_failed_total\{name="pay.charge",queue_name="celery",source="billing",'
+        r'exception="ValueError"\} 1$',
+        text,
+        re.M,
+    )
+    assert re.search(
+        r'^celery_task_runtime_bucket\{name="shop.order",queue_name="celery",source="orders",le="\+Inf"\} 2$',
+        text,
+        re.M,
+    )

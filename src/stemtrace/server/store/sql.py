@@ -6,7 +6,6 @@ and therefore the behaviour, is shared. The contract suite runs on both to keep 
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -16,9 +15,7 @@ from typing import Any, TypeVar
 
 from stemtrace.core.events import Event
 from stemtrace.core.model import GraphRecord, TaskRecord, WorkflowGraph
-from stemtrace.core.states import TaskState
 from stemtrace.server.store import (
-    aggregates,
     alert_log,
     beat,
     never_sent,
@@ -29,6 +26,7 @@ from stemtrace.server.store import (
     side_tables,
 )
 from stemtrace.server.store import retention as retention_sql
+from stemtrace.server.store.aggregates import AggregateReads
 from stemtrace.server.store.base import (
     ApplyResult,
     Changes,
@@ -38,7 +36,6 @@ from stemtrace.server.store.base import (
     StoreError,
     TaskDetail,
     TaskQuery,
-    TaskRow,
     WorkflowQuery,
     WorkflowRow,
 )
@@ -48,7 +45,6 @@ from stemtrace.server.store.read import Reader
 from stemtrace.server.store.write import BatchWriter, Plan, Staged, plan_batch
 
 _T = TypeVar("_T")
-Source = str | None  # an event source's --source NAME; None: every source
 
 
 class _Committing(PendingApply):
@@ -77,7 +73,7 @@ def _write_and_commit(lease: Any, conn: Any, staged: Staged) -> int:
     return stored
 
 
-class SqlStore(Store):
+class SqlStore(AggregateReads, Store):
     def __init__(self, url: str, pool_size: int = 8) -> None:
         self.url = url
         self.dialect = dialect_for(url)
@@ -286,44 +282,6 @@ class SqlStore(Store):
     def list_workflows(self, query: WorkflowQuery) -> Page:
         with self._read() as r:
             return r.list_workflows(query)
-
-    def task_names(self, source: str | None = None) -> list[tuple[str, int]]:
-        with self._read() as r:
-            return aggregates.task_names(r, source)
-
-    def failures(
-        self,
-        since: float | None,
-        until: float | None,
-        name: str | None,
-        limit: int,
-        *,
-        source: str | None = None,
-    ) -> list[dict[str, Any]]:
-        with self._read() as r:
-            return aggregates.failures(r, since, until, name, limit, source=source)
-
-    def task_stats(
-        self, since: float, until: float, name: str | None, buckets: int, *, source: str | None = None
-    ) -> list[dict[str, Any]]:
-        with self._read() as r:
-            return aggregates.task_stats(r, since, until, name, buckets, source=source)
-
-    def task_metrics(self, now: float) -> aggregates.TaskMetrics:
-        with self._read() as r:
-            return aggregates.task_metrics(r, now)
-
-    def stale_tasks(
-        self, states: Sequence[TaskState], older_than: float, limit: int, source: str | None = None
-    ) -> list[TaskRow]:
-        with self._read() as r:
-            return r.stale_tasks(list(states), older_than, limit, source)
-
-    def list_workers(self, source: str | None = None) -> list[dict[str, Any]]:
-        with self._read() as r:
-            scoped = ("WHERE source = ? ", [source]) if source is not None else ("", [])
-            rows = r.q(f"SELECT detail FROM workers {scoped[0]}ORDER BY hostname", scoped[1])
-        return [json.loads(d) for (d,) in rows]
 
     def changes_since(self, after: float) -> tuple[Changes, float]:
         with self._read() as r:

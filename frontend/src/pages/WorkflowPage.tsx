@@ -96,6 +96,7 @@ function WorkflowView({ wf, params, set }: { wf: WorkflowDetail; params: URLSear
         <div className="task-title">
           {wf.scheduled_for ? <ScheduledBadge state={wf.state} eta={wf.scheduled_for} /> : <StateBadge state={wf.state} />}
           <h1 title={wf.name ?? wf.id}>{shape}</h1>
+          {wf.source && <Link className="source-tag" to={`/workflows?source=${encodeURIComponent(wf.source)}`} title="The event source its tasks came from (--source)">{wf.source}</Link>}
           {wf.scheduled_for && <ScheduledFor eta={wf.scheduled_for} capital />}
           <span className="muted">{wf.task_count.toLocaleString()} {wf.task_count === 1 ? 'task' : 'tasks'} · <Duration ms={durationBetween(wf.started_at, wf.finished_at)} /> · started <Time ts={wf.started_at} /></span>
         </div>

@@ -15,7 +15,7 @@ from stemtrace.server.store import SqlStore, TaskQuery, open_store
 
 NOW = 1_790_100_000.0
 DAY = 86400.0
-TABLES = ("events", "tasks", "aliases", "workflows", "workers", "library_health")
+TABLES = ("tasks", "aliases", "workflows", "workers", "library_health")
 
 
 def counts(store: SqlStore) -> dict[str, int]:
@@ -24,12 +24,22 @@ def counts(store: SqlStore) -> dict[str, int]:
 
 
 def fill(store: SqlStore, f: EventFactory, at: float, now: float, prefix: str) -> None:
-    """A chain of two tasks, a worker and the library's health counters, as of ``at``."""
+    """A chain of two tasks (the second in a group: its id is an alias, the tasks' are their
+    rows), a worker and the library's health counters, as of ``at``."""
     store.apply(
         [
             f.event("worker.online", None, None, at, hostname=f"{prefix}@h"),
             *f.run(f"{prefix}-1", "proj.t", at, worker=f"{prefix}@h"),
-            *f.run(f"{prefix}-2", "proj.t", at + 1, parent_id=f"{prefix}-1", root_id=f"{prefix}-1"),
+            *f.run(
+                f"{prefix}-2",
+                "proj.t",
+                at + 1,
+                parent_id=f"{prefix}-1",
+                root_id=f"{prefix}-1",
+                group_id=f"{prefix}-g",
+                group_index=0,
+            ),
+            *f.run(f"{prefix}-3", "proj.t", at + 2, parent_id=f"{prefix}-1", root_id=f"{prefix}-1"),
             f.event("library.health", None, None, at, sent=10, dropped=0, errors=0),
         ],
         {},
@@ -52,14 +62,13 @@ def test_retention_expires_every_table(store: SqlStore) -> None:
     after = counts(store)
     # What is left is exactly the new workflow, its worker and its library process.
     assert after == {
-        "events": before["events"] // 2,
-        "tasks": 2,
+        "tasks": 3,
         "aliases": before["aliases"] // 2,
         "workflows": 1,
         "workers": 1,
         "library_health": 1,
     }, (before, after)
-    assert {t.id for t in store.list_tasks(TaskQuery()).items} == {"new-1", "new-2"}
+    assert {t.id for t in store.list_tasks(TaskQuery()).items} == {"new-1", "new-2", "new-3"}
     assert [w["hostname"] for w in store.list_workers()] == ["new@h"]
     assert m.expired == 1 and not m.behind
 
@@ -73,7 +82,7 @@ def test_retention_deletes_in_batches_until_caught_up(store: SqlStore) -> None:
     )
     m.run_once()
     assert m.expired == 1200 and not m.behind
-    assert counts(store)["tasks"] == 0 and counts(store)["events"] == 0
+    assert counts(store)["tasks"] == 0 and counts(store)["aliases"] == 0
 
 
 def test_failures_outlive_successes_and_a_success_never_waits_behind_them(store: SqlStore) -> None:

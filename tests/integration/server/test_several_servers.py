@@ -19,6 +19,7 @@ from celery import chain, chord, group
 from server_harness import ServerProcess, wait_for
 from tests.support import AppSettings, TaskKit, WorkerProcess, make_app
 from tests.support.results import wait as wait_result
+from tests.support.stored_events import event_keys
 
 from stemtrace.server.store import SqlStore, open_store
 
@@ -66,9 +67,9 @@ def store_tasks(store: SqlStore) -> dict[str, str]:
 
 def store_events(store: SqlStore) -> set[tuple[str, int]]:
     with store.pool.connection() as conn:
-        rows = conn.execute("SELECT inst, seq FROM events").fetchall()
-    keys = {(inst, int(seq)) for inst, seq in rows}
-    assert len(keys) == len(rows)  # (inst, seq) is the key: one row per event
+        rows = event_keys(conn)
+    keys = set(rows)
+    assert len(keys) == len(rows)  # (inst, seq) is the key: each event kept once
     return keys
 
 

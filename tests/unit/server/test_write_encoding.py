@@ -1,6 +1,6 @@
 """The ingest writer's encodings store what ``json`` would have stored.
 
-``codec.event_body`` and ``codec.dumps`` encode with orjson (falling back to ``json`` for
+``body.event_log`` and ``codec.dumps`` encode with orjson (falling back to ``json`` for
 what orjson cannot encode exactly) and ``task_row.record_dict`` skips ``asdict``. orjson's
 text may spell a number differently (``1e-7``), so these check that the stored text parses
 to the value ``json``'s text parses to (compared by re-encoding, so ``NaN`` compares), and
@@ -23,7 +23,8 @@ from stemtrace.core.model import Attempt, TaskRecord
 from stemtrace.core.states import TaskState
 from stemtrace.core.task import fold_task
 from stemtrace.server.jsonfast import NonFinite, loads
-from stemtrace.server.store.codec import dumps, envelope, event_body
+from stemtrace.server.store.body import event_log, load_events, load_record, pack
+from stemtrace.server.store.codec import dumps
 from stemtrace.server.store.task_row import TASK_COLUMNS, record_dict, task_row
 
 _DETAIL = [c.strip() for c in TASK_COLUMNS.split(",")].index("detail")  # a task row's stored detail
@@ -58,19 +59,19 @@ def odd_events() -> list[Event]:
 
 
 @pytest.mark.parametrize("source", ["fixtures", "odd"])
-def test_event_body_and_columns_give_back_the_encoded_dict(source: str) -> None:
-    """The body holds what the columns do not; ``envelope`` puts back ``e.to_dict()``."""
-    events = fixture_events() if source == "fixtures" else odd_events()
+def test_stored_event_log_gives_back_the_encoded_dicts(source: str) -> None:
+    """A task's stored log (``body``) reads back as each event's ``e.to_dict()``, in order."""
+    events = [e for e in (fixture_events() if source == "fixtures" else odd_events()) if e.task_id]
     assert events
     for e in events:
-        body = json.loads(event_body(e))
-        assert set(body) == {"v", "host", "pid", "proc", "node", "name", "data"}, e  # no column twice
-        stored = envelope(e.src.inst, e.src.seq, e.task_id, e.type, e.ts, body=body)
-        assert REFERENCE.encode(stored) == REFERENCE.encode(e.to_dict()), e
+        blob = pack('{"id":"x"}', event_log([e, e]))
+        assert load_record(blob) == {"id": "x"}
+        stored = load_events(e.task_id or "", blob)
+        assert [REFERENCE.encode(s) for s in stored] == [REFERENCE.encode(e.to_dict())] * 2, e
     if source == "odd":  # what orjson cannot encode exactly is json's text, byte for byte
-        assert '"big":1000000000000000000000000000000' in event_body(events[1])
-        assert '"1":"int key"' in event_body(events[1])
-        assert '"n":NaN' in event_body(events[0])
+        assert b'"big":1000000000000000000000000000000' in event_log([events[1]])
+        assert b'"1":"int key"' in event_log([events[1]])
+        assert b'"n":NaN' in event_log([events[0]])
 
 
 @pytest.mark.parametrize(
@@ -92,9 +93,9 @@ def test_dumps_never_turns_non_finite_into_null() -> None:
     assert dumps(loads(b'{"a":[-Infinity]}')) == '{"a":[-Infinity]}'
 
 
-def restored(stored: str) -> dict[str, Any]:
+def restored(stored: str | bytes) -> dict[str, Any]:
     """A stored ``detail`` as the reader sees it: ``from_dict`` fills in the fields left out."""
-    raw = json.loads(stored)
+    raw = load_record(stored) if isinstance(stored, bytes) else json.loads(stored)
     extra = raw.pop("_extra", {})
     return {**TaskRecord.from_dict(raw).to_dict(), "_extra": extra}
 
@@ -136,4 +137,4 @@ def test_record_dict_leaves_out_what_from_dict_restores() -> None:
         "result": 0,
         "attempts": [{"number": 1, "state": "SUCCESS"}],
     }
-    assert "_extra" not in json.loads(task_row(record, [], "wf", 1.0, 2.0)[_DETAIL])
+    assert "_extra" not in load_record(task_row(record, [], "wf", 1.0, 2.0)[_DETAIL])

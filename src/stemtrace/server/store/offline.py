@@ -13,6 +13,7 @@ from stemtrace.core.states import TaskState
 from stemtrace.core.task import mark_lost as lose
 from stemtrace.core.workers import WorkerRecord
 from stemtrace.server.jsonfast import loads
+from stemtrace.server.store.body import load_record, stored_log
 from stemtrace.server.store.codec import chunks, marks
 from stemtrace.server.store.summary import roll_up
 from stemtrace.server.store.task_row import task_row, write_tasks
@@ -49,10 +50,10 @@ def mark_lost(w: BatchWriter, offline_after: float) -> int:
     rows: list[list[Any]] = []
     workflows: set[str] = set()
     for _task_id, workflow_id, sort_ts, worker_name, detail in found:
-        raw = loads(detail)
+        raw = load_record(detail)
         extra = raw.pop("_extra", {})
         record = lose(TaskRecord.from_dict(raw), f"worker {worker_name} went offline", gone[worker_name])
-        rows.append(task_row(record, [], workflow_id, sort_ts, now, extra=extra))
+        rows.append(task_row(record, [], workflow_id, sort_ts, now, extra=extra, log=stored_log(detail)))
         workflows.add(workflow_id)
     write_tasks(w, rows)
     for part in chunks(sorted(workflows)):

@@ -17,7 +17,13 @@ logger = logging.getLogger("stemtrace.server.store")
 
 class PostgresDialect(Dialect):
     name = "postgresql"
-    types = {"float": "DOUBLE PRECISION", "text_c": 'TEXT COLLATE "C"', "bigint": "BIGINT", "bool": "BOOLEAN"}
+    types = {
+        "float": "DOUBLE PRECISION",
+        "text_c": 'TEXT COLLATE "C"',
+        "bigint": "BIGINT",
+        "bool": "BOOLEAN",
+        "blob": "BYTEA",
+    }
     like = "ILIKE"
     # One lock key for every writer of a store: replicas serialise their batches, so folding a
     # task always sees the events another replica committed first. The key includes the schema

@@ -27,7 +27,8 @@ from stemtrace.server.store.base import (
     decode_cursor,
     encode_cursor,
 )
-from stemtrace.server.store.codec import envelope, marks
+from stemtrace.server.store.body import load_events, load_record
+from stemtrace.server.store.codec import marks
 from stemtrace.server.store.db import Dialect
 from stemtrace.server.store.summary import structural_records
 
@@ -129,15 +130,9 @@ class Reader:
         if not found:
             return self._planned_task(task_id)
         row = TaskRow(*found[0][:-1])
-        detail = json.loads(found[0][-1])
+        detail = load_record(found[0][-1])
         extra = detail.pop("_extra", {}) or {}
-        events = [
-            envelope(inst, seq, task_id, etype, ts, body=json.loads(body))
-            for inst, seq, etype, ts, body in self.q(
-                "SELECT inst, seq, type, ts, body FROM events WHERE task_id = ? ORDER BY ts, inst, seq",
-                [task_id],
-            )
-        ]
+        events = load_events(task_id, found[0][-1])
         found_children = self.q(
             "SELECT id, name, state FROM tasks WHERE parent_id = ? ORDER BY sort_ts, id", [task_id]
         )
@@ -153,8 +148,8 @@ class Reader:
     def _planned_task(self, task_id: str) -> TaskDetail | None:
         """A step known only from an embedded canvas (``PLANNED``, or ``SKIPPED`` and why).
 
-        Its id is in ``aliases`` (every id a canvas names is), so it resolves to its workflow;
-        the workflow's designed part (``summary.structural_records``) says what it is, as the
+        Its id is in ``aliases`` (every id a canvas names without a task row is), so it resolves
+        to its workflow; the workflow's designed part (``summary.structural_records``) says what it is, as the
         graph draws it. The reason and the deciding task travel in ``extra``.
         """
         workflow_id = self.resolve_workflow(task_id)
@@ -237,7 +232,10 @@ class Reader:
     # -- workflows --------------------------------------------------------------------------------
 
     def resolve_workflow(self, any_id: str) -> str | None:
-        found = self.q("SELECT workflow_id FROM aliases WHERE id = ?", [any_id])
+        # A task's row names its workflow; ``aliases`` the other ids a workflow's events link.
+        found = self.q("SELECT workflow_id FROM tasks WHERE id = ?", [any_id])
+        if not found:
+            found = self.q("SELECT workflow_id FROM aliases WHERE id = ?", [any_id])
         if found:
             return str(found[0][0])
         found = self.q("SELECT id FROM workflows WHERE id = ?", [any_id])
@@ -246,7 +244,7 @@ class Reader:
     def workflow_records(self, workflow_id: str) -> list[TaskRecord]:
         out = []
         for (detail,) in self.q("SELECT detail FROM tasks WHERE workflow_id = ?", [workflow_id]):
-            raw = json.loads(detail)
+            raw = load_record(detail)
             raw.pop("_extra", None)
             out.append(TaskRecord.from_dict(raw))
         return out

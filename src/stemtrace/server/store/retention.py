@@ -51,12 +51,6 @@ def delete_workflows(conn: Any, dialect: Dialect, ids: Sequence[str]) -> int:
     for start in range(0, len(ids), CHUNK):
         part = list(ids[start : start + CHUNK])
         m = ",".join("?" * len(part))
-        _changed(
-            conn,
-            dialect,
-            f"DELETE FROM events WHERE task_id IN (SELECT id FROM tasks WHERE workflow_id IN ({m}))",
-            part,
-        )
         tasks += _changed(conn, dialect, f"DELETE FROM tasks WHERE workflow_id IN ({m})", part)
         _changed(conn, dialect, f"DELETE FROM aliases WHERE workflow_id IN ({m})", part)
         _changed(conn, dialect, f"DELETE FROM workflows WHERE id IN ({m})", part)

@@ -8,11 +8,11 @@ failure groups are exact (their partial edge hours come from the failed tasks in
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
+from stemtrace.server.store.body import load_record
 from stemtrace.server.store.codec import NOT_PLUMBING, chunks, marks
 from stemtrace.server.store.read import Reader, time_range
 from stemtrace.server.store.rollups import BOUNDS, FAILED_GROUP_STATES, HOUR, NB, VALUE_COLUMNS
@@ -111,7 +111,7 @@ def failures(
     ids = sorted({g[2] for _, g in ranked if g[2]})
     for part in chunks(ids):
         for tid, detail in r.q(f"SELECT id, detail FROM tasks WHERE id IN ({marks(len(part))})", part):
-            messages[tid] = json.loads(detail).get("exception")
+            messages[tid] = load_record(detail).get("exception")
     out = []
     for (gname, etype), (count, last, sample, _ts) in ranked:
         message = messages.get(sample) if sample else None

@@ -1,7 +1,8 @@
 """The versioned schema. Migrations run at startup, in order, each in its own transaction.
 
 Timestamps are epoch seconds (double precision). Every list the API pages through has an
-index that ends in ``(sort_ts, id)`` so newest-first keyset pagination is a range scan.
+index that ends in ``sort_ts`` (the tasks') or ``(sort_ts, id)`` so newest-first keyset
+pagination is a range scan.
 """
 
 from __future__ import annotations
@@ -17,16 +18,6 @@ from stemtrace.server.store.task_row import tasks_ddl
 # Every table but ``tasks`` (whose DDL ``task_row.TASK_TABLE`` generates), as of the first
 # release. ``{float}``-style slots are the dialect's types (``db.Dialect.types``).
 _TABLES = """
-CREATE TABLE IF NOT EXISTS events (
-    inst {text_c} NOT NULL,
-    seq {bigint} NOT NULL,
-    task_id {text_c},
-    type TEXT NOT NULL,
-    ts {float} NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (inst, seq)
-);
-CREATE INDEX IF NOT EXISTS events_task ON events (task_id);
 CREATE TABLE IF NOT EXISTS aliases (
     id {text_c} PRIMARY KEY,
     workflow_id {text_c} NOT NULL

@@ -30,6 +30,7 @@ from typing import Any
 from stemtrace.core.jsontext import dumps as std_dumps
 from stemtrace.core.model import TaskRecord
 from stemtrace.server.jsonfast import fast_dumps
+from stemtrace.server.store.body import load_record
 from stemtrace.server.store.db import Dialect
 
 # What the document keeps of each part (bytes of UTF-8): arguments as before, plus what the
@@ -154,11 +155,11 @@ def _number_words(value: str) -> str:
     return "" if math.isnan(number) else value
 
 
-def kwargs_match(detail: str, wanted: tuple[tuple[str, str], ...]) -> bool:
+def kwargs_match(detail: bytes, wanted: tuple[tuple[str, str], ...]) -> bool:
     """Whether the stored task detail's kwargs hold every ``key=value``: the value equal to
     the string, or to the JSON value the string spells (``n=42``, ``flag=true``, ``s="x"``)."""
     try:
-        kwargs = json.loads(detail).get("kwargs")
+        kwargs = load_record(detail).get("kwargs")
     except ValueError:
         return False
     if not isinstance(kwargs, Mapping):

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from stemtrace.core.gaps import OVERFLOW, SeqRange, causes, gaps, merge, overdue
+from stemtrace.server.store.body import load_events
 from stemtrace.server.store.write import BatchWriter
 
 # inst, lo, hi, lo_at, hi_at, lo_ts, hi_ts, host, pid
@@ -193,11 +194,10 @@ def overlapping_workflow(conn_q: Any, start: float, end: float, workflow_id: str
     lost = overlapping(conn_q, start, end)
     if not lost:  # almost always: no loss at all in the window
         return 0
-    insts = [
-        str(i)
-        for (i,) in conn_q(
-            "SELECT DISTINCT e.inst FROM events e JOIN tasks t ON e.task_id = t.id WHERE t.workflow_id = ?",
-            [workflow_id],
-        )
-    ]
-    return overlapping(conn_q, start, end, insts)
+    # The insts are in each task's event log: read only here, when there was a loss.
+    insts = {
+        e["src"]["inst"]
+        for tid, blob in conn_q("SELECT id, detail FROM tasks WHERE workflow_id = ?", [workflow_id])
+        for e in load_events(tid, blob)
+    }
+    return overlapping(conn_q, start, end, sorted(insts))

@@ -54,7 +54,7 @@ def _variables(conn: sqlite3.Connection) -> int:
 
 class SqliteDialect(Dialect):
     name = "sqlite"
-    types = {"float": "REAL", "text_c": "TEXT", "bigint": "INTEGER", "bool": "INTEGER"}
+    types = {"float": "REAL", "text_c": "TEXT", "bigint": "INTEGER", "bool": "INTEGER", "blob": "BLOB"}
 
     def __init__(self, url: str) -> None:
         path = url.split("sqlite://", 1)[1]

@@ -16,6 +16,7 @@ from stemtrace.core.events import Event
 from stemtrace.core.jsontext import dumps as std_dumps  # json's text, where orjson's would differ
 from stemtrace.core.model import Attempt, TaskRecord
 from stemtrace.server.store import rollups, search
+from stemtrace.server.store.body import event_log, pack
 from stemtrace.server.store.codec import dumps
 
 if TYPE_CHECKING:
@@ -26,8 +27,10 @@ PREVIEW_MAX = 120
 
 
 class Index(NamedTuple):
-    """An index a column leads. A *list* index ends in ``(sort_ts, id)``, so the task list
-    filtered on the column pages newest first as a range scan (``read.Reader._page``); a
+    """An index a column leads. A *list* index ends in ``sort_ts``, so the task list filtered
+    on the column pages newest first as a range scan (``read.Reader._page``; the engine sorts
+    only the tasks of equal ``sort_ts`` by id, a few at most, where the id in every entry of
+    every list index took ~290 bytes a task: docs/adr/0014-compact-storage.md); a
     *partial* one leaves out the rows where the column is NULL (most tasks have no exception
     and are in no group, so the index stays small and their writes skip it)."""
 
@@ -61,6 +64,7 @@ KINDS = {
     "text": ("TEXT", "text"),
     "int": ("INTEGER", "integer"),
     "float": ("{float}", "float8"),
+    "blob": ("{blob}", "bytea"),
 }
 
 # The task row, declared once: the table's DDL and indices (``schema``), the insert
@@ -90,8 +94,9 @@ TASK_TABLE: tuple[Column, ...] = (
     Column("updated_at", "float"),
     # When this server last wrote the row: the live stream's cursor; retention's too.
     Column("ingested_at", "float", "NOT NULL", indexed=Index("tasks_ingested", listed=False)),
-    # The record (``record_dict``) and what a graph reads beyond the columns (``graph_extra``).
-    Column("detail", "text", "NOT NULL"),
+    # The record (``record_dict``) and the task's events, compressed together (``body``), and
+    # what a graph reads beyond the columns (``graph_extra``).
+    Column("detail", "blob", "NOT NULL"),
     Column("graph", "text", "NOT NULL"),
     Column("routing_key", "text", indexed=Index("tasks_routing_key")),
     # The celery beat schedule entry that sent the task (``store/beat.py``); partial: the
@@ -125,7 +130,7 @@ def tasks_ddl(version: int = 1, table: Sequence[Column] = TASK_TABLE) -> list[st
     for c in columns:
         if c.indexed is None:
             continue
-        keys = dict.fromkeys((c.name, "sort_ts", "id") if c.indexed.listed else (c.name,))
+        keys = dict.fromkeys((c.name, "sort_ts") if c.indexed.listed else (c.name,))
         condition = c.indexed.where or (f"{c.name} IS NOT NULL" if c.indexed.partial else "")
         where = f" WHERE {condition}" if condition else ""
         out.append(f"CREATE INDEX IF NOT EXISTS {c.indexed.name} ON tasks ({', '.join(keys)}){where}")
@@ -219,9 +224,11 @@ def task_row(
     now: float,
     *,
     extra: Mapping[str, Any] | None = None,
+    log: bytes | None = None,
 ) -> list[Any]:
     """The task's row; ``extra`` (the ``args_repr``/``kwargs_repr`` seen) defaults to what
-    ``events`` say, and is given when a stored row is rewritten without its events."""
+    ``events`` say, and is given with the stored event log (``log``, ``body.stored_log``) when
+    a stored row is rewritten without its events."""
     extra = _extra(events) if extra is None else dict(extra)
     if "args_repr" in extra or "kwargs_repr" in extra:
         text = f"{extra.get('args_repr') or ''} {extra.get('kwargs_repr') or ''}".strip()
@@ -257,7 +264,7 @@ def task_row(
                 "args_preview": text[:PREVIEW_MAX] or None,
                 "updated_at": record.updated_at,
                 "ingested_at": now,
-                "detail": encode(detail),
+                "detail": pack(encode(detail), event_log(events) if log is None else log),
                 "graph": encode(graph_extra(record)),
                 "routing_key": record.routing_key,
                 "beat_entry": record.beat_entry,
@@ -307,6 +314,8 @@ def graph_extra(record: TaskRecord) -> list[Any]:
 
 
 _WORKFLOW, _INGESTED, _SOURCE = _POSITION["workflow_id"], _POSITION["ingested_at"], _POSITION["source"]
+DETAIL = _POSITION["detail"]  # a stored row's record and event log (``body``)
+WORKFLOW = _WORKFLOW
 
 
 def stamp_source(rows: Mapping[str, list[Any]], source: str) -> None:

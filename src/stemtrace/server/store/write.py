@@ -1,11 +1,11 @@
 """Applying one batch of events inside one transaction.
 
 The effect must not depend on delivery order or on duplicates, so nothing here is
-incremental: events are stored append-only under their ``(inst, seq)`` identity, and
-every task a batch touches is re-folded by ``core.task.fold_task`` from *all* of its
-stored events. Workflow membership is a union-find kept in the ``aliases`` table:
-ids linked by an event share a workflow, and when two workflows turn out to be one
-the oldest id survives and the others keep resolving to it.
+incremental: each task row keeps its events (under their ``(inst, seq)`` identity, a
+duplicate kept once; ``body``), and every task a batch touches is re-folded
+by ``core.task.fold_task`` from *all* of its events. Workflow membership is a union-find
+kept in the ``aliases`` table: ids linked by an event share a workflow, and when two
+workflows turn out to be one the oldest id survives and the others keep resolving to it.
 
 A batch goes through three steps so that ingest can overlap them with its neighbours:
 ``plan_batch`` needs no database (it runs while the previous batch is still being written),
@@ -26,26 +26,28 @@ from stemtrace.core.task import fold_task
 from stemtrace.core.workers import WorkerRecord, fold_worker, worker_name
 from stemtrace.server.jsonfast import loads
 from stemtrace.server.store.base import ApplyResult, Changes
-from stemtrace.server.store.codec import chunks, dumps, envelope, event_body, marks
+from stemtrace.server.store.body import load_events
+from stemtrace.server.store.codec import chunks, dumps, marks
 from stemtrace.server.store.db import Dialect
 from stemtrace.server.store.narrow import split_rows, stored_rows, write_changed
 from stemtrace.server.store.summary import roll_up
-from stemtrace.server.store.task_row import _final_row, stamp_source, task_row, write_tasks
+from stemtrace.server.store.task_row import DETAIL, WORKFLOW, _final_row, stamp_source, task_row, write_tasks
 
 
 @dataclass(slots=True)
 class Plan:
     """What a batch needs that no stored row can change, worked out ahead.
 
-    Ingest builds it while the previous batch still commits: de-duplication, the event
-    rows, which ids the batch links, and every task folded from the batch's events alone.
+    Ingest builds it while the previous batch still commits: de-duplication, each task's
+    events, which ids the batch links, and every task folded from the batch's events alone
+    (its row with its events packed, ``body``).
     Most tasks of a steady stream are new, so their rows are final but for the workflow id
     and ``ingested_at``; a task stored before is folded again with its stored events.
     """
 
     unique: dict[tuple[str, int], Event]
     by_task: dict[str, list[Event]]  # each task's events, in batch order
-    event_rows: list[tuple[Any, ...]]
+    task_events: int  # how many of ``unique`` belong to a task (are kept in its row)
     worker_events: list[Event]
     health: list[Event]
     components: list[set[str]]  # linked ids, in the order of their first event
@@ -61,10 +63,10 @@ def plan_batch(events: Sequence[Event]) -> Plan:
         src = e.src
         unique[(src.inst, src.seq)] = e  # Event.key, without the property call
     by_task: dict[str, list[Event]] = {}
-    event_rows = []
+    task_events = 0
     worker_events = []
     health = []
-    for (inst, seq), e in unique.items():
+    for e in unique.values():
         tid = e.task_id
         etype = e.type
         if tid is not None:
@@ -73,7 +75,7 @@ def plan_batch(events: Sequence[Event]) -> Plan:
                 by_task[tid] = [e]
             else:
                 found.append(e)
-            event_rows.append((inst, seq, tid, etype, e.ts, event_body(e)))
+            task_events += 1
         if etype in WORKER_EVENT_TYPES:
             worker_events.append(e)
         elif etype == LIBRARY_HEALTH:
@@ -89,7 +91,7 @@ def plan_batch(events: Sequence[Event]) -> Plan:
             if e.type == published:
                 rows[tid] = task_row(fold_task(tid, evs), evs, "", first_ts[tid], 0.0)
                 break
-    return Plan(unique, by_task, event_rows, worker_events, health, components, first_ts, root_hint, rows)
+    return Plan(unique, by_task, task_events, worker_events, health, components, first_ts, root_hint, rows)
 
 
 def _link(by_task: Mapping[str, list[Event]]) -> tuple[list[set[str]], dict[str, float], dict[str, str]]:
@@ -125,17 +127,11 @@ class Staged:
     changed_rows: dict[tuple[int, ...], list[Sequence[Any]]]  # stored rows, by the columns they change
     workflow_ids: list[str]  # rolled up once the task rows are written
     changes: Changes
+    stored: int  # events new to the store (the task rows keep them)
 
     def write(self) -> int:
         """Insert the rows; returns how many events were new to the store."""
         w = self.writer
-        stored = w.d.insert_rows(
-            w.conn,
-            "INSERT INTO events (inst, seq, task_id, type, ts, body)",
-            ("text", "bigint", "text", "text", "float8", "text"),
-            self.plan.event_rows,
-            tail="ON CONFLICT (inst, seq) DO NOTHING",
-        )
         w.d.insert_rows(
             w.conn,
             "INSERT INTO aliases (id, workflow_id)",
@@ -146,7 +142,7 @@ class Staged:
         write_tasks(w, self.task_rows)
         write_changed(w, self.changed_rows)
         roll_up(w, self.workflow_ids)
-        return stored
+        return self.stored
 
 
 class BatchWriter:
@@ -180,8 +176,8 @@ class BatchWriter:
         self._count_malformed(malformed)
         self._health(plan.health)
         workers = self._workers(plan.worker_events)
-        task_wf, merged, aliased, _fresh, alias_rows = self._assign_workflows(plan)
-        rows, stored = self._fold_tasks(plan, task_wf, aliased)
+        task_wf, merged, stored, _fresh, alias_rows = self._assign_workflows(plan)
+        rows, repeated = self._fold_tasks(plan, task_wf, stored)
         whole, changed = split_rows(rows.values(), stored)
         touched_wf = set(task_wf.values())
         changes = Changes(
@@ -190,7 +186,8 @@ class BatchWriter:
             workers=frozenset(workers),
             task_workflows=dict(task_wf),
         )
-        return Staged(self, plan, alias_rows, whole, changed, sorted(touched_wf), changes)
+        new = plan.task_events - repeated
+        return Staged(self, plan, alias_rows, whole, changed, sorted(touched_wf), changes, new)
 
     # -- counters -----------------------------------------------------------------------------
 
@@ -251,10 +248,14 @@ class BatchWriter:
 
     def _assign_workflows(
         self, plan: Plan
-    ) -> tuple[dict[str, str], set[str], set[str], set[str], list[tuple[str, str]]]:
-        """Returns each task's workflow, the workflows merged away, the ids that already had
-        an alias, the workflows this batch creates (none of their ids was known) and the
-        alias rows to write."""
+    ) -> tuple[dict[str, str], set[str], dict[str, tuple[Any, ...]], set[str], list[tuple[str, str]]]:
+        """Returns each task's workflow, the workflows merged away, the stored rows of the
+        batch's ids that have one, the workflows this batch creates (none of their ids was
+        known) and the alias rows to write.
+
+        An id with a task row is in the workflow the row names; ``aliases`` holds the others
+        (group ids, the steps a canvas plans), so a task's membership is stored once.
+        """
         first_ts = plan.first_ts
         all_ids = sorted({m for members in plan.components for m in members})
         existing: dict[str, str] = {}
@@ -262,6 +263,9 @@ class BatchWriter:
             existing.update(
                 self.q(f"SELECT id, workflow_id FROM aliases WHERE id IN ({marks(len(part))})", part)
             )
+        stored = stored_rows(self, all_ids)
+        for tid, row in stored.items():
+            existing[tid] = row[WORKFLOW]
         plans: list[tuple[set[str], set[str], str | None]] = []
         for members in plan.components:
             found = {existing[m] for m in members if m in existing}
@@ -286,11 +290,14 @@ class BatchWriter:
                     merged.update(others)
             else:
                 keep = new_id
-            alias_rows.extend((m, keep) for m in sorted(members) if existing.get(m) != keep)
+            # The batch's tasks have their row (written with ``keep``) for an alias.
+            alias_rows.extend(
+                (m, keep) for m in sorted(members) if m not in first_ts and existing.get(m) != keep
+            )
             for m in members:
                 if m in first_ts:
                     task_wf[m] = keep
-        return task_wf, merged, set(existing), fresh, alias_rows
+        return task_wf, merged, stored, fresh, alias_rows
 
     @staticmethod
     def _new_workflow_id(members: set[str], first_ts: dict[str, float], hints: dict[str, str]) -> str:
@@ -308,30 +315,30 @@ class BatchWriter:
     # -- tasks ------------------------------------------------------------------------------------
 
     def _fold_tasks(
-        self, plan: Plan, task_wf: Mapping[str, str], aliased: set[str]
-    ) -> tuple[dict[str, list[Any]], dict[str, tuple[Any, ...]]]:
-        """Every task row the batch writes, by id, in id order, and the stored rows of the
-        tasks that have one (``narrow``: what a rewrite changes).
+        self, plan: Plan, task_wf: Mapping[str, str], stored: Mapping[str, tuple[Any, ...]]
+    ) -> tuple[dict[str, list[Any]], int]:
+        """Every task row the batch writes, by id, in id order, and how many of the batch's
+        events the ``stored`` rows already keep (a redelivery: not stored again).
 
-        Only tasks stored before need their earlier events read back. A task's events,
-        row and alias are always written in one transaction, so a task without an alias
-        has none; in a steady stream most tasks are new and their planned rows stand.
+        Only tasks stored before have earlier events, in their row; in a steady stream most
+        tasks are new and their planned rows stand.
         """
         by_task = plan.by_task
-        batch = plan.unique
         ids = sorted(task_wf)
         grown: set[str] = set()
-        known = [tid for tid in ids if tid in aliased]
-        for part in chunks(known):
-            for tid, inst, seq, etype, ts, body in self.q(
-                "SELECT task_id, inst, seq, type, ts, body FROM events "
-                f"WHERE task_id IN ({marks(len(part))})",
-                part,
-            ):
-                if (inst, seq) not in batch:
-                    by_task[tid].append(decode_event(envelope(inst, seq, tid, etype, ts, body=loads(body))))
+        repeated = 0
+        for tid, old in stored.items():
+            if tid not in by_task:
+                continue  # an id the batch only names (a parent, a canvas step)
+            evs = by_task[tid]
+            mine = {e.key for e in evs}
+            for raw in load_events(tid, old[DETAIL]):
+                src = raw["src"]
+                if (src["inst"], src["seq"]) in mine:
+                    repeated += 1
+                else:
+                    evs.append(decode_event(raw))
                     grown.add(tid)
-        stored = stored_rows(self, known)
         now = self.now
         rows: dict[str, list[Any]] = {}
         planned = plan.rows
@@ -349,6 +356,6 @@ class BatchWriter:
                 row = task_row(fold_task(tid, evs), evs, task_wf[tid], plan.first_ts[tid], now)
             rows[tid] = row
         stamp_source(rows, self.source)
-        return rows, stored
+        return rows, repeated
 
     # -- workflows -------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ Pure: standard library only, no clock reads (``now`` is passed in), no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Final
@@ -92,17 +92,6 @@ def ranges_of(points: Iterable[tuple[int, float]], now: float) -> list[SeqRange]
     if lo is not None and prev is not None:
         out.append(SeqRange(lo, prev, now, now, ts_of[lo], ts_of[prev]))
     return out
-
-
-def runs(seqs: Sequence[int], stamps: Sequence[float], now: float) -> list[SeqRange]:
-    """:func:`ranges_of` for parallel lists of seqs and event timestamps, with a fast path for
-    the common batch: one process's seqs all consecutive (in any order, duplicates allowed)."""
-    if not seqs:
-        return []
-    lo, hi = min(seqs), max(seqs)
-    if lo >= 1 and hi - lo + 1 == len(set(seqs)):
-        return [SeqRange(lo, hi, now, now, stamps[seqs.index(lo)], stamps[seqs.index(hi)])]
-    return ranges_of(zip(seqs, stamps, strict=True), now)
 
 
 def _lower_end(a: SeqRange, b: SeqRange) -> SeqRange:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from stemtrace.core.events import Event
-from stemtrace.core.gaps import runs
+from stemtrace.core.gaps import ranges_of
 from stemtrace.server.store import Store, WorkflowRow
 
 logger = logging.getLogger("stemtrace.server.losses")
@@ -76,7 +76,7 @@ class LossTracker:
         rows = [
             (key, r.lo, r.hi, r.lo_at, r.hi_at, r.lo_ts, r.hi_ts, *whose)
             for key, (found_seqs, stamps, whose) in seqs.items()
-            for r in runs(found_seqs, stamps, now)
+            for r in ranges_of(zip(found_seqs, stamps, strict=True), now)
         ]
         self.store.record_seen(rows)
 

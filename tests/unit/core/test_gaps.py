@@ -18,7 +18,6 @@ from stemtrace.core.gaps import (
     merge,
     overdue,
     ranges_of,
-    runs,
 )
 
 
@@ -103,9 +102,3 @@ def test_causes_always_add_up(count: int, overflow: int, reported: bool) -> None
     assert sum(n for _, n in split) == count
     assert all(n > 0 for _, n in split)
     assert dict(split).get(OVERFLOW, 0) == max(0, min(count, overflow))
-
-
-@given(seqs=st.lists(st.integers(-2, 60), max_size=80), now=st.floats(0, 1e6))
-def test_the_fast_path_agrees_with_the_general_one(seqs: list[int], now: float) -> None:
-    stamps = [float(s) * 2 for s in seqs]
-    assert runs(seqs, stamps, now) == ranges_of(zip(seqs, stamps, strict=True), now)

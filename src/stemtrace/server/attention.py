@@ -101,23 +101,24 @@ def stuck_tasks(
 STUCK_GAUGE_TTL_S = 10.0
 
 
-def _stuck_now(store: Store, heartbeat_interval: float) -> list[StuckTask]:
-    return stuck_tasks(store, time.time(), heartbeat_interval)
+def _stuck_now(store: Store, heartbeat_interval: float, source: str | None) -> list[StuckTask]:
+    return stuck_tasks(store, time.time(), heartbeat_interval, source)
 
 
-_stuck_gauges: dict[float, PerStore[list[StuckTask]]] = {}
+_stuck_gauges: dict[tuple[float, str | None], PerStore[list[StuckTask]]] = {}
 
 
-def stuck_tasks_recent(store: Store, heartbeat_interval: float) -> list[StuckTask]:
+def stuck_tasks_recent(store: Store, heartbeat_interval: float, source: str | None = None) -> list[StuckTask]:
     """:func:`stuck_tasks` as judged at most :data:`STUCK_GAUGE_TTL_S` seconds ago, for
     ``/metrics``: a task is judged only after ``STALE_AFTER_S`` (60 s) unchanged, so 10 s add
     little, and a scrape no longer pays the three state reads each time (on PostgreSQL ~25 ms
     at 500,000 tasks, the state index holding every task that passed through a state since the
     last vacuum). ``/api/stuck`` judges afresh."""
-    cache = _stuck_gauges.get(heartbeat_interval)
+    key = (heartbeat_interval, source)
+    cache = _stuck_gauges.get(key)
     if cache is None:
         cache = _stuck_gauges.setdefault(
-            heartbeat_interval, PerStore(STUCK_GAUGE_TTL_S, lambda s: _stuck_now(s, heartbeat_interval))
+            key, PerStore(STUCK_GAUGE_TTL_S, lambda s: _stuck_now(s, heartbeat_interval, source))
         )
     return cache.get(store)
 

@@ -26,6 +26,7 @@ from typing import Any
 from stemtrace.core.rollup import PLUMBING_NAMES
 from stemtrace.core.workers import WorkerRecord
 from stemtrace.server.context import ServerContext
+from stemtrace.server.source import parse_sources
 from stemtrace.server.store.rollups import BOUNDS, NB
 
 MAX_NAMES = 200
@@ -189,22 +190,35 @@ def _histogram(
     metric.histogram(name, help_text, {"_bucket": samples, "_sum": sums, "_count": counts})
 
 
+def _gauge_sources(ctx: ServerContext) -> list[str | None]:
+    """The sources the worker and stuck gauges are read per: all at once (``None``, no label)
+    for a server of one unlabelled source, else each named ``--source`` (which replaces it)."""
+    names: list[str | None] = [name for name, _ in parse_sources(ctx.settings.sources)]
+    return names or [None]
+
+
+def _source_label(source: str | None, **labels: str) -> str:
+    return _labels(**labels, source=source) if source else _labels(**labels)
+
+
 def _workers(ctx: ServerContext, metric: Exposition, now: float) -> None:
-    try:
-        workers = [WorkerRecord.from_dict(raw) for raw in ctx.store.list_workers()]
-    except Exception:
-        return
     settings = ctx.settings
     beat = settings.expected_heartbeat_interval
     up: list[tuple[str, float]] = []
     active: list[tuple[str, float]] = []
-    for rec in sorted(workers, key=lambda r: r.hostname):
-        status = rec.status(now, beat, settings.worker_retention)
-        if status == "expired":
-            continue  # autoscaled fleets: a worker gone for the worker retention leaves the metrics
-        online = status == "online"
-        up.append((_labels(hostname=rec.hostname), 1.0 if online else 0.0))
-        active.append((_labels(hostname=rec.hostname), float(len(rec.active)) if online else 0.0))
+    for source in _gauge_sources(ctx):
+        try:
+            workers = [WorkerRecord.from_dict(raw) for raw in ctx.store.list_workers(source)]
+        except Exception:
+            return
+        for rec in sorted(workers, key=lambda r: r.hostname):
+            status = rec.status(now, beat, settings.worker_retention)
+            if status == "expired":
+                continue  # autoscaled fleets: a worker gone for the worker retention leaves the metrics
+            online = status == "online"
+            labels = _source_label(source, hostname=rec.hostname)
+            up.append((labels, 1.0 if online else 0.0))
+            active.append((labels, float(len(rec.active)) if online else 0.0))
     metric("celery_worker_up", "gauge", "1 when the worker sent a heartbeat recently.", up)
     metric("celery_worker_tasks_active", "gauge", "Tasks the worker is running (its last heartbeat).", active)
 
@@ -212,18 +226,22 @@ def _workers(ctx: ServerContext, metric: Exposition, now: float) -> None:
 def _stuck(ctx: ServerContext, metric: Exposition, now: float) -> None:
     from stemtrace.server import attention  # attention reads the store through the same API
 
-    try:
-        found = attention.stuck_tasks_recent(ctx.store, ctx.settings.expected_heartbeat_interval)
-    except Exception:
-        return
-    by_reason: dict[str, int] = {}
-    for t in found:
-        by_reason[t.reason] = by_reason.get(t.reason, 0) + 1
+    samples: list[tuple[str, float]] = []
+    for source in _gauge_sources(ctx):
+        try:
+            found = attention.stuck_tasks_recent(ctx.store, ctx.settings.expected_heartbeat_interval, source)
+        except Exception:
+            return
+        by_reason: dict[str, int] = {}
+        for t in found:
+            by_reason[t.reason] = by_reason.get(t.reason, 0) + 1
+        reasons = sorted({*_REASONS, *by_reason})
+        samples += [(_source_label(source, reason=r), float(by_reason.get(r, 0))) for r in reasons]
     metric(
         "stemtrace_tasks_stuck",
         "gauge",
         "Tasks that look stuck now, by reason (the definitions of /api/stuck).",
-        [(_labels(reason=r), float(by_reason.get(r, 0))) for r in sorted({*_REASONS, *by_reason})],
+        samples,
     )
 
 

@@ -76,3 +76,31 @@ def test_task_metrics_carry_the_source_label_when_it_has_a_name(store: SqlStore)
         text,
         re.M,
     )
+
+
+def test_worker_and_stuck_gauges_are_per_source_on_a_server_of_named_sources(store: SqlStore) -> None:
+    _feed(store)
+    sources = ("orders=redis://127.0.0.1:6379/15", "billing=redis://127.0.0.1:6379/15")
+    with TestClient(create_app(store=store, ingest=False, sources=sources, worker_retention=1e9)) as c:
+        text = c.get("/metrics").text
+    up = {line.rsplit(" ", 1)[0] for line in text.splitlines() if line.startswith("celery_worker_up{")}
+    assert up == {
+        'celery_worker_up{hostname="b@h",source="billing"}',
+        'celery_worker_up{hostname="o@h",source="orders"}',
+    }
+    stuck = [line for line in text.splitlines() if line.startswith("stemtrace_tasks_stuck{")]
+    assert 'stemtrace_tasks_stuck{reason="overdue",source="orders"} 0' in stuck
+    assert 'stemtrace_tasks_stuck{reason="overdue",source="billing"} 0' in stuck
+    assert all("source=" in line for line in stuck)
+
+
+def test_a_server_of_one_unlabelled_source_exports_gauges_without_a_source_label(store: SqlStore) -> None:
+    _feed(store)
+    with TestClient(create_app(store=store, ingest=False, worker_retention=1e9)) as c:
+        text = c.get("/metrics").text
+    up = sorted(line for line in text.splitlines() if line.startswith("celery_worker_up{"))
+    assert [line.split(" ")[0] for line in up] == [
+        'celery_worker_up{hostname="b@h"}',
+        'celery_worker_up{hostname="o@h"}',
+    ]
+    assert 'stemtrace_tasks_stuck{reason="overdue"} 0' in text.splitlines()

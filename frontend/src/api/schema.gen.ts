@@ -291,6 +291,11 @@ export interface components {
             lost_reason?: string | null;
             /** Number */
             number: number;
+            /**
+             * Outcome From
+             * @description `main` when the outcome is what the worker's main process got from the prefork child, which was killed before it sent its own events: no result value, no handler time, and the start is when the child accepted the task
+             */
+            outcome_from?: string | null;
             /** Received At */
             received_at: string | null;
             /**

@@ -139,6 +139,11 @@ function Attempts({ attempts, sentAt }: { attempts: Attempt[]; sentAt: string | 
               <AttemptLinks attempt={a} />
             </div>
             {a.lost_reason && <p className="lost">Lost: {a.lost_reason}</p>}
+            {a.outcome_from === 'main' && (
+              <p className="muted" data-outcome-from="main">
+                Outcome from the worker's main process: its pool child was killed before sending its own events (no result value or handler time).
+              </p>
+            )}
             {(a.exception_type || a.exception) && (
               <p className="exc">
                 <strong title={a.exception_type ?? undefined}>{exceptionName(a.exception_type)}</strong>{a.exception ? `: ${a.exception}` : ''}

@@ -76,6 +76,9 @@ class Draft:
     state: TaskState = TaskState.PENDING
     forced_lost: str | None = None
     forced_state: TaskState | None = None
+    # The worker main process's ``task.ready``: the outcome the prefork child returned, used
+    # only when the attempt's own events end unfinished (the child died before sending them).
+    ready: Event | None = None
 
     def started(self) -> Event | None:
         return next((e for e in self.run if e.type == ev.TASK_STARTED), None)
@@ -97,6 +100,10 @@ class Draft:
                 if rank > current or (rank == current and decider is not None and _before(event, decider)):
                     best, decider, reason, current = state, event, why, rank
         unfinished = best in (TaskState.PENDING, TaskState.RECEIVED, TaskState.STARTED)
+        if unfinished and self.ready is not None:
+            told = _POSTRUN_STATES.get(str(self.ready.data.get("state")))
+            if told is not None:  # what Celery got from the child beats any inference
+                return told, self.ready, None
         if self.forced_lost is not None and best is TaskState.STARTED:
             return TaskState.LOST, None, self.forced_lost
         if self.forced_state is not None and unfinished:
@@ -130,8 +137,10 @@ class Draft:
                 if worker is not None:
                     break
         exc_event = None
+        ready = self.ready if decider is not None and decider is self.ready else None
+        from_main = ready is not None
         if state not in _NO_EXCEPTION:
-            exc_event = _exception_event([*run, *late], state)
+            exc_event = _exception_event([ready] if ready is not None else [*run, *late], state)
         runtime = _runtime(decider) if decider is not None else None
         if runtime is None:
             runtime = next((r for r in map(_runtime, run) if r is not None), None)
@@ -153,7 +162,7 @@ class Draft:
             state=state,
             worker=worker,
             received_at=received.ts if received is not None else None,
-            started_at=start.ts if start is not None else None,
+            started_at=start.ts if start is not None else _accepted_at(ready),
             finished_at=finished_at,
             runtime_ms=runtime * 1000.0 if runtime is not None else None,
             exception_type=exc_type,
@@ -165,11 +174,21 @@ class Draft:
             exception_original_size=exception[1],
             traceback_original_size=traceback[1],
             handler_ms=_handler_ms(decider),
+            outcome_from="main" if from_main else None,
             trace_id=trace.trace_id,
             span_id=trace.span_id,
             sentry_trace_id=trace.sentry_trace_id,
             sentry_event_id=trace.sentry_event_id,
         )
+
+
+def _accepted_at(ready: Event | None) -> float | None:
+    """When the child accepted the task, as the main process noted it (Celery's ``time_start``,
+    the start its own ``task-started`` event reports under prefork), from a ``task.ready``."""
+    value = ready.data.get("accepted_at") if ready is not None else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
 
 
 _UNFINISHED = frozenset({TaskState.PENDING, TaskState.RECEIVED, TaskState.STARTED})
@@ -376,6 +395,7 @@ def single_attempt(ordered: list[Event], stated: list[int | None]) -> Attempt | 
         exception_original_size=exception[1],
         traceback_original_size=traceback[1],
         handler_ms=_handler_ms(decider),
+        outcome_from=None,
         trace_id=trace.trace_id,
         span_id=trace.span_id,
         sentry_trace_id=trace.sentry_trace_id,

@@ -30,6 +30,10 @@ def _run_order(run: list[Event]) -> tuple[float, tuple[str, int]]:
 _SEQ = attrgetter("src.seq")
 
 
+def _ready_order(event: Event) -> tuple[float, str, int]:
+    return (event.ts, event.src.inst, event.src.seq)
+
+
 def _runs(exec_events: list[Event]) -> list[list[Event]]:
     """Split execution events into runs: one per ``task.started`` in a process."""
     by_proc: dict[str, list[Event]] = {}
@@ -145,9 +149,9 @@ def _deliveries(gen: int, retries: int, received: list[Event], runs: list[list[E
 def attempt_drafts(events: list[Event], generation: list[int], stated: list[int | None]) -> list[Draft]:
     """``stated`` is each event's own ``retries`` (``None`` when it does not say)."""
     # Per (generation, retries): its deliveries and its execution events, in (ts, key) order.
-    keyed: dict[tuple[int, int], tuple[list[Event], list[Event]]] = {}
+    keyed: dict[tuple[int, int], tuple[list[Event], list[Event], list[Event]]] = {}
     late: list[Event] = []
-    failed, received_type = ev.TASK_FAILED, ev.TASK_RECEIVED
+    failed, received_type, ready_type = ev.TASK_FAILED, ev.TASK_RECEIVED, ev.TASK_READY
     for event, gen, said in zip(events, generation, stated, strict=True):
         # Which retry the event belongs to; _LATEST for main-process verdicts.
         etype = event.type
@@ -163,17 +167,19 @@ def attempt_drafts(events: list[Event], generation: list[int], stated: list[int 
         group_key = (gen, retries)
         group = keyed.get(group_key)
         if group is None:
-            group = keyed[group_key] = ([], [])
+            group = keyed[group_key] = ([], [], [])
         if etype == received_type:
             group[0].append(event)
         elif etype in EXEC_TYPES:
             group[1].append(event)
+        elif etype == ready_type:
+            group[2].append(event)
     if not keyed:
-        keyed[(0, 0)] = ([], [])
+        keyed[(0, 0)] = ([], [], [])
     drafts: list[Draft] = []
     groups = sorted(keyed)
     for pos, (gen, retries) in enumerate(groups):
-        received, executed = keyed[(gen, retries)]
+        received, executed, ready = keyed[(gen, retries)]
         runs = _runs(executed)
         batch = _deliveries(gen, retries, received, runs)
         # A delivery followed by a redelivery of the same message: if it ran, its
@@ -181,6 +187,9 @@ def attempt_drafts(events: list[Event], generation: list[int], stated: list[int 
         kept = [d for d in batch[:-1] if d.run] + [batch[-1]] if len(batch) > 1 else batch
         for draft in kept[:-1]:
             draft.forced_lost = REDELIVERED_LOST
+        if ready:
+            # The main process got this outcome from the child that ran the latest delivery.
+            kept[-1].ready = max(ready, key=_ready_order)
         if pos + 1 < len(groups):
             # A later message exists, so this attempt did end even if its final
             # event was lost: it asked for a retry, or it was replaced.

@@ -44,6 +44,9 @@ TASK_REVOKED: Final = "task.revoked"  # task_revoked, worker main process
 TASK_REJECTED: Final = "task.rejected"  # task_rejected (undecodable/disallowed message)
 TASK_UNKNOWN: Final = "task.unknown"  # task_unknown (name not registered on the worker)
 TASK_INTERNAL_ERROR: Final = "task.internal_error"  # task_internal_error
+# The outcome a prefork child returned to the worker's main process, sent by the main process
+# only when that child died soon after (its own events of the task may have died with it).
+TASK_READY: Final = "task.ready"
 WORKER_ONLINE: Final = "worker.online"
 WORKER_HEARTBEAT: Final = "worker.heartbeat"
 WORKER_OFFLINE: Final = "worker.offline"
@@ -62,6 +65,7 @@ TASK_EVENT_TYPES: Final = frozenset(
         TASK_REJECTED,
         TASK_UNKNOWN,
         TASK_INTERNAL_ERROR,
+        TASK_READY,
     }
 )
 WORKER_EVENT_TYPES: Final = frozenset({WORKER_ONLINE, WORKER_HEARTBEAT, WORKER_OFFLINE})

@@ -39,6 +39,10 @@ class Attempt:
     # Milliseconds spent after the body, in the task's ``on_success``/``after_return``
     # handlers: ``runtime_ms`` is Celery's own measure of the body and excludes them.
     handler_ms: float | None = None
+    # "main" when the outcome is what the worker's main process got from the prefork child
+    # (``task.ready``): the child was killed before it sent its own events, so Celery's runtime
+    # and the exception are known but not the result value, the handler time or the start.
+    outcome_from: str | None = None
     # Where this attempt shows up in the team's tracing and Sentry (``core.tracing``): the W3C
     # trace and span (the worker's span when it failed or retried under OpenTelemetry, else the
     # sender's, its parent), Sentry's trace and the event Sentry captured for the failure.

@@ -81,6 +81,7 @@ def _attempt(a: CoreAttempt, task_id: str, links: LinkTemplates) -> AttemptOut:
         lost_reason=a.lost_reason,
         retry_eta=a.retry_eta,
         redelivered=a.redelivered,
+        outcome_from=a.outcome_from,
         **run_outcome(a),
         trace_id=a.trace_id,
         span_id=a.span_id,

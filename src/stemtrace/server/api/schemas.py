@@ -89,6 +89,12 @@ class AttemptOut(RunOutcome, AttemptSpanOut):
     lost_reason: str | None = None
     retry_eta: str | None = None
     redelivered: bool = False
+    outcome_from: str | None = Field(
+        None,
+        description="`main` when the outcome is what the worker's main process got from the prefork "
+        "child, which was killed before it sent its own events: no result value, no handler time, "
+        "and the start is when the child accepted the task",
+    )
     trace_id: str | None = Field(
         None,
         description="W3C trace id (32 hex) of the attempt, from OpenTelemetry's context (docs: Integrations)",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 import time
 import uuid
@@ -155,6 +156,11 @@ def make_app(settings: AppSettings, *, init: bool | None = None) -> TaskKit:
     def killer() -> None:
         os._exit(3)
 
+    @app.task(name="t.sigkill", shared=False)
+    def sigkill() -> None:
+        """Its process is killed as the OOM killer or ``kill -9`` would: no handler, no flush."""
+        os.kill(os.getpid(), signal.SIGKILL)
+
     @app.task(name="t.echo", shared=False)
     def echo(*args: Any, **kwargs: Any) -> Any:
         return {"args": list(args), "kwargs": sorted(kwargs)}
@@ -212,6 +218,7 @@ def make_app(settings: AppSettings, *, init: bool | None = None) -> TaskKit:
         replacer=replacer,
         hard_limited=hard_limited,
         killer=killer,
+        sigkill=sigkill,
         echo=echo,
         big_result=big_result,
         deep_fail=deep_fail,

@@ -277,3 +277,111 @@ def around_apply_async(scheduler: Any, enter: Callable[[Any], Any], leave: Calla
     except Exception:
         return False
     return True
+
+
+# -- prefork: what a child returned, as the worker's main process gets it -------------------
+
+# billiard's exit code of a child that ended itself after ``max_tasks_per_child`` (``EX_RECYCLE``).
+_CLEAN_EXITS = frozenset({0, 0x9B})
+
+
+def wrap_pool_result(request_cls: Any, note: Callable[[Any, Any], None]) -> bool:
+    """Make ``request_cls.on_success`` call ``note(request, returned)`` first; ``True`` when it
+    now does.
+
+    Under prefork the worker's main process hands a task to a child through
+    ``pool.apply_async(..., callback=request.on_success)``, and billiard calls that callback in
+    the main process with what the child returned: ``(failed, retval, runtime)``
+    (``celery.app.trace``: for a failure an ``ExceptionInfo``, else the result's ``saferepr``;
+    the runtime Celery measured in the child). Celery makes one ``Request`` subclass per task
+    type (``celery.worker.request.create_request_cls``, 5.3 to 5.7) that defines its own
+    ``on_success``, so that subclass is wrapped, once. What the pool itself decides (a lost
+    worker, a hard time limit) goes to ``on_failure`` instead: no result came back.
+    """
+    try:
+        original = request_cls.on_success
+    except Exception:
+        return False
+    if getattr(original, "_stemtrace_wrapped", False) or not callable(original):
+        return False
+
+    def on_success(self: Any, failed__retval__runtime: Any, **kwargs: Any) -> Any:
+        try:
+            note(self, failed__retval__runtime)
+        except Exception:
+            pass
+        return original(self, failed__retval__runtime, **kwargs)
+
+    on_success._stemtrace_wrapped = True  # type: ignore[attr-defined]
+    try:
+        request_cls.on_success = on_success
+    except Exception:
+        return False
+    return True
+
+
+def pool_outcome(returned: Any) -> tuple[str, float | None, Any] | None:
+    """The state, Celery's runtime (seconds) and the ``ExceptionInfo`` (``None`` for a success) of
+    what a prefork child returned for a task (see :func:`wrap_pool_result`); ``None`` when it says
+    the child was exiting (``SystemExit``: a lost worker, which Celery reports on its own).
+
+    The child reports a retry, an ``Ignore`` and a ``Reject`` as failed, with the exception that
+    said so; the main process tells them apart by its class (``Request.on_failure``), as here.
+    """
+    try:
+        failed, retval, runtime = returned
+    except Exception:
+        return None
+    seconds = float(runtime) if isinstance(runtime, (int, float)) and not isinstance(runtime, bool) else None
+    if not failed:
+        return "SUCCESS", seconds, None
+    exc = getattr(retval, "exception", None)
+    if type(exc).__name__ == "ExceptionWithTraceback":
+        exc = getattr(exc, "exc", exc)
+    if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+        return None
+    from celery.exceptions import Ignore, Reject, Retry
+
+    if isinstance(exc, Retry):
+        state = "RETRY"
+    elif isinstance(exc, Ignore):
+        state = "IGNORED"
+    elif isinstance(exc, Reject):
+        state = "REJECTED"
+    else:
+        state = "FAILURE"
+    return state, seconds, retval
+
+
+def request_facts(request: Any) -> tuple[Any, ...]:
+    """A worker ``Request``'s task id, name, retries, ``replaced_task_nesting``, the time its child
+    accepted it (``time_start``: epoch seconds since 5.3, what Celery's ``task-started`` event
+    says under prefork) and that child's pid: attributes every ``Request`` has (5.3 to 5.7), read
+    once per task in the main process, so plainly."""
+    rd = request._request_dict
+    return (
+        request.id,
+        request.name,
+        rd.get("retries") or 0,
+        rd.get("replaced_task_nesting") or 0,
+        request.time_start,
+        request.worker_pid,
+    )
+
+
+def pool_processes(pool: Any) -> dict[int, Any] | None:
+    """The live children of a worker's prefork ``pool`` (Celery's ``TaskPool``) by pid, or
+    ``None`` when it is not that shape: billiard's ``Pool._pool`` list, from which the main
+    process removes a child once it has reaped it (``Pool._join_exited_workers``)."""
+    try:
+        return {p.pid: p for p in list(pool._pool._pool) if isinstance(p.pid, int)}
+    except Exception:
+        return None
+
+
+def exited_cleanly(process: Any) -> bool:
+    """Whether a reaped pool child ended itself (after ``max_tasks_per_child``, or at shutdown),
+    having flushed its events on ``worker_process_shutdown``. Read from the exit status billiard
+    stored when it reaped the child (``Popen.returncode``), never by waiting on it here."""
+    code = getattr(getattr(process, "_popen", None), "returncode", None)
+    return code in _CLEAN_EXITS

@@ -91,6 +91,7 @@ RAW_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     ev.TASK_FAILED: ("exception", "traceback"),
     ev.TASK_RETRIED: ("exception", "traceback"),
     ev.TASK_INTERNAL_ERROR: ("exception", "traceback"),
+    ev.TASK_READY: ("exception", "traceback"),
     ev.TASK_REJECTED: ("exception",),
     ev.TASK_UNKNOWN: ("exception",),
 }

@@ -158,6 +158,9 @@ def on_task_received(sender: Any = None, request: Any = None, **_: Any) -> None:
                 em.node,
             )
         )
+        children = st.children
+        if children is not None and type(request) not in children.hooked:
+            children.hook(type(request))  # once per task type: what its child returns (``children``)
     except Exception as exc:
         _failed(st, "on_task_received", exc)
 

@@ -13,13 +13,16 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stemtrace.capture.config import CaptureConfig
 from stemtrace.capture.finish import Finisher
 from stemtrace.capture.publisher import Emitter, PeriodicSource
 from stemtrace.capture.redact import Redactor
 from stemtrace.transport import TransportConfig
+
+if TYPE_CHECKING:
+    from stemtrace.capture.children import ChildResults
 
 logger = logging.getLogger("stemtrace.capture")
 EAGER_OFF = (
@@ -62,6 +65,7 @@ class State:
         self.worker_sources: list[tuple[float, PeriodicSource]] = []
         self.starts: dict[str, tuple[int, int]] = {}  # task id -> (monotonic_ns start, retries), executing
         self.main_failures: deque[str] = deque(maxlen=1000)  # ids the main process reported failed
+        self.children: ChildResults | None = None  # a prefork worker's main process (``children``)
         self._emitter: Emitter | None = None
         self._lock = threading.Lock()
         self._logged: set[str] = set()
@@ -113,6 +117,7 @@ class State:
         self._lock = threading.Lock()
         self.starts = {}
         self.worker_sources = []
+        self.children = None
         if self.node is not None or self.main_pid is not None:
             self.proc = "child"
 

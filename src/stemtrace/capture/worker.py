@@ -15,6 +15,7 @@ from typing import Any
 
 from stemtrace.capture import beat
 from stemtrace.capture import state as _state
+from stemtrace.capture.children import ChildResults
 from stemtrace.capture.guard import guarded
 from stemtrace.core import events as ev
 
@@ -108,6 +109,13 @@ def on_worker_ready(st: _state.State, sender: Any = None, **_: Any) -> None:
     source = (st.config.heartbeat_interval, lambda: _heartbeat(st, hostname))
     st.worker_sources.append(source)
     emitter.periodic.append(source)
+    pool = getattr(sender, "pool", None)
+    if st.pool == "prefork" and pool is not None and st.children is None:
+        # A killed child's last outcomes, from what it returned to this process (``children``).
+        st.children = ChildResults(pool, st.config.flush_interval)
+        watch = (st.config.flush_interval, st.children.check)
+        st.worker_sources.append(watch)
+        emitter.periodic.append(watch)
 
 
 @guarded

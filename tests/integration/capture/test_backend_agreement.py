@@ -186,3 +186,76 @@ def test_work_dropped_in_a_chain_never_rolls_up_to_success(rec: Recorder, tmp_pa
     finally:
         client.close()
         store.close()
+
+
+# -- a child killed right after a task ----------------------------------------------------
+KILLED_PAIRS = 12
+
+
+@pytest.fixture(scope="module")
+def lone_child(redis_url: str) -> Iterator[Recorder]:
+    """One prefork child that takes one message at a time: the task sent after another runs in
+    the same process, straight after it."""
+    settings = AppSettings(
+        broker_url=redis_url, backend_url=redis_url, conf={"worker_prefetch_multiplier": 1}
+    )
+    with Recorder(pool="prefork", concurrency=1, settings=settings) as recorder:
+        yield recorder
+
+
+def test_a_task_that_finished_keeps_its_outcome_when_its_child_is_killed_next(
+    lone_child: Recorder, tmp_path: Path
+) -> None:
+    """Task A finishes (a success, or a failure), then task B SIGKILLs the same child a few
+    milliseconds later, before the child's publisher thread has sent A's events (it sends every
+    flush interval). Celery got A's outcome from the child before B started: the result backend
+    says SUCCESS or FAILURE, and so must stemtrace, every time; B is LOST (WorkerLostError)."""
+    holder: dict[str, Any] = {}
+
+    def scenario(t: Any) -> Any:
+        for i in range(KILLED_PAIRS):
+            holder[f"A{i}"] = t.add.delay(i, i) if i % 2 == 0 else t.fail.delay(f"pair {i}")
+            holder[f"B{i}"] = t.sigkill.delay()
+        _settle(holder, timeout_s=180.0)
+        return None
+
+    events = lone_child.record(scenario, timeout_s=240.0, settle_s=1.0)
+    client, store = _shown(events, tmp_path)
+    wrong = []
+    try:
+        for key, result in holder.items():
+            body = client.get(f"/api/tasks/{result.id}").json()
+            b_state, b_type = result.state, _backend_type(result)
+            s_state, s_type = body.get("state"), body.get("exception_type")
+            if s_state not in AGREES.get(b_state, set()) or (b_state == "FAILURE" and s_type != b_type):
+                wrong.append(f"{key}: backend {b_state} {b_type}, stemtrace {s_state} {s_type}")
+            elif b_state == "SUCCESS" and body["attempts"][-1]["runtime_ms"] is None:
+                wrong.append(f"{key}: no runtime, though Celery measured it")  # (not for a failure)
+    finally:
+        client.close()
+        store.close()
+    assert [r.state for k, r in holder.items() if k.startswith("B")] == ["FAILURE"] * KILLED_PAIRS
+    assert not wrong, "\n".join([f"Celery {compat.CELERY_VERSION}", *wrong])
+
+
+def test_a_child_that_ends_itself_sends_its_own_outcomes_only(redis_url: str) -> None:
+    """A child recycled after ``max_tasks_per_child`` flushes its events before it exits: the
+    main process adds nothing for its tasks (no ``task.ready``), whose state is the child's."""
+    settings = AppSettings(
+        broker_url=redis_url, backend_url=redis_url, conf={"worker_max_tasks_per_child": 1}
+    )
+    holder: dict[str, Any] = {}
+
+    def scenario(t: Any) -> Any:
+        for i in range(3):
+            holder[str(i)] = t.add.delay(i, i)
+        _settle(holder)
+        time.sleep(6.0)  # billiard reaps exited children on a 5 s timer
+        return None
+
+    with Recorder(pool="prefork", concurrency=1, settings=settings) as rec:
+        events = rec.record(scenario, settle_s=1.0)
+    mine = [e for e in events if e.get("task", {}).get("id") in {r.id for r in holder.values()}]
+    assert {e["type"] for e in mine} >= {"task.started", "task.succeeded"}
+    assert [e for e in mine if e["type"] == "task.ready"] == []
+    assert [r.state for r in holder.values()] == ["SUCCESS"] * 3

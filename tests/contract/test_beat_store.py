@@ -27,7 +27,7 @@ def _fill(store: SqlStore) -> EventFactory:
 
 def test_entries_runs_counts_and_filter(store: SqlStore) -> None:
     _fill(store)
-    assert store.beat_entries() == ["every-10s", "hourly"]
+    assert store.beat_entries() == [("every-10s", ""), ("hourly", "")]
     runs, cursor = store.beat_runs("every-10s", 3)
     assert [r.task_id for r in runs] == ["e7", "e6", "e5"]
     assert (
@@ -59,3 +59,32 @@ def test_the_overview_and_the_missed_incidents(store: SqlStore) -> None:
     later = attention.beat_missed(store, T0 + 130, T0)
     assert [i.extra["open"] for i in later] == [False, True]
     assert later[0].key == incidents[0].key
+
+
+def test_an_entry_is_a_name_within_one_source(store: SqlStore) -> None:
+    """Two apps' beats both run ``celery.backend_cleanup``: two schedules, never merged."""
+    a, b = EventFactory(t0=T0), EventFactory(t0=T0)
+    store.apply(
+        [e for i in range(6) for e in a.run(f"a{i}", "celery.backend_cleanup", 60.0 * i, beat="cleanup")],
+        {}, T0 + 400, "prod",
+    )  # fmt: skip
+    # staging's beat ran every 10 s, then stopped for 50 s
+    at = [0, 10, 20, 30, 80]
+    name = "celery.backend_cleanup"
+    staging = [e for i, t in enumerate(at) for e in b.run(f"b{i}", name, t, beat="cleanup")]
+    store.apply(staging, {}, T0 + 400, "staging")
+    assert store.beat_entries() == [("cleanup", "prod"), ("cleanup", "staging")]
+    assert store.beat_entries("staging") == [("cleanup", "staging")]
+    assert store.beat_entries("nowhere") == []
+    runs, _ = store.beat_runs("cleanup", 10, source="staging")
+    assert [r.task_id for r in runs] == ["b4", "b3", "b2", "b1", "b0"]
+    assert store.beat_count("cleanup", T0, source="prod") == 6
+    assert store.beat_runs("cleanup", 10) == ([], None)  # the unlabelled source has none
+    views = {(v.entry, v.source): v for v in beat_runs.overview(store, T0 + 85, T0)}
+    assert views[("cleanup", "prod")].interval == 60.0 and views[("cleanup", "prod")].missed == []
+    assert views[("cleanup", "staging")].interval == 10.0
+    assert [m.missed for m in views[("cleanup", "staging")].missed] == [4]
+    incidents = attention.beat_missed(store, T0 + 85, T0, "staging")
+    assert [i.key for i in incidents] == [f"beat_missed:staging:cleanup:{T0 + 30:.3f}"]
+    assert incidents[0].path == "/beat?entry=cleanup&source=staging"
+    assert attention.beat_missed(store, T0 + 85, T0, "prod") == []

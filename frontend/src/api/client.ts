@@ -152,8 +152,8 @@ export const api = {
     unwrap(http.GET('/api/stuck', { params: { query: clean({ source }) }, signal })),
   health: (signal?: AbortSignal) => unwrap(http.GET('/api/health', { signal })),
   quarantine: (signal?: AbortSignal) => unwrap(http.GET('/api/quarantine', { signal })),
-  beat: (since: string | undefined, signal?: AbortSignal) =>
-    unwrap(http.GET('/api/beat', { params: { query: clean({ since }) }, signal })),
-  beatEntry: (entry: string, cursor: string | null, limit: number, signal?: AbortSignal) =>
-    unwrap(http.GET('/api/beat/{entry}', { params: { path: { entry }, query: clean({ cursor, limit }) }, signal })),
+  beat: (since: string | undefined, source: string | undefined, signal?: AbortSignal) =>
+    unwrap(http.GET('/api/beat', { params: { query: clean({ since, source }) }, signal })),
+  beatEntry: (entry: string, source: string | undefined, cursor: string | null, limit: number, signal?: AbortSignal) =>
+    unwrap(http.GET('/api/beat/{entry}', { params: { path: { entry }, query: clean({ cursor, limit, source }) }, signal })),
 };

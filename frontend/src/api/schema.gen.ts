@@ -398,6 +398,12 @@ export interface components {
              * @description runs sent since `since`
              */
             runs: number;
+            /**
+             * Source
+             * @description the event source (`--source NAME`) whose beat sends the entry: an entry is a name within one source; empty for the one unlabelled source
+             * @default
+             */
+            source: string;
             /** Task Name */
             task_name: string | null;
         };
@@ -419,6 +425,12 @@ export interface components {
              * @description newest first
              */
             runs: components["schemas"]["BeatRunOut"][];
+            /**
+             * Source
+             * @description the event source (`--source NAME`) whose beat sends the entry: an entry is a name within one source; empty for the one unlabelled source
+             * @default
+             */
+            source: string;
         };
         /** BeatList */
         BeatList: {
@@ -1408,6 +1420,8 @@ export interface operations {
             query?: {
                 /** @description start of the window runs are counted in (default: a day ago) */
                 since?: string | null;
+                /** @description only the entries of this event source */
+                source?: string | null;
             };
             header?: never;
             path?: never;
@@ -1487,6 +1501,8 @@ export interface operations {
                 cursor?: string | null;
                 /** @description page size (default 100) */
                 limit?: number;
+                /** @description the event source whose entry this is; needed only when several sources have it */
+                source?: string | null;
             };
             header?: never;
             path: {
@@ -1541,7 +1557,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description invalid parameter */
+            /** @description invalid parameter, or an entry of several sources without source= */
             422: {
                 headers: {
                     [name: string]: unknown;

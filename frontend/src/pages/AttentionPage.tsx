@@ -61,7 +61,7 @@ export function AttentionPage() {
   const health = useHealth();
   const quarantine = useQuarantine();
   const setAside = quarantine.data?.items ?? [];
-  const beat = useBeat(RANGE);
+  const beat = useBeat(RANGE, source);
   const missedBeat = (beat.data?.items ?? []).filter((e) => e.missed.length > 0);
 
   const rows = [...failureRows(failures.data?.items ?? []), ...lostRows(lost.data?.items ?? [])].sort(
@@ -182,8 +182,11 @@ export function AttentionPage() {
                   const last = e.missed[e.missed.length - 1];
                   const count = e.missed.reduce((n, m) => n + m.missed, 0);
                   return (
-                    <li key={e.entry} data-entry={e.entry}>
-                      <Link to={`/beat?entry=${encodeURIComponent(e.entry)}`}><strong>{e.entry}</strong></Link> missed{' '}
+                    <li key={`${e.source}/${e.entry}`} data-entry={e.entry}>
+                      <Link to={`/beat?${new URLSearchParams({ entry: e.entry, ...(e.source ? { source: e.source } : {}) }).toString()}`}>
+                        <strong>{e.entry}</strong>
+                      </Link>
+                      {e.source && <span className="source-tag">{e.source}</span>} missed{' '}
                       {count.toLocaleString()} run{count === 1 ? '' : 's'}
                       {last && <>, last after <Time ts={last.after} />{last.before ? '' : ' and none sent since'}</>}
                     </li>

@@ -11,7 +11,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PrefsProvider } from '../app/prefs';
 import { BeatPage } from './BeatPage';
 
-const server = setupServer();
+// A single-source server unless a test says otherwise (the source selector reads /api/health).
+const server = setupServer(http.get('*/api/health', () => HttpResponse.json({ ingest: { sources: [] } })));
 beforeAll(() => server.listen({ onUnhandledRequest: 'error' }));
 afterEach(() => {
   server.resetHandlers();
@@ -79,5 +80,30 @@ describe('beat page', () => {
     expect(asked).toBe('every-second');
     expect(await within(section).findByText('4 missed')).toBeTruthy();
     expect(within(section).getAllByRole('row')).toHaveLength(recent.length + 1);
+  });
+
+  it('keeps two sources\' entries of one name apart, and opens one with its source', async () => {
+    const asked: string[] = [];
+    server.use(
+      http.get('*/api/health', () => HttpResponse.json({ ingest: { sources: [{ name: 'prod' }, { name: 'staging' }] } })),
+      http.get('*/api/beat', () =>
+        HttpResponse.json({
+          since: '2026-01-01T00:00:00Z',
+          items: [{ ...entry, entry: 'cleanup', source: 'prod' }, { ...entry, entry: 'cleanup', source: 'staging', runs: 2 }],
+        }),
+      ),
+      http.get('*/api/beat/:entry', ({ request, params }) => {
+        asked.push(`${String(params.entry)}@${new URL(request.url).searchParams.get('source')}`);
+        return HttpResponse.json({ entry: 'cleanup', source: 'staging', interval_s: 1, runs: recent, missed, next_cursor: null });
+      }),
+    );
+    mount('/beat');
+    const rows = (await screen.findAllByRole('button', { name: 'cleanup' })).map((b) => b.closest('tr') as HTMLElement);
+    expect(rows.map((r) => r.getAttribute('data-source'))).toEqual(['prod', 'staging']);
+    const staging = within(rows[1] as HTMLElement);
+    expect(staging.getByRole('link', { name: '2' }).getAttribute('href')).toBe('/tasks?beat=cleanup&source=staging');
+    staging.getByRole('button', { name: 'cleanup' }).click();
+    expect(await screen.findByRole('region', { name: /Runs of cleanup/ })).toBeTruthy();
+    expect(asked).toEqual(['cleanup@staging']);
   });
 });

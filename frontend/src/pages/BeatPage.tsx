@@ -1,12 +1,15 @@
 // Beat: each celery beat schedule entry with its observed interval, last run and outcome, its runs
 // over time as a strip of outcomes (each a link to its task) and the runs it missed, marked where
 // they fell. `?entry=NAME` (the beat_missed alert's link) opens that entry's runs, page by page.
+// An entry is a name within one event source (two apps' beats both have celery.backend_cleanup):
+// with several sources each row is tagged with its own, and opening one scopes the page to it.
 import { Fragment } from 'react';
 import { Link } from 'react-router';
 import type { BeatEntry, BeatRun, MissedRun } from '../api/types';
 import { useTitle } from '../app/title';
 import { useUrlState } from '../app/urlstate';
 import { Duration, Empty, ErrorBanner, Loading, StateBadge, Time } from '../components/common';
+import { SourceSelect, sourceParam } from '../components/SourceSelect';
 import { stateClass } from '../domain/states';
 import { formatDuration, RANGE_PRESETS } from '../domain/time';
 import { useBeat, useBeatEntry } from '../queries';
@@ -64,7 +67,8 @@ export function BeatPage() {
   useTitle('Beat');
   const range = params.get('range') ?? '24h';
   const selected = params.get('entry');
-  const beat = useBeat(range);
+  const source = sourceParam(params);
+  const beat = useBeat(range, source);
   const items = beat.data?.items ?? [];
 
   return (
@@ -74,6 +78,7 @@ export function BeatPage() {
         <select aria-label="Time range" value={range} onChange={(e) => set({ range: e.target.value })}>
           {Object.keys(RANGE_PRESETS).map((r) => <option key={r} value={r}>Last {r}</option>)}
         </select>
+        <SourceSelect params={params} set={set} />
       </div>
       <ErrorBanner error={beat.error} what="beat entries" />
       {beat.isPending ? <Loading what="beat entries" /> : items.length === 0 && !beat.error ? (
@@ -90,9 +95,14 @@ export function BeatPage() {
           <tbody>
             {items.map((e) => {
               const missed = missedCount(e);
+              const open = e.entry === selected && (!source || e.source === source);
+              const runsLink = new URLSearchParams({ beat: e.entry, ...(e.source ? { source: e.source } : {}) });
               return (
-                <tr key={e.entry} data-entry={e.entry} aria-selected={e.entry === selected} className={e.entry === selected ? 'selected' : undefined}>
-                  <td><button type="button" className="link" onClick={() => set({ entry: e.entry === selected ? null : e.entry })}>{e.entry}</button></td>
+                <tr key={`${e.source}/${e.entry}`} data-entry={e.entry} data-source={e.source || undefined} aria-selected={open} className={open ? 'selected' : undefined}>
+                  <td>
+                    <button type="button" className="link" onClick={() => set(open ? { entry: null } : { entry: e.entry, source: e.source || null })}>{e.entry}</button>
+                    {e.source && <span className="source-tag">{e.source}</span>}
+                  </td>
                   <td>{e.task_name ?? '—'}</td>
                   <td className="muted">{every(e.interval_s)}</td>
                   <td>
@@ -102,7 +112,7 @@ export function BeatPage() {
                       </Link>
                     ) : '—'}
                   </td>
-                  <td className="num"><Link to={`/tasks?beat=${encodeURIComponent(e.entry)}`}>{e.runs.toLocaleString()}</Link></td>
+                  <td className="num"><Link to={`/tasks?${runsLink.toString()}`}>{e.runs.toLocaleString()}</Link></td>
                   <td className={`num${missed ? ' beat-missed-count' : ''}`}>{missed ? missed.toLocaleString() : '0'}</td>
                   <td><RunStrip runs={e.recent} missed={e.missed} label={`Latest runs of ${e.entry}`} /></td>
                 </tr>
@@ -111,13 +121,13 @@ export function BeatPage() {
           </tbody>
         </table>
       )}
-      {selected && <EntryRuns entry={selected} />}
+      {selected && <EntryRuns entry={selected} source={source} />}
     </div>
   );
 }
 
-function EntryRuns({ entry }: { entry: string }) {
-  const q = useBeatEntry(entry);
+function EntryRuns({ entry, source }: { entry: string; source?: string }) {
+  const q = useBeatEntry(entry, source);
   const pages = q.data?.pages ?? [];
   const runs = pages.flatMap((p) => p.runs);
   const missed = pages.flatMap((p) => p.missed);

@@ -158,22 +158,22 @@ export function useLostTasks(range: string, source?: string) {
 }
 
 /** Celery beat schedule entries with their latest runs and missed runs since the start of `range`. */
-export function useBeat(range: string) {
+export function useBeat(range: string, source?: string) {
   const live = useLive();
   return useQuery({
-    queryKey: keys.beat(range),
-    queryFn: ({ signal }) => api.beat(rangeToSince(range), signal),
+    queryKey: keys.beat(range, source),
+    queryFn: ({ signal }) => api.beat(rangeToSince(range), source, signal),
     // Not named by the live stream (it announces tasks, not entries): refreshed on a timer.
     refetchInterval: live.pollMs || 10_000,
   });
 }
 
-/** One entry's runs, newest first, page by page. */
-export function useBeatEntry(entry: string | null, pageSize = 200) {
+/** One entry's runs, newest first, page by page (`source`: whose entry it is, when several have one). */
+export function useBeatEntry(entry: string | null, source?: string, pageSize = 200) {
   const live = useLive();
   return useInfiniteQuery({
-    queryKey: keys.beatEntry(entry ?? ''),
-    queryFn: ({ pageParam, signal }) => api.beatEntry(entry ?? '', pageParam, pageSize, signal),
+    queryKey: keys.beatEntry(entry ?? '', source),
+    queryFn: ({ pageParam, signal }) => api.beatEntry(entry ?? '', source, pageParam, pageSize, signal),
     initialPageParam: null as string | null,
     getNextPageParam: (last) => last.next_cursor,
     enabled: !!entry,

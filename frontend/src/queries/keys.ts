@@ -19,8 +19,8 @@ export const keys = {
   stuck: (source?: string) => ['stuck', source ?? null] as const,
   health: () => ['health'] as const,
   quarantine: () => ['quarantine'] as const,
-  beat: (range: string) => ['beat', range] as const,
-  beatEntry: (entry: string) => ['beat-entry', entry] as const,
+  beat: (range: string, source?: string) => ['beat', range, source ?? null] as const,
+  beatEntry: (entry: string, source?: string) => ['beat-entry', entry, source ?? null] as const,
 };
 
 /** Key prefixes, each covering every query of one kind: what a stream message invalidates. */

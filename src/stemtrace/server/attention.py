@@ -271,11 +271,14 @@ def event_losses(store: Store, since: float) -> list[Incident]:
     return out
 
 
-def beat_missed(store: Store, now: float, since: float) -> list[Incident]:
+def beat_missed(store: Store, now: float, since: float, source: str | None = None) -> list[Incident]:
     """Celery beat runs missed since ``since``: one incident per gap (``core.beat``), keyed by the
-    entry and the run before it, so a gap is one incident while open and after beat resumes."""
+    entry (and its source, when it has one) and the run before it, so a gap is one incident
+    while open and after beat resumes."""
     out = []
-    for view in beat_runs.overview(store, now, since):
+    for view in beat_runs.overview(store, now, since, source):
+        entry = f"{view.source}:{view.entry}" if view.source else view.entry
+        query = {"entry": view.entry, **({"source": view.source} if view.source else {})}
         for m in view.missed:
             if m.due < since and m.before is not None:
                 continue
@@ -284,10 +287,10 @@ def beat_missed(store: Store, now: float, since: float) -> list[Incident]:
             out.append(
                 Incident(
                     kind="beat_missed",
-                    key=f"beat_missed:{view.entry}:{m.after:.3f}",
+                    key=f"beat_missed:{entry}:{m.after:.3f}",
                     title=f"beat entry {view.entry} missed {m.missed} run(s)",
                     detail=f"expected every {every}; {state}",
-                    path="/beat?" + urlencode({"entry": view.entry}),
+                    path="/beat?" + urlencode(query),
                     at=m.due,
                     count=m.missed,
                     name=view.task_name,

@@ -24,6 +24,7 @@ WINDOW_S = 86_400.0
 @dataclass(frozen=True, slots=True)
 class EntryView:
     entry: str
+    source: str  # the event source whose beat sends it ("" for the one unlabelled source)
     task_name: str | None
     interval: float | None  # the median gap between runs, seconds
     last: BeatRun | None
@@ -38,6 +39,7 @@ def _view(reads: EntryReads, now: float, since: float) -> EntryView:
     last = reads.recent[0] if reads.recent else None
     return EntryView(
         entry=reads.entry,
+        source=reads.source,
         task_name=last.name if last else None,
         interval=every,
         last=last,
@@ -47,9 +49,9 @@ def _view(reads: EntryReads, now: float, since: float) -> EntryView:
     )
 
 
-def overview(store: Store, now: float, since: float) -> list[EntryView]:
-    """Every entry with runs stored, by name."""
-    return [_view(reads, now, since) for reads in store.beat_overview(since, SAMPLE, RECENT)]
+def overview(store: Store, now: float, since: float, source: str | None = None) -> list[EntryView]:
+    """Every entry with runs stored (of ``source`` only, if given), by name then source."""
+    return [_view(reads, now, since) for reads in store.beat_overview(since, SAMPLE, RECENT, source)]
 
 
 def page_misses(runs: list[BeatRun], every: float | None, now: float | None) -> list[Missed]:

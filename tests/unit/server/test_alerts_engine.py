@@ -222,5 +222,7 @@ def test_a_rule_source_must_name_a_server_source(tmp_path: Path) -> None:
     assert ok.alerts == str(path)
     with pytest.raises(AlertsConfigError, match=r"rules\[0\]\.source: events_lost is about the server"):
         parse(config('[[rules]]\nkind = "events_lost"\nchannels = ["hook"]\nsource = "orders"\n'))
+    beat = parse(config('[[rules]]\nkind = "beat_missed"\nchannels = ["hook"]\nsource = "orders"\n'))
+    assert beat.rules[0].sources == ("orders",)  # an entry is one source's schedule
     with pytest.raises(AlertsConfigError, match=r"rules\[0\]\.source: one --source NAME or a list"):
         parse(config('[[rules]]\nkind = "task_lost"\nchannels = ["hook"]\nsource = 3\n'))

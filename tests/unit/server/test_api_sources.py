@@ -104,3 +104,28 @@ def test_a_server_of_one_unlabelled_source_exports_gauges_without_a_source_label
         'celery_worker_up{hostname="o@h"}',
     ]
     assert 'stemtrace_tasks_stuck{reason="overdue"} 0' in text.splitlines()
+
+
+def test_beat_entries_are_per_source(store: SqlStore) -> None:
+    """Each app's beat has its own ``celery.backend_cleanup``: /api/beat keeps them apart."""
+    for source, every in (("orders", 60.0), ("billing", 300.0)):
+        f = EventFactory(node=f"{source}@h")
+        events = [
+            e
+            for i in range(4)
+            for e in f.run(f"{source}{i}", "celery.backend_cleanup", every * i, beat="cleanup")
+        ]
+        store.apply(events, {}, NOW, source)
+    with TestClient(create_app(store=store, ingest=False)) as c:
+        since = {"since": "2000-01-01T00:00:00Z"}
+        items = c.get("/api/beat", params=since).json()["items"]
+        assert [(i["entry"], i["source"], i["interval_s"], i["runs"]) for i in items] == [
+            ("cleanup", "billing", 300.0, 4),
+            ("cleanup", "orders", 60.0, 4),
+        ]
+        only = c.get("/api/beat", params={**since, "source": "orders"}).json()["items"]
+        assert [(i["entry"], i["source"]) for i in only] == [("cleanup", "orders")]
+        page = c.get("/api/beat/cleanup", params={"source": "billing"}).json()
+        assert page["source"] == "billing" and page["runs"][0]["task_id"] == "billing3"
+        both = c.get("/api/beat/cleanup")
+        assert both.status_code == 422 and "billing, orders" in str(both.json()["error"])

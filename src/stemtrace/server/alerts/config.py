@@ -46,7 +46,7 @@ RULE_KINDS = {
 }
 CHANNEL_TYPES = ("webhook", "slack", "email")
 # Kinds about the server's own intake, not about one app's tasks: ``source`` does not apply.
-UNSCOPED_KINDS = frozenset({"events_lost", "beat_missed"})
+UNSCOPED_KINDS = frozenset({"events_lost"})
 
 
 class AlertsConfigError(ValueError):

@@ -141,7 +141,7 @@ class Alerter:
         if rule.kind == "events_lost":
             return attention.event_losses(store, since)
         if rule.kind == "beat_missed":
-            return attention.beat_missed(store, now, since)
+            return attention.beat_missed(store, now, since, source)
         raise ValueError(f"unknown rule kind {rule.kind!r}; known: {', '.join(RULE_KINDS)}")
 
     @staticmethod

@@ -49,8 +49,15 @@ class MissedRunOut(BaseModel):
     due: datetime = Field(description="when the first missed run was due")
 
 
+_SOURCE = (
+    "the event source (`--source NAME`) whose beat sends the entry: an entry is a name within one "
+    "source; empty for the one unlabelled source"
+)
+
+
 class BeatEntryOut(BaseModel):
     entry: str = Field(description="the schedule entry's name (the task's name when beat only marked it)")
+    source: str = Field("", description=_SOURCE)
     task_name: str | None
     interval_s: float | None = Field(description="observed interval: the median gap between recent runs")
     last_run: BeatRunOut | None
@@ -68,6 +75,7 @@ class BeatList(BaseModel):
 
 class BeatEntryPage(BaseModel):
     entry: str
+    source: str = Field("", description=_SOURCE)
     interval_s: float | None
     runs: list[BeatRunOut] = Field(description="newest first")
     missed: list[MissedRunOut] = Field(
@@ -98,16 +106,18 @@ def list_entries(
     since: Annotated[
         str | None, Query(description="start of the window runs are counted in (default: a day ago)")
     ] = None,
+    source: Annotated[str | None, Query(description="only the entries of this event source")] = None,
 ) -> BeatList:
     now = time.time()
     start = parse_time("since", since)
     start = now - beat_runs.WINDOW_S if start is None else start
-    views = beat_runs.overview(ctx.store, now, start)
+    views = beat_runs.overview(ctx.store, now, start, source or None)
     return BeatList(
         since=iso(start),  # type: ignore[arg-type]
         items=[
             BeatEntryOut(
                 entry=v.entry,
+                source=v.source,
                 task_name=v.task_name,
                 interval_s=v.interval,
                 last_run=_run(v.last) if v.last else None,
@@ -123,7 +133,14 @@ def list_entries(
 @router.get(
     "/beat/{entry:path}",
     response_model=BeatEntryPage,
-    responses={**_RESPONSES, 404: {"model": ErrorBody, "description": "no runs of this entry"}},
+    responses={
+        **_RESPONSES,
+        404: {"model": ErrorBody, "description": "no runs of this entry"},
+        422: {
+            "model": ErrorBody,
+            "description": "invalid parameter, or an entry of several sources without source=",
+        },
+    },
     summary="One schedule entry's runs, newest first",
 )
 def entry_runs(
@@ -131,18 +148,35 @@ def entry_runs(
     entry: str,
     limit: Annotated[int, Query(ge=1, le=1000, description="page size (default 100)")] = 100,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    source: Annotated[
+        str | None,
+        Query(description="the event source whose entry this is; needed only when several sources have it"),
+    ] = None,
 ) -> BeatEntryPage:
     cursor = check_cursor(cursor)
-    sent = ctx.store.beat_sent_times(entry, beat_runs.SAMPLE)
+    source = source if source is not None else _only_source(ctx, entry)
+    sent = ctx.store.beat_sent_times(entry, beat_runs.SAMPLE, source)
     if not sent:
         raise ApiError(404, f"no runs of a beat entry named {entry[:80]!r}")
     every = beat_runs.interval(sent)
-    found, nxt = ctx.store.beat_runs(entry, limit, cursor)
+    found, nxt = ctx.store.beat_runs(entry, limit, cursor, source)
     misses = beat_runs.page_misses(found, every, None if cursor else time.time())
     return BeatEntryPage(
         entry=entry,
+        source=source,
         interval_s=every,
         runs=[_run(r) for r in found],
         missed=[_missed(m) for m in misses],
         next_cursor=nxt,
     )
+
+
+def _only_source(ctx: ServerContext, entry: str) -> str:
+    """The source of ``entry`` when the request names none: its only one, else a 422 that lists
+    them (two apps' entries of one name are two schedules, never merged)."""
+    sources = [src for name, src in ctx.store.beat_entries() if name == entry]
+    if len(sources) > 1:
+        raise ApiError(
+            422, f"beat entry {entry[:80]!r} runs in several sources ({', '.join(sources)}): pass source="
+        )
+    return sources[0] if sources else ""

@@ -360,24 +360,27 @@ class Store(ABC):
 
     # -- celery beat (``store/beat.py``) --------------------------------------------------------
 
-    def beat_entries(self) -> list[str]:
-        """The names of the beat schedule entries with runs stored."""
+    def beat_entries(self, source: str | None = None) -> list[tuple[str, str]]:
+        """The (entry, source) pairs with runs stored; ``source``: of that source only. An entry
+        is a name within one event source ("" for the one unlabelled source)."""
         raise NotImplementedError
 
-    def beat_runs(self, entry: str, limit: int, cursor: str | None = None) -> tuple[list[Any], str | None]:
+    def beat_runs(
+        self, entry: str, limit: int, cursor: str | None = None, source: str = ""
+    ) -> tuple[list[Any], str | None]:
         """An entry's runs (``store.beat.BeatRun``), newest first, and the next page's cursor."""
         raise NotImplementedError
 
-    def beat_overview(self, since: float, sample: int, recent: int) -> list[Any]:
+    def beat_overview(self, since: float, sample: int, recent: int, source: str | None = None) -> list[Any]:
         """Per entry (``store.beat.EntryReads``): its latest ``sample`` send times, its latest
         ``recent`` runs and its count of runs since ``since``, read in one go."""
         raise NotImplementedError
 
-    def beat_sent_times(self, entry: str, limit: int) -> list[float]:
+    def beat_sent_times(self, entry: str, limit: int, source: str = "") -> list[float]:
         """When the latest ``limit`` runs of ``entry`` were sent, oldest first."""
         raise NotImplementedError
 
-    def beat_count(self, entry: str, since: float) -> int:
+    def beat_count(self, entry: str, since: float, source: str = "") -> int:
         """How many runs of ``entry`` were sent since ``since``."""
         raise NotImplementedError
 

@@ -2,9 +2,14 @@
 
 A column on ``tasks`` rather than a table of its own: a run's outcome is its task's state, kept
 current by the same write, and retention removes a run with its task. The partial index
-``tasks_beat (beat_entry, sort_ts, id)`` (declared in ``task_row.TASK_TABLE``) holds the beat runs
-only, so every query here is an index range: the entry list is a skip scan (one seek per entry,
-however many runs), an entry's runs are newest first on ``(sort_ts, id)`` like every other list.
+``tasks_beat (beat_entry, source, sort_ts)`` (declared in ``task_row.TASK_TABLE``) holds the beat
+runs only, so every query here is an index range: the entry list is a skip scan (one seek per
+entry and source, however many runs), an entry's runs are newest first on ``sort_ts`` like every
+other list.
+
+An entry is a name within one event source (``--source``): two apps' beats each have their own
+``celery.backend_cleanup``, with their own interval and misses, so every read takes the source
+(``""`` for the one unlabelled source).
 """
 
 from __future__ import annotations
@@ -31,9 +36,10 @@ class BeatRun:
     exception_type: str | None
 
 
-def entries(r: Reader) -> list[str]:
-    """Every entry with runs, by name: a recursive skip scan of the partial index."""
-    rows = r.q(
+def entries(r: Reader, source: str | None = None) -> list[tuple[str, str]]:
+    """Every (entry, source) with runs, by name then source (``source``: of that source only):
+    a skip scan of the partial index, one seek per pair."""
+    names = r.q(
         "WITH RECURSIVE e(name) AS ("
         " SELECT MIN(beat_entry) FROM tasks WHERE beat_entry IS NOT NULL"
         " UNION ALL"
@@ -41,12 +47,35 @@ def entries(r: Reader) -> list[str]:
         " WHERE e.name IS NOT NULL"
         f") SELECT name FROM e WHERE name IS NOT NULL LIMIT {MAX_ENTRIES}"
     )
-    return [str(n) for (n,) in rows]
+    out: list[tuple[str, str]] = []
+    for (name,) in names:
+        if source is not None:
+            if r.q("SELECT 1 FROM tasks WHERE beat_entry = ? AND source = ? LIMIT 1", [name, source]):
+                out.append((str(name), source))
+        else:
+            out.extend((str(name), src) for src in _sources(r, str(name)))
+        if len(out) >= MAX_ENTRIES:
+            break
+    return out[:MAX_ENTRIES]
 
 
-def runs(r: Reader, entry: str, limit: int, cursor: str | None = None) -> tuple[list[BeatRun], str | None]:
+def _sources(r: Reader, entry: str) -> list[str]:
+    """The sources with runs of ``entry``: one seek each on the index's second column."""
+    found: list[str] = []
+    below = r.q("SELECT MIN(source) FROM tasks WHERE beat_entry = ?", [entry])
+    nxt = below[0][0] if below else None
+    while nxt is not None:
+        found.append(str(nxt))
+        step = r.q("SELECT MIN(source) FROM tasks WHERE beat_entry = ? AND source > ?", [entry, nxt])
+        nxt = step[0][0] if step else None
+    return found
+
+
+def runs(
+    r: Reader, entry: str, source: str, limit: int, cursor: str | None = None
+) -> tuple[list[BeatRun], str | None]:
     """An entry's runs, newest first, and the cursor of the next page."""
-    where, params = Reader._below(["beat_entry = ?"], [entry], cursor)
+    where, params = Reader._below(["beat_entry = ?", "source = ?"], [entry, source], cursor)
     clause = " AND ".join(where)
     found = r.q(
         f"SELECT {_RUN_COLUMNS} FROM tasks WHERE {clause} ORDER BY sort_ts DESC, id DESC LIMIT ?",
@@ -57,18 +86,21 @@ def runs(r: Reader, entry: str, limit: int, cursor: str | None = None) -> tuple[
     return items, nxt
 
 
-def sent_times(r: Reader, entry: str, limit: int) -> list[float]:
-    """When the latest ``limit`` runs were sent, oldest first: read from the index alone (it holds
-    ``sort_ts``), so observing an entry's interval touches no table row."""
+def sent_times(r: Reader, entry: str, source: str, limit: int) -> list[float]:
+    """When the latest ``limit`` runs were sent, oldest first."""
     found = r.q(
-        "SELECT sort_ts FROM tasks WHERE beat_entry = ? ORDER BY sort_ts DESC, id DESC LIMIT ?",
-        [entry, limit],
+        "SELECT sort_ts FROM tasks WHERE beat_entry = ? AND source = ?"
+        " ORDER BY sort_ts DESC, id DESC LIMIT ?",
+        [entry, source, limit],
     )
     return [float(ts) for (ts,) in reversed(found)]
 
 
-def count_since(r: Reader, entry: str, since: float) -> int:
-    found = r.q("SELECT COUNT(*) FROM tasks WHERE beat_entry = ? AND sort_ts >= ?", [entry, since])
+def count_since(r: Reader, entry: str, source: str, since: float) -> int:
+    found = r.q(
+        "SELECT COUNT(*) FROM tasks WHERE beat_entry = ? AND source = ? AND sort_ts >= ?",
+        [entry, source, since],
+    )
     return int(found[0][0])
 
 
@@ -77,18 +109,25 @@ class EntryReads:
     """What the Beat overview reads of one entry, in one connection with the others."""
 
     entry: str
+    source: str  # the event source whose beat sends it ("" for the one unlabelled source)
     sent: list[float]  # the latest runs' send times, oldest first (``sent_times``)
     recent: list[BeatRun]  # newest first
     count: int  # runs since the window began
 
 
-def overview(r: Reader, since: float, sample: int, recent: int) -> list[EntryReads]:
+def overview(
+    r: Reader, since: float, sample: int, recent: int, source: str | None = None
+) -> list[EntryReads]:
     """Every entry's reads for the overview: a handful of index ranges per entry, one connection."""
     return [
         EntryReads(
-            entry, sent_times(r, entry, sample), runs(r, entry, recent)[0], count_since(r, entry, since)
+            entry,
+            src,
+            sent_times(r, entry, src, sample),
+            runs(r, entry, src, recent)[0],
+            count_since(r, entry, src, since),
         )
-        for entry in entries(r)
+        for entry, src in entries(r, source)
     ]
 
 

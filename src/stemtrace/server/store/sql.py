@@ -323,26 +323,28 @@ class SqlStore(AggregateReads, Store):
 
     # -- celery beat runs (``store/beat.py``) ----------------------------------------------------
 
-    def beat_entries(self) -> list[str]:
+    def beat_entries(self, source: str | None = None) -> list[tuple[str, str]]:
         with self._read() as r:
-            return beat.entries(r)
+            return beat.entries(r, source)
 
-    def beat_runs(self, entry: str, limit: int, cursor: str | None = None) -> tuple[list[Any], str | None]:
+    def beat_runs(
+        self, entry: str, limit: int, cursor: str | None = None, source: str = ""
+    ) -> tuple[list[Any], str | None]:
         with self._read() as r:
-            found, nxt = beat.runs(r, entry, limit, cursor)
+            found, nxt = beat.runs(r, entry, source, limit, cursor)
         return list(found), nxt
 
-    def beat_overview(self, since: float, sample: int, recent: int) -> list[Any]:
+    def beat_overview(self, since: float, sample: int, recent: int, source: str | None = None) -> list[Any]:
         with self._read() as r:
-            return list(beat.overview(r, since, sample, recent))
+            return list(beat.overview(r, since, sample, recent, source))
 
-    def beat_sent_times(self, entry: str, limit: int) -> list[float]:
+    def beat_sent_times(self, entry: str, limit: int, source: str = "") -> list[float]:
         with self._read() as r:
-            return beat.sent_times(r, entry, limit)
+            return beat.sent_times(r, entry, source, limit)
 
-    def beat_count(self, entry: str, since: float) -> int:
+    def beat_count(self, entry: str, since: float, source: str = "") -> int:
         with self._read() as r:
-            return beat.count_since(r, entry, since)
+            return beat.count_since(r, entry, source, since)
 
     # -- alerts sent (``store/alert_log.py``) ---------------------------------------------------
 

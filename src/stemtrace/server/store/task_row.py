@@ -38,6 +38,7 @@ class Index(NamedTuple):
     listed: bool = True
     partial: bool = False
     where: str = ""  # a partial index's own condition, instead of ``IS NOT NULL``
+    then: tuple[str, ...] = ()  # columns between the leading one and ``sort_ts``
 
 
 class Column(NamedTuple):
@@ -101,7 +102,8 @@ TASK_TABLE: tuple[Column, ...] = (
     Column("routing_key", "text", indexed=Index("tasks_routing_key")),
     # The celery beat schedule entry that sent the task (``store/beat.py``); partial: the
     # index holds the beat runs alone and serves the entry list, an entry's runs and the filter.
-    Column("beat_entry", "text", indexed=Index("tasks_beat", partial=True)),
+    # An entry is one schedule per source: two apps' beats both have ``celery.backend_cleanup``.
+    Column("beat_entry", "text", indexed=Index("tasks_beat", partial=True, then=("source",))),
     # When an ETA/countdown task is due (epoch seconds, from the message's ``eta``).
     Column("eta", "float"),
     # The label of the event source the task came from (``--source NAME=…``, ``stamp_source``);
@@ -130,7 +132,7 @@ def tasks_ddl(version: int = 1, table: Sequence[Column] = TASK_TABLE) -> list[st
     for c in columns:
         if c.indexed is None:
             continue
-        keys = dict.fromkeys((c.name, "sort_ts") if c.indexed.listed else (c.name,))
+        keys = dict.fromkeys((c.name, *c.indexed.then, "sort_ts") if c.indexed.listed else (c.name,))
         condition = c.indexed.where or (f"{c.name} IS NOT NULL" if c.indexed.partial else "")
         where = f" WHERE {condition}" if condition else ""
         out.append(f"CREATE INDEX IF NOT EXISTS {c.indexed.name} ON tasks ({', '.join(keys)}){where}")

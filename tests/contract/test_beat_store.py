@@ -88,3 +88,9 @@ def test_an_entry_is_a_name_within_one_source(store: SqlStore) -> None:
     assert [i.key for i in incidents] == [f"beat_missed:staging:cleanup:{T0 + 30:.3f}"]
     assert incidents[0].path == "/beat?entry=cleanup&source=staging"
     assert attention.beat_missed(store, T0 + 85, T0, "prod") == []
+    # The task list's beat filter: every source's runs unless one is named.
+    assert len(store.list_tasks(TaskQuery(beat="cleanup", limit=100)).items) == 11
+    assert [t.id for t in store.list_tasks(TaskQuery(beat="cleanup", source="staging")).items][:2] == [
+        "b4",
+        "b3",
+    ]

@@ -53,13 +53,13 @@ def entries(r: Reader, source: str | None = None) -> list[tuple[str, str]]:
             if r.q("SELECT 1 FROM tasks WHERE beat_entry = ? AND source = ? LIMIT 1", [name, source]):
                 out.append((str(name), source))
         else:
-            out.extend((str(name), src) for src in _sources(r, str(name)))
+            out.extend((str(name), src) for src in entry_sources(r, str(name)))
         if len(out) >= MAX_ENTRIES:
             break
     return out[:MAX_ENTRIES]
 
 
-def _sources(r: Reader, entry: str) -> list[str]:
+def entry_sources(r: Reader, entry: str) -> list[str]:
     """The sources with runs of ``entry``: one seek each on the index's second column."""
     found: list[str] = []
     below = r.q("SELECT MIN(source) FROM tasks WHERE beat_entry = ?", [entry])

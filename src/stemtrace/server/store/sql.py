@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from stemtrace.core.events import Event
@@ -253,6 +254,12 @@ class SqlStore(AggregateReads, Store):
 
     def list_tasks(self, query: TaskQuery) -> Page:
         with self._read() as r:
+            if query.beat is not None and query.source is None:
+                # The beat index is (beat_entry, source, sort_ts): naming the entry's one source
+                # (the common case) makes the page an index range instead of a sort of its runs.
+                found = beat.entry_sources(r, query.beat)
+                if len(found) == 1:
+                    query = replace(query, source=found[0])
             return r.list_tasks(query)
 
     def get_task(self, task_id: str) -> TaskDetail | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+import math
 import os
 import socket
 import subprocess
@@ -85,8 +86,9 @@ def test_a_steady_trickle_goes_out_in_full_messages(settings: AppSettings) -> No
     finally:
         client.close()
     assert len(_published(tuned)) == 3001
-    # At most one part-filled message per tick, plus the full ones and the final flush.
-    assert messages <= 3000 // 200 + ticks + 2, (messages, ticks)
+    # At most one part-filled message per tick begun, plus the full ones, the final flush and a
+    # library health report (the stream holds those too): a send per few events would be hundreds.
+    assert messages <= 3000 // 200 + math.ceil(ticks) + 1 + 2, (messages, ticks)
 
 
 def test_buffered_events_of_plain_sends_are_left_to_reference_counting(settings: AppSettings) -> None:

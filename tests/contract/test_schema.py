@@ -55,7 +55,8 @@ def test_the_tasks_table_is_its_column_table(store: SqlStore) -> None:
         sql = indexes[column.indexed.name].replace('"', "")
         keys = sql[sql.index("(") + 1 : sql.index(")")].replace(" ", "").split(",")
         assert keys[0] == column.name
-        assert keys[1:] == (["sort_ts"][keys[0] == "sort_ts" :] if column.indexed.listed else [])
+        listed = [*column.indexed.then, *["sort_ts"][keys[0] == "sort_ts" :]]
+        assert keys[1:] == (listed if column.indexed.listed else [])
         assert ("WHERE" in sql) is bool(column.indexed.partial or column.indexed.where)
 
 

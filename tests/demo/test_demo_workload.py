@@ -59,7 +59,7 @@ def demo_worker() -> Iterator[tuple[Any, Recorder]]:
         tasks.stopping.clear()
 
 
-def _wait(check: Any, timeout: float = 20.0) -> None:
+def _wait(check: Any, timeout: float = 60.0) -> None:  # real workers on a shared host
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():

@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[2] / "unit" / "server"))
 sys.path.insert(0, str(Path(__file__).parent))
 
+from pg_levers import Pg
 from server_harness import cleanup_source
 
 from stemtrace.transport import TransportConfig
@@ -38,3 +39,13 @@ def source(broker: str, unique_name: str) -> Iterator[TransportConfig]:
     config = TransportConfig(url=broker, name=unique_name)
     yield config
     cleanup_source(config)
+
+
+@pytest.fixture
+def pg(pg_dsn: str, unique_name: str) -> Iterator[Pg]:
+    """A login role and schema of this test's own (``pg_levers.Pg``), dropped afterwards."""
+    handle = Pg(pg_dsn, unique_name)
+    try:
+        yield handle
+    finally:
+        handle.close()

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from pg_levers import Pg
 from server_events import TestClient
-from test_store_faults_postgres import Pg
 
 from stemtrace.server import create_app
 from stemtrace.server.store.faults import unavailable
@@ -21,15 +20,6 @@ from stemtrace.server.store.faults import unavailable
 pytestmark = [pytest.mark.integration]
 
 ROUTES = ("/api/tasks", "/api/workflows", "/api/task-names", "/api/failures")
-
-
-@pytest.fixture
-def pg(pg_dsn: str, unique_name: str) -> Iterator[Pg]:
-    handle = Pg(pg_dsn, unique_name)
-    try:
-        yield handle
-    finally:
-        handle.close()
 
 
 def assert_unavailable(c: TestClient, path: str) -> None:

@@ -11,11 +11,10 @@ connections" or revoking "its" permission touches nobody else's tests.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
+from pg_levers import Pg
 from server_events import TestClient
 from server_harness import wait_for
 from test_ingest_faults import count, ctx_of, lives, publish, unacknowledged
@@ -24,55 +23,6 @@ from stemtrace.server import create_app
 from stemtrace.transport import TransportConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("broker", ["redis"], indirect=True)]
-
-
-class Pg:
-    """An isolated role and schema, and the superuser's levers on them."""
-
-    def __init__(self, dsn: str, name: str) -> None:
-        self.dsn, self.role, self.schema = dsn, f"{name}_r", name
-        self.admin = psycopg.connect(dsn, autocommit=True)
-        self.admin.execute(f'CREATE ROLE "{self.role}" LOGIN')
-        self.admin.execute(f'CREATE SCHEMA "{self.schema}"')
-        self.admin.execute(f'GRANT USAGE, CREATE ON SCHEMA "{self.schema}" TO "{self.role}"')
-        host = dsn.split("@", 1)[1]
-        # The server's own connections carry an application name the levers select them by.
-        self.url = f"postgresql://{self.role}@{host}?schema={self.schema}&application_name={name}"
-
-    def sql(self, text: str) -> None:
-        self.admin.execute(text)
-
-    def terminate(self) -> int:
-        """End every backend of the role and wait until they are gone (the termination itself
-        is asynchronous)."""
-        rows = self.admin.execute(
-            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = %s", (self.role,)
-        ).fetchall()
-        return len(rows)
-
-    def schema_exists(self, name: str) -> bool:
-        return (
-            self.admin.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (name,)).fetchone()
-            is not None
-        )
-
-    def close(self) -> None:
-        self.sql(f'ALTER ROLE "{self.role}" LOGIN')
-        self.terminate()
-        for schema in (self.schema, f"{self.schema}_away"):
-            self.sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        self.sql(f'DROP OWNED BY "{self.role}" CASCADE')
-        self.sql(f'DROP ROLE IF EXISTS "{self.role}"')
-        self.admin.close()
-
-
-@pytest.fixture
-def pg(pg_dsn: str, unique_name: str) -> Iterator[Pg]:
-    handle = Pg(pg_dsn, unique_name)
-    try:
-        yield handle
-    finally:
-        handle.close()
 
 
 def reasons(c: TestClient) -> str:

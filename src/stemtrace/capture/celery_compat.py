@@ -239,6 +239,25 @@ def beat_scheduler(service: Any) -> Any:
         return None
 
 
+def _wrap_once(owner: Any, attr: str, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> bool:
+    """Replace ``owner.<attr>`` by ``wrap(original)`` unless a wrapper of ours is already there;
+    ``True`` when it now is. Any error (a read-only attribute, a property that raises) leaves
+    the attribute as it was: the user's process never sees it."""
+    try:
+        original = getattr(owner, attr)
+    except Exception:
+        return False
+    if getattr(original, "_stemtrace_wrapped", False) or not callable(original):
+        return False
+    wrapper = wrap(original)
+    try:
+        wrapper._stemtrace_wrapped = True  # type: ignore[attr-defined]
+        setattr(owner, attr, wrapper)
+    except Exception:
+        return False
+    return True
+
+
 def around_apply_async(scheduler: Any, enter: Callable[[Any], Any], leave: Callable[[Any], None]) -> bool:
     """Make ``scheduler.apply_async(entry, ...)`` call ``enter(entry)`` before it sends and
     ``leave(token)`` after; ``True`` when it now does.
@@ -249,34 +268,26 @@ def around_apply_async(scheduler: Any, enter: Callable[[Any], Any], leave: Calla
     names the entry while the message is published. The wrapper is set on the instance, so
     the class, other schedulers and a subclass's override are left as they are.
     """
-    try:
-        original = scheduler.apply_async
-    except Exception:
-        return False
-    if getattr(original, "_stemtrace_wrapped", False) or not callable(original):
-        return False
 
-    def apply_async(*args: Any, **kwargs: Any) -> Any:
-        entry = args[0] if args else kwargs.get("entry")
-        token = None
-        try:
-            token = enter(entry)
-        except Exception:
-            pass
-        try:
-            return original(*args, **kwargs)
-        finally:
+    def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
+        def apply_async(*args: Any, **kwargs: Any) -> Any:
+            entry = args[0] if args else kwargs.get("entry")
+            token = None
             try:
-                leave(token)
+                token = enter(entry)
             except Exception:
                 pass
+            try:
+                return original(*args, **kwargs)
+            finally:
+                try:
+                    leave(token)
+                except Exception:
+                    pass
 
-    apply_async._stemtrace_wrapped = True  # type: ignore[attr-defined]
-    try:
-        scheduler.apply_async = apply_async
-    except Exception:
-        return False
-    return True
+        return apply_async
+
+    return _wrap_once(scheduler, "apply_async", wrap)
 
 
 # -- prefork: what a child returned, as the worker's main process gets it -------------------
@@ -298,26 +309,18 @@ def wrap_pool_result(request_cls: Any, note: Callable[[Any, Any], None]) -> bool
     ``on_success``, so that subclass is wrapped, once. What the pool itself decides (a lost
     worker, a hard time limit) goes to ``on_failure`` instead: no result came back.
     """
-    try:
-        original = request_cls.on_success
-    except Exception:
-        return False
-    if getattr(original, "_stemtrace_wrapped", False) or not callable(original):
-        return False
 
-    def on_success(self: Any, failed__retval__runtime: Any, **kwargs: Any) -> Any:
-        try:
-            note(self, failed__retval__runtime)
-        except Exception:
-            pass
-        return original(self, failed__retval__runtime, **kwargs)
+    def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
+        def on_success(self: Any, failed__retval__runtime: Any, **kwargs: Any) -> Any:
+            try:
+                note(self, failed__retval__runtime)
+            except Exception:
+                pass
+            return original(self, failed__retval__runtime, **kwargs)
 
-    on_success._stemtrace_wrapped = True  # type: ignore[attr-defined]
-    try:
-        request_cls.on_success = on_success
-    except Exception:
-        return False
-    return True
+        return on_success
+
+    return _wrap_once(request_cls, "on_success", wrap)
 
 
 def pool_outcome(returned: Any) -> tuple[str, float | None, Any] | None:

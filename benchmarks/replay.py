@@ -184,8 +184,10 @@ class Clients:
     def __init__(self, base: str, n: int, pause: float) -> None:
         self.base, self.n, self.pause = base, n, pause
         self.samples: list[float] = []
+        self.by_path: dict[str, list[float]] = {}  # the same samples, per path
         self.errors = 0
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._run, args=(i,)) for i in range(n)]
 
     def __enter__(self) -> Clients:
@@ -201,21 +203,25 @@ class Clients:
     def _run(self, i: int) -> None:
         import httpx
 
-        mine: list[float] = []
+        mine: list[tuple[str, float]] = []
         with httpx.Client(base_url=self.base, timeout=60) as c:
             k = i
             while not self._stop.is_set():
+                path = CLIENT_PATHS[k % len(CLIENT_PATHS)]
                 started = time.perf_counter()
                 try:
-                    ok = c.get(CLIENT_PATHS[k % len(CLIENT_PATHS)]).status_code == 200
+                    ok = c.get(path).status_code == 200
                 except httpx.HTTPError:
                     ok = False
-                mine.append((time.perf_counter() - started) * 1000)
+                mine.append((path, (time.perf_counter() - started) * 1000))
                 if not ok:
                     self.errors += 1
                 k += 1
                 self._stop.wait(self.pause)
-        self.samples.extend(mine)
+        with self._lock:
+            self.samples.extend(ms for _, ms in mine)
+            for path, ms in mine:
+                self.by_path.setdefault(path, []).append(ms)
 
     def summary(self) -> dict[str, Any]:
         done = sorted(self.samples)
@@ -227,7 +233,17 @@ class Clients:
             "errors": self.errors,
             "p50_ms": round(statistics.median(done), 1),
             "p95_ms": round(done[math.ceil(0.95 * len(done)) - 1], 1),
+            "by_path": {path: _percentiles(ms) for path, ms in sorted(self.by_path.items())},
         }
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    done = sorted(samples)
+    return {
+        "n": len(done),
+        "p50_ms": round(statistics.median(done), 1),
+        "p95_ms": round(done[math.ceil(0.95 * len(done)) - 1], 1),
+    }
 
 
 class Server:

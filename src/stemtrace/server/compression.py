@@ -152,11 +152,12 @@ class CompressionMiddleware:
 
     Settings measured on this server's JSON (docs/benchmarks-server.md): brotli quality 2
     compresses a 2.5 MB workflow graph 60-fold in ~10 ms, where quality 4 takes three times as
-    long for a bigger result and 11 takes seconds; bodies under ``large_size`` are cheap enough
-    for quality 5. gzip (what browsers ask for over plain HTTP, where they never offer brotli)
-    uses zlib's default level 6. Whole bodies of at least ``memo_minimum_size`` are compressed
-    once per content (see ``_Memo``). Static files are compressed at the highest settings at
-    build time and served as they are.
+    long for a bigger result and 11 takes seconds; bodies under ``large_size`` use quality 4: a
+    32 KB task page in 0.5 ms where 5 took 1.1 ms for 1% fewer bytes, on every list request
+    (docs/benchmarks-server.md, "Read and ingest isolated"). gzip (what browsers ask for over
+    plain HTTP, where they never offer brotli) uses zlib's default level 6. Whole bodies of at
+    least ``memo_minimum_size`` are compressed once per content (see ``_Memo``). Static files
+    are compressed at the highest settings at build time and served as they are.
     """
 
     def __init__(
@@ -165,7 +166,7 @@ class CompressionMiddleware:
         *,
         minimum_size: int = 1024,
         gzip_level: int = 6,
-        brotli_quality: int = 5,
+        brotli_quality: int = 4,
         brotli_quality_large: int = 2,
         large_size: int = 64 * 1024,
         memo_minimum_size: int = 256 * 1024,

@@ -187,6 +187,10 @@ class ServerContext:
                 self._store = None
             self._running = False
 
+    @property
+    def running(self) -> bool:
+        return self._running
+
     def ensure(self) -> ServerContext:
         if not self._running:
             self.start()

@@ -9,16 +9,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from fastapi.responses import PlainTextResponse
 
 from stemtrace.core.gaps import CAUSES
 from stemtrace.server import library_reports
 from stemtrace.server.api.deps import server
+from stemtrace.server.api.routing import OneTripRouter
 from stemtrace.server.context import ServerContext
 from stemtrace.server.task_metrics import render_tasks
 
-router = APIRouter(include_in_schema=False)
+router = OneTripRouter(include_in_schema=False)
 
 
 def _label(value: Any) -> str:

@@ -11,7 +11,7 @@ import time
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from pydantic import BaseModel, Field
 
 from stemtrace.core.beat import Missed
@@ -21,11 +21,12 @@ from stemtrace.server.api.deps import server
 from stemtrace.server.api.errors import ApiError
 from stemtrace.server.api.mapping import iso
 from stemtrace.server.api.params import check_cursor, parse_time
+from stemtrace.server.api.routing import OneTripRouter
 from stemtrace.server.api.schemas import ErrorBody
 from stemtrace.server.context import ServerContext
 from stemtrace.server.store.beat import BeatRun
 
-router = APIRouter(prefix="/api")
+router = OneTripRouter(prefix="/api")
 Ctx = Annotated[ServerContext, Depends(server)]
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "invalid parameter"},

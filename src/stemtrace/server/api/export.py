@@ -15,16 +15,17 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from fastapi.responses import StreamingResponse
 
 from stemtrace.server.api import mapping as m
 from stemtrace.server.api.deps import server
 from stemtrace.server.api.filters import Filters
+from stemtrace.server.api.routing import OneTripRouter
 from stemtrace.server.context import ServerContext
 from stemtrace.server.store import TaskQuery
 
-router = APIRouter(prefix="/api")
+router = OneTripRouter(prefix="/api")
 Ctx = Annotated[ServerContext, Depends(server)]
 PAGE = 1000
 COLUMNS = (

@@ -18,7 +18,7 @@ Time = Annotated[
 ]
 
 
-def task_filters(  # noqa: PLR0917
+async def task_filters(  # noqa: PLR0917
     name: str | None = None,
     state: Annotated[list[str] | None, Query(description="task state; may be repeated")] = None,
     exception_type: Annotated[
@@ -49,7 +49,8 @@ def task_filters(  # noqa: PLR0917
         str | None, Query(description="tasks from this event source (its --source NAME)")
     ] = None,
 ) -> TaskQuery:
-    """The filters as a :class:`TaskQuery` for the first page (routes set ``limit`` and ``cursor``)."""
+    """The filters as a :class:`TaskQuery` for the first page (routes set ``limit`` and ``cursor``).
+    A coroutine: parsing needs no worker thread (``api/routing.py``)."""
     return TaskQuery(
         name=name,
         states=parse_states(state),

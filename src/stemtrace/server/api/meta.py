@@ -6,7 +6,7 @@ import time
 from datetime import datetime, timezone
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from stemtrace import __version__
@@ -17,6 +17,7 @@ from stemtrace.server.api import schemas as s
 from stemtrace.server.api.deps import server
 from stemtrace.server.api.errors import ApiError
 from stemtrace.server.api.params import parse_time
+from stemtrace.server.api.routing import OneTripRouter
 from stemtrace.server.context import ServerContext
 from stemtrace.server.live import TOPICS, StreamFilter, sse_messages
 from stemtrace.server.losses import GRACE_S, RECENT_S, loss_summary
@@ -25,7 +26,7 @@ from stemtrace.server.store import StoreError
 from stemtrace.server.store.schema import LATEST
 from stemtrace.transport import mask_url
 
-router = APIRouter(prefix="/api")
+router = OneTripRouter(prefix="/api")
 Ctx = Annotated[ServerContext, Depends(server)]
 Time = Annotated[str | None, Query(description="ISO-8601 time or epoch seconds")]
 Source = Annotated[str | None, Query(description="only what came from this event source (its --source NAME)")]

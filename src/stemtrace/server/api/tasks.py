@@ -10,7 +10,7 @@ from contextlib import nullcontext
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 
 from stemtrace.core.tracing import LinkTemplates
 from stemtrace.core.workflow import build_workflow
@@ -25,13 +25,14 @@ from stemtrace.server.api.params import (
     parse_time,
     parse_workflow_states,
 )
+from stemtrace.server.api.routing import OneTripRouter
 from stemtrace.server.context import ServerContext
 from stemtrace.server.graph_cache import gc_paused
 from stemtrace.server.losses import with_missing_flag, workflow_flag
 from stemtrace.server.store import WorkflowQuery
 from stemtrace.server.store.fanout import COLLAPSE_OVER
 
-router = APIRouter(prefix="/api")
+router = OneTripRouter(prefix="/api")
 Ctx = Annotated[ServerContext, Depends(server)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size (default 50, at most 1000)")]
 Time = Annotated[

@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -150,7 +150,7 @@ class StreamFilter:
         return {"tasks": sorted(tasks), "workflows": sorted(workflows), "workers": sorted(workers)}
 
 
-async def sse_messages(hub: Hub, flt: StreamFilter, interval: float = 0.25) -> AsyncIterator[str]:
+async def sse_messages(hub: Hub, flt: StreamFilter, interval: float = 0.25) -> AsyncGenerator[str, None]:
     """Server-Sent Events text: a ``retry`` hint, then coalesced changes and heartbeats, until
     the hub closes its streams; then a ``closing`` event and the end of the response."""
     yield f"retry: {RETRY_MS}\n\n"

@@ -21,9 +21,11 @@ from stemtrace.server.maintenance import Maintenance
 from stemtrace.server.settings import ServerSettings
 from stemtrace.server.source import EventSource, event_sources, parse_sources, subscription_group
 from stemtrace.server.store import Store, open_store
+from stemtrace.server.ttl_cache import Recent
 from stemtrace.transport import TransportConfig, mask_url, resolve
 
 logger = logging.getLogger("stemtrace.server")
+METRICS_TTL_S = 1.0  # scrapes within a second of each other share one rendering of /metrics
 
 
 class ServerContext:
@@ -47,6 +49,7 @@ class ServerContext:
         self.hub: Hub | None = None
         self.alerter: Any = None  # an alerts.Alerter when --alerts is set (imported only then)
         self.graphs = GraphCache()
+        self.recent_metrics: Recent[str] = Recent(METRICS_TTL_S)  # /metrics' text (metrics.py)
         self.started_at = time.time()
         self._lock = threading.Lock()
         self._running = False

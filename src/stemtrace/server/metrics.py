@@ -136,4 +136,6 @@ def render(ctx: ServerContext) -> str:
 
 @router.get("/metrics")
 def metrics(ctx: ServerContext = Depends(server)) -> PlainTextResponse:  # noqa: B008
-    return PlainTextResponse(render(ctx), media_type="text/plain; version=0.0.4")
+    return PlainTextResponse(
+        ctx.recent_metrics.get(lambda: render(ctx)), media_type="text/plain; version=0.0.4"
+    )

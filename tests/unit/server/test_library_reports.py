@@ -14,7 +14,7 @@ from server_events import EventFactory
 
 from stemtrace.server.library_reports import LibraryReports
 from stemtrace.server.store import Store, open_store
-from stemtrace.server.ttl_cache import PerStore
+from stemtrace.server.ttl_cache import PerStore, Recent
 
 NOW = 1_790_100_000.0
 
@@ -111,3 +111,19 @@ def test_the_exposition_has_one_series_per_process_and_field() -> None:
     assert 'stemtrace_library_errors_total{host="h2",pid="8",inst="i2"} 0' in lines
     assert len(lines) == 3 * (2 + 2)
     assert LibraryReports([]).exposition()[2].startswith("# HELP stemtrace_library_dropped_total")
+
+
+def test_recent_scrapes_share_one_rendering_and_a_later_one_renders_again() -> None:
+    now = [0.0]
+    recent: Recent[int] = Recent(1.0, clock=lambda: now[0])
+    renders: list[int] = []
+
+    def render() -> int:
+        renders.append(1)
+        return len(renders)
+
+    assert [recent.get(render) for _ in range(5)] == [1] * 5
+    now[0] += 0.99
+    assert recent.get(render) == 1
+    now[0] += 0.02
+    assert recent.get(render) == 2 and len(renders) == 2

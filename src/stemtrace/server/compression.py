@@ -156,8 +156,10 @@ class CompressionMiddleware:
     32 KB task page in 0.5 ms where 5 took 1.1 ms for 1% fewer bytes, on every list request
     (docs/benchmarks-server.md, "Read and ingest isolated"). gzip (what browsers ask for over
     plain HTTP, where they never offer brotli) uses zlib's default level 6. Whole bodies of at
-    least ``memo_minimum_size`` are compressed once per content (see ``_Memo``). Static files
-    are compressed at the highest settings at build time and served as they are.
+    least ``memo_minimum_size`` (64 KB: ``/metrics`` of a few hundred task names and library
+    processes is 200 KB, the same text for a second) are compressed once per content (see
+    ``_Memo``). Static files are compressed at the highest settings at build time and served as
+    they are.
     """
 
     def __init__(
@@ -169,7 +171,7 @@ class CompressionMiddleware:
         brotli_quality: int = 4,
         brotli_quality_large: int = 2,
         large_size: int = 64 * 1024,
-        memo_minimum_size: int = 256 * 1024,
+        memo_minimum_size: int = 64 * 1024,
         memo_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         self.app = app

@@ -64,9 +64,11 @@ def test_stored_event_log_gives_back_the_encoded_dicts(source: str) -> None:
     events = [e for e in (fixture_events() if source == "fixtures" else odd_events()) if e.task_id]
     assert events
     for e in events:
-        blob = pack('{"id":"x"}', event_log([e, e]))
-        assert load_record(blob) == {"id": "x"}
-        stored = load_events(e.task_id or "", blob)
+        tid = e.task_id or ""
+        record = json.dumps({"id": tid, "parent_id": tid + "x", "n": "\u0001"})
+        blob = pack(tid, record, event_log([e, e]))
+        assert load_record(tid, blob) == json.loads(record)
+        stored = load_events(tid, blob)
         assert [REFERENCE.encode(s) for s in stored] == [REFERENCE.encode(e.to_dict())] * 2, e
     if source == "odd":  # what orjson cannot encode exactly is json's text, byte for byte
         assert b'"big":1000000000000000000000000000000' in event_log([events[1]])
@@ -93,9 +95,9 @@ def test_dumps_never_turns_non_finite_into_null() -> None:
     assert dumps(loads(b'{"a":[-Infinity]}')) == '{"a":[-Infinity]}'
 
 
-def restored(stored: str | bytes) -> dict[str, Any]:
+def restored(stored: str | bytes, task_id: str = "") -> dict[str, Any]:
     """A stored ``detail`` as the reader sees it: ``from_dict`` fills in the fields left out."""
-    raw = load_record(stored) if isinstance(stored, bytes) else json.loads(stored)
+    raw = load_record(task_id, stored) if isinstance(stored, bytes) else json.loads(stored)
     extra = raw.pop("_extra", {})
     return {**TaskRecord.from_dict(raw).to_dict(), "_extra": extra}
 
@@ -121,7 +123,7 @@ def test_record_dict_reads_back_as_to_dict() -> None:
         # The stored column; a computed non-finite runtime (a plain float: orjson would write
         # null for it) is json's text there.
         detail = task_row(record, [], "wf", 1.0, 2.0)[_DETAIL]
-        assert REFERENCE.encode(restored(detail)) == REFERENCE.encode({**record.to_dict(), "_extra": {}})
+        assert REFERENCE.encode(restored(detail, record.id)) == REFERENCE.encode({**record.to_dict(), "_extra": {}})
 
 
 def test_record_dict_leaves_out_what_from_dict_restores() -> None:
@@ -137,4 +139,4 @@ def test_record_dict_leaves_out_what_from_dict_restores() -> None:
         "result": 0,
         "attempts": [{"number": 1, "state": "SUCCESS"}],
     }
-    assert "_extra" not in load_record(task_row(record, [], "wf", 1.0, 2.0)[_DETAIL])
+    assert "_extra" not in load_record("t1", task_row(record, [], "wf", 1.0, 2.0)[_DETAIL])

@@ -27,6 +27,10 @@ LEVEL = 6
 _WBITS = -13  # raw deflate (no header or checksum: the database keeps its own), 8 KB window
 _MEMORY = 8
 _LINE = b"\n"  # compact JSON holds no newline: the record's line ends at the first one
+# The task's own id, in the stored text: the row's key holds it, and its first occurrence cost
+# ~23 bytes of a task's ~470 (a random id does not compress). JSON writes a control character
+# inside a string as ``\u0001``, so the byte never occurs in the text otherwise.
+_SELF = b"\x01"
 # The texts are UTF-8, a lone surrogate (which ``json`` reads from ``"\ud800"`` and writes back
 # as is) included: ``json.loads`` reads bytes with ``surrogatepass`` too.
 
@@ -112,10 +116,14 @@ def event_log(events: Sequence[Event]) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def pack(record: str, log: bytes) -> bytes:
-    """The stored ``detail``: the record's JSON text and the event log (:func:`event_log`)."""
+def pack(task_id: str, record: str, log: bytes) -> bytes:
+    """The stored ``detail`` of ``task_id``: the record's JSON text and the event log
+    (:func:`event_log`), the task's id written as one byte (``_SELF``)."""
+    text = record.encode("utf-8", "surrogatepass") + _LINE + log
+    if task_id:
+        text = text.replace(task_id.encode("utf-8", "surrogatepass"), _SELF)
     deflate = zlib.compressobj(LEVEL, zlib.DEFLATED, _WBITS, _MEMORY, zlib.Z_DEFAULT_STRATEGY, ZDICT)
-    return deflate.compress(record.encode("utf-8", "surrogatepass") + _LINE + log) + deflate.flush()
+    return deflate.compress(text) + deflate.flush()
 
 
 def _inflate(blob: bytes, *, record_only: bool) -> bytes:
@@ -128,21 +136,26 @@ def _inflate(blob: bytes, *, record_only: bool) -> bytes:
     return out
 
 
-def load_record(blob: bytes) -> Any:
-    """The stored record (``task_row.record_dict``), parsed as ``json`` reads it; the event log
-    after it is not inflated."""
-    return json.loads(_inflate(blob, record_only=True).partition(_LINE)[0])
+def _own(text: bytes, task_id: str) -> bytes:
+    """``text`` with the task's id back in place of ``_SELF`` (``pack``)."""
+    return text.replace(_SELF, task_id.encode("utf-8", "surrogatepass")) if task_id else text
 
 
-def stored_log(blob: bytes) -> bytes:
+def load_record(task_id: str, blob: bytes) -> Any:
+    """The stored record of ``task_id`` (``task_row.record_dict``), parsed as ``json`` reads
+    it; the event log after it is not inflated."""
+    return json.loads(_own(_inflate(blob, record_only=True).partition(_LINE)[0], task_id))
+
+
+def stored_log(task_id: str, blob: bytes) -> bytes:
     """The stored event log's JSON text (for a row rewritten without its events)."""
-    return _inflate(blob, record_only=False).partition(_LINE)[2]
+    return _own(_inflate(blob, record_only=False).partition(_LINE)[2], task_id)
 
 
 def load_events(task_id: str, blob: bytes) -> list[dict[str, Any]]:
     """The stored events of ``task_id``, each as ``Event.to_dict()`` gives it, by time (then
     ``(inst, seq)``)."""
-    log = _inflate(blob, record_only=False).partition(_LINE)[2]
+    log = _own(_inflate(blob, record_only=False).partition(_LINE)[2], task_id)
     return [
         {
             "v": v,

@@ -49,11 +49,11 @@ def mark_lost(w: BatchWriter, offline_after: float) -> int:
     )
     rows: list[list[Any]] = []
     workflows: set[str] = set()
-    for _task_id, workflow_id, sort_ts, worker_name, detail in found:
-        raw = load_record(detail)
+    for task_id, workflow_id, sort_ts, worker_name, detail in found:
+        raw = load_record(task_id, detail)
         extra = raw.pop("_extra", {})
         record = lose(TaskRecord.from_dict(raw), f"worker {worker_name} went offline", gone[worker_name])
-        rows.append(task_row(record, [], workflow_id, sort_ts, now, extra=extra, log=stored_log(detail)))
+        rows.append(task_row(record, [], workflow_id, sort_ts, now, extra=extra, log=stored_log(task_id, detail)))
         workflows.add(workflow_id)
     write_tasks(w, rows)
     for part in chunks(sorted(workflows)):

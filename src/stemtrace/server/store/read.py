@@ -31,10 +31,12 @@ from stemtrace.server.store.body import load_events, load_record
 from stemtrace.server.store.codec import marks
 from stemtrace.server.store.db import Dialect
 from stemtrace.server.store.summary import structural_records
+from stemtrace.server.store.task_row import ROOT
 
 # Each select names the fields of the row it fills, in their order: ``TaskRow(*row)`` then
 # matches by construction.
-ROW_COLUMNS = ", ".join(f.name for f in fields(TaskRow))
+# ``root_id`` is stored NULL for a task that is its own root (``task_row.stored_root``).
+ROW_COLUMNS = ", ".join(ROOT if f.name == "root_id" else f.name for f in fields(TaskRow))
 _WF_FIELDS = tuple(f.name for f in fields(WorkflowRow))
 WF_COLUMNS = ", ".join(_WF_FIELDS)
 # Only what ``core.workflow.build_workflow`` reads: every column costs ~10 ms on a 10,000-task
@@ -130,7 +132,7 @@ class Reader:
         if not found:
             return self._planned_task(task_id)
         row = TaskRow(*found[0][:-1])
-        detail = load_record(found[0][-1])
+        detail = load_record(task_id, found[0][-1])
         extra = detail.pop("_extra", {}) or {}
         events = load_events(task_id, found[0][-1])
         found_children = self.q(
@@ -243,8 +245,8 @@ class Reader:
 
     def workflow_records(self, workflow_id: str) -> list[TaskRecord]:
         out = []
-        for (detail,) in self.q("SELECT detail FROM tasks WHERE workflow_id = ?", [workflow_id]):
-            raw = load_record(detail)
+        for task_id, detail in self.q("SELECT id, detail FROM tasks WHERE workflow_id = ?", [workflow_id]):
+            raw = load_record(task_id, detail)
             raw.pop("_extra", None)
             out.append(TaskRecord.from_dict(raw))
         return out
@@ -324,9 +326,9 @@ def skeleton(row: Sequence[Any], extra: list[Any]) -> Skeleton:
     (a task that ran more than once).
     """
     tid, name, state, parent, group, worker, queue, sent, received, started, finished, runtime, exc = row[:13]
-    group_index, nesting, n_attempts, _names, _publisher, canvases = extra[:6]
+    group_index, nesting, n_attempts, canvases = extra[:4]
     task_state = _STATES.get(state) or TaskState(state)
-    if len(extra) > 6:
+    if len(extra) > 4:
         attempts = tuple(
             Attempt(
                 number=number,
@@ -336,7 +338,7 @@ def skeleton(row: Sequence[Any], extra: list[Any]) -> Skeleton:
                 started_at=a_started,
                 finished_at=a_finished,
             )
-            for number, st, a_worker, a_received, a_started, a_finished in extra[6]
+            for number, st, a_worker, a_received, a_started, a_finished in extra[4]
         )
     else:
         attempts = _placeholders(int(n_attempts), task_state)

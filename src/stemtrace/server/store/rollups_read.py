@@ -111,7 +111,7 @@ def failures(
     ids = sorted({g[2] for _, g in ranked if g[2]})
     for part in chunks(ids):
         for tid, detail in r.q(f"SELECT id, detail FROM tasks WHERE id IN ({marks(len(part))})", part):
-            messages[tid] = load_record(detail).get("exception")
+            messages[tid] = load_record(tid, detail).get("exception")
     out = []
     for (gname, etype), (count, last, sample, _ts) in ranked:
         message = messages.get(sample) if sample else None

@@ -157,7 +157,7 @@ def _windows(  # noqa: PLR0917
                 "ORDER BY sort_ts DESC, id DESC",
                 ids,
             )
-            out += [row[:-1] for row in rows if kwargs_match(row[-1], kwargs)] if kwargs else rows
+            out += [row[:-1] for row in rows if kwargs_match(row[0], row[-1], kwargs)] if kwargs else rows
         if len(keys) < size:
             break
         after = (float(keys[-1][1]), str(keys[-1][2]))
@@ -218,7 +218,7 @@ def _collect(  # noqa: PLR0917
         rows = r.q(f"{head}{clause} ORDER BY {order} LIMIT ?", [*cparams, chunk])
         if not kwargs:
             return rows
-        out += [row[:-1] for row in rows if kwargs_match(row[-1], kwargs)]
+        out += [row[:-1] for row in rows if kwargs_match(row[0], row[-1], kwargs)]
         if len(out) >= want or len(rows) < chunk:
             return out[:want]
         last = rows[-1]

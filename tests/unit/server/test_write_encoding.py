@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import types
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -66,9 +67,9 @@ def test_stored_event_log_gives_back_the_encoded_dicts(source: str) -> None:
     for e in events:
         tid = e.task_id or ""
         record = json.dumps({"id": tid, "parent_id": tid + "x", "n": "\u0001"})
-        blob = pack(tid, record, event_log([e, e]))
-        assert load_record(tid, blob) == json.loads(record)
-        stored = load_events(tid, blob)
+        blob = pack((tid, None, tid + "x", ""), record, event_log([e, e]))
+        assert load_record((tid, None, tid + "x", ""), blob) == json.loads(record)
+        stored = load_events((tid, None, tid + "x", ""), blob)
         assert [REFERENCE.encode(s) for s in stored] == [REFERENCE.encode(e.to_dict())] * 2, e
     if source == "odd":  # what orjson cannot encode exactly is json's text, byte for byte
         assert b'"big":1000000000000000000000000000000' in event_log([events[1]])
@@ -95,9 +96,9 @@ def test_dumps_never_turns_non_finite_into_null() -> None:
     assert dumps(loads(b'{"a":[-Infinity]}')) == '{"a":[-Infinity]}'
 
 
-def restored(stored: str | bytes, task_id: str = "") -> dict[str, Any]:
+def restored(stored: str | bytes, ids: Sequence[Any] = ("",)) -> dict[str, Any]:
     """A stored ``detail`` as the reader sees it: ``from_dict`` fills in the fields left out."""
-    raw = load_record(task_id, stored) if isinstance(stored, bytes) else json.loads(stored)
+    raw = load_record(ids, stored) if isinstance(stored, bytes) else json.loads(stored)
     extra = raw.pop("_extra", {})
     return {**TaskRecord.from_dict(raw).to_dict(), "_extra": extra}
 
@@ -123,7 +124,8 @@ def test_record_dict_reads_back_as_to_dict() -> None:
         # The stored column; a computed non-finite runtime (a plain float: orjson would write
         # null for it) is json's text there.
         detail = task_row(record, [], "wf", 1.0, 2.0)[_DETAIL]
-        assert REFERENCE.encode(restored(detail, record.id)) == REFERENCE.encode({**record.to_dict(), "_extra": {}})
+        ids = (record.id, record.root_id, record.parent_id, record.group_id)
+        assert REFERENCE.encode(restored(detail, ids)) == REFERENCE.encode({**record.to_dict(), "_extra": {}})
 
 
 def test_record_dict_leaves_out_what_from_dict_restores() -> None:
@@ -139,4 +141,4 @@ def test_record_dict_leaves_out_what_from_dict_restores() -> None:
         "result": 0,
         "attempts": [{"number": 1, "state": "SUCCESS"}],
     }
-    assert "_extra" not in load_record("t1", task_row(record, [], "wf", 1.0, 2.0)[_DETAIL])
+    assert "_extra" not in load_record(("t1",), task_row(record, [], "wf", 1.0, 2.0)[_DETAIL])

@@ -27,10 +27,22 @@ LEVEL = 6
 _WBITS = -13  # raw deflate (no header or checksum: the database keeps its own), 8 KB window
 _MEMORY = 8
 _LINE = b"\n"  # compact JSON holds no newline: the record's line ends at the first one
-# The task's own id, in the stored text: the row's key holds it, and its first occurrence cost
-# ~23 bytes of a task's ~470 (a random id does not compress). JSON writes a control character
-# inside a string as ``\u0001``, so the byte never occurs in the text otherwise.
-_SELF = b"\x01"
+# The task's ids, in the stored text: the row's columns hold them (``task_row.IDS``), and their
+# first occurrences cost ~44 bytes of a task's ~470 (a random id does not compress). Each is
+# written as one byte, ``\x01`` for the task's id, ``\x02`` its root's, ``\x03`` its parent's,
+# ``\x04`` its group's: JSON writes a control character inside a string as ``\u0001``, so these
+# bytes never occur in the text otherwise, and each replacement is undone exactly, in reverse.
+Ids = Sequence[Any]  # (id, root_id, parent_id, group_id) of the task, as ``task_row.IDS`` reads them
+
+
+def _tokens(ids: Ids) -> list[tuple[bytes, bytes]]:
+    return [
+        (value.encode("utf-8", "surrogatepass"), bytes((n,)))
+        for n, value in enumerate(ids, 1)
+        if value and isinstance(value, str)
+    ]
+
+
 # The texts are UTF-8, a lone surrogate (which ``json`` reads from ``"\ud800"`` and writes back
 # as is) included: ``json.loads`` reads bytes with ``surrogatepass`` too.
 
@@ -116,12 +128,12 @@ def event_log(events: Sequence[Event]) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def pack(task_id: str, record: str, log: bytes) -> bytes:
-    """The stored ``detail`` of ``task_id``: the record's JSON text and the event log
-    (:func:`event_log`), the task's id written as one byte (``_SELF``)."""
+def pack(ids: Ids, record: str, log: bytes) -> bytes:
+    """The stored ``detail`` of the task of these ``ids``: the record's JSON text and the event
+    log (:func:`event_log`), each id written as one byte."""
     text = record.encode("utf-8", "surrogatepass") + _LINE + log
-    if task_id:
-        text = text.replace(task_id.encode("utf-8", "surrogatepass"), _SELF)
+    for value, token in _tokens(ids):
+        text = text.replace(value, token)
     deflate = zlib.compressobj(LEVEL, zlib.DEFLATED, _WBITS, _MEMORY, zlib.Z_DEFAULT_STRATEGY, ZDICT)
     return deflate.compress(text) + deflate.flush()
 
@@ -136,26 +148,29 @@ def _inflate(blob: bytes, *, record_only: bool) -> bytes:
     return out
 
 
-def _own(text: bytes, task_id: str) -> bytes:
-    """``text`` with the task's id back in place of ``_SELF`` (``pack``)."""
-    return text.replace(_SELF, task_id.encode("utf-8", "surrogatepass")) if task_id else text
+def _own(text: bytes, ids: Ids) -> bytes:
+    """``text`` with the task's ids back in place of their bytes (``pack``)."""
+    for value, token in reversed(_tokens(ids)):
+        text = text.replace(token, value)
+    return text
 
 
-def load_record(task_id: str, blob: bytes) -> Any:
-    """The stored record of ``task_id`` (``task_row.record_dict``), parsed as ``json`` reads
-    it; the event log after it is not inflated."""
-    return json.loads(_own(_inflate(blob, record_only=True).partition(_LINE)[0], task_id))
+def load_record(ids: Ids, blob: bytes) -> Any:
+    """The stored record of the task of these ``ids`` (``task_row.record_dict``), parsed as
+    ``json`` reads it; the event log after it is not inflated."""
+    return json.loads(_own(_inflate(blob, record_only=True).partition(_LINE)[0], ids))
 
 
-def stored_log(task_id: str, blob: bytes) -> bytes:
+def stored_log(ids: Ids, blob: bytes) -> bytes:
     """The stored event log's JSON text (for a row rewritten without its events)."""
-    return _own(_inflate(blob, record_only=False).partition(_LINE)[2], task_id)
+    return _own(_inflate(blob, record_only=False).partition(_LINE)[2], ids)
 
 
-def load_events(task_id: str, blob: bytes) -> list[dict[str, Any]]:
-    """The stored events of ``task_id``, each as ``Event.to_dict()`` gives it, by time (then
-    ``(inst, seq)``)."""
-    log = _own(_inflate(blob, record_only=False).partition(_LINE)[2], task_id)
+def load_events(ids: Ids, blob: bytes) -> list[dict[str, Any]]:
+    """The stored events of the task of these ``ids``, each as ``Event.to_dict()`` gives it, by
+    time (then ``(inst, seq)``)."""
+    task_id = ids[0]
+    log = _own(_inflate(blob, record_only=False).partition(_LINE)[2], ids)
     return [
         {
             "v": v,

@@ -16,7 +16,7 @@ from stemtrace.server.jsonfast import loads
 from stemtrace.server.store.body import load_record, stored_log
 from stemtrace.server.store.codec import chunks, marks
 from stemtrace.server.store.summary import roll_up
-from stemtrace.server.store.task_row import task_row, write_tasks
+from stemtrace.server.store.task_row import IDS, task_row, write_tasks
 
 if TYPE_CHECKING:
     from stemtrace.server.store.write import BatchWriter
@@ -45,15 +45,17 @@ def mark_lost(w: BatchWriter, offline_after: float) -> int:
     if not ids:
         return 0
     found = w.q(
-        f"SELECT id, workflow_id, sort_ts, worker, detail FROM tasks WHERE id IN ({marks(len(ids))})", ids
+        f"SELECT workflow_id, sort_ts, worker, {IDS}, detail FROM tasks WHERE id IN ({marks(len(ids))})", ids
     )
     rows: list[list[Any]] = []
     workflows: set[str] = set()
-    for task_id, workflow_id, sort_ts, worker_name, detail in found:
-        raw = load_record(task_id, detail)
+    for workflow_id, sort_ts, worker_name, *task_ids, detail in found:
+        raw = load_record(task_ids, detail)
         extra = raw.pop("_extra", {})
         record = lose(TaskRecord.from_dict(raw), f"worker {worker_name} went offline", gone[worker_name])
-        rows.append(task_row(record, [], workflow_id, sort_ts, now, extra=extra, log=stored_log(task_id, detail)))
+        rows.append(
+            task_row(record, [], workflow_id, sort_ts, now, extra=extra, log=stored_log(task_ids, detail))
+        )
         workflows.add(workflow_id)
     write_tasks(w, rows)
     for part in chunks(sorted(workflows)):

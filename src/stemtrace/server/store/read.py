@@ -31,7 +31,7 @@ from stemtrace.server.store.body import load_events, load_record
 from stemtrace.server.store.codec import marks
 from stemtrace.server.store.db import Dialect
 from stemtrace.server.store.summary import structural_records
-from stemtrace.server.store.task_row import ROOT
+from stemtrace.server.store.task_row import IDS, ROOT
 
 # Each select names the fields of the row it fills, in their order: ``TaskRow(*row)`` then
 # matches by construction.
@@ -132,9 +132,10 @@ class Reader:
         if not found:
             return self._planned_task(task_id)
         row = TaskRow(*found[0][:-1])
-        detail = load_record(task_id, found[0][-1])
+        ids = (row.id, row.root_id, row.parent_id, row.group_id)
+        detail = load_record(ids, found[0][-1])
         extra = detail.pop("_extra", {}) or {}
-        events = load_events(task_id, found[0][-1])
+        events = load_events(ids, found[0][-1])
         found_children = self.q(
             "SELECT id, name, state FROM tasks WHERE parent_id = ? ORDER BY sort_ts, id", [task_id]
         )
@@ -245,8 +246,8 @@ class Reader:
 
     def workflow_records(self, workflow_id: str) -> list[TaskRecord]:
         out = []
-        for task_id, detail in self.q("SELECT id, detail FROM tasks WHERE workflow_id = ?", [workflow_id]):
-            raw = load_record(task_id, detail)
+        for *ids, detail in self.q(f"SELECT {IDS}, detail FROM tasks WHERE workflow_id = ?", [workflow_id]):
+            raw = load_record(ids, detail)
             raw.pop("_extra", None)
             out.append(TaskRecord.from_dict(raw))
         return out

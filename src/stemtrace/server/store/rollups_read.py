@@ -16,6 +16,7 @@ from stemtrace.server.store.body import load_record
 from stemtrace.server.store.codec import NOT_PLUMBING, chunks, marks
 from stemtrace.server.store.read import Reader, time_range
 from stemtrace.server.store.rollups import BOUNDS, FAILED_GROUP_STATES, HOUR, NB, VALUE_COLUMNS
+from stemtrace.server.store.task_row import IDS
 
 
 def _hours(where: list[str], params: list[Any], since: float | None, until: float | None) -> None:
@@ -110,8 +111,10 @@ def failures(
     messages: dict[str, Any] = {}
     ids = sorted({g[2] for _, g in ranked if g[2]})
     for part in chunks(ids):
-        for tid, detail in r.q(f"SELECT id, detail FROM tasks WHERE id IN ({marks(len(part))})", part):
-            messages[tid] = load_record(tid, detail).get("exception")
+        for *task_ids, detail in r.q(
+            f"SELECT {IDS}, detail FROM tasks WHERE id IN ({marks(len(part))})", part
+        ):
+            messages[task_ids[0]] = load_record(task_ids, detail).get("exception")
     out = []
     for (gname, etype), (count, last, sample, _ts) in ranked:
         message = messages.get(sample) if sample else None

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,11 +155,11 @@ def _number_words(value: str) -> str:
     return "" if math.isnan(number) else value
 
 
-def kwargs_match(task_id: str, detail: bytes, wanted: tuple[tuple[str, str], ...]) -> bool:
+def kwargs_match(ids: Sequence[Any], detail: bytes, wanted: tuple[tuple[str, str], ...]) -> bool:
     """Whether the stored task detail's kwargs hold every ``key=value``: the value equal to
     the string, or to the JSON value the string spells (``n=42``, ``flag=true``, ``s="x"``)."""
     try:
-        kwargs = load_record(task_id, detail).get("kwargs")
+        kwargs = load_record(ids, detail).get("kwargs")
     except ValueError:
         return False
     if not isinstance(kwargs, Mapping):

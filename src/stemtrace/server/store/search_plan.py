@@ -24,6 +24,12 @@ SPARSE_MAX = 4096
 RUNS_MAX = 64
 # Rows read per round while ``key=value`` is checked against the stored kwargs.
 VERIFY_CHUNK = 200
+# Where a row of ``TaskRow``'s fields holds the ids its ``detail`` is read with (``body.pack``).
+_IDS_AT = [tuple(TaskRow.__dataclass_fields__).index(f) for f in ("id", "root_id", "parent_id", "group_id")]
+
+
+def _ids(row: Sequence[Any]) -> list[Any]:
+    return [row[i] for i in _IDS_AT]
 
 
 class _Reader(Protocol):
@@ -157,7 +163,7 @@ def _windows(  # noqa: PLR0917
                 "ORDER BY sort_ts DESC, id DESC",
                 ids,
             )
-            out += [row[:-1] for row in rows if kwargs_match(row[0], row[-1], kwargs)] if kwargs else rows
+            out += [row[:-1] for row in rows if kwargs_match(_ids(row), row[-1], kwargs)] if kwargs else rows
         if len(keys) < size:
             break
         after = (float(keys[-1][1]), str(keys[-1][2]))
@@ -218,7 +224,7 @@ def _collect(  # noqa: PLR0917
         rows = r.q(f"{head}{clause} ORDER BY {order} LIMIT ?", [*cparams, chunk])
         if not kwargs:
             return rows
-        out += [row[:-1] for row in rows if kwargs_match(row[0], row[-1], kwargs)]
+        out += [row[:-1] for row in rows if kwargs_match(_ids(row), row[-1], kwargs)]
         if len(out) >= want or len(rows) < chunk:
             return out[:want]
         last = rows[-1]

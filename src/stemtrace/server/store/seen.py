@@ -18,6 +18,7 @@ from typing import Any
 
 from stemtrace.core.gaps import OVERFLOW, SeqRange, causes, gaps, merge, overdue
 from stemtrace.server.store.body import load_events
+from stemtrace.server.store.task_row import IDS
 from stemtrace.server.store.write import BatchWriter
 
 # inst, lo, hi, lo_at, hi_at, lo_ts, hi_ts, host, pid
@@ -197,7 +198,7 @@ def overlapping_workflow(conn_q: Any, start: float, end: float, workflow_id: str
     # The insts are in each task's event log: read only here, when there was a loss.
     insts = {
         e["src"]["inst"]
-        for tid, blob in conn_q("SELECT id, detail FROM tasks WHERE workflow_id = ?", [workflow_id])
-        for e in load_events(tid, blob)
+        for *ids, blob in conn_q(f"SELECT {IDS}, detail FROM tasks WHERE workflow_id = ?", [workflow_id])
+        for e in load_events(ids, blob)
     }
     return overlapping(conn_q, start, end, sorted(insts))

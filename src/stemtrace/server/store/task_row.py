@@ -268,7 +268,11 @@ def task_row(
                 "args_preview": text[:PREVIEW_MAX] or None,
                 "updated_at": record.updated_at,
                 "ingested_at": now,
-                "detail": pack(record.id, encode(detail), event_log(events) if log is None else log),
+                "detail": pack(
+                    (record.id, record.root_id, record.parent_id, record.group_id),
+                    encode(detail),
+                    event_log(events) if log is None else log,
+                ),
                 "graph": encode(graph_extra(record)),
                 "routing_key": record.routing_key,
                 "beat_entry": record.beat_entry,
@@ -289,6 +293,15 @@ def stored_root(task_id: str, root_id: str | None) -> str | None:
 
 # The task's ``root_id`` from its stored row (``stored_root``), for a select.
 ROOT = "NULLIF(COALESCE(root_id, id), '')"
+# The ids a task's ``detail`` is packed with (``body.pack``), for a select: what reading it needs.
+IDS = f"id, {ROOT}, parent_id, group_id"
+
+
+def stored_ids(row: Sequence[Any]) -> tuple[Any, ...]:
+    """The ids ``body`` reads a stored row's ``detail`` with, from the row (``TASK_COLUMNS``)."""
+    task_id, root = row[0], row[_ROOT]
+    return (task_id, task_id if root is None else root or None, row[_PARENT], row[_GROUP])
+
 
 # Values by column name, in ``TASK_TABLE``'s order; a name the table lacks raises at once.
 _in_table_order = itemgetter(*TASK_COLUMN_NAMES)
@@ -350,6 +363,7 @@ def compact_canvas(raw: Any) -> Any:
 
 _WORKFLOW, _INGESTED, _SOURCE = _POSITION["workflow_id"], _POSITION["ingested_at"], _POSITION["source"]
 DETAIL = _POSITION["detail"]  # a stored row's record and event log (``body``)
+_ROOT, _PARENT, _GROUP = _POSITION["root_id"], _POSITION["parent_id"], _POSITION["group_id"]
 WORKFLOW = _WORKFLOW
 
 

@@ -31,7 +31,15 @@ from stemtrace.server.store.codec import chunks, dumps, marks
 from stemtrace.server.store.db import Dialect
 from stemtrace.server.store.narrow import split_rows, stored_rows, write_changed
 from stemtrace.server.store.summary import roll_up
-from stemtrace.server.store.task_row import DETAIL, WORKFLOW, _final_row, stamp_source, task_row, write_tasks
+from stemtrace.server.store.task_row import (
+    DETAIL,
+    WORKFLOW,
+    _final_row,
+    stamp_source,
+    stored_ids,
+    task_row,
+    write_tasks,
+)
 
 
 @dataclass(slots=True)
@@ -332,7 +340,7 @@ class BatchWriter:
                 continue  # an id the batch only names (a parent, a canvas step)
             evs = by_task[tid]
             mine = {e.key for e in evs}
-            for raw in load_events(tid, old[DETAIL]):
+            for raw in load_events(stored_ids(old), old[DETAIL]):
                 src = raw["src"]
                 if (src["inst"], src["seq"]) in mine:
                     repeated += 1

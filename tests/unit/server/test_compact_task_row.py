@@ -6,14 +6,22 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit.server.test_write_encoding import fixture_events
 
 from stemtrace.core.canvas import parse_canvas
+from stemtrace.core.events import Event, decode_event
 from stemtrace.server.store.body import event_log, load_events, load_record, pack
 from stemtrace.server.store.task_row import ROOT, compact_canvas, stored_root
+
+FIXTURES = sorted((Path(__file__).parents[2] / "golden" / "fixtures").glob("*.json"))
+
+
+def fixture_events() -> list[Event]:
+    return [decode_event(raw) for path in FIXTURES for raw in json.loads(path.read_text())]
+
 
 _TASK = {"type": "task", "id": "a", "name": "t.add", "group_id": "g", "group_index": 0}
 CANVASES: list[Any] = [

@@ -14,7 +14,8 @@ import pytest
 from stemtrace.core.canvas import parse_canvas
 from stemtrace.core.events import Event, decode_event
 from stemtrace.server.store.body import event_log, load_events, load_record, pack
-from stemtrace.server.store.task_row import ROOT, compact_canvas, stored_root
+from stemtrace.server.store.codec import dumps
+from stemtrace.server.store.task_row import ROOT, compact_graph, stored_root
 
 FIXTURES = sorted((Path(__file__).parents[2] / "golden" / "fixtures").glob("*.json"))
 
@@ -40,7 +41,12 @@ CANVASES: list[Any] = [
         "errbacks": [{"type": "task"}],
         "truncated": True,
     },
-    {"chain": [{"type": "task", "id": "", "name": ""}, {"type": "task", "kwargs": {}}]},
+    {
+        "chain": [
+            {"type": "task", "id": "", "name": "", "chord": None},
+            {"type": "task", "id": 'x,"chord":null', "name": 'n{"type":"task","id":'},  # in strings: kept
+        ]
+    },
 ]
 
 
@@ -53,12 +59,14 @@ def test_a_compact_canvas_parses_as_the_whole_one(source: str) -> None:
     canvases = CANVASES if source == "made" else _fixture_canvases()
     assert canvases
     for raw in canvases:
-        compact = compact_canvas(raw)
+        text = dumps([None, 0, 1, [raw]])
+        compact = json.loads(compact_graph(text))[3][0]
         assert parse_canvas(compact) == parse_canvas(raw), raw
-        assert len(json.dumps(compact)) <= len(json.dumps(raw))
-    kept = compact_canvas(CANVASES[2])
-    assert kept["errbacks"] == [{"type": "task"}]  # a bare task without id or name keeps its type
-    assert kept["chain"][0]["tasks"][0] == {"id": "a", "name": "t.add", "group_id": "g", "group_index": 0}
+        assert len(compact_graph(text)) <= len(text)
+    kept = json.loads(compact_graph(dumps([None, 0, 1, CANVASES[2:]])))[3]
+    assert kept[0]["errbacks"] == [{"type": "task"}]  # a bare task without id or name keeps its type
+    assert kept[0]["chain"][0]["tasks"][0] == {"id": "a", "name": "t.add", "group_id": "g", "group_index": 0}
+    assert kept[1]["chain"][1] == {"id": 'x,"chord":null', "name": 'n{"type":"task","id":'}
 
 
 @pytest.mark.parametrize(

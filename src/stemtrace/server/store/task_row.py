@@ -273,7 +273,7 @@ def task_row(
                     encode(detail),
                     event_log(events) if log is None else log,
                 ),
-                "graph": encode(graph_extra(record)),
+                "graph": compact_graph(encode(graph_extra(record))),
                 "routing_key": record.routing_key,
                 "beat_entry": record.beat_entry,
                 "eta": record.eta_at,
@@ -318,8 +318,8 @@ def _finite_runtimes(record: TaskRecord) -> bool:
 def graph_extra(record: TaskRecord) -> list[Any]:
     """What a workflow graph reads from a record beyond the task columns (see ``read.skeleton``).
 
-    Four items, ``[group_index, replaced_task_nesting, attempts, canvases]``, each canvas
-    without the keys that hold what an absent one means (``compact_canvas``); a task that ran
+    Four items, ``[group_index, replaced_task_nesting, attempts, canvases]`` (stored without
+    the keys that hold what an absent one means: ``compact_graph``); a task that ran
     more than once also gets a fifth, its attempts' spans, ``[number, state, worker,
     received_at, started_at, finished_at]`` each (a graph node of a task that ran once shows no
     spans). Nothing the graph does not read: the column is on every row, and its names and
@@ -330,7 +330,7 @@ def graph_extra(record: TaskRecord) -> list[Any]:
         record.group_index,
         record.replaced_task_nesting,
         len(attempts),
-        [compact_canvas(c) for c in record.canvases],
+        [dict(c) for c in record.canvases],
     ]
     if len(attempts) > 1:
         out.append(
@@ -342,23 +342,31 @@ def graph_extra(record: TaskRecord) -> list[Any]:
     return out
 
 
-def compact_canvas(raw: Any) -> Any:
-    """A canvas summary (or a signature in one) without what ``core.canvas`` reads as absent:
-    keys holding ``None``, ``False`` or an empty list or mapping, and a signature's
-    ``"type": "task"`` when it has an id or a name (``parse_sig`` takes such a bare one for a
-    task). The members of a chord header each carry its canvas: this halves it."""
-    if isinstance(raw, list):
-        return [compact_canvas(item) for item in raw]
-    if not isinstance(raw, Mapping):
-        return raw
-    out = {
-        k: compact_canvas(v)
-        for k, v in raw.items()
-        if v is not None and v is not False and not (isinstance(v, (list, Mapping)) and not v)
-    }
-    if out.get("type") == "task" and ("id" in out or "name" in out):
-        del out["type"]
-    return out
+# What ``core.canvas`` reads as absent, as the compact JSON of a canvas spells it: a key holding
+# ``None``, ``False`` or an empty list after another key, and a task signature's type before its
+# id (``parse_sig`` takes a bare ``{"id", "name"}`` for a task). Inside a JSON string every quote
+# is escaped, so ``,"`` and ``{"`` only occur where a key begins: these match keys alone.
+_ABSENT = (
+    (',"chord":null', ""),
+    (',"callbacks":[]', ""),
+    (',"errbacks":[]', ""),
+    (',"truncated":false', ""),
+    (',"group_index":null', ""),
+    (',"tasks":[]', ""),
+    (',"body":null', ""),
+    ('{"type":"task","id":', '{"id":'),
+)
+
+
+def compact_graph(text: str) -> str:
+    """The ``graph`` column's JSON without what its canvases hold as absent (``_ABSENT``): the
+    members of a chord header each carry its canvas, and this halves it. Text replacements,
+    not a walk of the canvas: ~1 us a task instead of ~10."""
+    if "{" not in text:
+        return text  # no canvas: most tasks
+    for absent, kept in _ABSENT:
+        text = text.replace(absent, kept)
+    return text
 
 
 _WORKFLOW, _INGESTED, _SOURCE = _POSITION["workflow_id"], _POSITION["ingested_at"], _POSITION["source"]

@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from stemtrace.server.store.body import load_events
+from stemtrace.server.store.task_row import IDS
 
 
 def event_keys(conn: Any) -> list[tuple[str, int]]:
     """The ``(inst, seq)`` of every stored event, one per event kept (duplicates included)."""
     return [
         (e["src"]["inst"], int(e["src"]["seq"]))
-        for task_id, detail in conn.execute("SELECT id, detail FROM tasks").fetchall()
-        for e in load_events(task_id, bytes(detail))
+        for *ids, detail in conn.execute(f"SELECT {IDS}, detail FROM tasks").fetchall()
+        for e in load_events(ids, bytes(detail))
     ]

@@ -36,6 +36,8 @@ Ids = Sequence[Any]  # (id, root_id, parent_id, group_id) of the task, as ``task
 
 
 def _tokens(ids: Ids) -> list[tuple[bytes, bytes]]:
+    if isinstance(ids, str):  # one id where the four are due: its letters would be read as ids
+        raise TypeError("a task's ids are (id, root_id, parent_id, group_id), not one string")
     return [
         (value.encode("utf-8", "surrogatepass"), bytes((n,)))
         for n, value in enumerate(ids, 1)

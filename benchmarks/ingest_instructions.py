@@ -21,7 +21,9 @@ Compare two source trees (a copy with one fast path switched to its reference pa
     python benchmarks/ingest_instructions.py                       # this tree's src/
     python benchmarks/ingest_instructions.py --src /tmp/variant/src
 
-One run of each takes a few minutes (valgrind is some fifty times slower).
+One run of each takes a few minutes (valgrind is some fifty times slower). ``--recording`` takes
+another recording (``benchmarks/record.py``) and ``--batch`` the events per batch; the default is
+the committed sample, which has the recorded backlog (a task's later events in a later batch).
 """
 
 from __future__ import annotations
@@ -40,13 +42,13 @@ RECORDING = HERE / "recordings" / "sample-1500.jsonl.gz"
 BATCH = 5000
 
 
-def _child(mode: str, copies: int) -> None:
+def _child(mode: str, copies: int, recording: str, batch: int) -> None:
     """What runs under valgrind: relabel ``copies`` of the recording, then (``ingest``) ingest them."""
     from replay import Relabel, first_ns, load
     from stemtrace.server.jsonfast import decode_payload
     from stemtrace.server.store import open_store
 
-    _, payloads = load(str(RECORDING))
+    _, payloads = load(recording)
     base, now = first_ns(payloads), time.time_ns()
     relabelled = []
     for copy in range(copies):
@@ -58,14 +60,14 @@ def _child(mode: str, copies: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(f"sqlite:///{tmp}/store.db")
         start = now / 1e9
-        for i in range(0, len(events), BATCH):
-            chunk = events[i : i + BATCH]
+        for i in range(0, len(events), batch):
+            chunk = events[i : i + batch]
             store.apply_begin(chunk, {}, start + i / 50_000, prepared=store.prepare(chunk)).result()
         store.close()
     print(len(events), file=sys.stderr)
 
 
-def _instructions(src: Path, mode: str, copies: int) -> tuple[int, int]:
+def _instructions(src: Path, mode: str, copies: int, recording: str, batch: int) -> tuple[int, int]:
     """(instructions, events) of one run of ``mode`` under callgrind."""
     with tempfile.TemporaryDirectory() as out:
         path = os.pathsep.join([str(src), str(ROOT), str(HERE)])
@@ -82,6 +84,10 @@ def _instructions(src: Path, mode: str, copies: int) -> tuple[int, int]:
                 mode,
                 "--copies",
                 str(copies),
+                "--recording",
+                recording,
+                "--batch",
+                str(batch),
             ],
             env=env,
             capture_output=True,
@@ -103,13 +109,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
     parser.add_argument("--src", type=Path, default=ROOT / "src", help="the source tree to measure")
     parser.add_argument("--copies", type=int, default=2, help="relabelled copies of the recording")
+    parser.add_argument("--recording", default=str(RECORDING), help="a recording (benchmarks/record.py)")
+    parser.add_argument("--batch", type=int, default=BATCH, help="events per batch (the server's default)")
     parser.add_argument("--child", choices=["relabel", "ingest"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.child, args.copies)
+        _child(args.child, args.copies, args.recording, args.batch)
         return
-    baseline, _ = _instructions(args.src, "relabel", args.copies)
-    total, events = _instructions(args.src, "ingest", args.copies)
+    baseline, _ = _instructions(args.src, "relabel", args.copies, args.recording, args.batch)
+    total, events = _instructions(args.src, "ingest", args.copies, args.recording, args.batch)
     ingest = total - baseline
     print(f"src {args.src}: {events} events, {ingest:,} instructions ({ingest / events:,.0f} per event)")
 

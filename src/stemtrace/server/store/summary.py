@@ -31,6 +31,7 @@ from stemtrace.core.rollup import Summary, is_scheduled, scheduled_for, summariz
 from stemtrace.core.shape import GroupShape, chain_steps, shape_name
 from stemtrace.core.states import FINAL_STATES, TaskState, WorkflowState
 from stemtrace.core.workflow import Structure, needs_structure, structure, structure_ids
+from stemtrace.server.jsonfast import fast_dumps
 from stemtrace.server.store.codec import NOT_PLUMBING, chunks, marks
 from stemtrace.server.store.workflow_root import find_root, find_roots, parts
 
@@ -209,6 +210,7 @@ def structural_records(w: Db, part: Sequence[str]) -> dict[str, list[GraphRecord
         f"AND (graph LIKE ? OR NOT {NOT_PLUMBING})",
         [*part, "%{%"],
     ):
+        wf = row[-1]
         record = _record(row)
         if not needs_structure(record):
             continue
@@ -216,17 +218,17 @@ def structural_records(w: Db, part: Sequence[str]) -> dict[str, list[GraphRecord
             # The members of a big chord header all carry the same canvas: one of them says
             # every planned step and designed edge the others say. Only a member that stops
             # (or succeeds before an error callback) adds something of its own.
-            key = json.dumps(list(record.canvases), separators=(",", ":"), default=repr)
-            kept = seen.get((row[-1], key))
+            key = _canvas_key(record)
+            kept = seen.get((wf, key))
             if kept is not None and '"errbacks":[{' not in key:
                 # The one that finished last stays: it names a callback never sent
                 # (``core.planning.settle_never_sent``), as the full graph does.
-                found = out[row[-1]]
+                found = out[wf]
                 if _last_finished(record) > _last_finished(found[kept]):
                     found[kept] = record
                 continue
-            seen[(row[-1], key)] = len(out.get(row[-1], ()))
-        out.setdefault(row[-1], []).append(record)
+            seen[(wf, key)] = len(out.get(wf, ()))
+        out.setdefault(wf, []).append(record)
     for wf, found in out.items():
         have = {r.id for r in found}
         wanted = sorted({i for r in found for i in structure_ids(r)} - have)
@@ -253,6 +255,12 @@ def _last_finished(record: GraphRecord) -> tuple[float, bool, float, str]:
     then send order."""
     stamp = record.sent_at if record.sent_at is not None else record.started_at
     return (record.finished_at or 0.0, stamp is None, stamp or 0.0, record.id)
+
+
+def _canvas_key(record: GraphRecord) -> str:
+    """The canvases' text, equal for equal canvases (orjson's, ``json``'s when it cannot)."""
+    canvases = list(record.canvases)
+    return fast_dumps(canvases) or json.dumps(canvases, separators=(",", ":"), default=repr)
 
 
 def _decides(state: TaskState) -> bool:

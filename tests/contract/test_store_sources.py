@@ -90,3 +90,20 @@ def test_a_single_unlabelled_source_reads_as_before(store: SqlStore) -> None:
     assert store.get_task("t1").row.source == "orders"  # type: ignore[union-attr]
     assert store.task_names("orders") == [("proj.add", 1)] and store.task_names("") == [("proj.add", 1)]
     assert store.get_workflow("t1").source == "orders"  # type: ignore[union-attr]
+
+
+def test_stale_tasks_of_a_backlog_are_the_first_sent_and_bounded(store: SqlStore) -> None:
+    """A queue backlog: 40 tasks waiting, the 30 oldest unchanged for long; one of the oldest was
+    received since. The read returns the first ``limit`` stale ones in the order they were sent,
+    per state, and never one that changed since ``older_than``."""
+    f = EventFactory()
+    store.apply([f.event("task.published", f"q{i:02d}", "shop.ship", float(i)) for i in range(40)], {}, NOW)
+    store.apply([f.event("task.received", "q00", "shop.ship", 100.0)], {}, NOW + 1)
+    older_than = f.t0 + 30
+    pending = store.stale_tasks([TaskState.PENDING], older_than, 10)
+    assert [r.id for r in pending] == [f"q{i:02d}" for i in range(1, 11)]
+    assert [r.id for r in store.stale_tasks([TaskState.RECEIVED], older_than, 10)] == []
+    both = store.stale_tasks([TaskState.PENDING, TaskState.RECEIVED], f.t0 + 101, 3)
+    assert [(r.id, r.state) for r in both] == [
+        ("q01", "PENDING"), ("q02", "PENDING"), ("q03", "PENDING"), ("q00", "RECEIVED"),
+    ]  # fmt: skip

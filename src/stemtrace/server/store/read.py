@@ -198,13 +198,19 @@ class Reader:
     def stale_tasks(
         self, states: list[TaskState], older_than: float, limit: int, source: str | None = None
     ) -> list[TaskRow]:
+        """Per state, up to ``limit`` tasks unchanged since ``older_than``, first sent first: a range
+        of the (state, sort_ts) index that stops at ``limit``. By ``updated_at``, the engine read
+        and sorted every task in the state, and a backlog is when the attention view is opened."""
         scoped = " AND source = ?" if source is not None else ""
-        rows = self.q(
-            f"SELECT {ROW_COLUMNS} FROM tasks WHERE state IN ({marks(len(states))}) AND updated_at < ?"
-            f"{scoped} ORDER BY updated_at LIMIT ?",
-            [*(s.value for s in states), older_than, *([source] if source is not None else []), limit],
-        )
-        return [TaskRow(*r) for r in rows]
+        out: list[TaskRow] = []
+        for state in states:
+            rows = self.q(
+                f"SELECT {ROW_COLUMNS} FROM tasks WHERE state = ? AND updated_at < ?{scoped} "
+                "ORDER BY sort_ts LIMIT ?",
+                [state.value, older_than, *([source] if source is not None else []), limit],
+            )
+            out.extend(TaskRow(*r) for r in rows)
+        return out
 
     def changes_since(self, after: float) -> tuple[Changes, float]:
         """What was written after ``after`` (``ingested_at``), and the latest such time: the live

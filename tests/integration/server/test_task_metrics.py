@@ -75,13 +75,17 @@ def test_metrics_count_what_the_worker_ran(tmp_path: Path, redis_url: str) -> No
                     for field in ("sent", "received", "started"):
                         assert value(s, f"celery_task_{field}_total", name=name) == n, (field, name)
                 assert value(s, "celery_task_failed_total", name="t.add") == 0
-                [(_, fail_labels)] = [
-                    k
+                # A failure counts under the queue known when it failed: the child's task.failed
+                # can reach the stream before the main process's task.received and this process's
+                # task.published (three publishers), so a failure may count under no queue yet;
+                # a counter never moves a count it has given (store/rollups.py).
+                fail_labels = [
+                    dict(k[1])
                     for k, v in s.items()
                     if k[0] == "celery_task_failed_total" and v and ("name", "t.fail") in k[1]
                 ]
-                assert dict(fail_labels)["exception"].endswith("ValueError")
-                assert dict(fail_labels)["queue_name"] == settings.queue
+                assert fail_labels and all(ls["exception"].endswith("ValueError") for ls in fail_labels)
+                assert {ls["queue_name"] for ls in fail_labels} <= {settings.queue, ""}, fail_labels
                 assert value(s, "celery_task_retried_total", name="t.flaky") == 1
                 assert value(s, "celery_task_retried_total", name="t.add") == 0
                 # The histograms: 0.3 s of sleep lands above 0.25 s and within 0.5 s.
